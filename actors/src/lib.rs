@@ -1,0 +1,11 @@
+//! `orca-actors`: orca's domain — specs, the journal, supervision and the
+//! actors (see docs/architecture.md).
+//!
+//! `spec`, `model` and `journal::event` import neither ractor nor tokio; the
+//! actors see traits (host adapters, alert sinks, the journal handle), never
+//! clap, axum or tables.
+
+pub mod journal;
+pub mod model;
+pub mod spec;
+pub mod workspace;

@@ -1,0 +1,296 @@
+//! `.orca/config.toml`: the agent runtime template, secrets passed only to
+//! runtime processes, run defaults and journal settings.
+
+use serde::{Deserialize, Serialize};
+
+use super::diag::Diagnostic;
+use super::parse::{Diags, FromSpec};
+use super::source::{join_index, join_key, Document, Format};
+use super::types::{Extra, Seconds};
+use super::validate::is_valid_env_name;
+use crate::from_spec;
+
+/// The placeholders a runtime command template may use.
+pub const PLACEHOLDERS: &[&str] = &["{prompt}", "{prompt_file}", "{attempt_dir}", "{task_id}"];
+
+/// Prompts longer than this must go through `{prompt_file}`, never argv.
+pub const MAX_INLINE_PROMPT_BYTES: usize = 4096;
+
+/// How to configure the runtime, for messages.
+pub const RUNTIME_HINT: &str = "add a [runtime] command to .orca/config.toml, e.g. \
+command = [\"codewhale\", \"exec\", \"--auto\", \"--output-format\", \"stream-json\", \"{prompt}\"], \
+or give the task a `command`";
+
+/// The whole config file. Every section is optional.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct OrcaConfig {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub runtime: Option<RuntimeConfig>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run: Option<RunDefaults>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub journal: Option<JournalConfig>,
+    #[serde(flatten)]
+    pub extra: Extra,
+}
+
+/// The agent runtime that runs tasks which only have instructions.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct RuntimeConfig {
+    /// argv template; placeholders `{prompt}`, `{prompt_file}`,
+    /// `{attempt_dir}`, `{task_id}`.
+    #[serde(default)]
+    pub command: Vec<String>,
+    /// Names of env vars (provider API keys) passed only to runtime
+    /// processes; their values are never journaled, logged or shown.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub secret_env: Vec<String>,
+    #[serde(flatten)]
+    pub extra: Extra,
+}
+
+/// Defaults for runs in this workspace.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct RunDefaults {
+    /// Concurrent attempts (default: the number of CPUs).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_workers: Option<u32>,
+    /// SIGTERM → SIGKILL grace (default 5 s).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub grace_seconds: Option<Seconds>,
+    /// Cap per attempt log file (default 8 MiB).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub log_cap_bytes: Option<u64>,
+    /// Cap per artifact file (default 64 MiB).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub artifact_cap_bytes: Option<u64>,
+    #[serde(flatten)]
+    pub extra: Extra,
+}
+
+/// When the journal syncs.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SyncMode {
+    /// Every append is durable before it is acknowledged (group commit).
+    #[default]
+    Always,
+    /// Never fsync (tests and benches only).
+    Never,
+}
+
+/// Journal settings.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct JournalConfig {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sync: Option<SyncMode>,
+    /// Segment roll-over size (default 64 MiB).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub segment_bytes: Option<u64>,
+    /// Snapshot a projection every N events (default 10,000).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub snapshot_every: Option<u64>,
+    /// Segments `orca journal compact` keeps besides those the snapshot
+    /// needs (default 2).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub keep_segments: Option<u32>,
+    #[serde(flatten)]
+    pub extra: Extra,
+}
+
+from_spec!(OrcaConfig {
+    runtime: nested,
+    run: nested,
+    journal: nested,
+});
+
+from_spec!(RuntimeConfig {
+    command: leaf,
+    secret_env: leaf,
+});
+
+from_spec!(RunDefaults {
+    max_workers: leaf,
+    grace_seconds: leaf,
+    log_cap_bytes: leaf,
+    artifact_cap_bytes: leaf,
+});
+
+from_spec!(JournalConfig {
+    sync: leaf,
+    segment_bytes: leaf,
+    snapshot_every: leaf,
+    keep_segments: leaf,
+});
+
+impl OrcaConfig {
+    /// The configured runtime, if it has a command.
+    pub fn runtime(&self) -> Option<&RuntimeConfig> {
+        self.runtime.as_ref().filter(|r| !r.command.is_empty())
+    }
+
+    /// Parses a config file's text; warnings (unknown fields) come back with
+    /// the config; errors fail.
+    pub fn parse(text: &str) -> Result<(OrcaConfig, Vec<Diagnostic>), Vec<Diagnostic>> {
+        let doc = Document::parse(text, Format::Toml).map_err(|d| vec![d])?;
+        let mut diags = Diags::default();
+        let config = OrcaConfig::from_spec(doc.value.clone(), "", &mut diags).unwrap_or_default();
+        config.check(&mut diags);
+        let located: Vec<Diagnostic> = diags
+            .items
+            .into_iter()
+            .map(|(mut d, at_key)| {
+                if let Some((l, c)) = doc.locate(&d.path, at_key) {
+                    d = d.at(l, c);
+                }
+                d
+            })
+            .collect();
+        if located.iter().any(Diagnostic::is_error) {
+            Err(located)
+        } else {
+            Ok((config, located))
+        }
+    }
+
+    /// Loads `.orca/config.toml`; a missing file is the default config.
+    pub fn load(path: &std::path::Path) -> Result<(OrcaConfig, Vec<Diagnostic>), Vec<Diagnostic>> {
+        match std::fs::read_to_string(path) {
+            Ok(text) => Self::parse(&text),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                Ok((OrcaConfig::default(), vec![]))
+            }
+            Err(e) => Err(vec![Diagnostic::error("", format!("cannot read: {e}"))]),
+        }
+    }
+
+    fn check(&self, diags: &mut Diags) {
+        if let Some(rt) = &self.runtime {
+            if rt.command.is_empty() {
+                diags.push(
+                    Diagnostic::error("runtime.command", "must not be empty")
+                        .with_hint(RUNTIME_HINT),
+                );
+            }
+            for (i, arg) in rt.command.iter().enumerate() {
+                for p in placeholders_in(arg) {
+                    if !PLACEHOLDERS.contains(&p) {
+                        diags.push(
+                            Diagnostic::error(
+                                join_index("runtime.command", i),
+                                format!("unknown placeholder `{p}`"),
+                            )
+                            .with_hint(format!("placeholders: {}", PLACEHOLDERS.join(", "))),
+                        );
+                    }
+                }
+            }
+            for (i, name) in rt.secret_env.iter().enumerate() {
+                if !is_valid_env_name(name) {
+                    diags.error(
+                        join_index("runtime.secret_env", i),
+                        format!(
+                            "`{name}` is not an environment variable name ([A-Za-z_][A-Za-z0-9_]*)"
+                        ),
+                    );
+                }
+            }
+        }
+        if let Some(run) = &self.run {
+            if run.max_workers == Some(0) {
+                diags.error(join_key("run", "max_workers"), "must be at least 1");
+            }
+        }
+        if let Some(j) = &self.journal {
+            if matches!(j.segment_bytes, Some(n) if n < 4096) {
+                diags.error("journal.segment_bytes", "must be at least 4096");
+            }
+            if j.snapshot_every == Some(0) {
+                diags.error("journal.snapshot_every", "must be at least 1");
+            }
+        }
+    }
+}
+
+/// The `{name}` placeholders in an argument (`name` of `[a-z_]`; other
+/// braces, such as inline JSON, are left alone).
+pub fn placeholders_in(arg: &str) -> Vec<&str> {
+    let mut out = Vec::new();
+    let mut rest = arg;
+    while let Some(start) = rest.find('{') {
+        let after = &rest[start + 1..];
+        let len = after
+            .find(|c: char| !(c.is_ascii_lowercase() || c == '_'))
+            .unwrap_or(after.len());
+        if len > 0 && after[len..].starts_with('}') {
+            out.push(&rest[start..start + len + 2]);
+            rest = &after[len + 1..];
+        } else {
+            rest = after;
+        }
+    }
+    out
+}
+
+/// The commented config `orca init` writes.
+pub const DEFAULT_CONFIG_TOML: &str = r#"# orca workspace configuration. Every section is optional.
+# Reference: docs/spec.md ("Workspace config").
+
+# The agent runtime runs tasks that give `instructions` but no `command`.
+# Placeholders: {prompt}, {prompt_file}, {attempt_dir}, {task_id}.
+# A prompt longer than 4 KiB must go through {prompt_file}.
+# [runtime]
+# command = ["codewhale", "exec", "--auto", "--output-format", "stream-json", "{prompt}"]
+# Names (never values) of secrets passed only to runtime processes:
+# secret_env = ["DEEPSEEK_API_KEY"]
+
+[run]
+# Concurrent attempts (default: the number of CPUs; `--max-workers` overrides).
+# max_workers = 4
+# SIGTERM -> SIGKILL grace when stopping an attempt.
+grace_seconds = 5
+# Cap per attempt log file, kept while written (head + rolling tail).
+log_cap_bytes = 8388608
+
+[journal]
+# "always": every append is durable before it is acknowledged (group commit).
+sync = "always"
+# segment_bytes = 67108864
+# snapshot_every = 10000
+"#;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_config_parses_clean() {
+        let (cfg, warnings) = OrcaConfig::parse(DEFAULT_CONFIG_TOML).unwrap();
+        assert!(warnings.is_empty(), "{warnings:?}");
+        assert!(cfg.runtime().is_none());
+        assert_eq!(cfg.journal.unwrap().sync, Some(SyncMode::Always));
+    }
+
+    #[test]
+    fn bad_placeholder_and_unknown_field() {
+        let errs =
+            OrcaConfig::parse("[runtime]\ncommand = [\"cw\", \"{promt}\"]\nsecret_evn = [\"X\"]\n")
+                .unwrap_err();
+        let e = errs.iter().find(|d| d.is_error()).unwrap();
+        assert_eq!(e.path, "runtime.command[1]");
+        assert_eq!((e.line, e.column), (Some(2), Some(18)));
+        let w = errs.iter().find(|d| !d.is_error()).unwrap();
+        assert_eq!(w.path, "runtime.secret_evn");
+        assert_eq!(w.hint.as_deref(), Some("did you mean `secret_env`?"));
+    }
+
+    #[test]
+    fn placeholders_found() {
+        assert_eq!(
+            placeholders_in("--p={prompt}x{task_id}"),
+            ["{prompt}", "{task_id}"]
+        );
+        assert!(placeholders_in("{unclosed").is_empty());
+        assert!(placeholders_in(r#"{"a": 1}"#).is_empty());
+    }
+}

@@ -1,0 +1,589 @@
+//! Semantic validation of a parsed spec: every rule, every finding
+//! collected, each naming its field path (in run shape: `tasks[3].…`; the
+//! loader maps paths to the document's own shape and adds line:column).
+
+use std::collections::{HashMap, HashSet};
+use std::path::Path;
+
+use super::config::{RuntimeConfig, RUNTIME_HINT};
+use super::diag::Diagnostic;
+use super::paths::{self, PathError};
+use super::source::{join_index, join_key};
+use super::types::*;
+use crate::model::{is_valid_id, FailureClass, ID_RULE};
+
+/// Words that make an env var name secret-like (any case).
+pub const SECRET_WORDS: &[&str] = &[
+    "TOKEN",
+    "SECRET",
+    "PASSWORD",
+    "PASSWD",
+    "API_KEY",
+    "CREDENTIAL",
+    "PRIVATE_KEY",
+];
+
+/// Whether an env var name looks like it holds a secret.
+pub fn is_secret_like(name: &str) -> bool {
+    let upper = name.to_ascii_uppercase();
+    SECRET_WORDS.iter().any(|w| upper.contains(w))
+}
+
+/// `[A-Za-z_][A-Za-z0-9_]*`
+pub fn is_valid_env_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+/// What validation needs to know besides the spec.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct ValidateContext<'a> {
+    /// The workspace root (absolute paths inside it are accepted).
+    pub workspace_root: Option<&'a Path>,
+    /// The configured agent runtime, if any.
+    pub runtime: Option<&'a RuntimeConfig>,
+}
+
+/// Validates `spec`; returns every error and warning.
+pub fn validate(spec: &RunSpec, ctx: &ValidateContext<'_>) -> Vec<Diagnostic> {
+    let mut v = Validator {
+        ctx,
+        out: Vec::new(),
+    };
+    v.run(spec);
+    v.out
+}
+
+struct Validator<'a> {
+    ctx: &'a ValidateContext<'a>,
+    out: Vec<Diagnostic>,
+}
+
+impl Validator<'_> {
+    fn error(&mut self, path: impl Into<String>, msg: impl Into<String>) -> &mut Diagnostic {
+        self.out.push(Diagnostic::error(path, msg));
+        self.out.last_mut().expect("just pushed")
+    }
+
+    fn warn(&mut self, path: impl Into<String>, msg: impl Into<String>) -> &mut Diagnostic {
+        self.out.push(Diagnostic::warning(path, msg));
+        self.out.last_mut().expect("just pushed")
+    }
+
+    fn name(&mut self, path: String, name: Option<&str>) {
+        if let Some(n) = name {
+            if n.chars().any(char::is_control) {
+                self.error(
+                    path,
+                    "must not contain control characters (newlines, tabs, escapes)",
+                );
+            }
+        }
+    }
+
+    fn positive(&mut self, path: String, s: Option<Seconds>) {
+        if let Some(s) = s {
+            if s.get() <= 0.0 {
+                self.error(path, "must be greater than 0");
+            }
+        }
+    }
+
+    fn run(&mut self, spec: &RunSpec) {
+        self.name("name".into(), spec.name.as_deref());
+        if spec.tasks.is_empty() {
+            self.error("tasks", "a run needs at least one task");
+        }
+        if spec.max_workers == Some(0) {
+            self.error("max_workers", "must be at least 1");
+        }
+        if let Some(d) = spec.max_spawn_depth {
+            if d > MAX_SPAWN_DEPTH {
+                self.warn(
+                    "max_spawn_depth",
+                    format!("{d} is above the ceiling; clamped to {MAX_SPAWN_DEPTH}"),
+                );
+            }
+        }
+        if let Some(sup) = &spec.supervision {
+            self.positive("supervision.within_seconds".into(), sup.within_seconds);
+        }
+        self.positive("stale_after_seconds".into(), spec.stale_after_seconds);
+        if let Some(alerts) = &spec.alerts {
+            self.alerts(alerts);
+        }
+
+        let mut seen: HashMap<&str, usize> = HashMap::new();
+        for (i, w) in spec.workers.iter().enumerate() {
+            let path = join_index("workers", i);
+            self.id(&join_key(&path, "id"), &w.id, "worker", &mut seen, i);
+            self.worker(spec, &path, w);
+        }
+        let mut seen: HashMap<&str, usize> = HashMap::new();
+        for (i, t) in spec.tasks.iter().enumerate() {
+            let path = join_index("tasks", i);
+            self.id(&join_key(&path, "id"), &t.id, "task", &mut seen, i);
+            self.task(spec, &path, t);
+        }
+    }
+
+    fn id<'s>(
+        &mut self,
+        path: &str,
+        id: &'s str,
+        what: &str,
+        seen: &mut HashMap<&'s str, usize>,
+        index: usize,
+    ) {
+        if id.is_empty() {
+            // A missing id is reported by the parser.
+            return;
+        }
+        if !is_valid_id(id) {
+            self.error(path, format!("invalid {what} id {id:?}: {ID_RULE}"));
+        }
+        if let Some(first) = seen.insert(id, index) {
+            seen.insert(id, first);
+            self.error(
+                path,
+                format!("duplicate {what} id {id:?} (first used by {what}s[{first}])"),
+            );
+        }
+    }
+
+    fn env_names(&mut self, path: &str, names: &[String]) {
+        for (i, name) in names.iter().enumerate() {
+            let p = join_index(path, i);
+            if !is_valid_env_name(name) {
+                self.error(
+                    p,
+                    format!(
+                        "`{name}` is not an environment variable name ([A-Za-z_][A-Za-z0-9_]*)"
+                    ),
+                );
+            } else if is_secret_like(name) {
+                self.error(
+                    p,
+                    format!(
+                        "`{name}` looks like a secret; secret-like names ({}) are refused in env allowlists",
+                        SECRET_WORDS.join(", ")
+                    ),
+                )
+                .hint = Some(
+                    "pass provider keys to agent runtimes with [runtime] secret_env in .orca/config.toml"
+                        .into(),
+                );
+            }
+        }
+    }
+
+    fn path(&mut self, field: String, task_root: Option<&str>, p: &str) {
+        match paths::resolve_lexically(self.ctx.workspace_root, task_root, None, p) {
+            Ok(_) => {}
+            Err(e @ PathError::Escapes(_)) => {
+                self.error(field, e.to_string()).hint = Some(
+                    "paths resolve against the task's working directory inside the workspace; \
+                     use $ORCA_ATTEMPT_DIR/… for the attempt directory"
+                        .into(),
+                );
+            }
+            Err(e) => {
+                self.error(field, e.to_string());
+            }
+        }
+    }
+
+    fn task(&mut self, spec: &RunSpec, path: &str, t: &TaskSpec) {
+        self.name(join_key(path, "name"), t.name.as_deref());
+        let task_root = t.workspace_root();
+
+        match (&t.command, &t.instructions) {
+            (None, None) => {
+                self.error(
+                    path,
+                    "a task needs `command` (a plain process) or `instructions` (for the agent runtime)",
+                );
+            }
+            (Some(CommandSpec::Argv(argv)), _) if argv.is_empty() || argv[0].is_empty() => {
+                self.error(join_key(path, "command"), "the argv must name a program");
+            }
+            (Some(CommandSpec::Shell(s)), _) if s.trim().is_empty() => {
+                self.error(join_key(path, "command"), "the shell command is empty");
+            }
+            (None, Some(_)) if self.ctx.runtime.is_none() => {
+                self.warn(
+                    path,
+                    "this task has only instructions and no agent runtime is configured; \
+                     it will fail when it is about to run",
+                )
+                .hint = Some(RUNTIME_HINT.into());
+            }
+            _ => {}
+        }
+
+        if let Some(ws) = &t.workspace {
+            if let Some(root) = &ws.root {
+                if let Err(e) = paths::task_dir_relative(Some(root)) {
+                    self.error(join_key(path, "workspace.root"), e.to_string());
+                }
+            }
+            for (i, f) in ws.required_files.iter().enumerate() {
+                self.path(
+                    join_index(&join_key(path, "workspace.required_files"), i),
+                    task_root,
+                    f,
+                );
+            }
+            for (i, f) in ws.writable_paths.iter().enumerate() {
+                self.path(
+                    join_index(&join_key(path, "workspace.writable_paths"), i),
+                    task_root,
+                    f,
+                );
+            }
+            if let Some(env) = &ws.environment {
+                self.env_names(
+                    &join_key(path, "workspace.environment.required"),
+                    &env.required,
+                );
+                self.env_names(
+                    &join_key(path, "workspace.environment.allowlist"),
+                    &env.allowlist,
+                );
+            }
+        }
+        for (i, f) in t.input_files.iter().enumerate() {
+            self.path(join_index(&join_key(path, "input_files"), i), task_root, f);
+        }
+
+        self.positive(join_key(path, "timeout_seconds"), t.timeout_seconds);
+        self.positive(join_key(path, "stale_after_seconds"), t.stale_after_seconds);
+        if let Some(b) = &t.budget {
+            self.positive(join_key(path, "budget.max_seconds"), b.max_seconds);
+        }
+        if let Some(r) = &t.retry_policy {
+            self.retry(&join_key(path, "retry_policy"), r);
+        }
+        if let Some(s) = &t.scorer {
+            self.scorer(&join_key(path, "scorer"), task_root, s);
+        }
+        for (i, kind) in t.expected_artifacts.iter().enumerate() {
+            if kind.is_empty() || kind.contains('/') || kind.starts_with('.') {
+                self.error(
+                    join_index(&join_key(path, "expected_artifacts"), i),
+                    format!("artifact kind {kind:?} must be a plain name (it is matched against file names in artifacts/)"),
+                );
+            }
+        }
+        if let Some(p) = t.metadata.get("priority") {
+            if p.as_i64().is_none() {
+                self.error(
+                    join_key(path, "metadata.priority"),
+                    format!("must be an integer (lower runs first), found {p}"),
+                );
+            }
+        }
+        let caps = t.required_capabilities();
+        if !caps.is_empty()
+            && !spec.workers.is_empty()
+            && !spec.workers.iter().any(|w| w.can_take(t))
+        {
+            self.error(
+                join_key(path, "worker.capabilities"),
+                format!(
+                    "no declared worker has all of [{}]; the task could never run",
+                    caps.join(", ")
+                ),
+            );
+        }
+    }
+
+    fn retry(&mut self, path: &str, r: &RetryPolicy) {
+        if r.max_attempts == Some(0) {
+            self.error(
+                join_key(path, "max_attempts"),
+                "must be at least 1 (it counts the first attempt)",
+            );
+        }
+        if let Some(m) = r.backoff_multiplier {
+            if m.is_nan() || m < 1.0 || !m.is_finite() {
+                self.error(
+                    join_key(path, "backoff_multiplier"),
+                    format!("must be at least 1 (got {m}); delays must not shrink"),
+                );
+            }
+        }
+        let eff = EffectiveRetry::from(Some(r));
+        if eff.initial_backoff > eff.max_backoff {
+            let which = if r.initial_backoff_seconds.is_some() {
+                "initial_backoff_seconds"
+            } else {
+                "max_backoff_seconds"
+            };
+            self.error(
+                join_key(path, which),
+                format!(
+                    "initial_backoff_seconds ({}) is greater than max_backoff_seconds ({})",
+                    eff.initial_backoff.get(),
+                    eff.max_backoff.get()
+                ),
+            );
+        }
+        if let Some(on) = &r.retry_on {
+            if let Some(i) = on.iter().position(|c| *c == FailureClass::NeedsHuman) {
+                self.warn(
+                    join_index(&join_key(path, "retry_on"), i),
+                    "needs_human is never retried; listing it has no effect",
+                );
+            }
+        }
+    }
+
+    fn scorer(&mut self, path: &str, task_root: Option<&str>, s: &ScorerSpec) {
+        let (required, allowed) = s.kind.fields();
+        let present = |name: &str| match name {
+            "expected" => s.expected.is_some(),
+            "path" => s.path.is_some(),
+            "pattern" => s.pattern.is_some(),
+            "expression" => s.expression.is_some(),
+            "equals" => s.equals.is_some(),
+            "fresh" => s.fresh.is_some(),
+            "command" => s.command.is_some(),
+            "args" => !s.args.is_empty(),
+            "prompt" => s.prompt.is_some(),
+            _ => false,
+        };
+        for f in required {
+            if !present(f) {
+                self.error(path, format!("kind {} requires `{f}`", s.kind));
+            }
+        }
+        for f in [
+            "expected",
+            "path",
+            "pattern",
+            "expression",
+            "equals",
+            "fresh",
+            "command",
+            "args",
+            "prompt",
+        ] {
+            if present(f) && !allowed.contains(&f) {
+                self.warn(
+                    join_key(path, f),
+                    format!(
+                        "ignored by kind {} (it uses: {})",
+                        s.kind,
+                        describe(allowed)
+                    ),
+                );
+            }
+        }
+        if let Some(p) = &s.path {
+            let stream = s.kind == ScorerKind::RegexMatch && (p == "stdout" || p == "stderr");
+            if s.kind.is_file_based() && !stream {
+                self.path(join_key(path, "path"), task_root, p);
+            }
+        }
+        if s.kind == ScorerKind::RegexMatch {
+            if let Some(pat) = &s.pattern {
+                if let Err(e) = regex::Regex::new(pat) {
+                    // regex's messages draw a caret over the pattern on
+                    // several lines; the last line says what is wrong.
+                    let text = e.to_string();
+                    let what = text.lines().last().unwrap_or_default();
+                    let what = what.strip_prefix("error: ").unwrap_or(what);
+                    self.error(
+                        join_key(path, "pattern"),
+                        format!("invalid regex {pat:?}: {what}"),
+                    );
+                }
+            }
+        }
+        if s.kind == ScorerKind::JsonPath {
+            if let Some(expr) = &s.expression {
+                if let Err(e) = serde_json_path::JsonPath::parse(expr) {
+                    self.error(
+                        join_key(path, "expression"),
+                        format!("invalid JSONPath (RFC 9535): {e}"),
+                    );
+                }
+            }
+        }
+        if s.kind == ScorerKind::Command && matches!(&s.command, Some(c) if c.trim().is_empty()) {
+            self.error(join_key(path, "command"), "must name a program");
+        }
+        self.positive(join_key(path, "timeout_seconds"), s.timeout_seconds);
+    }
+
+    fn worker(&mut self, spec: &RunSpec, path: &str, w: &WorkerSpec) {
+        self.name(join_key(path, "name"), w.name.as_deref());
+        if w.max_concurrent_tasks == Some(0) {
+            self.error(join_key(path, "max_concurrent_tasks"), "must be at least 1");
+        }
+        let host_path = join_key(path, "host");
+        match &w.host {
+            HostSpec::Local(l) => {
+                self.env_names(&join_key(&host_path, "env_allowlist"), &l.env_allowlist);
+            }
+            HostSpec::Ssh(s) => {
+                if s.host.as_deref().is_none_or(str::is_empty) {
+                    self.error(&host_path, "an ssh host requires `host`");
+                }
+                match s.working_directory.as_deref() {
+                    None | Some("") => {
+                        self.error(&host_path, "an ssh host requires `working_directory` (where attempts run on the host)");
+                    }
+                    Some(d) if !d.starts_with('/') => {
+                        self.error(
+                            join_key(&host_path, "working_directory"),
+                            "must be an absolute path on the host",
+                        );
+                    }
+                    _ => {}
+                }
+                let needs_binary = spec
+                    .tasks
+                    .iter()
+                    .any(|t| t.needs_runtime() && w.can_take(t));
+                if needs_binary && s.binary.is_none() {
+                    self.error(
+                        &host_path,
+                        "an ssh host requires `binary` (the agent runtime on the host; the seed's \
+                         `codewhale_binary` is accepted) when it may run tasks without `command`",
+                    );
+                }
+                if s.port == Some(0) {
+                    self.error(join_key(&host_path, "port"), "must be between 1 and 65535");
+                }
+                match s.max_sessions {
+                    Some(0) => {
+                        self.error(join_key(&host_path, "max_sessions"), "must be at least 1");
+                    }
+                    Some(n) if n > DEFAULT_SSH_MAX_SESSIONS => {
+                        self.warn(
+                            join_key(&host_path, "max_sessions"),
+                            format!(
+                                "{n} task channels plus 2 control channels exceed OpenSSH's default MaxSessions of 10; raise MaxSessions on the host"
+                            ),
+                        );
+                    }
+                    _ => {}
+                }
+                if let Some(fp) = &s.host_key_fingerprint {
+                    if !fp.starts_with("SHA256:") || fp.len() < 12 {
+                        self.error(
+                            join_key(&host_path, "host_key_fingerprint"),
+                            "expected `SHA256:<base64>`, as `ssh-keygen -lf` prints it",
+                        );
+                    }
+                }
+                if s.insecure_accept_any_host_key {
+                    self.warn(
+                        join_key(&host_path, "insecure_accept_any_host_key"),
+                        "any host key will be accepted: a man-in-the-middle would go unnoticed (labs only)",
+                    );
+                }
+                if s.identity.is_none() {
+                    self.warn(
+                        &host_path,
+                        "no `identity`: orca will try ~/.ssh/id_ed25519, then ~/.ssh/id_rsa",
+                    );
+                }
+                self.env_names(&join_key(&host_path, "env_allowlist"), &s.env_allowlist);
+            }
+        }
+    }
+
+    fn alerts(&mut self, a: &AlertConfig) {
+        for (i, route) in a.routes.iter().enumerate() {
+            let path = join_index("alerts.routes", i);
+            if !a.adapters.contains_key(&route.adapter) {
+                let mut known: Vec<&str> = a.adapters.keys().map(String::as_str).collect();
+                known.sort_unstable();
+                self.error(
+                    join_key(&path, "adapter"),
+                    format!(
+                        "no adapter named {:?} (declared: {})",
+                        route.adapter,
+                        if known.is_empty() {
+                            "none".to_string()
+                        } else {
+                            known.join(", ")
+                        }
+                    ),
+                );
+            }
+            if route.events.is_empty() {
+                self.warn(
+                    join_key(&path, "events"),
+                    "no events: this route never fires",
+                );
+            }
+        }
+        for (name, adapter) in &a.adapters {
+            let path = join_key("alerts.adapters", name);
+            for env in adapter.env_names() {
+                if !is_valid_env_name(env) {
+                    self.error(
+                        &path,
+                        format!("`{env}` is not an environment variable name (adapters hold env var names, never values)"),
+                    );
+                }
+            }
+        }
+        let mut used: HashSet<&str> = HashSet::new();
+        for r in &a.routes {
+            used.insert(&r.adapter);
+        }
+        for name in a.adapters.keys() {
+            if !used.contains(name.as_str()) {
+                self.warn(
+                    join_key("alerts.adapters", name),
+                    "no route uses this adapter",
+                );
+            }
+        }
+    }
+}
+
+fn describe(fields: &[&str]) -> String {
+    if fields.is_empty() {
+        "no other fields".into()
+    } else {
+        fields.join(", ")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secret_like_names() {
+        for s in [
+            "GITHUB_TOKEN",
+            "my_secret",
+            "DB_PASSWORD",
+            "passwd",
+            "OPENAI_API_KEY",
+            "AWS_CREDENTIALS",
+            "SSH_PRIVATE_KEY",
+        ] {
+            assert!(is_secret_like(s), "{s}");
+        }
+        for s in ["PATH", "HOME", "CODEWHALE_PROFILE", "KEYBOARD"] {
+            assert!(!is_secret_like(s), "{s}");
+        }
+    }
+
+    #[test]
+    fn env_names() {
+        assert!(is_valid_env_name("_A1"));
+        assert!(!is_valid_env_name("1A"));
+        assert!(!is_valid_env_name("A-B"));
+        assert!(!is_valid_env_name(""));
+    }
+}

@@ -1,0 +1,114 @@
+//! The command line: clap derive, one file per command group.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Context as _;
+use clap::{Parser, Subcommand};
+use orca_actors::workspace::{Workspace, WORKSPACE_ENV};
+
+use crate::exit;
+
+mod init;
+mod validate;
+
+/// orca: local-first supervision for fleets of agent workers.
+#[derive(Debug, Parser)]
+#[command(name = "orca", version, about, long_about = None)]
+#[command(after_help = "Examples:
+  orca init
+  orca validate examples/smoke.toml
+  orca run examples/smoke.toml")]
+pub struct Cli {
+    /// The workspace (the directory holding .orca/); default: the nearest
+    /// one above the current directory.
+    #[arg(long, global = true, env = WORKSPACE_ENV, value_name = "DIR")]
+    pub workspace: Option<PathBuf>,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Create .orca/ with a commented config.toml, an example spec and a
+    /// .gitignore.
+    #[command(after_help = "Examples:
+  orca init
+  orca init path/to/project")]
+    Init(init::InitArgs),
+
+    /// Check a spec (JSON or TOML) and print a normalized summary, or every
+    /// error with its file:line:column and field path.
+    #[command(after_help = "Examples:
+  orca validate examples/smoke.toml
+  orca validate tasks.json --json | jq .diagnostics")]
+    Validate(validate::ValidateArgs),
+}
+
+/// Runs the CLI; returns the process exit code.
+pub fn main() -> i32 {
+    let cli = Cli::parse();
+    init_tracing();
+    match run(cli) {
+        Ok(code) => code,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            exit::code_for(&err)
+        }
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<i32> {
+    let ws = cli.workspace.as_deref();
+    match cli.command {
+        Command::Init(args) => init::run(ws, args),
+        Command::Validate(args) => validate::run(ws, args),
+    }
+}
+
+/// tracing to stderr, filtered by `ORCA_LOG` (or `RUST_LOG`); warnings by
+/// default.
+fn init_tracing() {
+    use tracing_subscriber::EnvFilter;
+    let filter = std::env::var("ORCA_LOG")
+        .ok()
+        .or_else(|| std::env::var("RUST_LOG").ok())
+        .unwrap_or_else(|| "warn".into());
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(EnvFilter::new(filter))
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .try_init();
+}
+
+/// The workspace: `--workspace` / `ORCA_WORKSPACE`, else the nearest
+/// `.orca/` above the current directory.
+pub fn find_workspace(flag: Option<&Path>) -> anyhow::Result<Option<Workspace>> {
+    if let Some(dir) = flag {
+        let dir = absolute(dir)?;
+        return Ok(Some(Workspace::at(dir)));
+    }
+    let cwd = std::env::current_dir().context("cannot read the current directory")?;
+    Ok(Workspace::discover(&cwd))
+}
+
+/// The workspace, or the current directory when there is none (for commands
+/// that work without one).
+pub fn workspace_or_cwd(flag: Option<&Path>) -> anyhow::Result<Workspace> {
+    match find_workspace(flag)? {
+        Some(ws) => Ok(ws),
+        None => Ok(Workspace::at(
+            std::env::current_dir().context("cannot read the current directory")?,
+        )),
+    }
+}
+
+fn absolute(p: &Path) -> anyhow::Result<PathBuf> {
+    if p.is_absolute() {
+        Ok(p.to_path_buf())
+    } else {
+        Ok(std::env::current_dir()
+            .context("cannot read the current directory")?
+            .join(p))
+    }
+}

@@ -1,0 +1,6 @@
+//! `orca`: the edges — CLI, renderers, daemon wiring — over `orca-actors`
+//! (see docs/architecture.md).
+
+pub mod cli;
+pub mod exit;
+pub mod render;

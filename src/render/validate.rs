@@ -1,0 +1,344 @@
+//! `orca validate` output: the normalized summary (tasks, workers, scorers,
+//! defaults applied, fields not enforced yet) or every diagnostic.
+
+use std::fmt::Write as _;
+
+use orca_actors::spec::{
+    CommandSpec, HostSpec, OrcaConfig, RunSpec, ScorerKind, SpecReport, TaskSpec,
+};
+use serde_json::{json, Value};
+
+use super::{ellipsize, seconds, table, trim_float};
+
+/// The effective values of one task, with the defaults that were applied.
+pub fn task_view(spec: &RunSpec, t: &TaskSpec) -> Value {
+    let retry = t.effective_retry();
+    let mut defaults = Vec::new();
+    if t.retry_policy.is_none() {
+        defaults.push("retry_policy");
+    }
+    if t.scorer.is_none() {
+        defaults.push("scorer (exit code 0 passes)");
+    }
+    if t.stale_after_seconds.is_none() && spec.stale_after_seconds.is_none() {
+        defaults.push("stale_after_seconds");
+    }
+    if t.restart.is_none() {
+        defaults.push("restart (transient)");
+    }
+    let scorer = t
+        .scorer
+        .as_ref()
+        .map(|s| {
+            json!({
+                "kind": s.kind.as_str(),
+                "timeout_seconds": s.effective_timeout().get(),
+            })
+        })
+        .unwrap_or(json!({"kind": "exit_code", "timeout_seconds": null}));
+    json!({
+        "id": t.id,
+        "name": t.name,
+        "runs": if t.needs_runtime() { "runtime" } else { "command" },
+        "command": t.command.as_ref().map(CommandSpec::argv),
+        "scorer": scorer,
+        "timeout_seconds": t.timeout_seconds.map(|s| s.get()),
+        "stale_after_seconds": spec.effective_stale_after(t).get(),
+        "retry": {
+            "max_attempts": retry.max_attempts,
+            "initial_backoff_seconds": retry.initial_backoff.get(),
+            "max_backoff_seconds": retry.max_backoff.get(),
+            "backoff_multiplier": retry.multiplier,
+            "jitter": retry.jitter,
+            "retry_on": retry.retry_on.iter().map(|c| c.as_str()).collect::<Vec<_>>(),
+        },
+        "restart": t.effective_restart().as_str(),
+        "priority": t.priority(),
+        "capabilities": t.required_capabilities(),
+        "expected_artifacts": t.expected_artifacts,
+        "defaults_applied": defaults,
+    })
+}
+
+/// Fields orca parses and keeps but does not enforce yet, as
+/// `(path, value)`.
+pub fn not_enforced(spec: &RunSpec) -> Vec<(String, Value)> {
+    let mut out = Vec::new();
+    if let Some(p) = &spec.security_policy {
+        out.push(("security_policy".to_string(), Value::Object(p.clone())));
+    }
+    for (i, t) in spec.tasks.iter().enumerate() {
+        if let Some(tp) = t.worker.as_ref().and_then(|w| w.tool_profile.as_ref()) {
+            out.push((format!("tasks[{i}].worker.tool_profile"), json!(tp)));
+        }
+        if let Some(ws) = &t.workspace {
+            if !ws.writable_paths.is_empty() {
+                out.push((
+                    format!("tasks[{i}].workspace.writable_paths"),
+                    json!(ws.writable_paths),
+                ));
+            }
+        }
+        if let Some(ap) = &t.alert_policy {
+            out.push((
+                format!("tasks[{i}].alert_policy"),
+                Value::Object(ap.clone()),
+            ));
+        }
+    }
+    for (i, w) in spec.workers.iter().enumerate() {
+        if let Some(tl) = &w.trust_level {
+            out.push((format!("workers[{i}].trust_level"), json!(tl)));
+        }
+    }
+    out
+}
+
+/// `--json`: `{ok, origin, format, shape, spec, effective, not_enforced,
+/// diagnostics}`.
+pub fn report_json(report: &SpecReport, config: &OrcaConfig) -> Value {
+    let mut v = json!({
+        "ok": report.is_ok(),
+        "origin": report.origin,
+        "format": report.format,
+        "shape": report.shape,
+        "diagnostics": report.diagnostics,
+    });
+    if let Some(spec) = &report.spec {
+        v["spec"] = serde_json::to_value(spec).unwrap_or(Value::Null);
+        let (max_restarts, within) = spec.effective_intensity();
+        v["effective"] = json!({
+            "name": spec.display_name(),
+            "max_workers": spec.max_workers.or(config.run.as_ref().and_then(|r| r.max_workers)),
+            "max_spawn_depth": spec.effective_max_spawn_depth(),
+            "supervision": {
+                "strategy": spec.effective_strategy().as_str(),
+                "max_restarts": max_restarts,
+                "within_seconds": within.get(),
+            },
+            "runtime_configured": config.runtime().is_some(),
+            "tasks": spec.tasks.iter().map(|t| task_view(spec, t)).collect::<Vec<_>>(),
+        });
+        v["not_enforced"] = Value::Object(not_enforced(spec).into_iter().collect());
+    }
+    v
+}
+
+/// The text report.
+pub fn report_text(report: &SpecReport, config: &OrcaConfig) -> String {
+    let mut out = String::new();
+    let errors = report.errors().count();
+    let warnings = report.warnings().count();
+    let Some(spec) = &report.spec else {
+        for d in report.errors() {
+            let _ = writeln!(out, "{}", d.display(&report.origin));
+        }
+        for d in report.warnings() {
+            let _ = writeln!(out, "{}", d.display(&report.origin));
+        }
+        let _ = writeln!(
+            out,
+            "\n{}: invalid: {} error{}, {} warning{}",
+            report.origin,
+            errors,
+            plural(errors),
+            warnings,
+            plural(warnings)
+        );
+        return out;
+    };
+
+    let workers = if spec.workers.is_empty() {
+        "no declared workers (local slots local-1..N)".to_string()
+    } else {
+        format!(
+            "{} worker{}",
+            spec.workers.len(),
+            plural(spec.workers.len())
+        )
+    };
+    let _ = writeln!(
+        out,
+        "{}: ok: run {:?} ({}), {} task{}, {}",
+        report.origin,
+        spec.display_name(),
+        report.format,
+        spec.tasks.len(),
+        plural(spec.tasks.len()),
+        workers
+    );
+
+    let (max_restarts, within) = spec.effective_intensity();
+    let sup_default = spec.supervision.is_none();
+    let max_workers = match (
+        spec.max_workers,
+        config.run.as_ref().and_then(|r| r.max_workers),
+    ) {
+        (Some(n), _) => n.to_string(),
+        (None, Some(n)) => format!("{n} (from .orca/config.toml)"),
+        (None, None) => "number of CPUs (default)".to_string(),
+    };
+    let run_rows = vec![
+        vec!["max_workers".into(), max_workers],
+        vec![
+            "supervision".into(),
+            format!(
+                "{}, {} restarts in {}{}",
+                spec.effective_strategy(),
+                max_restarts,
+                seconds(within.get()),
+                if sup_default { " (default)" } else { "" }
+            ),
+        ],
+        vec![
+            "stale_after".into(),
+            match spec.stale_after_seconds {
+                Some(s) => seconds(s.get()),
+                None => "5m (default)".into(),
+            },
+        ],
+        vec![
+            "max_spawn_depth".into(),
+            format!(
+                "{}{}",
+                spec.effective_max_spawn_depth(),
+                if spec.max_spawn_depth.is_none() {
+                    " (default)"
+                } else {
+                    ""
+                }
+            ),
+        ],
+        vec![
+            "alerts".into(),
+            match &spec.alerts {
+                Some(a) if a.enabled => format!(
+                    "enabled{}: {} route{}",
+                    if a.dry_run { " (dry run)" } else { "" },
+                    a.routes.len(),
+                    plural(a.routes.len())
+                ),
+                _ => "disabled".into(),
+            },
+        ],
+        vec![
+            "agent runtime".into(),
+            match config.runtime() {
+                Some(r) => ellipsize(&r.command.join(" "), 60),
+                None => "not configured".into(),
+            },
+        ],
+    ];
+    let _ = writeln!(out, "\nrun");
+    out.push_str(&super::indent(&table(&["SETTING", "VALUE"], &run_rows), 2));
+
+    let rows: Vec<Vec<String>> = spec
+        .tasks
+        .iter()
+        .map(|t| {
+            let retry = t.effective_retry();
+            let runs = match &t.command {
+                Some(CommandSpec::Argv(v)) => ellipsize(&v.join(" "), 32),
+                Some(CommandSpec::Shell(s)) => ellipsize(s, 32),
+                None => "agent runtime".into(),
+            };
+            let scorer = match &t.scorer {
+                Some(s) if s.kind == ScorerKind::ExitCode => match s.expected {
+                    Some(code) if code != 0 => format!("exit_code={code}"),
+                    _ => "exit_code".into(),
+                },
+                Some(s) => s.kind.as_str().to_string(),
+                None => "exit_code (default)".into(),
+            };
+            let retry_text = format!(
+                "{}x {}..{} x{}{}",
+                retry.max_attempts,
+                seconds(retry.initial_backoff.get()),
+                seconds(retry.max_backoff.get()),
+                trim_float(retry.multiplier),
+                if t.retry_policy.is_none() {
+                    " (default)"
+                } else {
+                    ""
+                }
+            );
+            vec![
+                t.id.clone(),
+                runs,
+                scorer,
+                t.timeout_seconds
+                    .map(|s| seconds(s.get()))
+                    .unwrap_or_else(|| "-".into()),
+                retry_text,
+                t.priority().to_string(),
+            ]
+        })
+        .collect();
+    let _ = writeln!(out, "\ntasks");
+    out.push_str(&super::indent(
+        &table(
+            &["ID", "RUNS", "SCORER", "TIMEOUT", "RETRY", "PRIORITY"],
+            &rows,
+        ),
+        2,
+    ));
+
+    if !spec.workers.is_empty() {
+        let rows: Vec<Vec<String>> = spec
+            .workers
+            .iter()
+            .map(|w| {
+                vec![
+                    w.id.clone(),
+                    match &w.host {
+                        HostSpec::Local(_) => "local".into(),
+                        h @ HostSpec::Ssh(_) => format!("ssh {}", h.display()),
+                    },
+                    if w.capabilities.is_empty() {
+                        "-".into()
+                    } else {
+                        w.capabilities.join(",")
+                    },
+                    w.effective_concurrency().to_string(),
+                ]
+            })
+            .collect();
+        let _ = writeln!(out, "\nworkers");
+        out.push_str(&super::indent(
+            &table(&["ID", "HOST", "CAPABILITIES", "CONCURRENCY"], &rows),
+            2,
+        ));
+    }
+
+    let kept = not_enforced(spec);
+    if !kept.is_empty() {
+        let _ = writeln!(out, "\nnot enforced yet (kept and shown; see docs/spec.md)");
+        for (path, value) in kept {
+            let _ = writeln!(out, "  {path} = {}", ellipsize(&value.to_string(), 60));
+        }
+    }
+
+    if warnings > 0 {
+        let _ = writeln!(out);
+        for d in report.warnings() {
+            let _ = writeln!(out, "{}", d.display(&report.origin));
+        }
+    }
+    let _ = writeln!(
+        out,
+        "\n{} task{}, 0 errors, {} warning{}",
+        spec.tasks.len(),
+        plural(spec.tasks.len()),
+        warnings,
+        plural(warnings)
+    );
+    out
+}
+
+fn plural(n: usize) -> &'static str {
+    if n == 1 {
+        ""
+    } else {
+        "s"
+    }
+}
