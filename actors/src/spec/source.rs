@@ -88,14 +88,23 @@ impl Document {
                 (value, spans)
             }
             Format::Toml => {
-                let table = toml::de::DeTable::parse(text).map_err(|e| {
+                // Report the error that comes first in the text (the
+                // parser's own first error may be a later consequence).
+                let (table, errors) = toml::de::DeTable::parse_recoverable(text);
+                if let Some(e) = errors
+                    .iter()
+                    .min_by_key(|e| e.span().map(|s| s.start).unwrap_or(usize::MAX))
+                {
                     let (line, col) = e
                         .span()
                         .map(|s| position(&line_starts, text, s.start))
                         .unwrap_or((1, 1));
-                    Diagnostic::error("", format!("invalid TOML: {}", e.message().trim()))
-                        .at(line, col)
-                })?;
+                    return Err(Diagnostic::error(
+                        "",
+                        format!("invalid TOML: {}", e.message().trim()),
+                    )
+                    .at(line, col));
+                }
                 let mut spans = HashMap::new();
                 spans.insert(
                     String::new(),

@@ -1,0 +1,197 @@
+//! `orca init` and `orca validate` through the real binary.
+
+use std::path::Path;
+
+use assert_cmd::Command;
+
+fn orca(ws: &Path) -> Command {
+    let mut cmd = Command::cargo_bin("orca").expect("the orca binary is built");
+    cmd.current_dir(env!("CARGO_MANIFEST_DIR"))
+        .arg("--workspace")
+        .arg(ws)
+        .env_remove("ORCA_WORKSPACE")
+        .env("NO_COLOR", "1");
+    cmd
+}
+
+fn stdout(out: &std::process::Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn validate_smoke_summary() {
+    let ws = tempfile::tempdir().unwrap();
+    let out = orca(ws.path())
+        .args(["validate", "examples/smoke.toml"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    insta::assert_snapshot!("validate_smoke", stdout(&out));
+}
+
+#[test]
+fn validate_seed_example_shows_not_enforced_fields() {
+    let ws = tempfile::tempdir().unwrap();
+    let out = orca(ws.path())
+        .args(["validate", "examples/release-triage.json"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    insta::assert_snapshot!("validate_release_triage", stdout(&out));
+}
+
+#[test]
+fn validate_reports_every_error() {
+    let ws = tempfile::tempdir().unwrap();
+    let spec = ws.path().join("bad.json");
+    std::fs::write(
+        &spec,
+        r#"{
+  "tasks": [
+    {"id": ".hidden", "command": [], "timeout_second": 5},
+    {"id": "b", "command": "true",
+     "retry_policy": {"max_attempts": 0, "backoff_multiplier": 0.5},
+     "scorer": {"kind": "regex_match", "path": "../outside.log", "pattern": "(["}},
+    {"id": "b", "instructions": "review",
+     "workspace": {"environment": {"allowlist": ["GITHUB_TOKEN"]}},
+     "scorer": {"kind": "json_path", "path": "r.json", "expression": "$..[?"}}
+  ]
+}
+"#,
+    )
+    .unwrap();
+    let out = orca(ws.path())
+        .current_dir(ws.path())
+        .args(["validate", "bad.json"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "invalid input exits 2");
+    insta::assert_snapshot!("validate_errors", stdout(&out));
+}
+
+#[test]
+fn validate_json_output_parses() {
+    let ws = tempfile::tempdir().unwrap();
+    let out = orca(ws.path())
+        .args(["validate", "examples/code-review-swarm.toml", "--json"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["ok"], true);
+    assert_eq!(v["shape"], "run");
+    assert_eq!(
+        v["effective"]["tasks"][0]["scorer"]["kind"],
+        "verifier_prompt"
+    );
+    assert_eq!(v["effective"]["tasks"][0]["runs"], "runtime");
+    assert_eq!(
+        v["not_enforced"]["tasks[1].worker.tool_profile"],
+        "read-only"
+    );
+    assert_eq!(v["diagnostics"][0]["severity"], "warning");
+    assert!(v["diagnostics"][0]["line"].as_u64().is_some());
+}
+
+#[test]
+fn validate_missing_file_is_invalid_input() {
+    let ws = tempfile::tempdir().unwrap();
+    let out = orca(ws.path())
+        .args(["validate", "does-not-exist.json"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stdout(&out).contains("cannot read the spec"));
+}
+
+#[test]
+fn init_creates_workspace_and_keeps_existing_files() {
+    let ws = tempfile::tempdir().unwrap();
+    let dir = ws.path().join("project");
+    let out = orca(&dir).arg("init").output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let text = stdout(&out).replace(&dir.display().to_string(), "<DIR>");
+    insta::assert_snapshot!("init_fresh", text);
+
+    let orca_dir = dir.join(".orca");
+    let gitignore = std::fs::read_to_string(orca_dir.join(".gitignore")).unwrap();
+    for kept_out in ["journal/", "runs/", "token"] {
+        assert!(gitignore.lines().any(|l| l == kept_out), "{kept_out}");
+    }
+    // The config it writes parses cleanly, and so does the example spec.
+    let config = std::fs::read_to_string(orca_dir.join("config.toml")).unwrap();
+    let (_, warnings) = orca_actors::spec::OrcaConfig::parse(&config).unwrap();
+    assert!(warnings.is_empty());
+    let out = orca(&dir)
+        .current_dir(&dir)
+        .args(["validate", ".orca/example.toml"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
+
+    // A second init keeps what is there.
+    std::fs::write(orca_dir.join("config.toml"), "# mine\n").unwrap();
+    let out = orca(&dir).arg("init").output().unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    assert!(stdout(&out).contains("kept    .orca/config.toml"));
+    assert_eq!(
+        std::fs::read_to_string(orca_dir.join("config.toml")).unwrap(),
+        "# mine\n"
+    );
+}
+
+#[test]
+fn workspace_is_discovered_from_subdirectories() {
+    let ws = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(ws.path().join(".orca")).unwrap();
+    std::fs::write(
+        ws.path().join(".orca/config.toml"),
+        "[runtime]\ncommand = [\"cw\", \"{prompt}\"]\n",
+    )
+    .unwrap();
+    let deep = ws.path().join("a/b");
+    std::fs::create_dir_all(&deep).unwrap();
+    std::fs::write(deep.join("t.json"), r#"{"id": "t", "instructions": "x"}"#).unwrap();
+    // Without --workspace: discovery finds the configured runtime, so no
+    // warning about a missing runtime.
+    let out = Command::cargo_bin("orca")
+        .unwrap()
+        .current_dir(&deep)
+        .env_remove("ORCA_WORKSPACE")
+        .args(["validate", "t.json"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    assert!(stdout(&out).contains("0 warnings"), "{}", stdout(&out));
+}
+
+#[test]
+fn every_command_help_has_an_example() {
+    let out = Command::cargo_bin("orca")
+        .unwrap()
+        .arg("--help")
+        .output()
+        .unwrap();
+    let help = stdout(&out);
+    let commands: Vec<String> = help
+        .lines()
+        .skip_while(|l| !l.starts_with("Commands:"))
+        .skip(1)
+        .take_while(|l| l.starts_with("  "))
+        .filter(|l| !l.starts_with("   ")) // wrapped description lines
+        .filter_map(|l| l.split_whitespace().next().map(str::to_string))
+        .filter(|c| c != "help")
+        .collect();
+    assert!(commands.len() >= 2, "{help}");
+    for c in commands {
+        let out = Command::cargo_bin("orca")
+            .unwrap()
+            .args([&c, "--help"])
+            .output()
+            .unwrap();
+        assert!(
+            stdout(&out).contains("Examples:"),
+            "`orca {c} --help` has no example"
+        );
+    }
+}
