@@ -5,7 +5,11 @@
 //! actors see traits (host adapters, alert sinks, the journal handle), never
 //! clap, axum or tables.
 
+pub mod attempt;
+pub mod host;
 pub mod journal;
 pub mod model;
+pub mod scorer;
 pub mod spec;
+pub mod supervision;
 pub mod workspace;

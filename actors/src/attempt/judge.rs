@@ -1,0 +1,385 @@
+//! The end of an attempt, in DESIGN.md's order, as a pure function.
+//!
+//! The process exits (`AttemptExited`, not terminal). Then: a stop orca or
+//! an operator asked for decides (timeout, stale, budget, cancel, …); else a
+//! non-zero exit fails (source task) unless an `exit_code` scorer expects
+//! that code — and an agent runtime exiting 75 (EX_TEMPFAIL) is transient;
+//! a final stream-json `error` fails; a `needs_human` metadata line ends it
+//! as needs_human; a missing expected artifact fails (task); otherwise the
+//! scorer decides.
+
+use crate::host::ExitInfo;
+use crate::journal::event::BudgetLimit;
+use crate::model::{AlertClass, AttemptResult, FailureClass, FailureSource, Surface};
+
+/// EX_TEMPFAIL: an agent runtime's retryable infrastructure failure.
+pub const EX_TEMPFAIL: i32 = 75;
+
+/// Why orca stopped an attempt before it ended on its own.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum StopCause {
+    Timeout {
+        after_ms: u64,
+    },
+    Stale {
+        silent_ms: u64,
+    },
+    Budget(BudgetLimit),
+    /// An operator interrupted it (`restart`: a new attempt follows).
+    Operator {
+        surface: Surface,
+        restart: bool,
+    },
+    /// A sibling restarted under one_for_all / rest_for_one.
+    Sibling {
+        sibling: String,
+    },
+    /// The run was stopped or escalated.
+    RunStopped,
+    /// orca is shutting down (suspend): resumed later.
+    Shutdown,
+}
+
+/// The judged end of an attempt.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Judgement {
+    pub result: AttemptResult,
+    pub source: Option<FailureSource>,
+    /// The failure class (None for pass and for ends that are not failures).
+    pub class: Option<FailureClass>,
+    pub reason: String,
+    /// Alert classes raised with the attempt's end.
+    pub alerts: Vec<AlertClass>,
+}
+
+impl Judgement {
+    fn new(
+        result: AttemptResult,
+        source: Option<FailureSource>,
+        class: Option<FailureClass>,
+        reason: impl Into<String>,
+    ) -> Self {
+        Self {
+            result,
+            source,
+            class,
+            reason: reason.into(),
+            alerts: Vec::new(),
+        }
+    }
+
+    pub fn pass(reason: impl Into<String>) -> Self {
+        Self::new(AttemptResult::Pass, None, None, reason)
+    }
+
+    pub fn task_fail(reason: impl Into<String>) -> Self {
+        Self::new(
+            AttemptResult::Fail,
+            Some(FailureSource::Task),
+            Some(FailureClass::Task),
+            reason,
+        )
+    }
+
+    pub fn transport(reason: impl Into<String>) -> Self {
+        Self::new(
+            AttemptResult::Fail,
+            Some(FailureSource::Transport),
+            Some(FailureClass::Transient),
+            reason,
+        )
+    }
+
+    pub fn verifier_fail(reason: impl Into<String>) -> Self {
+        Self::new(
+            AttemptResult::Fail,
+            Some(FailureSource::Verifier),
+            Some(FailureClass::Verifier),
+            reason,
+        )
+    }
+
+    /// A scorer error or timeout: fail/verifier, alert `verifier_failed`.
+    pub fn verifier_error(reason: impl Into<String>) -> Self {
+        let mut j = Self::verifier_fail(reason);
+        j.alerts.push(AlertClass::VerifierFailed);
+        j
+    }
+
+    /// Awaiting a manual verdict.
+    pub fn partial(reason: impl Into<String>) -> Self {
+        Self::new(AttemptResult::Partial, None, None, reason)
+    }
+
+    /// Interrupted (skip): by an operator, a sibling, a stopped run, or orca.
+    pub fn skipped(source: Option<FailureSource>, reason: impl Into<String>) -> Self {
+        Self::new(AttemptResult::Skip, source, None, reason)
+    }
+}
+
+/// What is known when the process has ended.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Evidence<'a> {
+    pub exit: ExitInfo,
+    pub stop: Option<&'a StopCause>,
+    /// The task ran the agent runtime (not a plain `command`).
+    pub runtime: bool,
+    /// The exit code an `exit_code` scorer expects, if the task has one.
+    pub expected_code: Option<i32>,
+    /// A final stream-json error.
+    pub stream_error: Option<&'a str>,
+    /// A needs_human metadata reason.
+    pub needs_human: Option<&'a str>,
+    /// Expected artifact kinds that were not found.
+    pub missing_artifacts: &'a [String],
+}
+
+/// The judgement before the scorer: `Some` when the attempt's end is decided
+/// without it, `None` when the scorer decides.
+pub fn judge(e: &Evidence<'_>) -> Option<Judgement> {
+    if let Some(stop) = e.stop {
+        return Some(match stop {
+            StopCause::Timeout { after_ms } => Judgement::new(
+                AttemptResult::Timeout,
+                Some(FailureSource::Task),
+                Some(FailureClass::Timeout),
+                format!("timed out after {}", secs(*after_ms)),
+            ),
+            StopCause::Stale { silent_ms } => {
+                let mut j = Judgement::transport(format!(
+                    "stale: no output or event for {}",
+                    secs(*silent_ms)
+                ));
+                j.alerts.push(AlertClass::Stale);
+                j
+            }
+            StopCause::Budget(limit) => {
+                let mut j = Judgement::task_fail(format!(
+                    "budget exceeded: {}",
+                    match limit {
+                        BudgetLimit::Seconds => "max_seconds",
+                        BudgetLimit::Tokens => "max_tokens",
+                        BudgetLimit::ToolCalls => "max_tool_calls",
+                    }
+                ));
+                j.alerts.push(AlertClass::BudgetExceeded);
+                j
+            }
+            StopCause::Operator { surface, restart } => Judgement::skipped(
+                None,
+                if *restart {
+                    format!("restarted by an operator ({surface})")
+                } else {
+                    format!("interrupted by an operator ({surface})")
+                },
+            ),
+            StopCause::Sibling { sibling } => Judgement::skipped(
+                None,
+                format!("stopped to restart with {sibling} (supervision strategy)"),
+            ),
+            StopCause::RunStopped => Judgement::skipped(None, "the run was stopped"),
+            StopCause::Shutdown => Judgement::skipped(
+                Some(FailureSource::Transport),
+                "interrupted by orca's shutdown; resumed without using up an attempt",
+            ),
+        });
+    }
+    match (e.exit.code, e.exit.signal) {
+        (Some(EX_TEMPFAIL), _) if e.runtime => {
+            return Some(Judgement::transport(
+                "the agent runtime exited 75 (EX_TEMPFAIL: retryable infrastructure failure)",
+            ))
+        }
+        (Some(code), _) if code != 0 && e.expected_code != Some(code) => {
+            return Some(Judgement::task_fail(format!("exited with code {code}")))
+        }
+        (None, Some(sig)) => return Some(Judgement::task_fail(format!("killed by signal {sig}"))),
+        _ => {}
+    }
+    if let Some(err) = e.stream_error {
+        return Some(Judgement::task_fail(format!(
+            "the worker reported an error: {err}"
+        )));
+    }
+    if let Some(reason) = e.needs_human {
+        return Some(Judgement::new(
+            AttemptResult::Fail,
+            Some(FailureSource::Task),
+            Some(FailureClass::NeedsHuman),
+            format!("needs a human: {reason}"),
+        ));
+    }
+    if !e.missing_artifacts.is_empty() {
+        return Some(Judgement::task_fail(format!(
+            "missing expected artifact{}: {}",
+            if e.missing_artifacts.len() == 1 {
+                ""
+            } else {
+                "s"
+            },
+            e.missing_artifacts.join(", ")
+        )));
+    }
+    None
+}
+
+fn secs(ms: u64) -> String {
+    if ms % 1000 == 0 {
+        format!("{}s", ms / 1000)
+    } else {
+        format!("{:.1}s", ms as f64 / 1000.0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ev(code: Option<i32>) -> Evidence<'static> {
+        Evidence {
+            exit: ExitInfo { code, signal: None },
+            stop: None,
+            runtime: false,
+            expected_code: None,
+            stream_error: None,
+            needs_human: None,
+            missing_artifacts: &[],
+        }
+    }
+
+    #[test]
+    fn order_of_checks() {
+        // Clean exit: the scorer decides.
+        assert_eq!(judge(&ev(Some(0))), None);
+        // Non-zero exit fails before anything else is looked at.
+        let j = judge(&Evidence {
+            stream_error: Some("boom"),
+            needs_human: Some("x"),
+            ..ev(Some(2))
+        })
+        .unwrap();
+        assert_eq!(
+            (j.result, j.class),
+            (AttemptResult::Fail, Some(FailureClass::Task))
+        );
+        assert_eq!(j.reason, "exited with code 2");
+        // …unless an exit_code scorer expects that code.
+        assert_eq!(
+            judge(&Evidence {
+                expected_code: Some(2),
+                ..ev(Some(2))
+            }),
+            None
+        );
+        // Then a final stream error, then needs_human, then artifacts.
+        let j = judge(&Evidence {
+            stream_error: Some("boom"),
+            needs_human: Some("x"),
+            ..ev(Some(0))
+        })
+        .unwrap();
+        assert!(j.reason.contains("boom"));
+        let j = judge(&Evidence {
+            needs_human: Some("a secret"),
+            ..ev(Some(0))
+        })
+        .unwrap();
+        assert_eq!(j.class, Some(FailureClass::NeedsHuman));
+        let missing = vec!["report".to_string()];
+        let j = judge(&Evidence {
+            missing_artifacts: &missing,
+            ..ev(Some(0))
+        })
+        .unwrap();
+        assert_eq!(
+            (j.source, j.reason.as_str()),
+            (
+                Some(FailureSource::Task),
+                "missing expected artifact: report"
+            )
+        );
+    }
+
+    #[test]
+    fn tempfail_is_transient_only_for_runtimes() {
+        let j = judge(&Evidence {
+            runtime: true,
+            ..ev(Some(75))
+        })
+        .unwrap();
+        assert_eq!(
+            (j.source, j.class),
+            (
+                Some(FailureSource::Transport),
+                Some(FailureClass::Transient)
+            )
+        );
+        let j = judge(&ev(Some(75))).unwrap();
+        assert_eq!(j.class, Some(FailureClass::Task));
+    }
+
+    #[test]
+    fn stops_decide_first() {
+        let exit = ExitInfo {
+            code: None,
+            signal: Some(15),
+        };
+        let cases = [
+            (
+                StopCause::Timeout { after_ms: 1500 },
+                AttemptResult::Timeout,
+                Some(FailureClass::Timeout),
+                vec![],
+            ),
+            (
+                StopCause::Stale { silent_ms: 300_000 },
+                AttemptResult::Fail,
+                Some(FailureClass::Transient),
+                vec![AlertClass::Stale],
+            ),
+            (
+                StopCause::Budget(BudgetLimit::ToolCalls),
+                AttemptResult::Fail,
+                Some(FailureClass::Task),
+                vec![AlertClass::BudgetExceeded],
+            ),
+            (
+                StopCause::Operator {
+                    surface: Surface::Cli,
+                    restart: false,
+                },
+                AttemptResult::Skip,
+                None,
+                vec![],
+            ),
+            (StopCause::RunStopped, AttemptResult::Skip, None, vec![]),
+            (StopCause::Shutdown, AttemptResult::Skip, None, vec![]),
+        ];
+        for (stop, result, class, alerts) in cases {
+            let j = judge(&Evidence {
+                exit,
+                stop: Some(&stop),
+                ..ev(None)
+            })
+            .unwrap();
+            assert_eq!(
+                (j.result, j.class, j.alerts),
+                (result, class, alerts),
+                "{stop:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn killed_by_a_signal_fails() {
+        let j = judge(&Evidence {
+            exit: ExitInfo {
+                code: None,
+                signal: Some(9),
+            },
+            ..ev(None)
+        })
+        .unwrap();
+        assert_eq!(j.reason, "killed by signal 9");
+    }
+}

@@ -1,0 +1,288 @@
+//! Child processes on this machine: own process group, stdin closed,
+//! environment exactly as given, output piped.
+
+use std::os::unix::process::ExitStatusExt;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+
+use async_trait::async_trait;
+
+use super::{
+    procfs, ExitInfo, HostAdapter, HostError, HostPaths, Launch, ProcHandle, RecordedProc, Running,
+    Sig,
+};
+
+/// Runs attempts as child processes in the workspace.
+#[derive(Clone, Debug)]
+pub struct LocalHost {
+    workspace_root: PathBuf,
+}
+
+impl LocalHost {
+    pub fn new(workspace_root: impl Into<PathBuf>) -> Self {
+        Self {
+            workspace_root: workspace_root.into(),
+        }
+    }
+}
+
+#[async_trait]
+impl HostAdapter for LocalHost {
+    fn name(&self) -> String {
+        "local".into()
+    }
+
+    fn paths(&self, task_root_rel: &Path, attempt_dir_rel: &Path) -> HostPaths {
+        HostPaths {
+            workspace: self.workspace_root.display().to_string(),
+            cwd: self
+                .workspace_root
+                .join(task_root_rel)
+                .display()
+                .to_string(),
+            attempt_dir: self
+                .workspace_root
+                .join(attempt_dir_rel)
+                .display()
+                .to_string(),
+        }
+    }
+
+    async fn prepare(
+        &self,
+        paths: &HostPaths,
+        files: &[(String, Vec<u8>)],
+    ) -> Result<(), HostError> {
+        let dir = Path::new(&paths.attempt_dir);
+        std::fs::create_dir_all(dir)
+            .map_err(|e| HostError::io(format!("cannot create {}", dir.display()), e))?;
+        for (name, contents) in files {
+            let p = dir.join(name);
+            std::fs::write(&p, contents)
+                .map_err(|e| HostError::io(format!("cannot write {}", p.display()), e))?;
+        }
+        Ok(())
+    }
+
+    async fn start(&self, launch: Launch) -> Result<Running, HostError> {
+        let Some((program, args)) = launch.argv.split_first() else {
+            return Err(HostError::Spawn {
+                program: String::new(),
+                reason: "empty command".into(),
+            });
+        };
+        let mut cmd = tokio::process::Command::new(program);
+        cmd.args(args)
+            .env_clear()
+            .envs(launch.env.iter().map(|v| (&v.name, v.value.expose())))
+            .current_dir(&launch.paths.cwd)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .process_group(0)
+            .kill_on_drop(false);
+        let mut child = cmd.spawn().map_err(|e| HostError::Spawn {
+            program: program.clone(),
+            reason: if e.kind() == std::io::ErrorKind::NotFound
+                && !Path::new(&launch.paths.cwd).is_dir()
+            {
+                format!("working directory {} does not exist", launch.paths.cwd)
+            } else {
+                e.to_string()
+            },
+        })?;
+        let pid = child.id().ok_or_else(|| HostError::Spawn {
+            program: program.clone(),
+            reason: "the process ended before orca saw its pid".into(),
+        })?;
+        let stdout = child.stdout.take();
+        let stderr = child.stderr.take();
+        let (Some(stdout), Some(stderr)) = (stdout, stderr) else {
+            return Err(HostError::Spawn {
+                program: program.clone(),
+                reason: "output pipes missing".into(),
+            });
+        };
+        let proc = ProcHandle {
+            pid,
+            pgid: pid as i32,
+            proc_start: procfs::start_time(pid),
+        };
+        let exit = Box::pin(async move {
+            let status = child
+                .wait()
+                .await
+                .map_err(|e| HostError::io("cannot wait for the process", e))?;
+            Ok(ExitInfo {
+                code: status.code(),
+                signal: status.signal(),
+            })
+        });
+        Ok(Running {
+            proc,
+            stdout: Box::new(stdout),
+            stderr: Box::new(stderr),
+            exit,
+        })
+    }
+
+    async fn signal(&self, proc: &ProcHandle, sig: Sig) -> Result<(), HostError> {
+        procfs::signal_group(proc.pgid, sig.number())
+            .map(|_| ())
+            .map_err(|e| {
+                HostError::io(
+                    format!("cannot send SIG{} to group {}", sig.name(), proc.pgid),
+                    e,
+                )
+            })
+    }
+
+    async fn alive(&self, proc: &ProcHandle) -> Result<bool, HostError> {
+        Ok(procfs::group_alive(proc.pgid))
+    }
+
+    async fn collect(&self, _: &HostPaths, _: &Path, _: u64) -> Result<(), HostError> {
+        Ok(())
+    }
+
+    async fn cleanup(&self, _: &HostPaths) -> Result<(), HostError> {
+        Ok(())
+    }
+
+    async fn kill_orphan(&self, rec: &RecordedProc, grace_ms: u64) -> Result<bool, HostError> {
+        let grace = Duration::from_millis(grace_ms);
+        let marker = format!("ORCA_ATTEMPT_ID={}", rec.attempt_id);
+        let mut killed = false;
+        // The recorded group, if a member is provably ours.
+        let members = procfs::group_members(rec.proc.pgid);
+        let ours = members.iter().any(|m| {
+            (m.pid as u32 == rec.proc.pid
+                && rec.proc.proc_start != 0
+                && m.start == rec.proc.proc_start)
+                || procfs::environ_contains(m.pid, &marker)
+        });
+        if ours {
+            killed |= procfs::terminate_group(rec.proc.pgid, grace)
+                .await
+                .map_err(|e| HostError::io("cannot stop an orphaned process group", e))?;
+        }
+        // Anything else still carrying the attempt's id (it left the group,
+        // or orca died before journaling the group).
+        // SAFETY: getpgrp(2) cannot fail.
+        let own_group = unsafe { libc::getpgrp() };
+        for s in procfs::with_env(&marker) {
+            if s.pid as u32 == std::process::id() {
+                continue;
+            }
+            if s.pgrp > 1 && s.pgrp != own_group {
+                killed |= procfs::terminate_group(s.pgrp, grace)
+                    .await
+                    .map_err(|e| HostError::io("cannot stop an orphaned process group", e))?;
+            } else {
+                killed |= procfs::signal_pid(s.pid, libc::SIGKILL);
+            }
+        }
+        Ok(killed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::host::EnvVar;
+    use tokio::io::AsyncReadExt;
+
+    fn launch(ws: &Path, argv: &[&str], env: Vec<EnvVar>) -> Launch {
+        Launch {
+            argv: argv.iter().map(|s| s.to_string()).collect(),
+            env,
+            paths: HostPaths {
+                workspace: ws.display().to_string(),
+                cwd: ws.display().to_string(),
+                attempt_dir: ws.join("a").display().to_string(),
+            },
+            attempt_id: "r:t:1".into(),
+        }
+    }
+
+    #[tokio::test]
+    async fn runs_in_its_own_group_with_exactly_the_env() {
+        let ws = tempfile::tempdir().unwrap();
+        let host = LocalHost::new(ws.path());
+        let mut r = host
+            .start(launch(
+                ws.path(),
+                &["sh", "-c", "echo $$ $(ps -o pgid= $$ 2>/dev/null || cat /proc/$$/stat | cut -d' ' -f5); env | sort; pwd; read x || echo stdin-closed"],
+                vec![EnvVar::plain("PATH", "/usr/bin:/bin"), EnvVar::plain("ORCA_X", "1")],
+            ))
+            .await
+            .unwrap();
+        let mut out = String::new();
+        r.stdout.read_to_string(&mut out).await.unwrap();
+        let exit = r.exit.await.unwrap();
+        assert_eq!(exit.code, Some(0));
+        let mut lines = out.lines();
+        let ids: Vec<i64> = lines
+            .next()
+            .unwrap()
+            .split_whitespace()
+            .map(|s| s.parse().unwrap())
+            .collect();
+        assert_eq!(ids[0], ids[1], "the process leads its own group");
+        assert_eq!(ids[0] as u32, r.proc.pid);
+        let env: Vec<&str> = lines.by_ref().take_while(|l| l.contains('=')).collect();
+        let names: Vec<&str> = env.iter().map(|l| l.split('=').next().unwrap()).collect();
+        // sh adds PWD (and may add SHLVL / _): nothing from orca's own env.
+        assert!(names.contains(&"ORCA_X") && names.contains(&"PATH"));
+        assert!(!names.contains(&"HOME"), "{names:?}");
+        assert!(out.contains("stdin-closed"));
+        assert!(r.proc.proc_start > 0);
+    }
+
+    #[tokio::test]
+    async fn missing_program_is_a_spawn_error() {
+        let ws = tempfile::tempdir().unwrap();
+        let host = LocalHost::new(ws.path());
+        let err = host
+            .start(launch(ws.path(), &["definitely-not-a-program-xyz"], vec![]))
+            .await
+            .err()
+            .unwrap();
+        assert!(matches!(err, HostError::Spawn { .. }), "{err}");
+        assert!(!err.is_transport());
+    }
+
+    #[tokio::test]
+    async fn kill_orphan_only_kills_ours() {
+        let ws = tempfile::tempdir().unwrap();
+        let host = LocalHost::new(ws.path());
+        let r = host
+            .start(launch(
+                ws.path(),
+                &["sleep", "30"],
+                vec![EnvVar::plain("ORCA_ATTEMPT_ID", "r:t:1")],
+            ))
+            .await
+            .unwrap();
+        let exit = tokio::spawn(r.exit);
+        // A record with a wrong start time and a wrong attempt id is not ours.
+        let stranger = RecordedProc {
+            proc: ProcHandle {
+                proc_start: r.proc.proc_start + 1,
+                ..r.proc
+            },
+            attempt_id: "someone:else:1".into(),
+        };
+        assert!(!host.kill_orphan(&stranger, 100).await.unwrap());
+        assert!(host.alive(&r.proc).await.unwrap());
+        let ours = RecordedProc {
+            proc: r.proc,
+            attempt_id: "r:t:1".into(),
+        };
+        assert!(host.kill_orphan(&ours, 2_000).await.unwrap());
+        let info = exit.await.unwrap().unwrap();
+        assert_eq!(info.signal, Some(libc::SIGTERM));
+        assert!(!host.alive(&r.proc).await.unwrap());
+    }
+}
