@@ -9,6 +9,7 @@ pub mod attempt;
 pub mod host;
 pub mod journal;
 pub mod model;
+pub mod run;
 pub mod scorer;
 pub mod spec;
 pub mod supervision;

@@ -63,7 +63,9 @@ pub enum Event {
         reason: String,
     },
     /// A restart was decided and will happen at `deadline` (a journaled
-    /// deadline survives orca's own restart).
+    /// deadline survives orca's own restart). Transparent restarts (after
+    /// orca's own interruption, a sibling restart or an operator restart)
+    /// have `counts_intensity: false` and use up no attempt.
     RestartScheduled {
         /// The supervisor that decided.
         supervisor: String,
@@ -73,8 +75,13 @@ pub enum Event {
         attempt: u32,
         delay_ms: u64,
         deadline: Timestamp,
+        /// Whether the next attempt uses up one of `max_attempts`.
+        counted: bool,
+        /// Whether this restart counts toward the supervisor's intensity.
+        counts_intensity: bool,
     },
-    /// A child was restarted (the new child's path).
+    /// A restarted child started (the new child's path); the first start of
+    /// a child is [`Event::ChildStarted`].
     ChildRestarted { path: String, attempt: u32 },
     /// A supervisor saw more restarts than its intensity allows.
     IntensityExceeded {

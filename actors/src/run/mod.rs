@@ -1,0 +1,3 @@
+//! The run supervisor and its state.
+
+pub mod state;
