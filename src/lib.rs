@@ -2,5 +2,6 @@
 //! (see docs/architecture.md).
 
 pub mod cli;
+pub mod daemon;
 pub mod exit;
 pub mod render;

@@ -84,6 +84,17 @@ pub fn run(ws_flag: Option<&Path>, args: InitArgs) -> anyhow::Result<i32> {
     Ok(exit::OK)
 }
 
+/// Makes `root` a workspace (`.orca/` with a config and a .gitignore),
+/// keeping what exists.
+pub fn ensure(root: &Path) -> anyhow::Result<()> {
+    let ws = Workspace::at(root);
+    let orca = ws.orca_dir();
+    std::fs::create_dir_all(&orca).with_context(|| format!("cannot create {}", orca.display()))?;
+    write_new(&ws.config_path(), DEFAULT_CONFIG_TOML)?;
+    write_new(&orca.join(".gitignore"), GITIGNORE)?;
+    Ok(())
+}
+
 /// Writes `contents` to `path` unless it exists; true when written.
 fn write_new(path: &Path, contents: &str) -> anyhow::Result<bool> {
     match std::fs::OpenOptions::new()

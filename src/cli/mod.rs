@@ -9,6 +9,8 @@ use orca_actors::workspace::{Workspace, WORKSPACE_ENV};
 use crate::exit;
 
 mod init;
+mod run;
+mod status;
 mod validate;
 
 /// orca: local-first supervision for fleets of agent workers.
@@ -43,6 +45,27 @@ pub enum Command {
   orca validate examples/smoke.toml
   orca validate tasks.json --json | jq .diagnostics")]
     Validate(validate::ValidateArgs),
+
+    /// Run a spec's tasks under supervision until the run ends. Exit code:
+    /// 0 all passed, 1 failures, 2 invalid input, 3 awaiting a verdict,
+    /// 4 cancelled, 5 escalated. Ctrl-C once stops gracefully, twice kills.
+    #[command(after_help = "Examples:
+  orca run examples/smoke.toml
+  orca run tasks.json --max-workers 8 --stale-after 120
+  orca run --resume r-261121")]
+    Run(run::RunArgs),
+
+    /// Counts of a run (or of every run), read from the journal.
+    #[command(after_help = "Examples:
+  orca status
+  orca status r-2611 --json")]
+    Status(status::StatusArgs),
+
+    /// The supervision tree, with each node's state, restarts and policy.
+    #[command(after_help = "Examples:
+  orca tree
+  orca tree r-2611 --json")]
+    Tree(status::TreeArgs),
 }
 
 /// Runs the CLI; returns the process exit code.
@@ -63,6 +86,9 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
     match cli.command {
         Command::Init(args) => init::run(ws, args),
         Command::Validate(args) => validate::run(ws, args),
+        Command::Run(args) => run::run(ws, args),
+        Command::Status(args) => status::status(ws, args),
+        Command::Tree(args) => status::tree(ws, args),
     }
 }
 
@@ -101,6 +127,14 @@ pub fn workspace_or_cwd(flag: Option<&Path>) -> anyhow::Result<Workspace> {
             std::env::current_dir().context("cannot read the current directory")?,
         )),
     }
+}
+
+/// A multi-threaded tokio runtime for commands that run actors.
+pub fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")
 }
 
 fn absolute(p: &Path) -> anyhow::Result<PathBuf> {

@@ -1,6 +1,9 @@
 //! Renderers: pure functions from views to text (tables, trees, progress)
 //! and their `--json` forms. No I/O here.
 
+pub mod run;
+pub mod status;
+pub mod tree;
 pub mod validate;
 
 /// Renders rows as aligned columns under `headers`, two spaces apart; the

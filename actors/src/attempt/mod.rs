@@ -1,6 +1,119 @@
-//! The attempt: one run of one task in a worker slot.
+//! The `attempt` actor: one run of one task in a worker slot.
+//!
+//! A *worker* is a slot (a declared worker or `local-N`); each attempt of a
+//! task in a slot is one short-lived `attempt` actor at
+//! `/runs/<run>/attempts/<task>:<n>`, supervised by its run. It prepares the
+//! attempt directory, starts the process through the slot's
+//! [`HostAdapter`](crate::host::HostAdapter), streams stdout and stderr into
+//! capped logs (stdout's stream-json lines become worker events), enforces
+//! the heartbeat (stale), `timeout_seconds` and the budget, and when the
+//! process has exited and its output is drained, decides the attempt's end in
+//! DESIGN.md's order ([`judge`]), runs the scorer, journals the terminal event
+//! and the receipt in one batch, and reports to its run supervisor.
+//!
+//! # Messages ([`AttemptMsg`])
+//!
+//! | variant | what it does | reply | journals |
+//! |---|---|---|---|
+//! | `Start` | (sent to itself once spawned) checks required files and env, builds argv, starts the process, spawns the output readers and timers | — | `AttemptStarted`; or, when it cannot start, `AttemptFinished` + `ReceiptRecorded` |
+//! | `Signals(signals)` | stream-json signals from stdout (heartbeat-only lines never become messages) | — | `WorkerReported` (one batch per line: running, tool, usage, artifact, needs_human, done, error); `BudgetExceeded` when a limit is passed |
+//! | `LogCapped(stream)` | a log reached its cap | — | `WorkerReported{LogCapped}` |
+//! | `OutputClosed(stream)` | a reader finished (EOF or abandoned) | — | — (at the end: see `Exited`) |
+//! | `Exited(result)` | the process exited; leftover group members get SIGTERM, the grace, SIGKILL | — | once output is drained: `AttemptExited`, then `AttemptFinished` + `ReceiptRecorded` (+ `AlertRaised`) in one batch |
+//! | `StaleCheck` | heartbeat timer: no output or event for `stale_after` → stop (stale) | — | `WorkerReported{Stale}` |
+//! | `Deadline(kind)` | `timeout_seconds` or `budget.max_seconds` reached → stop | — | `WorkerReported{BudgetExceeded}` for the budget |
+//! | `KillGroup` | the grace after SIGTERM is over: SIGKILL the group | — | — |
+//! | `AbandonOutput` | output pipes still open long after the group is gone (an escaped process holds them): kill what carries the attempt's id, stop reading | — | — |
+//! | `Stop(cause)` | stop the attempt (timeout, operator, sibling restart, run stop, shutdown): SIGTERM the group, KillGroup after the grace | — | — (the cause decides the receipt) |
+//! | `Status(reply)` | the attempt's live view | [`AttemptStatus`] | — |
+//!
+//! Every handler is an exhaustive match; nothing from the worker's output
+//! can make the actor fail (unparseable lines are just log).
 
+pub mod actor;
 pub mod artifacts;
 pub mod judge;
 pub mod logcap;
 pub mod stream_json;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use ractor::{ActorRef, RpcReplyPort};
+
+use crate::host::{ExitInfo, HostAdapter, ProcHandle};
+use crate::journal::event::LogStream;
+use crate::model::{AttemptRef, AttemptResult, FailureClass, Timestamp};
+use crate::services::Services;
+use crate::spec::{RunSpec, TaskSpec};
+
+pub use actor::AttemptActor;
+pub use judge::StopCause;
+
+/// Messages of the `attempt` actor (see the table above).
+#[derive(Debug)]
+pub enum AttemptMsg {
+    Start,
+    Signals(Vec<stream_json::Signal>),
+    LogCapped(LogStream),
+    OutputClosed(LogStream),
+    Exited(Result<ExitInfo, String>),
+    StaleCheck,
+    Deadline(DeadlineKind),
+    KillGroup,
+    AbandonOutput,
+    Stop(StopCause),
+    Status(RpcReplyPort<AttemptStatus>),
+}
+
+/// Timers that stop an attempt.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DeadlineKind {
+    Timeout,
+    BudgetSeconds,
+}
+
+/// What the attempt actor is given.
+#[derive(Clone)]
+pub struct AttemptArgs {
+    pub attempt: AttemptRef,
+    /// The worker slot.
+    pub worker: String,
+    /// Whether this attempt uses up one of `max_attempts`.
+    pub counted: bool,
+    pub task: Arc<TaskSpec>,
+    pub spec: Arc<RunSpec>,
+    pub stale_after: Duration,
+    pub spawn_depth: u32,
+    /// The slot's host env allowlist.
+    pub host_allowlist: Vec<String>,
+    pub host: Arc<dyn HostAdapter>,
+    pub services: Services,
+    /// Where to report the end.
+    pub supervisor: ActorRef<crate::run::RunMsg>,
+}
+
+/// How an attempt ended, as reported to its run supervisor.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AttemptEnd {
+    pub attempt: AttemptRef,
+    pub worker: String,
+    pub result: AttemptResult,
+    pub class: Option<FailureClass>,
+    /// Why it was stopped, if it was.
+    pub stop: Option<StopCause>,
+    pub reason: String,
+}
+
+/// The live view of an attempt.
+#[derive(Clone, Debug, PartialEq)]
+pub struct AttemptStatus {
+    pub attempt: AttemptRef,
+    pub worker: String,
+    pub proc: Option<ProcHandle>,
+    pub started: Timestamp,
+    pub last_output: Timestamp,
+    pub tokens: u64,
+    pub tool_calls: u64,
+    pub stopping: Option<StopCause>,
+}

@@ -49,6 +49,31 @@ impl HostAdapter for LocalHost {
         }
     }
 
+    async fn missing_files(
+        &self,
+        paths: &HostPaths,
+        files: &[String],
+    ) -> Result<Vec<String>, HostError> {
+        let task_root = Path::new(&paths.cwd)
+            .strip_prefix(&self.workspace_root)
+            .ok()
+            .map(|p| p.display().to_string())
+            .filter(|p| !p.is_empty());
+        Ok(files
+            .iter()
+            .filter(|f| {
+                !crate::spec::paths::resolve_existing(
+                    &self.workspace_root,
+                    task_root.as_deref(),
+                    None,
+                    f,
+                )
+                .is_ok_and(|p| p.exists())
+            })
+            .cloned()
+            .collect())
+    }
+
     async fn prepare(
         &self,
         paths: &HostPaths,

@@ -163,6 +163,17 @@ pub trait HostAdapter: Send + Sync + fmt::Debug {
     /// workspace.
     fn paths(&self, task_root_rel: &Path, attempt_dir_rel: &Path) -> HostPaths;
 
+    /// The agent runtime program on this host, replacing the runtime
+    /// template's first word (an ssh host's `binary`).
+    fn runtime_program(&self) -> Option<String> {
+        None
+    }
+
+    /// Which of `files` (relative to the task's working directory) do not
+    /// exist on the host (or lead outside the workspace).
+    async fn missing_files(&self, paths: &HostPaths, files: &[String])
+        -> Result<Vec<String>, HostError>;
+
     /// Creates the attempt directory on the host and writes `files` (name
     /// relative to the attempt directory, contents) into it.
     async fn prepare(

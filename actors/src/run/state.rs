@@ -315,6 +315,7 @@ impl RunState {
                         t.phase = TaskPhase::Running;
                         t.deadline = None;
                         t.next_attempt = t.next_attempt.max(n + 1);
+                        t.next_counted = true;
                         t.attempts.push(AttemptState::new(n, at));
                     }
                 }

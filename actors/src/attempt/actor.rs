@@ -1,0 +1,956 @@
+//! The `attempt` actor's implementation (see the module docs for its
+//! messages).
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use ractor::{Actor, ActorProcessingErr, ActorRef};
+use tokio::io::AsyncReadExt;
+use tokio::task::AbortHandle;
+
+use super::artifacts::{self, ScanInput};
+use super::judge::{self, Evidence, Judgement, StopCause};
+use super::logcap::{CappedLog, LineSplitter};
+use super::stream_json::{parse_line, Change, Signal, StreamState, MAX_PARSED_LINE};
+use super::{AttemptArgs, AttemptEnd, AttemptMsg, AttemptStatus, DeadlineKind};
+use crate::host::env::{build_env, OrcaContext};
+use crate::host::{ExitInfo, HostPaths, Launch, OutputStream, ProcHandle, RecordedProc, Sig};
+use crate::journal::event::{BudgetLimit, Event, LogStream, WorkerEvent};
+use crate::journal::NewEvent;
+use crate::model::{bounded, AlertClass, NodeKind, Receipt, Timestamp};
+use crate::scorer::checks::{self, CheckInput};
+use crate::spec::config::{MAX_INLINE_PROMPT_BYTES, RUNTIME_HINT};
+use crate::spec::{paths, CommandSpec, Scorer};
+
+/// Receipts' summaries are bounded to this many bytes.
+const SUMMARY_MAX: usize = 600;
+
+/// The `attempt` actor.
+#[derive(Debug, Default)]
+pub struct AttemptActor;
+
+/// The actor's state.
+pub struct AttemptState {
+    a: AttemptArgs,
+    path: String,
+    attempt_dir: PathBuf,
+    attempt_dir_rel: PathBuf,
+    paths: Option<HostPaths>,
+    runtime: bool,
+    /// Secret values, redacted from anything journaled.
+    secrets: Vec<String>,
+    started: Timestamp,
+    started_sys: SystemTime,
+    proc: Option<ProcHandle>,
+    stream: StreamState,
+    stop: Option<StopCause>,
+    exit: Option<ExitInfo>,
+    open_outputs: u8,
+    last_output: Arc<AtomicI64>,
+    timers: Vec<AbortHandle>,
+    kill_timer: Option<AbortHandle>,
+    abandon: tokio::sync::watch::Sender<bool>,
+    finished: bool,
+    notes: Vec<String>,
+}
+
+impl Actor for AttemptActor {
+    type Msg = AttemptMsg;
+    type State = AttemptState;
+    type Arguments = AttemptArgs;
+
+    async fn pre_start(
+        &self,
+        myself: ActorRef<AttemptMsg>,
+        a: AttemptArgs,
+    ) -> Result<AttemptState, ActorProcessingErr> {
+        let path = a.attempt.actor_path();
+        a.services
+            .registry
+            .register(path.clone(), NodeKind::Attempt, myself.get_cell());
+        let attempt_dir = a
+            .services
+            .ws
+            .attempt_dir(&a.attempt.run, &a.attempt.task, a.attempt.attempt);
+        let attempt_dir_rel = attempt_dir
+            .strip_prefix(a.services.ws.root())
+            .map(Path::to_path_buf)
+            .unwrap_or_else(|_| attempt_dir.clone());
+        let runtime = a.task.needs_runtime();
+        let now = Timestamp::now();
+        myself.cast(AttemptMsg::Start)?;
+        Ok(AttemptState {
+            path,
+            attempt_dir,
+            attempt_dir_rel,
+            paths: None,
+            runtime,
+            secrets: Vec::new(),
+            started: now,
+            started_sys: SystemTime::now(),
+            proc: None,
+            stream: StreamState::default(),
+            stop: None,
+            exit: None,
+            open_outputs: 0,
+            last_output: Arc::new(AtomicI64::new(now.nanos())),
+            timers: Vec::new(),
+            kill_timer: None,
+            abandon: tokio::sync::watch::channel(false).0,
+            finished: false,
+            notes: Vec::new(),
+            a,
+        })
+    }
+
+    async fn handle(
+        &self,
+        myself: ActorRef<AttemptMsg>,
+        msg: AttemptMsg,
+        st: &mut AttemptState,
+    ) -> Result<(), ActorProcessingErr> {
+        match msg {
+            AttemptMsg::Start => match launch(&myself, st).await {
+                Ok(()) => Ok(()),
+                Err(Launched::NotStarted(j)) => finish_without_process(&myself, st, j).await,
+                Err(Launched::Fatal(e)) => Err(e),
+            },
+            AttemptMsg::Signals(signals) => on_signals(&myself, st, signals).await,
+            AttemptMsg::LogCapped(stream) => {
+                journal(
+                    st,
+                    vec![Event::WorkerReported {
+                        attempt: st.a.attempt.clone(),
+                        event: WorkerEvent::LogCapped { stream },
+                    }],
+                )
+                .await
+            }
+            AttemptMsg::OutputClosed(_) => {
+                st.open_outputs = st.open_outputs.saturating_sub(1);
+                maybe_finish(&myself, st).await
+            }
+            AttemptMsg::Exited(result) => {
+                let info = match result {
+                    Ok(info) => info,
+                    Err(e) => {
+                        st.notes.push(format!("cannot wait for the process: {e}"));
+                        ExitInfo {
+                            code: None,
+                            signal: None,
+                        }
+                    }
+                };
+                st.exit = Some(info);
+                if let Some(proc) = st.proc {
+                    // Leftover members of the group (a grandchild holding
+                    // the pipes, a daemonized helper) go with it.
+                    if st.a.host.alive(&proc).await.unwrap_or(false) && st.kill_timer.is_none() {
+                        st.notes
+                            .push("processes were left in the group after exit; stopped".into());
+                        stop_group(&myself, st).await;
+                    }
+                }
+                if st.open_outputs > 0 {
+                    let after = st.a.services.settings.grace + Duration::from_secs(2);
+                    let h = myself.send_after(after, || AttemptMsg::AbandonOutput);
+                    st.timers.push(h.abort_handle());
+                }
+                maybe_finish(&myself, st).await
+            }
+            AttemptMsg::StaleCheck => on_stale_check(&myself, st).await,
+            AttemptMsg::Deadline(kind) => {
+                let cause = match kind {
+                    DeadlineKind::Timeout => StopCause::Timeout {
+                        after_ms: st.a.task.timeout_seconds.map(|s| s.as_millis()).unwrap_or(0),
+                    },
+                    DeadlineKind::BudgetSeconds => {
+                        journal(
+                            st,
+                            vec![Event::WorkerReported {
+                                attempt: st.a.attempt.clone(),
+                                event: WorkerEvent::BudgetExceeded {
+                                    limit: BudgetLimit::Seconds,
+                                },
+                            }],
+                        )
+                        .await?;
+                        StopCause::Budget(BudgetLimit::Seconds)
+                    }
+                };
+                request_stop(&myself, st, cause).await;
+                Ok(())
+            }
+            AttemptMsg::KillGroup => {
+                if let Some(proc) = st.proc {
+                    let _ = st.a.host.signal(&proc, Sig::Kill).await;
+                }
+                Ok(())
+            }
+            AttemptMsg::AbandonOutput => {
+                if st.open_outputs > 0 && !st.finished {
+                    if let Some(proc) = st.proc {
+                        // Whatever still carries the attempt's id holds the
+                        // pipes: it escaped the group.
+                        let rec = RecordedProc {
+                            proc,
+                            attempt_id: st.a.attempt.to_string(),
+                        };
+                        let _ = st.a.host.kill_orphan(&rec, 1_000).await;
+                    }
+                    st.notes.push(
+                        "output was still open after the process group ended; stopped reading"
+                            .into(),
+                    );
+                    let _ = st.abandon.send(true);
+                }
+                Ok(())
+            }
+            AttemptMsg::Stop(cause) => {
+                request_stop(&myself, st, cause).await;
+                Ok(())
+            }
+            AttemptMsg::Status(reply) => {
+                let _ = reply.send(AttemptStatus {
+                    attempt: st.a.attempt.clone(),
+                    worker: st.a.worker.clone(),
+                    proc: st.proc,
+                    started: st.started,
+                    last_output: Timestamp(st.last_output.load(Ordering::Relaxed)),
+                    tokens: st.stream.tokens,
+                    tool_calls: st.stream.tool_calls,
+                    stopping: st.stop.clone(),
+                });
+                Ok(())
+            }
+        }
+    }
+
+    async fn post_stop(
+        &self,
+        _myself: ActorRef<AttemptMsg>,
+        st: &mut AttemptState,
+    ) -> Result<(), ActorProcessingErr> {
+        for t in st.timers.drain(..) {
+            t.abort();
+        }
+        if let Some(t) = st.kill_timer.take() {
+            t.abort();
+        }
+        let _ = st.abandon.send(true);
+        // Stopped before it finished (its supervisor gave up on it): leave
+        // nothing running.
+        if !st.finished {
+            if let Some(proc) = st.proc {
+                let _ = st.a.host.signal(&proc, Sig::Kill).await;
+            }
+        }
+        st.a.services.registry.unregister(&st.path);
+        if let Some(tokens) = &st.a.services.tokens {
+            tokens.revoke(&st.a.attempt);
+        }
+        Ok(())
+    }
+}
+
+enum Launched {
+    /// The attempt ends before any process started (source task).
+    NotStarted(Judgement),
+    /// orca itself failed (the journal): the actor fails.
+    Fatal(ActorProcessingErr),
+}
+
+impl From<crate::journal::JournalError> for Launched {
+    fn from(e: crate::journal::JournalError) -> Self {
+        Launched::Fatal(Box::new(e))
+    }
+}
+
+/// The prompt for an agent runtime: objective, instructions, context and
+/// the list of input files.
+pub fn build_prompt(task: &crate::spec::TaskSpec) -> String {
+    let mut parts = Vec::new();
+    if let Some(o) = &task.objective {
+        parts.push(format!("Objective: {o}"));
+    }
+    if let Some(i) = &task.instructions {
+        parts.push(i.clone());
+    }
+    if !task.context.is_empty() {
+        parts.push(format!(
+            "Context:\n{}",
+            task.context
+                .iter()
+                .map(|c| format!("- {c}"))
+                .collect::<Vec<_>>()
+                .join("\n")
+        ));
+    }
+    if !task.input_files.is_empty() {
+        parts.push(format!(
+            "Input files:\n{}",
+            task.input_files
+                .iter()
+                .map(|f| format!("- {f}"))
+                .collect::<Vec<_>>()
+                .join("\n")
+        ));
+    }
+    parts.join("\n\n")
+}
+
+/// Substitutes the runtime template's placeholders. Refuses to put a long
+/// prompt in argv.
+pub fn runtime_argv(
+    template: &[String],
+    prompt: &str,
+    prompt_file: &str,
+    attempt_dir: &str,
+    task_id: &str,
+) -> Result<Vec<String>, String> {
+    let inline = template.iter().any(|a| a.contains("{prompt}"));
+    if inline && prompt.len() > MAX_INLINE_PROMPT_BYTES {
+        return Err(format!(
+            "the prompt is {} bytes; prompts over {} bytes must go through {{prompt_file}}, \
+             never argv: change [runtime] command in .orca/config.toml to use {{prompt_file}}",
+            prompt.len(),
+            MAX_INLINE_PROMPT_BYTES
+        ));
+    }
+    Ok(template
+        .iter()
+        .map(|a| {
+            a.replace("{prompt_file}", prompt_file)
+                .replace("{attempt_dir}", attempt_dir)
+                .replace("{task_id}", task_id)
+                .replace("{prompt}", prompt)
+        })
+        .collect())
+}
+
+async fn launch(myself: &ActorRef<AttemptMsg>, st: &mut AttemptState) -> Result<(), Launched> {
+    let a = st.a.clone();
+    let task = &a.task;
+    let task_root_rel = paths::task_dir_relative(task.workspace_root())
+        .map_err(|e| Launched::NotStarted(Judgement::task_fail(e.to_string())))?;
+    let hp = a.host.paths(&task_root_rel, &st.attempt_dir_rel);
+    st.paths = Some(hp.clone());
+
+    // Local state for the attempt: its directory and logs.
+    std::fs::create_dir_all(&st.attempt_dir).map_err(|e| {
+        Launched::Fatal(format!("cannot create {}: {e}", st.attempt_dir.display()).into())
+    })?;
+
+    let missing = a
+        .host
+        .missing_files(&hp, task.required_files())
+        .await
+        .map_err(host_judgement)?;
+    if !missing.is_empty() {
+        return Err(Launched::NotStarted(Judgement::task_fail(format!(
+            "required file{} missing: {}",
+            if missing.len() == 1 { "" } else { "s" },
+            missing.join(", ")
+        ))));
+    }
+
+    let mut files: Vec<(String, Vec<u8>)> = Vec::new();
+    let argv = match &task.command {
+        Some(CommandSpec::Argv(v)) => v.clone(),
+        Some(c @ CommandSpec::Shell(_)) => c.argv(),
+        None => {
+            let Some(rt) = &a.services.settings.runtime else {
+                return Err(Launched::NotStarted(Judgement::task_fail(format!(
+                    "this task has only instructions and no agent runtime is configured: {RUNTIME_HINT}"
+                ))));
+            };
+            let prompt = build_prompt(task);
+            let prompt_file = format!("{}/prompt.md", hp.attempt_dir);
+            files.push(("prompt.md".into(), prompt.clone().into_bytes()));
+            let mut argv = runtime_argv(&rt.command, &prompt, &prompt_file, &hp.attempt_dir, &task.id)
+                .map_err(|e| Launched::NotStarted(Judgement::task_fail(e)))?;
+            if let (Some(program), Some(first)) = (a.host.runtime_program(), argv.first_mut()) {
+                *first = program;
+            }
+            argv
+        }
+    };
+
+    let secrets = if st.runtime {
+        a.services.settings.runtime.as_ref().map(|r| r.secret_env.as_slice())
+    } else {
+        None
+    };
+    let api = a.services.tokens.as_ref().map(|t| {
+        (
+            t.api_url(),
+            crate::host::EnvValue::secret(t.issue(&a.attempt, a.spawn_depth)),
+        )
+    });
+    let ctx = OrcaContext {
+        run: a.attempt.run.clone(),
+        task: a.attempt.task.clone(),
+        attempt: a.attempt.attempt,
+        attempt_id: a.attempt.to_string(),
+        workspace: hp.workspace.clone(),
+        attempt_dir: hp.attempt_dir.clone(),
+        spawn_depth: a.spawn_depth,
+        api,
+    };
+    let env = build_env(task, &a.host_allowlist, secrets, &ctx, |k| std::env::var(k).ok())
+        .map_err(|e| Launched::NotStarted(Judgement::task_fail(e.to_string())))?;
+    st.secrets = env
+        .iter()
+        .filter(|v| v.value.is_secret() && v.value.expose().len() >= 4)
+        .map(|v| v.value.expose().to_string())
+        .collect();
+
+    a.host.prepare(&hp, &files).await.map_err(host_judgement)?;
+
+    let cap = a.services.settings.log_cap;
+    let stdout_log = st.attempt_dir.join("stdout.log");
+    let stderr_log = st.attempt_dir.join("stderr.log");
+    st.started = Timestamp::now();
+    st.started_sys = SystemTime::now();
+    st.last_output.store(st.started.nanos(), Ordering::Relaxed);
+    let running = a
+        .host
+        .start(Launch {
+            argv,
+            env,
+            paths: hp,
+            attempt_id: a.attempt.to_string(),
+        })
+        .await
+        .map_err(host_judgement)?;
+    st.proc = Some(running.proc);
+
+    // Readers and the exit waiter start at once (a full pipe would block
+    // the worker); the journal learns of the group right after.
+    st.open_outputs = 2;
+    spawn_reader(running.stdout, LogStream::Stdout, stdout_log, cap, true, myself.clone(), st);
+    spawn_reader(running.stderr, LogStream::Stderr, stderr_log, cap, false, myself.clone(), st);
+    let me = myself.clone();
+    tokio::spawn(async move {
+        let r = running.exit.await.map_err(|e| e.to_string());
+        let _ = me.cast(AttemptMsg::Exited(r));
+    });
+
+    let started = Event::AttemptStarted {
+        attempt: a.attempt.clone(),
+        worker: a.worker.clone(),
+        host: a.host.name(),
+        pid: running.proc.pid,
+        pgid: running.proc.pgid,
+        proc_start: running.proc.proc_start,
+        counted: a.counted,
+    };
+    if let Err(e) = journal_raw(st, vec![started]).await {
+        // Unrecorded work must not run.
+        let _ = a.host.signal(&running.proc, Sig::Kill).await;
+        return Err(Launched::Fatal(e));
+    }
+
+    // Timers: heartbeat, timeout, budget seconds.
+    let h = myself.send_after(a.stale_after, || AttemptMsg::StaleCheck);
+    st.timers.push(h.abort_handle());
+    if let Some(t) = task.timeout_seconds {
+        let h = myself.send_after(t.as_duration(), || AttemptMsg::Deadline(DeadlineKind::Timeout));
+        st.timers.push(h.abort_handle());
+    }
+    if let Some(b) = task.budget.as_ref().and_then(|b| b.max_seconds) {
+        let h = myself.send_after(b.as_duration(), || {
+            AttemptMsg::Deadline(DeadlineKind::BudgetSeconds)
+        });
+        st.timers.push(h.abort_handle());
+    }
+    Ok(())
+}
+
+fn host_judgement(e: crate::host::HostError) -> Launched {
+    Launched::NotStarted(if e.is_transport() {
+        Judgement::transport(e.to_string())
+    } else {
+        Judgement::task_fail(e.to_string())
+    })
+}
+
+fn spawn_reader(
+    mut stream: OutputStream,
+    which: LogStream,
+    path: PathBuf,
+    cap: u64,
+    parse: bool,
+    me: ActorRef<AttemptMsg>,
+    st: &AttemptState,
+) {
+    let last_output = st.last_output.clone();
+    let mut abandon = st.abandon.subscribe();
+    tokio::spawn(async move {
+        let mut log = match CappedLog::create(&path, cap) {
+            Ok(l) => Some(l),
+            Err(e) => {
+                tracing::error!(path = %path.display(), error = %e, "cannot create the attempt log");
+                None
+            }
+        };
+        let mut splitter = LineSplitter::new(MAX_PARSED_LINE);
+        let mut buf = vec![0u8; 64 * 1024];
+        let forward = |line: Option<&[u8]>, me: &ActorRef<AttemptMsg>| {
+            if let Some(signals) = line.and_then(parse_line) {
+                if signals.iter().any(|s| *s != Signal::Heartbeat) {
+                    let _ = me.cast(AttemptMsg::Signals(signals));
+                }
+            }
+        };
+        loop {
+            let n = tokio::select! {
+                r = stream.read(&mut buf) => match r {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => n,
+                },
+                _ = abandon.changed() => break,
+            };
+            last_output.store(Timestamp::now().nanos(), Ordering::Relaxed);
+            if let Some(l) = log.as_mut() {
+                match l.write(&buf[..n]) {
+                    Ok(true) => {
+                        let _ = me.cast(AttemptMsg::LogCapped(which));
+                    }
+                    Ok(false) => {}
+                    Err(e) => {
+                        tracing::error!(path = %path.display(), error = %e, "cannot write the attempt log");
+                        log = None;
+                    }
+                }
+            }
+            if parse {
+                splitter.feed(&buf[..n], |line| forward(line, &me));
+            }
+        }
+        if parse {
+            splitter.finish(|line| forward(line, &me));
+        }
+        if let Some(l) = log {
+            if let Err(e) = l.finish() {
+                tracing::error!(path = %path.display(), error = %e, "cannot finish the attempt log");
+            }
+        }
+        let _ = me.cast(AttemptMsg::OutputClosed(which));
+    });
+}
+
+/// Journals events (redacted) for this attempt; a journal failure fails
+/// the actor.
+async fn journal(st: &AttemptState, events: Vec<Event>) -> Result<(), ActorProcessingErr> {
+    journal_raw(st, events).await
+}
+
+async fn journal_raw(st: &AttemptState, events: Vec<Event>) -> Result<(), ActorProcessingErr> {
+    let batch = events
+        .into_iter()
+        .map(|e| NewEvent::new(st.path.clone(), e))
+        .collect();
+    st.a.services.journal.append(batch).await?;
+    Ok(())
+}
+
+fn redact(st: &AttemptState, text: &str) -> String {
+    let mut out = text.to_string();
+    for s in &st.secrets {
+        if out.contains(s.as_str()) {
+            out = out.replace(s.as_str(), "<redacted>");
+        }
+    }
+    out
+}
+
+async fn on_signals(
+    myself: &ActorRef<AttemptMsg>,
+    st: &mut AttemptState,
+    signals: Vec<Signal>,
+) -> Result<(), ActorProcessingErr> {
+    let changes = st.stream.observe(signals);
+    let mut events = Vec::new();
+    let mut budget = None;
+    for c in changes {
+        let event = match c {
+            Change::Running => WorkerEvent::Running,
+            Change::Tool(tool) => WorkerEvent::RunningTool {
+                tool: bounded(&redact(st, &tool), 200),
+            },
+            Change::Usage { tokens, tool_calls } => {
+                if let Some(b) = &st.a.task.budget {
+                    if b.max_tokens.is_some_and(|m| tokens > m) {
+                        budget = Some(BudgetLimit::Tokens);
+                    }
+                    if b.max_tool_calls.is_some_and(|m| tool_calls > m) {
+                        budget = Some(BudgetLimit::ToolCalls);
+                    }
+                }
+                WorkerEvent::Usage { tokens, tool_calls }
+            }
+            Change::Artifact { kind, path } => WorkerEvent::Artifact {
+                kind: bounded(&kind, 200),
+                path: bounded(&path, 1000),
+            },
+            Change::NeedsHuman(reason) => WorkerEvent::NeedsHuman {
+                reason: bounded(&redact(st, &reason), SUMMARY_MAX),
+            },
+            Change::Done => WorkerEvent::Completed,
+            Change::Error(error) => WorkerEvent::Failed {
+                error: bounded(&redact(st, &error), SUMMARY_MAX),
+            },
+        };
+        events.push(Event::WorkerReported {
+            attempt: st.a.attempt.clone(),
+            event,
+        });
+    }
+    if let Some(limit) = budget.filter(|_| st.stop.is_none()) {
+        events.push(Event::WorkerReported {
+            attempt: st.a.attempt.clone(),
+            event: WorkerEvent::BudgetExceeded { limit },
+        });
+    }
+    if !events.is_empty() {
+        journal(st, events).await?;
+    }
+    if let Some(limit) = budget {
+        request_stop(myself, st, StopCause::Budget(limit)).await;
+    }
+    Ok(())
+}
+
+async fn on_stale_check(
+    myself: &ActorRef<AttemptMsg>,
+    st: &mut AttemptState,
+) -> Result<(), ActorProcessingErr> {
+    if st.exit.is_some() || st.stop.is_some() {
+        return Ok(());
+    }
+    let last = Timestamp(st.last_output.load(Ordering::Relaxed));
+    let now = Timestamp::now();
+    let silent = now.millis_since(last);
+    let stale_ms = st.a.stale_after.as_millis() as u64;
+    if silent >= stale_ms {
+        journal(
+            st,
+            vec![Event::WorkerReported {
+                attempt: st.a.attempt.clone(),
+                event: WorkerEvent::Stale { silent_ms: silent },
+            }],
+        )
+        .await?;
+        request_stop(myself, st, StopCause::Stale { silent_ms: silent }).await;
+    } else {
+        let next = Duration::from_millis(stale_ms - silent);
+        let h = myself.send_after(next, || AttemptMsg::StaleCheck);
+        st.timers.push(h.abort_handle());
+    }
+    Ok(())
+}
+
+async fn request_stop(myself: &ActorRef<AttemptMsg>, st: &mut AttemptState, cause: StopCause) {
+    if st.finished || st.exit.is_some() || st.stop.is_some() {
+        return;
+    }
+    st.stop = Some(cause);
+    stop_group(myself, st).await;
+}
+
+/// SIGTERM to the group, SIGKILL after the grace.
+async fn stop_group(myself: &ActorRef<AttemptMsg>, st: &mut AttemptState) {
+    let Some(proc) = st.proc else {
+        return;
+    };
+    let _ = st.a.host.signal(&proc, Sig::Term).await;
+    if st.kill_timer.is_none() {
+        let h = myself.send_after(st.a.services.settings.grace, || AttemptMsg::KillGroup);
+        st.kill_timer = Some(h.abort_handle());
+    }
+}
+
+async fn maybe_finish(
+    myself: &ActorRef<AttemptMsg>,
+    st: &mut AttemptState,
+) -> Result<(), ActorProcessingErr> {
+    if st.finished || st.open_outputs > 0 {
+        return Ok(());
+    }
+    let Some(exit) = st.exit else {
+        return Ok(());
+    };
+    st.finished = true;
+    for t in st.timers.drain(..) {
+        t.abort();
+    }
+    journal(
+        st,
+        vec![Event::AttemptExited {
+            attempt: st.a.attempt.clone(),
+            exit_code: exit.code,
+            signal: exit.signal,
+        }],
+    )
+    .await?;
+    // The group may still be draining after SIGTERM: make sure nothing of
+    // the attempt outlives it.
+    if let Some(proc) = st.proc {
+        if st.a.host.alive(&proc).await.unwrap_or(false) {
+            let _ = st.a.host.signal(&proc, Sig::Kill).await;
+        }
+    }
+    if let Some(t) = st.kill_timer.take() {
+        t.abort();
+    }
+    let cap = st.a.services.settings.artifact_cap;
+    if let Some(hp) = &st.paths {
+        if let Err(e) = st.a.host.collect(hp, &st.attempt_dir, cap).await {
+            st.notes.push(format!("cannot fetch artifacts: {e}"));
+        }
+    }
+    let scan = {
+        let root = st.a.services.ws.root().to_path_buf();
+        let task_root = st.a.task.workspace_root().map(str::to_string);
+        let rel = st.attempt_dir_rel.clone();
+        let expected = st.a.task.expected_artifacts.clone();
+        let declared = st.stream.artifacts.clone();
+        tokio::task::spawn_blocking(move || {
+            artifacts::scan(&ScanInput {
+                workspace_root: &root,
+                task_root: task_root.as_deref(),
+                attempt_dir_rel: &rel,
+                expected: &expected,
+                declared: &declared,
+                cap,
+            })
+        })
+        .await
+        .unwrap_or_default()
+    };
+    let expected_code = st.a.task.scorer.as_ref().and_then(|s| match s.typed() {
+        Ok(Scorer::ExitCode { expected }) => Some(expected),
+        _ => None,
+    });
+    let judged = judge::judge(&Evidence {
+        exit,
+        stop: st.stop.as_ref(),
+        runtime: st.runtime,
+        expected_code,
+        stream_error: st.stream.final_error(),
+        needs_human: st.stream.needs_human.as_deref(),
+        missing_artifacts: &scan.missing,
+    });
+    let judgement = match judged {
+        Some(j) => j,
+        None => score(st, exit).await,
+    };
+    let mut notes = std::mem::take(&mut st.notes);
+    notes.extend(scan.notes.iter().cloned());
+    complete(myself, st, judgement, Some(exit), scan.refs, notes).await
+}
+
+/// Runs the task's scorer (deterministic kinds here; the others by the
+/// run's scorer actor).
+async fn score(st: &AttemptState, exit: ExitInfo) -> Judgement {
+    let Some(spec) = st.a.task.scorer.clone() else {
+        return Judgement::pass("exited with code 0");
+    };
+    let scorer = match spec.typed() {
+        Ok(s) => s,
+        Err(field) => {
+            return Judgement::verifier_error(format!(
+                "scorer {} is missing `{field}`",
+                spec.kind
+            ))
+        }
+    };
+    match scorer {
+        Scorer::Manual => Judgement::partial(format!(
+            "awaiting a manual verdict: orca verify {} {} --pass|--fail",
+            st.a.attempt.run, st.a.attempt.task
+        )),
+        Scorer::Command { .. } | Scorer::VerifierPrompt { .. } => Judgement::verifier_error(format!(
+            "the {} scorer is not available in this build",
+            spec.kind
+        )),
+        det => {
+            let root = st.a.services.ws.root().to_path_buf();
+            let task_root = st.a.task.workspace_root().map(str::to_string);
+            let rel = st.attempt_dir_rel.clone();
+            let started = st.started_sys;
+            let timeout = spec.effective_timeout().as_duration();
+            let job = tokio::task::spawn_blocking(move || {
+                checks::check(
+                    &det,
+                    &CheckInput {
+                        workspace_root: &root,
+                        task_root: task_root.as_deref(),
+                        attempt_dir_rel: &rel,
+                        started,
+                        exit_code: exit.code,
+                    },
+                )
+            });
+            match tokio::time::timeout(timeout, job).await {
+                Ok(Ok(Ok(c))) if c.pass => Judgement::pass(c.notes),
+                Ok(Ok(Ok(c))) => Judgement::verifier_fail(c.notes),
+                Ok(Ok(Err(e))) => Judgement::verifier_error(format!("scorer error: {e}")),
+                Ok(Err(e)) => Judgement::verifier_error(format!("scorer crashed: {e}")),
+                Err(_) => Judgement::verifier_error(format!(
+                    "scorer timed out after {}s",
+                    timeout.as_secs_f64()
+                )),
+            }
+        }
+    }
+}
+
+async fn finish_without_process(
+    myself: &ActorRef<AttemptMsg>,
+    st: &mut AttemptState,
+    j: Judgement,
+) -> Result<(), ActorProcessingErr> {
+    st.finished = true;
+    let notes = std::mem::take(&mut st.notes);
+    complete(myself, st, j, None, Vec::new(), notes).await
+}
+
+/// Journals the terminal event and the receipt (one batch), writes
+/// `receipt.json`, cleans up on the host and reports to the supervisor.
+async fn complete(
+    myself: &ActorRef<AttemptMsg>,
+    st: &mut AttemptState,
+    j: Judgement,
+    exit: Option<ExitInfo>,
+    refs: Vec<crate::model::ArtifactRef>,
+    notes: Vec<String>,
+) -> Result<(), ActorProcessingErr> {
+    let now = Timestamp::now();
+    let mut summary = redact(st, &j.reason);
+    for n in &notes {
+        summary.push_str("; ");
+        summary.push_str(&redact(st, n));
+    }
+    let receipt = Receipt {
+        run: st.a.attempt.run.clone(),
+        task: st.a.attempt.task.clone(),
+        worker: st.a.worker.clone(),
+        attempt: st.a.attempt.attempt,
+        result: j.result,
+        failure_source: j.source,
+        class: j.class,
+        score: None,
+        exit_code: exit.and_then(|e| e.code),
+        signal: exit.and_then(|e| e.signal),
+        started: st.started,
+        finished: now,
+        duration_ms: now.millis_since(st.started),
+        artifacts: refs,
+        summary: bounded(&summary, SUMMARY_MAX),
+        verdict: None,
+    };
+    let mut events = Vec::new();
+    if matches!(st.stop, Some(StopCause::Shutdown)) {
+        events.push(Event::AttemptInterrupted {
+            attempt: st.a.attempt.clone(),
+            cause: crate::journal::event::InterruptCause::OrcaShutdown,
+        });
+    }
+    if let Some(StopCause::Operator { surface, restart }) = &st.stop {
+        events.push(Event::AttemptInterrupted {
+            attempt: st.a.attempt.clone(),
+            cause: crate::journal::event::InterruptCause::Operator {
+                surface: *surface,
+                restart: *restart,
+            },
+        });
+    }
+    if let Some(StopCause::Sibling { sibling }) = &st.stop {
+        events.push(Event::AttemptInterrupted {
+            attempt: st.a.attempt.clone(),
+            cause: crate::journal::event::InterruptCause::SiblingRestart {
+                sibling: sibling.clone(),
+            },
+        });
+    }
+    events.push(Event::AttemptFinished {
+        attempt: st.a.attempt.clone(),
+        result: j.result,
+        source: j.source,
+        class: j.class,
+        reason: receipt.summary.clone(),
+    });
+    events.push(Event::ReceiptRecorded(receipt.clone()));
+    for class in &j.alerts {
+        events.push(Event::AlertRaised {
+            class: *class,
+            run: st.a.attempt.run.clone(),
+            task: Some(st.a.attempt.task.clone()),
+            attempt: Some(st.a.attempt.attempt),
+            reason: receipt.summary.clone(),
+        });
+    }
+    journal(st, events).await?;
+    let receipt_path = st.attempt_dir.join("receipt.json");
+    if let Ok(text) = serde_json::to_vec_pretty(&receipt) {
+        if let Err(e) = std::fs::write(&receipt_path, text) {
+            tracing::warn!(path = %receipt_path.display(), error = %e, "cannot write receipt.json");
+        }
+    }
+    if let Some(hp) = &st.paths {
+        if let Err(e) = st.a.host.cleanup(hp).await {
+            tracing::warn!(attempt = %st.a.attempt, error = %e, "cleanup on the host failed");
+        }
+    }
+    let end = AttemptEnd {
+        attempt: st.a.attempt.clone(),
+        worker: st.a.worker.clone(),
+        result: j.result,
+        class: j.class,
+        stop: st.stop.clone(),
+        reason: receipt.summary,
+    };
+    let _ = st.a.supervisor.cast(crate::run::RunMsg::AttemptEnded(end));
+    myself.stop(None);
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prompt_and_template() {
+        let task = crate::spec::TaskSpec {
+            id: "t".into(),
+            objective: Some("Find bugs.".into()),
+            instructions: Some("Read the code.".into()),
+            context: vec!["Be brief.".into()],
+            input_files: vec!["src/lib.rs".into()],
+            ..Default::default()
+        };
+        let p = build_prompt(&task);
+        assert_eq!(
+            p,
+            "Objective: Find bugs.\n\nRead the code.\n\nContext:\n- Be brief.\n\nInput files:\n- src/lib.rs"
+        );
+        let t: Vec<String> = ["cw", "exec", "{prompt}", "--dir={attempt_dir}", "--id", "{task_id}"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        let argv = runtime_argv(&t, "hi", "/a/prompt.md", "/a", "t").unwrap();
+        assert_eq!(argv, ["cw", "exec", "hi", "--dir=/a", "--id", "t"]);
+        let long = "x".repeat(MAX_INLINE_PROMPT_BYTES + 1);
+        let err = runtime_argv(&t, &long, "/a/prompt.md", "/a", "t").unwrap_err();
+        assert!(err.contains("{prompt_file}"), "{err}");
+        let via_file: Vec<String> = ["cw", "--prompt-file", "{prompt_file}"].iter().map(|s| s.to_string()).collect();
+        assert_eq!(
+            runtime_argv(&via_file, &long, "/a/prompt.md", "/a", "t").unwrap(),
+            ["cw", "--prompt-file", "/a/prompt.md"]
+        );
+    }
+}

@@ -1,0 +1,45 @@
+//! Rebuilding runs from the journal after orca stopped.
+
+use ractor::ActorRef;
+
+use crate::runs::RunsMsg;
+use crate::services::Services;
+use crate::view::FleetView;
+
+/// Resumes every run the journal shows as not ended. Returns the run ids.
+pub async fn resume_unfinished(services: &Services, runs: &ActorRef<RunsMsg>) -> Vec<String> {
+    let dir = services.journal.dir().to_path_buf();
+    let view = match tokio::task::spawn_blocking(move || FleetView::load(&dir)).await {
+        Ok(Ok(v)) => v,
+        Ok(Err(e)) => {
+            tracing::error!(error = %e, "cannot read the journal to resume runs");
+            return Vec::new();
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "cannot read the journal to resume runs");
+            return Vec::new();
+        }
+    };
+    let mut resumed = Vec::new();
+    for state in view.runs.into_values().filter(|r| r.ended_as.is_none()) {
+        let run = state.run.clone();
+        match runs
+            .call(
+                |tx| RunsMsg::Resume {
+                    state: Box::new(state),
+                    stale_after: None,
+                    reply: Some(tx),
+                },
+                None,
+            )
+            .await
+        {
+            Ok(ractor::rpc::CallResult::Success(Ok(()))) => resumed.push(run),
+            Ok(ractor::rpc::CallResult::Success(Err(e))) => {
+                tracing::error!(%run, error = %e, "cannot resume run")
+            }
+            _ => tracing::error!(%run, "cannot resume run: `runs` did not answer"),
+        }
+    }
+    resumed
+}

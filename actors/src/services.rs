@@ -1,0 +1,162 @@
+//! What every actor of a workspace shares: the workspace, the journal
+//! handle, settings, the hosts, and orca's own map from actor path to actor
+//! (ractor's registry is global and flat; orca's paths are a tree).
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use crate::host::local::LocalHost;
+use crate::host::HostAdapter;
+use crate::journal::JournalHandle;
+use crate::model::NodeKind;
+use crate::spec::{HostSpec, OrcaConfig, RuntimeConfig, WorkerSpec};
+use crate::workspace::Workspace;
+
+/// Settings for attempts, from `.orca/config.toml` with defaults.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Settings {
+    /// SIGTERM → SIGKILL grace.
+    pub grace: Duration,
+    pub log_cap: u64,
+    pub artifact_cap: u64,
+    pub runtime: Option<RuntimeConfig>,
+    /// Default concurrency (config, else CPUs).
+    pub default_max_workers: u32,
+}
+
+impl Settings {
+    pub fn from_config(config: &OrcaConfig) -> Self {
+        let run = config.run.as_ref();
+        Self {
+            grace: run
+                .and_then(|r| r.grace_seconds)
+                .map(|s| s.as_duration())
+                .unwrap_or(Duration::from_secs(5)),
+            log_cap: run
+                .and_then(|r| r.log_cap_bytes)
+                .unwrap_or(crate::attempt::logcap::DEFAULT_LOG_CAP),
+            artifact_cap: run
+                .and_then(|r| r.artifact_cap_bytes)
+                .unwrap_or(crate::attempt::artifacts::DEFAULT_ARTIFACT_CAP),
+            runtime: config.runtime().cloned(),
+            default_max_workers: run.and_then(|r| r.max_workers).unwrap_or_else(cpus),
+        }
+    }
+}
+
+/// The number of CPUs (at least 1).
+pub fn cpus() -> u32 {
+    std::thread::available_parallelism()
+        .map(|n| n.get() as u32)
+        .unwrap_or(1)
+}
+
+/// Issues per-attempt API tokens (the daemon plugs one in).
+pub trait TokenIssuer: Send + Sync + fmt::Debug {
+    /// The API address workers get as `ORCA_API`.
+    fn api_url(&self) -> String;
+    /// A token for this attempt (valid until [`TokenIssuer::revoke`]).
+    fn issue(&self, attempt: &crate::model::AttemptRef, depth: u32) -> String;
+    /// The attempt ended: its token stops working.
+    fn revoke(&self, attempt: &crate::model::AttemptRef);
+}
+
+/// Builds the host adapter of a worker.
+pub trait HostFactory: Send + Sync + fmt::Debug {
+    fn host_for(&self, worker: &WorkerSpec) -> Arc<dyn HostAdapter>;
+}
+
+/// The default factory: local workers run here; ssh workers need an ssh
+/// factory plugged in.
+#[derive(Debug)]
+pub struct LocalOnly {
+    local: Arc<dyn HostAdapter>,
+}
+
+impl LocalOnly {
+    pub fn new(ws: &Workspace) -> Self {
+        Self {
+            local: Arc::new(LocalHost::new(ws.root())),
+        }
+    }
+}
+
+impl HostFactory for LocalOnly {
+    fn host_for(&self, _worker: &WorkerSpec) -> Arc<dyn HostAdapter> {
+        self.local.clone()
+    }
+}
+
+/// A registered actor: its kind and how to reach it.
+#[derive(Clone)]
+pub struct Entry {
+    pub kind: NodeKind,
+    pub cell: ractor::ActorCell,
+}
+
+impl fmt::Debug for Entry {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:?}({})", self.kind, self.cell.get_id())
+    }
+}
+
+/// orca's path → actor map.
+#[derive(Clone, Debug, Default)]
+pub struct Registry {
+    inner: Arc<RwLock<HashMap<String, Entry>>>,
+}
+
+impl Registry {
+    pub fn register(&self, path: impl Into<String>, kind: NodeKind, cell: ractor::ActorCell) {
+        if let Ok(mut m) = self.inner.write() {
+            m.insert(path.into(), Entry { kind, cell });
+        }
+    }
+
+    pub fn unregister(&self, path: &str) {
+        if let Ok(mut m) = self.inner.write() {
+            m.remove(path);
+        }
+    }
+
+    pub fn get(&self, path: &str) -> Option<Entry> {
+        self.inner.read().ok().and_then(|m| m.get(path).cloned())
+    }
+
+    /// Every registered path, sorted.
+    pub fn paths(&self) -> Vec<String> {
+        let mut v: Vec<String> = self
+            .inner
+            .read()
+            .map(|m| m.keys().cloned().collect())
+            .unwrap_or_default();
+        v.sort();
+        v
+    }
+}
+
+/// Shared by every actor of a workspace.
+#[derive(Clone, Debug)]
+pub struct Services {
+    pub ws: Workspace,
+    pub journal: JournalHandle,
+    pub settings: Arc<Settings>,
+    pub hosts: Arc<dyn HostFactory>,
+    pub registry: Registry,
+    pub tokens: Option<Arc<dyn TokenIssuer>>,
+}
+
+impl Services {
+    /// The host adapter of a slot: a declared worker, or a local slot.
+    pub fn host_for(&self, worker: Option<&WorkerSpec>) -> Arc<dyn HostAdapter> {
+        match worker {
+            Some(w) => self.hosts.host_for(w),
+            None => self.hosts.host_for(&WorkerSpec {
+                host: HostSpec::default(),
+                ..WorkerSpec::default()
+            }),
+        }
+    }
+}

@@ -1,0 +1,319 @@
+//! The fleet view: every run folded from the journal, and the supervision
+//! tree built from it. The same fold serves the daemon (live, from the
+//! journal's feed) and offline CLI reads (from the files, or a snapshot plus
+//! the events after it).
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use crate::journal::event::Event;
+use crate::journal::{Envelope, Projection};
+use crate::model::{AttemptResult, NodeKind, Receipt, RunStatus, Strategy, Timestamp};
+use crate::run::state::{AlertRecord, Counts};
+use crate::run::state::{AttemptPhase, RunState, TaskPhase};
+
+/// Every run in a workspace.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct FleetView {
+    pub runs: BTreeMap<String, RunState>,
+    pub last_seq: u64,
+}
+
+impl FleetView {
+    /// The snapshot name of this projection.
+    pub const SNAPSHOT: &'static str = "fleet";
+
+    /// Applies one event.
+    pub fn apply_event(&mut self, seq: u64, at: Timestamp, event: &Event) {
+        self.last_seq = self.last_seq.max(seq);
+        if let Event::RunSubmitted(s) = event {
+            self.runs
+                .entry(s.run.clone())
+                .or_insert_with(|| RunState::submitted(s, at));
+        }
+        if let Some(run) = event.run_id() {
+            if let Some(r) = self.runs.get_mut(run) {
+                r.apply(seq, at, event);
+            }
+        }
+    }
+
+    /// Folds the whole journal in `journal_dir`.
+    pub fn load(journal_dir: &Path) -> Result<FleetView, crate::journal::JournalError> {
+        let mut v = FleetView::default();
+        if journal_dir.is_dir() {
+            crate::journal::replay(journal_dir, 0, &mut v)?;
+        }
+        Ok(v)
+    }
+
+    /// The run named `name`: an exact id, or a unique prefix of one.
+    pub fn find_run(&self, name: &str) -> Result<&RunState, String> {
+        if let Some(r) = self.runs.get(name) {
+            return Ok(r);
+        }
+        let matches: Vec<&String> = self.runs.keys().filter(|k| k.starts_with(name)).collect();
+        match matches.as_slice() {
+            [one] => Ok(&self.runs[*one]),
+            [] if self.runs.is_empty() => Err(format!("no run {name:?}: the journal has no runs")),
+            [] => Err(format!(
+                "no run {name:?}; runs: {}",
+                candidates(self.runs.keys().rev().take(10))
+            )),
+            many => Err(format!(
+                "{name:?} matches {} runs: {}",
+                many.len(),
+                candidates(many.iter().copied().take(10))
+            )),
+        }
+    }
+
+    /// The newest run (by id: ids are time-ordered).
+    pub fn latest(&self) -> Option<&RunState> {
+        self.runs.values().next_back()
+    }
+}
+
+fn candidates<'a>(it: impl Iterator<Item = &'a String>) -> String {
+    it.map(String::as_str).collect::<Vec<_>>().join(", ")
+}
+
+impl Projection for FleetView {
+    fn apply(&mut self, env: &Envelope) {
+        self.apply_event(env.seq, env.at, &env.event);
+    }
+}
+
+/// A task in a run, named by id or unique prefix.
+pub fn find_task<'a>(run: &'a RunState, name: &str) -> Result<&'a crate::run::state::TaskState, String> {
+    if let Some(t) = run.task(name) {
+        return Ok(t);
+    }
+    let matches: Vec<&crate::run::state::TaskState> =
+        run.tasks.iter().filter(|t| t.id.starts_with(name)).collect();
+    match matches.as_slice() {
+        [one] => Ok(one),
+        [] => Err(format!(
+            "run {} has no task {name:?}; tasks: {}",
+            run.run,
+            run.tasks.iter().take(20).map(|t| t.id.as_str()).collect::<Vec<_>>().join(", ")
+        )),
+        many => Err(format!(
+            "{name:?} matches {} tasks of run {}: {}",
+            many.len(),
+            run.run,
+            many.iter().take(20).map(|t| t.id.as_str()).collect::<Vec<_>>().join(", ")
+        )),
+    }
+}
+
+/// A node of the supervision tree.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TreeNode {
+    /// Actor path (`/runs/r-1/attempts/lint:2`).
+    pub path: String,
+    /// Display name (`run:r-1`, `attempt:lint:2`).
+    pub name: String,
+    pub kind: NodeKind,
+    /// `running`, `passed`, `backoff`, …
+    pub state: String,
+    pub restarts: u32,
+    pub strategy: Option<Strategy>,
+    /// (max restarts, period in ms).
+    pub intensity: Option<(u32, u64)>,
+    /// Extra facts (pid, worker, next retry).
+    pub detail: String,
+    pub children: Vec<TreeNode>,
+}
+
+impl TreeNode {
+    fn leaf(path: String, name: String, kind: NodeKind, state: impl Into<String>) -> Self {
+        Self {
+            path,
+            name,
+            kind,
+            state: state.into(),
+            restarts: 0,
+            strategy: None,
+            intensity: None,
+            detail: String::new(),
+            children: Vec::new(),
+        }
+    }
+}
+
+/// What the tree shows of the journal writer.
+#[derive(Clone, Debug, Default)]
+pub struct JournalFacts {
+    pub state: String,
+    pub detail: String,
+}
+
+/// Builds the supervision tree: root → journal, runs → run:<id> → the
+/// latest attempt of each task. `only` restricts it to one run.
+pub fn tree(view: &FleetView, journal: &JournalFacts, only: Option<&str>) -> TreeNode {
+    let internal = crate::supervision::Intensity::INTERNAL;
+    let mut runs = TreeNode {
+        strategy: Some(Strategy::OneForOne),
+        intensity: Some((internal.max_restarts, internal.within_ms)),
+        ..TreeNode::leaf("/runs".into(), "runs".into(), NodeKind::Runs, "running")
+    };
+    for r in view.runs.values().filter(|r| only.is_none_or(|o| o == r.run)) {
+        runs.children.push(run_node(r));
+    }
+    let mut journal_node =
+        TreeNode::leaf("/journal".into(), "journal".into(), NodeKind::Journal, journal.state.clone());
+    journal_node.detail = journal.detail.clone();
+    TreeNode {
+        strategy: Some(Strategy::OneForOne),
+        intensity: Some((internal.max_restarts, internal.within_ms)),
+        children: vec![journal_node, runs],
+        ..TreeNode::leaf("/".into(), "orca".into(), NodeKind::Root, "running")
+    }
+}
+
+/// The subtree of one run.
+pub fn run_node(r: &RunState) -> TreeNode {
+    let status = r.status();
+    let mut node = TreeNode {
+        restarts: r.restart_count,
+        strategy: Some(r.strategy),
+        intensity: Some((r.max_restarts, r.within_ms)),
+        detail: {
+            let c = r.counts();
+            format!(
+                "{} tasks: {} passed, {} failed, {} running, {} queued",
+                c.total(),
+                c.passed,
+                c.failed + c.timed_out,
+                c.running,
+                c.queued + c.retrying
+            )
+        },
+        ..TreeNode::leaf(
+            crate::model::paths::run(&r.run),
+            format!("run:{}", r.run),
+            NodeKind::Run,
+            status.as_str(),
+        )
+    };
+    for t in &r.tasks {
+        let Some(a) = t.current() else {
+            continue;
+        };
+        let state = match (t.phase, a.phase) {
+            (TaskPhase::Finished, _) => t
+                .result
+                .map(|x| x.as_str().to_string())
+                .unwrap_or_else(|| "finished".into()),
+            (TaskPhase::Backoff, _) => "backoff".into(),
+            (TaskPhase::Queued, _) => "queued".into(),
+            (TaskPhase::Running, AttemptPhase::Starting) => "starting".into(),
+            (TaskPhase::Running, AttemptPhase::Running) => "running".into(),
+            (TaskPhase::Running, AttemptPhase::Exited) => "scoring".into(),
+            (TaskPhase::Running, AttemptPhase::Finished) => a
+                .result
+                .map(|x| x.as_str().to_string())
+                .unwrap_or_else(|| "finished".into()),
+        };
+        let mut detail = Vec::new();
+        if let Some(w) = &a.worker {
+            detail.push(format!("worker {w}"));
+        }
+        if a.is_live() {
+            if let Some(pid) = a.pid {
+                detail.push(format!("pid {pid}"));
+            }
+        }
+        if let (TaskPhase::Backoff, Some(d)) = (t.phase, t.deadline) {
+            detail.push(format!("attempt {} at {}", t.next_attempt, d.rfc3339()));
+        }
+        node.children.push(TreeNode {
+            restarts: t.restarts,
+            detail: detail.join(", "),
+            ..TreeNode::leaf(
+                crate::model::paths::attempt(&r.run, &t.id, a.n),
+                format!("attempt:{}:{}", t.id, a.n),
+                NodeKind::Attempt,
+                state,
+            )
+        });
+    }
+    node
+}
+
+/// A run at a glance: what `orca run --json` and `orca status --json`
+/// print.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RunSummary {
+    pub run: String,
+    pub name: String,
+    pub status: RunStatus,
+    pub submitted: Timestamp,
+    pub finished: Option<Timestamp>,
+    pub depth: u32,
+    pub parent: Option<String>,
+    pub strategy: Strategy,
+    pub max_restarts: u32,
+    pub within_ms: u64,
+    pub restarts: u32,
+    pub counts: Counts,
+    pub tasks: Vec<TaskSummary>,
+    pub alerts: Vec<AlertRecord>,
+}
+
+/// A task at a glance.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TaskSummary {
+    pub id: String,
+    /// `queued`, `running`, `backoff`, `finished`.
+    pub phase: String,
+    pub result: Option<AttemptResult>,
+    pub attempts: u32,
+    pub restarts: u32,
+    /// The final receipt (or the latest one while the task goes on).
+    pub receipt: Option<Receipt>,
+}
+
+impl RunSummary {
+    pub fn of(r: &RunState) -> Self {
+        Self {
+            run: r.run.clone(),
+            name: r.name.clone(),
+            status: r.status(),
+            submitted: r.submitted,
+            finished: r.finished,
+            depth: r.depth,
+            parent: r.parent.as_ref().map(|p| p.to_string()),
+            strategy: r.strategy,
+            max_restarts: r.max_restarts,
+            within_ms: r.within_ms,
+            restarts: r.restart_count,
+            counts: r.counts(),
+            tasks: r
+                .tasks
+                .iter()
+                .map(|t| TaskSummary {
+                    id: t.id.clone(),
+                    phase: match t.phase {
+                        TaskPhase::Queued => "queued",
+                        TaskPhase::Running => "running",
+                        TaskPhase::Backoff => "backoff",
+                        TaskPhase::Finished => "finished",
+                    }
+                    .into(),
+                    result: t.result,
+                    attempts: t.attempts.len() as u32,
+                    restarts: t.restarts,
+                    receipt: t
+                        .final_receipt()
+                        .or_else(|| t.attempts.iter().rev().find_map(|a| a.receipt.as_ref()))
+                        .cloned(),
+                })
+                .collect(),
+            alerts: r.alerts.clone(),
+        }
+    }
+}

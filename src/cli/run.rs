@@ -1,0 +1,335 @@
+//! `orca run <spec>`: runs the supervision tree in-process until the run
+//! ends, with a live line of counts, and exits with a code that reflects
+//! the receipts. `--resume <run>` rebuilds a run from the journal.
+
+use std::io::{IsTerminal, Write as _};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use clap::Args;
+use orca_actors::model::{RunStatus, Surface};
+use orca_actors::run::state::RunState;
+use orca_actors::run::RunMsg;
+use orca_actors::runs::{fold_run, RunsMsg, Submission};
+use orca_actors::services::Settings;
+use orca_actors::spec::{self, OrcaConfig, ValidateContext};
+use orca_actors::view::RunSummary;
+use orca_actors::workspace::Workspace;
+use ractor::rpc::CallResult;
+use tokio::sync::broadcast::error::RecvError;
+
+use crate::daemon::{boot, Orca};
+use crate::exit;
+use crate::render;
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// The spec (JSON or TOML). Not needed with --resume.
+    #[arg(required_unless_present = "resume")]
+    pub spec: Option<PathBuf>,
+    /// Attempts at once (overrides the spec's max_workers; default: the
+    /// number of CPUs).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_workers: Option<u32>,
+    /// Silence (no output, no event) after which an attempt is stale,
+    /// overriding the spec's run-level stale_after_seconds.
+    #[arg(long, value_name = "SECONDS")]
+    pub stale_after: Option<f64>,
+    /// Print the final run view as JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
+    /// Rebuild a run from the journal and carry it on: finished tasks stay
+    /// finished; attempts that were running are interrupted (their process
+    /// groups killed if still ours) and retried without using up an attempt.
+    #[arg(long, value_name = "RUN", conflicts_with = "spec")]
+    pub resume: Option<String>,
+}
+
+/// The exit code for a run's final status.
+pub fn exit_code(status: RunStatus) -> i32 {
+    match status {
+        RunStatus::Passed => exit::OK,
+        RunStatus::AwaitingVerdict => exit::AWAITING_VERDICT,
+        RunStatus::Cancelled => exit::CANCELLED,
+        RunStatus::Escalated => exit::ESCALATED,
+        RunStatus::Failed | RunStatus::Queued | RunStatus::Running | RunStatus::Paused => {
+            exit::FAILED
+        }
+    }
+}
+
+pub fn run(ws_flag: Option<&Path>, args: RunArgs) -> anyhow::Result<i32> {
+    super::runtime()?.block_on(run_async(ws_flag, args))
+}
+
+/// The workspace, creating `.orca/` in the current directory when none is
+/// found.
+fn workspace_or_create(ws_flag: Option<&Path>) -> anyhow::Result<Workspace> {
+    if let Some(ws) = super::find_workspace(ws_flag)? {
+        if ws.orca_dir().is_dir() {
+            return Ok(ws);
+        }
+        super::init::ensure(ws.root())?;
+        eprintln!("orca: created .orca/ in {}", ws.root().display());
+        return Ok(ws);
+    }
+    let cwd = std::env::current_dir().context("cannot read the current directory")?;
+    super::init::ensure(&cwd)?;
+    eprintln!(
+        "orca: no workspace found; created .orca/ in {} (see .orca/config.toml)",
+        cwd.display()
+    );
+    Ok(Workspace::at(cwd))
+}
+
+async fn run_async(ws_flag: Option<&Path>, args: RunArgs) -> anyhow::Result<i32> {
+    let ws = workspace_or_create(ws_flag)?;
+    let config_path = ws.config_path();
+    let config = match OrcaConfig::load(&config_path) {
+        Ok((c, warnings)) => {
+            for w in &warnings {
+                eprintln!("{}", w.display(&config_path.display().to_string()));
+            }
+            c
+        }
+        Err(diags) => {
+            for d in &diags {
+                eprintln!("{}", d.display(&config_path.display().to_string()));
+            }
+            return Ok(exit::INVALID);
+        }
+    };
+    if let Some(s) = args.stale_after {
+        if !(s.is_finite() && s > 0.0) {
+            return Err(exit::InvalidInput("--stale-after must be a positive number of seconds".into()).into());
+        }
+    }
+    let stale_after = args.stale_after.map(Duration::from_secs_f64);
+
+    // Check the spec before taking the workspace.
+    let submission = match &args.spec {
+        Some(path) => {
+            let ctx = ValidateContext {
+                workspace_root: Some(ws.root()),
+                runtime: config.runtime(),
+            };
+            let report = spec::check_file(path, &ctx);
+            let origin = report.origin.clone();
+            match report.into_result() {
+                Ok(valid) => {
+                    for w in &valid.warnings {
+                        eprintln!("{}", w.display(&origin));
+                    }
+                    let settings = Settings::from_config(&config);
+                    let max_workers = args
+                        .max_workers
+                        .or(valid.spec.max_workers)
+                        .unwrap_or(settings.default_max_workers);
+                    Some(Submission {
+                        spec: valid.spec,
+                        source: origin,
+                        max_workers,
+                        stale_after,
+                        surface: Surface::Cli,
+                        parent: None,
+                        depth: 0,
+                    })
+                }
+                Err(e) => {
+                    eprint!("{e}");
+                    return Ok(exit::INVALID);
+                }
+            }
+        }
+        None => None,
+    };
+
+    let orca = boot(&ws, &config, None).await?;
+    for w in &orca.recovery_warnings {
+        eprintln!("orca: journal recovery: {w}");
+    }
+    let result = drive(&orca, &ws, submission, args.resume.as_deref(), stale_after, args.json).await;
+    orca.shutdown().await;
+    result
+}
+
+async fn drive(
+    orca: &Orca,
+    ws: &Workspace,
+    submission: Option<Submission>,
+    resume: Option<&str>,
+    stale_after: Option<Duration>,
+    json: bool,
+) -> anyhow::Result<i32> {
+    let runs = orca.runs().await?;
+    // Subscribe before submitting so no event of the run is missed.
+    let mut feed = orca.services.journal.subscribe();
+    let mut state: Option<RunState> = None;
+    let run_id = match (submission, resume) {
+        (Some(sub), _) => {
+            let tasks = sub.spec.tasks.len();
+            let workers = sub.max_workers;
+            match runs.call(|tx| RunsMsg::Submit(Box::new(sub), tx), None).await {
+                Ok(CallResult::Success(Ok(id))) => {
+                    eprintln!("orca: run {id}: {tasks} task{}, up to {workers} at once", if tasks == 1 { "" } else { "s" });
+                    id
+                }
+                Ok(CallResult::Success(Err(e))) => anyhow::bail!("cannot start the run: {e}"),
+                _ => anyhow::bail!("cannot start the run: the supervision tree did not answer"),
+            }
+        }
+        (None, Some(name)) => {
+            let dir = ws.journal_dir();
+            let view = tokio::task::spawn_blocking(move || orca_actors::view::FleetView::load(&dir))
+                .await
+                .context("cannot read the journal")??;
+            let found = view
+                .find_run(name)
+                .map_err(exit::InvalidInput)?
+                .clone();
+            if found.ended_as.is_some() {
+                eprintln!("orca: run {} already ended ({})", found.run, found.status());
+                print_final(&found, json)?;
+                return Ok(exit_code(found.status()));
+            }
+            let id = found.run.clone();
+            let folded = {
+                let dir = ws.journal_dir();
+                let id = id.clone();
+                tokio::task::spawn_blocking(move || fold_run(&dir, &id))
+                    .await
+                    .context("cannot read the journal")?
+                    .map_err(|e| anyhow::anyhow!(e))?
+            };
+            state = Some(folded.clone());
+            match runs
+                .call(
+                    |tx| RunsMsg::Resume {
+                        state: Box::new(folded),
+                        stale_after,
+                        reply: Some(tx),
+                    },
+                    None,
+                )
+                .await
+            {
+                Ok(CallResult::Success(Ok(()))) => eprintln!("orca: resuming run {id}"),
+                Ok(CallResult::Success(Err(e))) => anyhow::bail!("cannot resume run {id}: {e}"),
+                _ => anyhow::bail!("cannot resume run {id}: the supervision tree did not answer"),
+            }
+            id
+        }
+        (None, None) => anyhow::bail!("nothing to run"),
+    };
+
+    let tty = std::io::stderr().is_terminal() && !json;
+    let started = Instant::now();
+    let mut last_draw: Option<Instant> = None;
+    let mut interrupts = 0u32;
+    let end = loop {
+        tokio::select! {
+            batch = feed.recv() => match batch {
+                Ok(envs) => {
+                    for env in envs.iter() {
+                        if env.event.run_id() != Some(run_id.as_str()) {
+                            continue;
+                        }
+                        match (&env.event, state.as_mut()) {
+                            (orca_actors::journal::Event::RunSubmitted(s), None) => {
+                                let mut st = RunState::submitted(s, env.at);
+                                st.apply(env.seq, env.at, &env.event);
+                                state = Some(st);
+                            }
+                            (_, Some(st)) if env.seq > st.last_seq => st.apply(env.seq, env.at, &env.event),
+                            _ => {}
+                        }
+                    }
+                    if let Some(st) = &state {
+                        if tty && last_draw.is_none_or(|t| t.elapsed() >= Duration::from_millis(100)) {
+                            draw(st, started.elapsed());
+                            last_draw = Some(Instant::now());
+                        }
+                        if st.ended_as.is_some() {
+                            break st.clone();
+                        }
+                    }
+                }
+                Err(RecvError::Lagged(_)) => {
+                    // Fell behind the feed: catch up from the files.
+                    let dir = ws.journal_dir();
+                    let id = run_id.clone();
+                    if let Ok(Ok(st)) = tokio::task::spawn_blocking(move || fold_run(&dir, &id)).await {
+                        if st.ended_as.is_some() {
+                            break st;
+                        }
+                        state = Some(st);
+                    }
+                }
+                Err(RecvError::Closed) => {
+                    anyhow::bail!("the journal stopped before run {run_id} ended");
+                }
+            },
+            _ = tokio::signal::ctrl_c() => {
+                interrupts += 1;
+                if interrupts == 1 {
+                    if tty {
+                        eprintln!();
+                    }
+                    eprintln!("orca: stopping run {run_id}: attempts get their grace period; press Ctrl-C again to kill them now");
+                    if let Ok(CallResult::Success(Some(r))) = runs.call(|tx| RunsMsg::Lookup { run: run_id.clone(), reply: tx }, None).await {
+                        let _ = r.cast(RunMsg::Stop { surface: Surface::Cli, reason: "Ctrl-C".into(), reply: None });
+                    }
+                } else {
+                    eprintln!("orca: killing the run's attempts");
+                    if let Some(st) = &state {
+                        kill_live_groups(st);
+                    }
+                    std::process::exit(exit::CANCELLED);
+                }
+            }
+        }
+    };
+    if tty {
+        eprint!("\r\x1b[2K");
+    }
+    print_final(&end, json)?;
+    Ok(exit_code(end.status()))
+}
+
+fn draw(st: &RunState, elapsed: Duration) {
+    let line = render::run::progress_line(st, elapsed, terminal_width());
+    let mut err = std::io::stderr().lock();
+    let _ = write!(err, "\r\x1b[2K{line}");
+    let _ = err.flush();
+}
+
+fn terminal_width() -> usize {
+    std::env::var("COLUMNS")
+        .ok()
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(100)
+}
+
+fn print_final(st: &RunState, json: bool) -> anyhow::Result<()> {
+    if json {
+        println!("{}", serde_json::to_string_pretty(&RunSummary::of(st))?);
+    } else {
+        print!("{}", render::run::results(st));
+    }
+    Ok(())
+}
+
+/// Second Ctrl-C: SIGKILL every live attempt's process group at once.
+fn kill_live_groups(st: &RunState) {
+    for t in &st.tasks {
+        for a in t.attempts.iter().filter(|a| a.is_live()) {
+            if let Some(pgid) = a.pgid.filter(|p| *p > 1) {
+                // SAFETY: kill(2) on a process group orca started.
+                unsafe {
+                    libc::kill(-pgid, libc::SIGKILL);
+                }
+            }
+        }
+    }
+}

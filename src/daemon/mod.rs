@@ -1,0 +1,75 @@
+//! Boot and wiring: opens the journal, builds the root supervision tree and
+//! plugs the concrete adapters in. `orca run` (embedded) and, later, the
+//! daemon boot the same way.
+
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use orca_actors::journal::{open_writer, JournalError, JournalOptions};
+use orca_actors::root::{Root, RootMsg};
+use orca_actors::runs::RunsMsg;
+use orca_actors::services::{HostFactory, LocalOnly, Registry, Services, Settings};
+use orca_actors::spec::OrcaConfig;
+use orca_actors::workspace::Workspace;
+use ractor::{Actor, ActorRef};
+
+/// A booted orca: the shared services and the root of the tree.
+pub struct Orca {
+    pub services: Services,
+    pub root: ActorRef<RootMsg>,
+    /// What journal recovery reported (torn tails dropped, …).
+    pub recovery_warnings: Vec<String>,
+}
+
+/// Opens the workspace's journal (taking the writer lock) and starts the
+/// root supervisor.
+pub async fn boot(
+    ws: &Workspace,
+    config: &OrcaConfig,
+    hosts: Option<Arc<dyn HostFactory>>,
+) -> anyhow::Result<Orca> {
+    let opts = JournalOptions::from_config(config.journal.as_ref());
+    let (journal, report) = match open_writer(&ws.journal_dir(), opts).await {
+        Ok(x) => x,
+        Err(JournalError::Locked { pid, .. }) => {
+            anyhow::bail!(
+                "another orca process{} is using the workspace {}; only one may run it at a time",
+                pid.map(|p| format!(" (pid {p})")).unwrap_or_default(),
+                ws.root().display()
+            )
+        }
+        Err(e) => return Err(e).context("cannot open the journal"),
+    };
+    let services = Services {
+        ws: ws.clone(),
+        journal,
+        settings: Arc::new(Settings::from_config(config)),
+        hosts: hosts.unwrap_or_else(|| Arc::new(LocalOnly::new(ws))),
+        registry: Registry::default(),
+        tokens: None,
+    };
+    let (root, _) = Actor::spawn(None, Root, services.clone())
+        .await
+        .context("cannot start the supervision tree")?;
+    Ok(Orca {
+        services,
+        root,
+        recovery_warnings: report.warnings,
+    })
+}
+
+impl Orca {
+    /// The `runs` supervisor.
+    pub async fn runs(&self) -> anyhow::Result<ActorRef<RunsMsg>> {
+        match self.root.call(RootMsg::Runs, None).await {
+            Ok(ractor::rpc::CallResult::Success(r)) => Ok(r),
+            _ => anyhow::bail!("the supervision tree is not running"),
+        }
+    }
+
+    /// Suspends every run (attempts interrupted by orca, resumed later),
+    /// flushes and closes the journal.
+    pub async fn shutdown(&self) {
+        let _ = self.root.call(RootMsg::Shutdown, None).await;
+    }
+}

@@ -1,0 +1,87 @@
+//! `orca status`: every run, or one run's counts.
+
+use orca_actors::run::state::RunState;
+use orca_actors::view::FleetView;
+
+use super::{seconds, table};
+
+/// One line per run.
+pub fn runs(view: &FleetView) -> String {
+    if view.runs.is_empty() {
+        return "no runs yet: start one with `orca run <spec>`\n".into();
+    }
+    let rows: Vec<Vec<String>> = view
+        .runs
+        .values()
+        .rev()
+        .map(|r| {
+            let c = r.counts();
+            vec![
+                r.run.clone(),
+                super::ellipsize(&r.name, 30),
+                r.status().to_string(),
+                c.total().to_string(),
+                c.passed.to_string(),
+                (c.failed + c.timed_out).to_string(),
+                c.partial.to_string(),
+                c.running.to_string(),
+                (c.queued + c.retrying).to_string(),
+                r.submitted.rfc3339(),
+            ]
+        })
+        .collect();
+    table(
+        &[
+            "RUN", "NAME", "STATUS", "TASKS", "PASSED", "FAILED", "PARTIAL", "RUNNING", "QUEUED",
+            "SUBMITTED",
+        ],
+        &rows,
+    )
+}
+
+/// One run's counts.
+pub fn run(r: &RunState) -> String {
+    let c = r.counts();
+    let mut out = format!(
+        "run {}  {:?}  {}\n",
+        r.run,
+        r.name,
+        r.status()
+    );
+    out.push_str(&format!(
+        "supervision  {}, {} restarts in {}; {} restart{} so far\n",
+        r.strategy,
+        r.max_restarts,
+        seconds(r.within_ms as f64 / 1000.0),
+        r.restart_count,
+        if r.restart_count == 1 { "" } else { "s" }
+    ));
+    if let Some(p) = &r.parent {
+        out.push_str(&format!("parent       {p} (depth {})\n", r.depth));
+    }
+    out.push_str(&format!("submitted    {}\n", r.submitted.rfc3339()));
+    if let Some(f) = r.finished {
+        out.push_str(&format!("finished     {}\n", f.rfc3339()));
+    }
+    out.push_str(&format!(
+        "tasks        {}: queued {} · running {} · retrying {} · passed {} · partial {} · failed {} · timed out {} · cancelled {}\n",
+        c.total(), c.queued, c.running, c.retrying, c.passed, c.partial, c.failed, c.timed_out, c.cancelled
+    ));
+    out.push_str(&format!(
+        "attempts     restarted {} · stale {} · interrupted {} · escalated {}\n",
+        c.restarted,
+        c.stale,
+        c.interrupted,
+        if c.escalated > 0 { "yes" } else { "no" }
+    ));
+    out.push_str(&format!(
+        "failures     transport {} · task {} · verifier {}\n",
+        c.source_transport, c.source_task, c.source_verifier
+    ));
+    if !r.alerts.is_empty() {
+        let mut classes: Vec<&str> = r.alerts.iter().map(|a| a.class.as_str()).collect();
+        classes.dedup();
+        out.push_str(&format!("alerts       {}\n", classes.join(", ")));
+    }
+    out
+}

@@ -1,0 +1,184 @@
+//! Shared test harness: temporary workspaces, a real supervision tree, the
+//! journal, and the real binary. Waits are on signals (run ends, journal
+//! events, files), never sleeps.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use orca::daemon::{boot, Orca};
+use orca_actors::journal::{read, Envelope, Event, ReadRange};
+use orca_actors::model::{RunStatus, Surface};
+use orca_actors::run::state::RunState;
+use orca_actors::runs::{fold_run, RunsMsg, Submission};
+use orca_actors::spec::{self, Format, OrcaConfig, ValidateContext};
+use orca_actors::workspace::Workspace;
+use ractor::rpc::CallResult;
+
+/// A temporary workspace with a config.
+pub struct TestWs {
+    pub dir: tempfile::TempDir,
+    pub ws: Workspace,
+}
+
+impl TestWs {
+    /// `config` is the body of `.orca/config.toml`.
+    pub fn new(config: &str) -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let root = dir.path().canonicalize().expect("canonical tempdir");
+        std::fs::create_dir_all(root.join(".orca")).expect("mkdir .orca");
+        std::fs::write(root.join(".orca/config.toml"), config).expect("write config");
+        Self {
+            dir,
+            ws: Workspace::at(root),
+        }
+    }
+
+    /// Fast defaults for tests: no fsync, short grace.
+    pub fn fast() -> Self {
+        Self::new("[run]\ngrace_seconds = 0.5\n[journal]\nsync = \"never\"\n")
+    }
+
+    pub fn root(&self) -> &Path {
+        self.ws.root()
+    }
+
+    pub fn path(&self, rel: &str) -> PathBuf {
+        self.root().join(rel)
+    }
+
+    pub fn config(&self) -> OrcaConfig {
+        OrcaConfig::load(&self.ws.config_path()).expect("config").0
+    }
+
+    /// Every journal event, in order.
+    pub fn journal(&self) -> Vec<Envelope> {
+        read(&self.ws.journal_dir(), ReadRange::all())
+            .expect("journal")
+            .map(|e| e.expect("event"))
+            .collect()
+    }
+
+    pub fn fold(&self, run: &str) -> RunState {
+        fold_run(&self.ws.journal_dir(), run).expect("fold")
+    }
+}
+
+/// Parses a TOML spec (panics with the diagnostics if invalid).
+pub fn spec_toml(ws: &TestWs, text: &str) -> spec::RunSpec {
+    let config = ws.config();
+    let ctx = ValidateContext {
+        workspace_root: Some(ws.root()),
+        runtime: config.runtime(),
+    };
+    match spec::check_str(text, Format::Toml, "test.toml", &ctx).into_result() {
+        Ok(v) => v.spec,
+        Err(e) => panic!("invalid test spec:\n{e}"),
+    }
+}
+
+pub fn submission(spec: spec::RunSpec, max_workers: u32) -> Submission {
+    Submission {
+        spec,
+        source: "test.toml".into(),
+        max_workers,
+        stale_after: None,
+        surface: Surface::Cli,
+        parent: None,
+        depth: 0,
+    }
+}
+
+/// A booted tree in a test workspace.
+pub struct Tree {
+    pub orca: Orca,
+}
+
+impl Tree {
+    pub async fn boot(ws: &TestWs) -> Self {
+        let orca = boot(&ws.ws, &ws.config(), None).await.expect("boot");
+        Self { orca }
+    }
+
+    pub async fn runs(&self) -> ractor::ActorRef<RunsMsg> {
+        self.orca.runs().await.expect("runs")
+    }
+
+    /// Submits and returns the run id.
+    pub async fn submit(&self, sub: Submission) -> String {
+        match self
+            .runs()
+            .await
+            .call(|tx| RunsMsg::Submit(Box::new(sub), tx), None)
+            .await
+        {
+            Ok(CallResult::Success(Ok(id))) => id,
+            other => panic!("submit failed: {other:?}"),
+        }
+    }
+
+    /// A receiver of run ends (subscribe before submitting).
+    pub async fn watch(&self) -> tokio::sync::broadcast::Receiver<(String, RunStatus)> {
+        match self.runs().await.call(RunsMsg::Watch, None).await {
+            Ok(CallResult::Success(rx)) => rx,
+            other => panic!("watch failed: {other:?}"),
+        }
+    }
+
+    /// Submits and waits for the run's end (bounded: a hung run fails the
+    /// test instead of hanging it).
+    pub async fn run(&self, sub: Submission, limit: Duration) -> (String, RunStatus) {
+        let mut rx = self.watch().await;
+        let id = self.submit(sub).await;
+        let status = wait_end(&mut rx, &id, limit).await;
+        (id, status)
+    }
+
+    pub async fn shutdown(self) {
+        self.orca.shutdown().await;
+    }
+}
+
+pub async fn wait_end(
+    rx: &mut tokio::sync::broadcast::Receiver<(String, RunStatus)>,
+    id: &str,
+    limit: Duration,
+) -> RunStatus {
+    tokio::time::timeout(limit, async {
+        loop {
+            match rx.recv().await {
+                Ok((run, status)) if run == id => return status,
+                Ok(_) => {}
+                Err(e) => panic!("run watch closed: {e}"),
+            }
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("run {id} did not end within {limit:?}"))
+}
+
+/// Events of one run, in order.
+pub fn of_run<'a>(events: &'a [Envelope], run: &str) -> Vec<&'a Envelope> {
+    events
+        .iter()
+        .filter(|e| e.event.run_id() == Some(run))
+        .collect()
+}
+
+/// Processes whose environment holds `NAME=value`, excluding zombies.
+pub fn procs_with_env(entry: &str) -> Vec<i32> {
+    orca_actors::host::procfs::with_env(entry)
+        .into_iter()
+        .map(|s| s.pid)
+        .collect()
+}
+
+/// Type name of each event (for order assertions).
+pub fn types(events: &[&Envelope]) -> Vec<&'static str> {
+    events.iter().map(|e| e.event.type_name()).collect()
+}
+
+/// The first event matching `f`, with its index.
+pub fn find<'a>(events: &[&'a Envelope], f: impl Fn(&Event) -> bool) -> Option<(usize, &'a Envelope)> {
+    events.iter().enumerate().find(|(_, e)| f(&e.event)).map(|(i, e)| (i, *e))
+}

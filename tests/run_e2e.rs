@@ -1,0 +1,227 @@
+//! `orca run` end to end through the real binary: the smoke example, exit
+//! codes, offline views, memory under a loud worker, and SIGKILL in the
+//! middle of a 200-task run followed by `--resume`.
+
+mod common;
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use common::*;
+use orca_actors::journal::event::InterruptCause;
+use orca_actors::journal::{follow, Event};
+use orca_actors::model::{AttemptResult, RunStatus};
+use orca_actors::view::{RunSummary, TreeNode};
+
+fn orca_bin() -> &'static str {
+    env!("CARGO_BIN_EXE_orca")
+}
+
+fn orca(ws: &TestWs) -> Command {
+    let mut c = Command::new(orca_bin());
+    c.arg("--workspace")
+        .arg(ws.root())
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .env_remove("ORCA_WORKSPACE");
+    c
+}
+
+fn write(ws: &TestWs, name: &str, text: &str) -> std::path::PathBuf {
+    let p = ws.path(name);
+    std::fs::write(&p, text).unwrap();
+    p
+}
+
+#[test]
+fn the_smoke_example_passes_and_views_read_it() {
+    let ws = TestWs::fast();
+    let out = orca(&ws).args(["run", "examples/smoke.toml"]).output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    for task in ["build", "expected-exit", "write-file", "grep-output", "json-report", "flaky", "in-time"] {
+        assert!(
+            stdout.lines().any(|l| l.starts_with(task) && l.contains(" pass ")),
+            "{task} did not pass:\n{stdout}"
+        );
+    }
+    let status = orca(&ws).args(["status", "--json"]).output().unwrap();
+    let runs: Vec<RunSummary> = serde_json::from_slice(&status.stdout).unwrap();
+    assert_eq!(runs.len(), 1);
+    assert_eq!(runs[0].status, RunStatus::Passed);
+    assert_eq!(runs[0].counts.passed, 7);
+    assert_eq!(runs[0].restarts, 1, "flaky was retried once");
+    let text = orca(&ws).args(["status", &runs[0].run[..8]]).output().unwrap();
+    assert!(String::from_utf8_lossy(&text.stdout).contains("passed 7"));
+    let tree = orca(&ws).args(["tree", "--json"]).output().unwrap();
+    let root: TreeNode = serde_json::from_slice(&tree.stdout).unwrap();
+    let run_node = &root.children[1].children[0];
+    assert_eq!(run_node.state, "passed");
+    assert!(run_node.children.iter().any(|c| c.name == "attempt:flaky:2" && c.restarts == 1));
+    let text = orca(&ws).arg("tree").output().unwrap();
+    assert!(String::from_utf8_lossy(&text.stdout).contains("└── runs"));
+}
+
+#[test]
+fn exit_codes_reflect_the_receipts() {
+    let ws = TestWs::fast();
+    let cases = [
+        ("fails.toml", "[[tasks]]\nid = \"f\"\ncommand = \"exit 1\"\n", 1),
+        ("manual.toml", "[[tasks]]\nid = \"m\"\ncommand = \"true\"\nscorer = { kind = \"manual\" }\n", 3),
+        (
+            "escalates.toml",
+            "supervision = { max_restarts = 0 }\n[[tasks]]\nid = \"e\"\ncommand = \"exit 1\"\nretry_policy = { retry_on = [\"task\"], initial_backoff_seconds = 0 }\n",
+            5,
+        ),
+        ("invalid.toml", "[[tasks]]\nid = \".bad\"\ncommand = \"true\"\n", 2),
+        ("passes.toml", "[[tasks]]\nid = \"p\"\ncommand = \"true\"\n", 0),
+    ];
+    for (name, text, code) in cases {
+        let spec = write(&ws, name, text);
+        let out = orca(&ws).arg("run").arg(&spec).output().unwrap();
+        assert_eq!(out.status.code(), Some(code), "{name}: {}", String::from_utf8_lossy(&out.stderr));
+    }
+}
+
+#[test]
+fn run_creates_a_workspace_where_there_is_none() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("t.toml"), "[[tasks]]\nid = \"t\"\ncommand = \"true\"\n").unwrap();
+    let out = Command::new(orca_bin())
+        .current_dir(dir.path())
+        .env_remove("ORCA_WORKSPACE")
+        .args(["run", "t.toml", "--json"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("created .orca/"));
+    assert!(dir.path().join(".orca/config.toml").is_file());
+    let summary: RunSummary = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(summary.tasks[0].result, Some(AttemptResult::Pass));
+}
+
+/// Peak RSS (KiB) of a child, from wait4(2).
+fn wait_maxrss(child: &std::process::Child) -> (i32, i64) {
+    let mut status = 0;
+    // SAFETY: an all-zero rusage is a valid value to be overwritten.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: waits for our own child.
+    let r = unsafe { libc::wait4(child.id() as i32, &mut status, 0, &mut usage) };
+    assert_eq!(r, child.id() as i32);
+    (libc::WEXITSTATUS(status), usage.ru_maxrss)
+}
+
+#[test]
+fn memory_stays_flat_under_a_loud_worker() {
+    let ws = TestWs::new("[run]\nlog_cap_bytes = 8388608\n[journal]\nsync = \"never\"\n");
+    let spec = write(
+        &ws,
+        "loud.toml",
+        "[[tasks]]\nid = \"loud\"\ncommand = \"yes 'a line of output' | head -c 104857600\"\n",
+    );
+    let child = orca(&ws).arg("run").arg(&spec).stdout(Stdio::null()).spawn().unwrap();
+    let (code, maxrss_kib) = wait_maxrss(&child);
+    assert_eq!(code, 0);
+    assert!(maxrss_kib < 80 * 1024, "orca's peak RSS was {maxrss_kib} KiB for 100 MiB of output");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sigkill_mid_run_then_resume_finishes_every_task_once() {
+    let ws = TestWs::new("[run]\ngrace_seconds = 1\n");
+    let mut spec = String::from("name = \"crashy\"\n");
+    for i in 0..5 {
+        // Leased first; still running when orca dies; fast once resumed.
+        spec.push_str(&format!(
+            "[[tasks]]\nid = \"long-{i}\"\ncommand = 'if [ \"$ORCA_ATTEMPT\" = 1 ]; then exec sleep 30; fi'\nmetadata = {{ priority = -1 }}\n"
+        ));
+    }
+    for i in 0..195 {
+        spec.push_str(&format!("[[tasks]]\nid = \"t{i:03}\"\ncommand = [\"sleep\", \"0.02\"]\n"));
+    }
+    let spec_path = write(&ws, "crashy.toml", &spec);
+    std::fs::create_dir_all(ws.ws.journal_dir()).unwrap();
+    let mut follower = follow(&ws.ws.journal_dir(), 1).unwrap();
+
+    let mut child = orca(&ws)
+        .arg("run")
+        .arg(&spec_path)
+        .args(["--max-workers", "8"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut run = None;
+    let mut finished = 0;
+    tokio::time::timeout(Duration::from_secs(60), async {
+        while finished < 60 {
+            let env = follower.next().await.unwrap();
+            match &env.event {
+                Event::RunSubmitted(s) => run = Some(s.run.clone()),
+                Event::TaskFinished { .. } => finished += 1,
+                _ => {}
+            }
+        }
+    })
+    .await
+    .expect("60 tasks finished");
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    let run = run.expect("run id");
+    let long_alive = procs_with_env(&format!("ORCA_RUN_ID={run}"));
+    assert!(!long_alive.is_empty(), "the long attempts outlived orca (that is the point)");
+
+    let out = orca(&ws)
+        .args(["run", "--resume", &run[..10], "--json"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(procs_with_env(&format!("ORCA_RUN_ID={run}")).is_empty(), "no process of the killed run survives");
+
+    let all = ws.journal();
+    let ev = of_run(&all, &run);
+    let mut finished_per_task: HashMap<&str, u32> = HashMap::new();
+    let mut spans: HashMap<(&str, u32), (u64, Option<u64>)> = HashMap::new();
+    for e in &ev {
+        match &e.event {
+            Event::TaskFinished { task, result, .. } => {
+                *finished_per_task.entry(task.as_str()).or_default() += 1;
+                assert_eq!(*result, AttemptResult::Pass, "{task}");
+            }
+            Event::AttemptStarted { attempt, .. } => {
+                spans.insert((attempt.task.as_str(), attempt.attempt), (e.seq, None));
+            }
+            Event::AttemptFinished { attempt, .. } => {
+                if let Some(s) = spans.get_mut(&(attempt.task.as_str(), attempt.attempt)) {
+                    s.1 = Some(e.seq);
+                }
+            }
+            _ => {}
+        }
+    }
+    assert_eq!(finished_per_task.len(), 200);
+    assert!(finished_per_task.values().all(|n| *n == 1), "exactly one final receipt per task");
+    // No task ever had two attempts running at once.
+    for ((task, n), (start, _)) in &spans {
+        if let Some((_, Some(prev_end))) = spans.get(&(task, n - 1)) {
+            assert!(start > prev_end, "{task}:{n} started before {task}:{} ended", n - 1);
+        }
+    }
+    // The long attempts were interrupted by the crash and retried without
+    // using up an attempt.
+    let st = ws.fold(&run);
+    for i in 0..5 {
+        let t = st.task(&format!("long-{i}")).unwrap();
+        assert_eq!(t.attempts.len(), 2);
+        assert_eq!(t.attempts[0].interrupted, Some(InterruptCause::OrcaCrash));
+        assert_eq!(t.counted, 1);
+        assert!(t.final_receipt().is_some());
+    }
+    // Every final attempt has its receipt, and every receipt its terminal event.
+    for t in &st.tasks {
+        for a in &t.attempts {
+            assert_eq!(a.receipt.is_some(), a.result.is_some(), "{}:{}", t.id, a.n);
+        }
+    }
+    let _ = Path::new("");
+}
