@@ -1,0 +1,880 @@
+//! The writer: a ractor actor that owns the active segment, assigns seqs and
+//! timestamps, writes one frame per batch and syncs once per group commit.
+//!
+//! # How an append travels
+//!
+//! [`JournalHandle::append`] encodes the batch's records on the caller's
+//! task (so serialization runs in parallel, not in the single writer), then
+//! pushes it onto the handle's submission queue and, if no drain is already
+//! scheduled, sends the actor one [`JournalMsg::Drain`]. The actor takes
+//! everything queued, assigns seqs in queue order, puts each batch in one
+//! frame in a single buffer, writes the buffer with one `write` and — with
+//! [`SyncMode::Always`] — syncs once (`fdatasync`, on a blocking thread).
+//! Only then is each caller answered. Batches queued while a sync is in
+//! flight are taken by the next round, so they share the next single sync
+//! (group commit). With [`SyncMode::Never`] the round ends after the write:
+//! one syscall per drained queue, not per tiny batch, and readers never see
+//! a partial batch because the whole buffer holds only complete frames.
+//!
+//! # Failure
+//!
+//! A failed `write` or `fdatasync` is never retried on the same file (its
+//! dirty pages may already have been dropped): every caller of that round
+//! gets the error, the writer refuses every later append, `health()` turns
+//! [`JournalHealth::Failed`], and the failure is logged at `error` level.
+//! Reopening the journal (a restart) recovers it from what is on disk.
+
+use std::fs::{File, OpenOptions};
+use std::future::Future;
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+
+use ractor::{Actor, ActorCell, ActorProcessingErr, ActorRef, RpcReplyPort};
+use tokio::sync::{broadcast, oneshot};
+
+use super::envelope::{AppendAck, Envelope, NewEvent};
+use super::error::{IoContext as _, JournalError};
+use super::lock::WriterLock;
+use super::recovery::{recover, RecoveryReport};
+use super::schema::encode_record;
+use super::segment::{
+    encode_frame, segment_file_name, FrameHead, SegmentHeader, FRAME_HEADER_LEN, HEADER_LEN,
+    MAX_FRAME_BYTES,
+};
+use crate::model::Timestamp;
+use crate::spec::config::{JournalConfig, SyncMode};
+
+/// Default segment roll-over size.
+pub const DEFAULT_SEGMENT_BYTES: u64 = 64 << 20;
+/// Default snapshot interval, in events.
+pub const DEFAULT_SNAPSHOT_EVERY: u64 = 10_000;
+/// Default number of recent segments `compact` keeps.
+pub const DEFAULT_KEEP_SEGMENTS: u32 = 2;
+/// Default capacity of the live feed (batches a slow subscriber may lag).
+pub const DEFAULT_FEED_CAPACITY: usize = 4096;
+
+/// Room kept for the frame head when bounding a batch's size.
+const HEAD_ROOM: usize = 64;
+
+/// What kind of sync the writer is about to do (for [`SyncHook`]s).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SyncKind {
+    /// `fdatasync` of the active segment after writing a round of batches
+    /// (exactly one per group commit).
+    Data,
+    /// `fdatasync` of a newly created segment's header.
+    NewSegment,
+    /// `fsync` of the journal directory after creating or removing a file.
+    Directory,
+    /// `fsync` of a segment after recovery truncated its torn tail.
+    Truncate,
+}
+
+/// A sync the writer is about to do.
+#[derive(Clone, Debug)]
+pub struct SyncEvent {
+    pub kind: SyncKind,
+    pub path: PathBuf,
+}
+
+/// Test hook called on the syncing thread right before every sync. An `Err`
+/// is treated exactly like the sync itself failing (the real sync is then
+/// skipped). Only called with [`SyncMode::Always`]: `Never` syncs nothing.
+pub type SyncHook = Arc<dyn Fn(&SyncEvent) -> std::io::Result<()> + Send + Sync>;
+
+/// How the writer behaves.
+#[derive(Clone)]
+pub struct JournalOptions {
+    /// `Always` (default): an append is answered once `fdatasync` returned.
+    /// `Never`: once the bytes are written to the file (tests and benches).
+    pub sync: SyncMode,
+    /// Roll over to a new segment past this size (default 64 MiB). A
+    /// segment always holds at least one frame.
+    pub segment_bytes: u64,
+    /// Snapshot interval in events, for [`super::Snapshotter`]s (default
+    /// 10,000).
+    pub snapshot_every: u64,
+    /// Recent segments `compact` keeps (default 2).
+    pub keep_segments: u32,
+    /// Batches the live feed buffers for a slow subscriber (default 4096).
+    pub feed_capacity: usize,
+    /// Test hook: see [`SyncHook`].
+    pub sync_hook: Option<SyncHook>,
+}
+
+impl std::fmt::Debug for JournalOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("JournalOptions")
+            .field("sync", &self.sync)
+            .field("segment_bytes", &self.segment_bytes)
+            .field("snapshot_every", &self.snapshot_every)
+            .field("keep_segments", &self.keep_segments)
+            .field("feed_capacity", &self.feed_capacity)
+            .field("sync_hook", &self.sync_hook.as_ref().map(|_| "<hook>"))
+            .finish()
+    }
+}
+
+impl Default for JournalOptions {
+    fn default() -> Self {
+        Self {
+            sync: SyncMode::Always,
+            segment_bytes: DEFAULT_SEGMENT_BYTES,
+            snapshot_every: DEFAULT_SNAPSHOT_EVERY,
+            keep_segments: DEFAULT_KEEP_SEGMENTS,
+            feed_capacity: DEFAULT_FEED_CAPACITY,
+            sync_hook: None,
+        }
+    }
+}
+
+impl JournalOptions {
+    /// Options from `.orca/config.toml`'s `[journal]` (defaults for what it
+    /// leaves out).
+    pub fn from_config(config: Option<&JournalConfig>) -> Self {
+        let d = Self::default();
+        let Some(c) = config else { return d };
+        Self {
+            sync: c.sync.unwrap_or(d.sync),
+            segment_bytes: c.segment_bytes.unwrap_or(d.segment_bytes),
+            snapshot_every: c.snapshot_every.unwrap_or(d.snapshot_every).max(1),
+            keep_segments: c.keep_segments.unwrap_or(d.keep_segments),
+            ..d
+        }
+    }
+
+    pub fn with_sync(mut self, sync: SyncMode) -> Self {
+        self.sync = sync;
+        self
+    }
+
+    pub fn with_segment_bytes(mut self, bytes: u64) -> Self {
+        self.segment_bytes = bytes;
+        self
+    }
+
+    pub fn with_sync_hook(mut self, hook: SyncHook) -> Self {
+        self.sync_hook = Some(hook);
+        self
+    }
+
+    fn syncer(&self) -> Syncer {
+        Syncer {
+            enabled: self.sync == SyncMode::Always,
+            hook: self.sync_hook.clone(),
+        }
+    }
+}
+
+/// Runs syncs through the hook, or not at all with `Never`.
+#[derive(Clone)]
+pub(crate) struct Syncer {
+    pub(crate) enabled: bool,
+    hook: Option<SyncHook>,
+}
+
+impl Syncer {
+    /// Blocking: call on a blocking thread.
+    pub(crate) fn sync(&self, kind: SyncKind, file: &File, path: &Path) -> std::io::Result<()> {
+        if !self.enabled {
+            return Ok(());
+        }
+        if let Some(hook) = &self.hook {
+            hook(&SyncEvent {
+                kind,
+                path: path.to_path_buf(),
+            })?;
+        }
+        match kind {
+            SyncKind::Data | SyncKind::NewSegment => file.sync_data(),
+            SyncKind::Directory | SyncKind::Truncate => file.sync_all(),
+        }
+    }
+
+    pub(crate) fn sync_dir(&self, dir: &Path) -> Result<(), JournalError> {
+        if !self.enabled {
+            return Ok(());
+        }
+        let d = File::open(dir).ctx("open directory", dir)?;
+        self.sync(SyncKind::Directory, &d, dir)
+            .ctx("fsync directory", dir)
+    }
+}
+
+/// Whether the writer still accepts appends.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum JournalHealth {
+    Ok,
+    /// A write or sync failed; appends are refused (the daemon is degraded).
+    Failed(String),
+    /// The writer was stopped.
+    Stopped,
+}
+
+/// Counters the writer reports ([`JournalMsg::Status`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct WriterStatus {
+    pub last_seq: u64,
+    /// The active segment.
+    pub segment: PathBuf,
+    pub segment_len: u64,
+    /// Batches appended since open.
+    pub batches: u64,
+    /// Group-commit `fdatasync`s since open.
+    pub data_syncs: u64,
+    pub failed: Option<String>,
+}
+
+/// The writer actor's messages. Callers normally use [`JournalHandle`],
+/// which sends these; the enum is public for the supervision tree and for
+/// callers that hold only the `ActorRef`.
+pub enum JournalMsg {
+    /// Batches are waiting in the handle's submission queue: take them all,
+    /// write one frame per batch, sync once (`Always`), answer each batch's
+    /// caller with its [`AppendAck`] or the error, and repeat until the
+    /// queue is empty. Reply: none (each batch carries its own).
+    /// Journal events written: the queued batches, verbatim.
+    Drain,
+    /// Append one batch, exactly like [`JournalHandle::append`] (records are
+    /// encoded by the actor here). Reply: the [`AppendAck`] once durable, or
+    /// the error. Journal events written: the batch.
+    Append(Vec<NewEvent>, RpcReplyPort<Result<AppendAck, JournalError>>),
+    /// Drain everything queued (each batch synced as usual) and reply with
+    /// the last durable seq, or the failure. Journal events written: only
+    /// the queued batches.
+    Flush(RpcReplyPort<Result<u64, JournalError>>),
+    /// Reply with the writer's [`WriterStatus`]. Writes nothing.
+    Status(RpcReplyPort<WriterStatus>),
+}
+
+impl std::fmt::Debug for JournalMsg {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            JournalMsg::Drain => f.write_str("Drain"),
+            JournalMsg::Append(b, _) => write!(f, "Append({} events)", b.len()),
+            JournalMsg::Flush(_) => f.write_str("Flush"),
+            JournalMsg::Status(_) => f.write_str("Status"),
+        }
+    }
+}
+
+/// A caller's answer, with the batch's events handed back so they are
+/// dropped on the caller's task rather than in the single writer.
+type Answer = (Result<AppendAck, JournalError>, Vec<NewEvent>);
+
+enum Reply {
+    Handle(oneshot::Sender<Answer>),
+    Port(RpcReplyPort<Result<AppendAck, JournalError>>),
+}
+
+impl Reply {
+    fn send(self, result: Result<AppendAck, JournalError>, events: Vec<NewEvent>) {
+        match self {
+            Reply::Handle(tx) => {
+                let _ = tx.send((result, events));
+            }
+            Reply::Port(port) => {
+                let _ = port.send(result);
+            }
+        }
+    }
+}
+
+struct Submission {
+    events: Vec<NewEvent>,
+    /// The batch's records, encoded by the caller.
+    records: Vec<u8>,
+    reply: Reply,
+}
+
+#[derive(Default)]
+struct Queue {
+    items: Vec<Submission>,
+    /// A `Drain` is in the mailbox or being handled: no need to send one.
+    scheduled: bool,
+    closed: bool,
+}
+
+/// State shared by the handles and the actor.
+struct Shared {
+    dir: PathBuf,
+    queue: Mutex<Queue>,
+    last_seq: AtomicU64,
+    failed: OnceLock<String>,
+    stopped: AtomicBool,
+    feed: broadcast::Sender<Arc<[Envelope]>>,
+}
+
+impl Shared {
+    fn queue(&self) -> MutexGuard<'_, Queue> {
+        // Nothing panics while holding the lock; recover the data anyway.
+        self.queue.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Refuses new submissions and answers queued ones with `Stopped`.
+    fn close(&self) {
+        let items = {
+            let mut q = self.queue();
+            q.closed = true;
+            std::mem::take(&mut q.items)
+        };
+        self.stopped.store(true, Ordering::Release);
+        for sub in items {
+            sub.reply.send(Err(JournalError::Stopped), sub.events);
+        }
+    }
+}
+
+/// Encodes a batch's records (on the caller's task).
+fn encode_batch(batch: &[NewEvent]) -> Result<Vec<u8>, JournalError> {
+    if batch.is_empty() {
+        return Err(JournalError::EmptyBatch);
+    }
+    let mut records = Vec::with_capacity(batch.len() * 128);
+    for e in batch {
+        encode_record(&mut records, &e.actor, &e.event).map_err(|err| JournalError::Encode {
+            event_type: e.event.type_name(),
+            reason: err.to_string(),
+        })?;
+        if records.len() > MAX_FRAME_BYTES - HEAD_ROOM {
+            return Err(JournalError::BatchTooLarge {
+                size: records.len(),
+                max: MAX_FRAME_BYTES - HEAD_ROOM,
+            });
+        }
+    }
+    if u32::try_from(batch.len()).is_err() {
+        return Err(JournalError::BatchTooLarge {
+            size: records.len(),
+            max: MAX_FRAME_BYTES - HEAD_ROOM,
+        });
+    }
+    Ok(records)
+}
+
+/// The handle the rest of orca appends through. Cheap to clone.
+#[derive(Clone)]
+pub struct JournalHandle {
+    shared: Arc<Shared>,
+    actor: ActorRef<JournalMsg>,
+}
+
+impl std::fmt::Debug for JournalHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("JournalHandle")
+            .field("dir", &self.shared.dir)
+            .field("last_seq", &self.last_seq())
+            .field("health", &self.health())
+            .finish()
+    }
+}
+
+impl JournalHandle {
+    /// Appends a batch (all-or-nothing, one frame) and resolves once it is
+    /// durable under the sync mode, with the seqs and the timestamp the
+    /// writer assigned. Persist, then apply: act only after `Ok`.
+    ///
+    /// The batch is queued when `append` is *called* (the future only waits
+    /// for the answer), so appends called one after another from one task
+    /// get increasing seqs in call order even if their futures are awaited
+    /// later or together.
+    pub fn append(
+        &self,
+        batch: Vec<NewEvent>,
+    ) -> impl Future<Output = Result<AppendAck, JournalError>> + Send + 'static {
+        let rx = self.submit(batch);
+        async move {
+            match rx?.await {
+                Ok((result, events)) => {
+                    drop(events);
+                    result
+                }
+                Err(_) => Err(JournalError::Stopped),
+            }
+        }
+    }
+
+    fn submit(&self, batch: Vec<NewEvent>) -> Result<oneshot::Receiver<Answer>, JournalError> {
+        if let Some(reason) = self.shared.failed.get() {
+            return Err(JournalError::Failed {
+                reason: reason.clone(),
+            });
+        }
+        let records = encode_batch(&batch)?;
+        let (tx, rx) = oneshot::channel();
+        let need_drain = {
+            let mut q = self.shared.queue();
+            if q.closed {
+                return Err(JournalError::Stopped);
+            }
+            q.items.push(Submission {
+                events: batch,
+                records,
+                reply: Reply::Handle(tx),
+            });
+            !std::mem::replace(&mut q.scheduled, true)
+        };
+        if need_drain && self.actor.cast(JournalMsg::Drain).is_err() {
+            self.shared.close();
+        }
+        Ok(rx)
+    }
+
+    /// `Ok` while appends are accepted; `Failed(reason)` after a failed
+    /// write or `fdatasync` (appends are refused from then on). An atomic
+    /// load: cheap enough for every status request.
+    pub fn health(&self) -> JournalHealth {
+        if let Some(reason) = self.shared.failed.get() {
+            JournalHealth::Failed(reason.clone())
+        } else if self.shared.stopped.load(Ordering::Acquire) {
+            JournalHealth::Stopped
+        } else {
+            JournalHealth::Ok
+        }
+    }
+
+    /// The last durable seq (0: the journal is empty).
+    pub fn last_seq(&self) -> u64 {
+        self.shared.last_seq.load(Ordering::Acquire)
+    }
+
+    /// The live feed: every batch, in seq order, after it is durable.
+    ///
+    /// To fold the journal and then follow it without a gap or a double,
+    /// subscribe *first*, then replay the files (noting the last seq
+    /// applied), then apply only envelopes with a higher seq from the feed.
+    /// A subscriber that falls more than `feed_capacity` batches behind gets
+    /// `RecvError::Lagged` and must catch up from the files.
+    pub fn subscribe(&self) -> broadcast::Receiver<Arc<[Envelope]>> {
+        self.shared.feed.subscribe()
+    }
+
+    /// The writer actor, to link into the supervision tree (`/journal`).
+    pub fn actor(&self) -> ActorCell {
+        self.actor.get_cell()
+    }
+
+    /// The writer actor's typed reference.
+    pub fn actor_ref(&self) -> ActorRef<JournalMsg> {
+        self.actor.clone()
+    }
+
+    /// The journal directory.
+    pub fn dir(&self) -> &Path {
+        &self.shared.dir
+    }
+
+    /// The writer's counters (a round trip to the actor).
+    pub async fn status(&self) -> Result<WriterStatus, JournalError> {
+        match self.actor.call(JournalMsg::Status, None).await {
+            Ok(ractor::rpc::CallResult::Success(s)) => Ok(s),
+            _ => Err(JournalError::Stopped),
+        }
+    }
+
+    /// Writes and syncs everything queued, stops the actor and releases the
+    /// writer lock. Waits until the lock is released.
+    pub async fn stop(&self) {
+        let _ = self.actor.call(JournalMsg::Flush, None).await;
+        let _ = self
+            .actor
+            .stop_and_wait(Some("journal stopped".into()), None)
+            .await;
+        self.shared.close();
+    }
+}
+
+/// Takes the exclusive writer lock (a second writer fails naming the
+/// holder's pid), recovers the journal in `dir` (creating it if needed) and
+/// spawns the writer actor (unnamed: link it with [`JournalHandle::actor`]).
+pub async fn open_writer(
+    dir: &Path,
+    opts: JournalOptions,
+) -> Result<(JournalHandle, RecoveryReport), JournalError> {
+    let d = dir.to_path_buf();
+    let syncer = opts.syncer();
+    let (lock, report, last_at, segment) = tokio::task::spawn_blocking(move || {
+        let created = !d.is_dir();
+        std::fs::create_dir_all(&d).ctx("create the journal directory", &d)?;
+        if created {
+            if let Some(parent) = d.parent() {
+                syncer.sync_dir(parent)?;
+            }
+        }
+        let lock = WriterLock::acquire(&d)?;
+        let recovered = recover(&d, &syncer)?;
+        let next = recovered.report.last_seq + 1;
+        let segment = match recovered.active {
+            Some((file, len)) => ActiveSegment::open(file.path, len)?,
+            None => ActiveSegment::create(&d, next, &syncer)?,
+        };
+        Ok::<_, JournalError>((lock, recovered.report, recovered.last_at, segment))
+    })
+    .await
+    .map_err(|e| JournalError::Spawn(e.to_string()))??;
+
+    let (feed, _) = broadcast::channel(opts.feed_capacity.max(1));
+    let shared = Arc::new(Shared {
+        dir: dir.to_path_buf(),
+        queue: Mutex::new(Queue::default()),
+        last_seq: AtomicU64::new(report.last_seq),
+        failed: OnceLock::new(),
+        stopped: AtomicBool::new(false),
+        feed,
+    });
+    let state = WriterState {
+        shared: shared.clone(),
+        syncer: opts.syncer(),
+        segment_bytes: opts.segment_bytes,
+        dir: dir.to_path_buf(),
+        lock: Some(lock),
+        seg: segment,
+        next_seq: report.last_seq + 1,
+        last_at,
+        out: Vec::new(),
+        taken: Vec::new(),
+        acks: Vec::new(),
+        batches: 0,
+        data_syncs: 0,
+    };
+    let (actor, _join) = Actor::spawn(None, JournalWriter, StartState(Some(state)))
+        .await
+        .map_err(|e| JournalError::Spawn(e.to_string()))?;
+    Ok((JournalHandle { shared, actor }, report))
+}
+
+/// The segment appends go to.
+struct ActiveSegment {
+    file: Arc<File>,
+    path: PathBuf,
+    /// Bytes in the file (header included).
+    len: u64,
+    /// Written but not yet synced.
+    dirty: bool,
+}
+
+impl ActiveSegment {
+    /// Continues the recovered last segment (already truncated to `len`).
+    fn open(path: PathBuf, len: u64) -> Result<Self, JournalError> {
+        let file = OpenOptions::new()
+            .append(true)
+            .open(&path)
+            .ctx("open for append", &path)?;
+        Ok(Self {
+            file: Arc::new(file),
+            path,
+            len,
+            dirty: false,
+        })
+    }
+
+    /// Creates a segment starting at `first_seq`: header written and synced,
+    /// directory synced (blocking).
+    fn create(dir: &Path, first_seq: u64, syncer: &Syncer) -> Result<Self, JournalError> {
+        let path = dir.join(segment_file_name(first_seq));
+        let mut file = OpenOptions::new()
+            .append(true)
+            .create_new(true)
+            .open(&path)
+            .ctx("create segment", &path)?;
+        let header = SegmentHeader::new(first_seq, Timestamp::now()).encode();
+        file.write_all(&header).ctx("write the header of", &path)?;
+        syncer
+            .sync(SyncKind::NewSegment, &file, &path)
+            .map_err(|e| JournalError::SyncFailed {
+                path: path.clone(),
+                reason: e.to_string(),
+            })?;
+        syncer.sync_dir(dir).map_err(|e| JournalError::SyncFailed {
+            path: dir.to_path_buf(),
+            reason: e.to_string(),
+        })?;
+        Ok(Self {
+            file: Arc::new(file),
+            path,
+            len: HEADER_LEN as u64,
+            dirty: false,
+        })
+    }
+}
+
+/// The writer actor.
+pub struct JournalWriter;
+
+/// The writer's state, built by [`open_writer`] (recovery happens before
+/// the actor starts, so a failed recovery is an ordinary error).
+pub struct StartState(Option<WriterState>);
+
+pub struct WriterState {
+    shared: Arc<Shared>,
+    syncer: Syncer,
+    segment_bytes: u64,
+    dir: PathBuf,
+    lock: Option<WriterLock>,
+    seg: ActiveSegment,
+    next_seq: u64,
+    last_at: Timestamp,
+    /// Frames of the current round, written with one `write`.
+    out: Vec<u8>,
+    /// Reused buffers for a round's submissions and acks.
+    taken: Vec<Submission>,
+    acks: Vec<AppendAck>,
+    batches: u64,
+    data_syncs: u64,
+}
+
+impl Drop for WriterState {
+    fn drop(&mut self) {
+        // However the actor ends, nobody waits forever on a queued batch.
+        self.shared.close();
+    }
+}
+
+impl Actor for JournalWriter {
+    type Msg = JournalMsg;
+    type State = WriterState;
+    type Arguments = StartState;
+
+    async fn pre_start(
+        &self,
+        _myself: ActorRef<Self::Msg>,
+        args: StartState,
+    ) -> Result<Self::State, ActorProcessingErr> {
+        args.0
+            .ok_or_else(|| "journal writer started without its state".into())
+    }
+
+    async fn handle(
+        &self,
+        _myself: ActorRef<Self::Msg>,
+        message: Self::Msg,
+        state: &mut Self::State,
+    ) -> Result<(), ActorProcessingErr> {
+        match message {
+            JournalMsg::Drain => state.drain().await,
+            JournalMsg::Append(batch, port) => match encode_batch(&batch) {
+                Err(e) => {
+                    let _ = port.send(Err(e));
+                }
+                Ok(records) => {
+                    {
+                        let mut q = state.shared.queue();
+                        q.items.push(Submission {
+                            events: batch,
+                            records,
+                            reply: Reply::Port(port),
+                        });
+                        q.scheduled = true;
+                    }
+                    state.drain().await;
+                }
+            },
+            JournalMsg::Flush(port) => {
+                state.drain().await;
+                let _ = port.send(match state.shared.failed.get() {
+                    Some(reason) => Err(JournalError::Failed {
+                        reason: reason.clone(),
+                    }),
+                    None => Ok(state.next_seq - 1),
+                });
+            }
+            JournalMsg::Status(port) => {
+                let _ = port.send(WriterStatus {
+                    last_seq: state.shared.last_seq.load(Ordering::Acquire),
+                    segment: state.seg.path.clone(),
+                    segment_len: state.seg.len,
+                    batches: state.batches,
+                    data_syncs: state.data_syncs,
+                    failed: state.shared.failed.get().cloned(),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    async fn post_stop(
+        &self,
+        _myself: ActorRef<Self::Msg>,
+        state: &mut Self::State,
+    ) -> Result<(), ActorProcessingErr> {
+        state.shared.close();
+        state.lock.take();
+        Ok(())
+    }
+}
+
+impl WriterState {
+    /// Commits rounds until the submission queue is empty.
+    async fn drain(&mut self) {
+        loop {
+            {
+                let mut q = self.shared.queue();
+                if q.items.is_empty() {
+                    q.scheduled = false;
+                    return;
+                }
+                std::mem::swap(&mut q.items, &mut self.taken);
+            }
+            self.commit().await;
+        }
+    }
+
+    /// The batch timestamp: now, but never before the previous batch's.
+    fn stamp(&mut self) -> Timestamp {
+        let now = Timestamp::now().max(self.last_at);
+        self.last_at = now;
+        now
+    }
+
+    /// One round: frames for every taken batch, one write, one sync, answers.
+    async fn commit(&mut self) {
+        let mut subs = std::mem::take(&mut self.taken);
+        if let Some(reason) = self.shared.failed.get() {
+            let err = JournalError::Failed {
+                reason: reason.clone(),
+            };
+            for sub in subs.drain(..) {
+                sub.reply.send(Err(err.clone()), sub.events);
+            }
+            self.taken = subs;
+            return;
+        }
+        let mut result = Ok(());
+        self.acks.clear();
+        for sub in &subs {
+            let head = FrameHead {
+                first_seq: self.next_seq,
+                at: self.stamp(),
+                count: sub.events.len() as u32,
+            };
+            let frame_len = (FRAME_HEADER_LEN + HEAD_ROOM + sub.records.len()) as u64;
+            let used = self.seg.len + self.out.len() as u64;
+            if used > HEADER_LEN as u64 && used + frame_len > self.segment_bytes {
+                if let Err(e) = self.roll(head.first_seq).await {
+                    result = Err(e);
+                    break;
+                }
+            }
+            encode_frame(&mut self.out, &head, &sub.records);
+            self.next_seq = head.last_seq() + 1;
+            self.acks.push(AppendAck {
+                first_seq: head.first_seq,
+                last_seq: head.last_seq(),
+                at: head.at,
+            });
+        }
+        if result.is_ok() {
+            result = self.write_out();
+        }
+        if result.is_ok() && self.syncer.enabled && self.seg.dirty {
+            result = self.sync_data().await;
+        }
+        match result {
+            Err(e) => {
+                self.fail(&e);
+                for sub in subs.drain(..) {
+                    sub.reply.send(Err(e.clone()), sub.events);
+                }
+            }
+            Ok(()) => {
+                self.shared
+                    .last_seq
+                    .store(self.next_seq - 1, Ordering::Release);
+                self.batches += subs.len() as u64;
+                let feed = self.shared.feed.receiver_count() > 0;
+                for (sub, ack) in subs.drain(..).zip(self.acks.drain(..)) {
+                    if feed {
+                        let envs: Arc<[Envelope]> = sub
+                            .events
+                            .into_iter()
+                            .zip(ack.first_seq..)
+                            .map(|(e, seq)| Envelope {
+                                seq,
+                                at: ack.at,
+                                actor: e.actor,
+                                event: e.event,
+                            })
+                            .collect();
+                        let _ = self.shared.feed.send(envs);
+                        sub.reply.send(Ok(ack), Vec::new());
+                    } else {
+                        sub.reply.send(Ok(ack), sub.events);
+                    }
+                }
+            }
+        }
+        if self.out.capacity() > 4 * MAX_FRAME_BYTES {
+            self.out = Vec::new();
+        }
+        self.taken = subs;
+    }
+
+    /// Writes the round's buffered frames with one `write`.
+    fn write_out(&mut self) -> Result<(), JournalError> {
+        if self.out.is_empty() {
+            return Ok(());
+        }
+        (&*self.seg.file)
+            .write_all(&self.out)
+            .ctx("write", &self.seg.path)?;
+        self.seg.len += self.out.len() as u64;
+        self.seg.dirty = true;
+        self.out.clear();
+        Ok(())
+    }
+
+    /// `fdatasync` of the active segment on a blocking thread.
+    async fn sync_data(&mut self) -> Result<(), JournalError> {
+        let file = self.seg.file.clone();
+        let path = self.seg.path.clone();
+        let syncer = self.syncer.clone();
+        let p = path.clone();
+        let r = tokio::task::spawn_blocking(move || syncer.sync(SyncKind::Data, &file, &p)).await;
+        let reason = match r {
+            Ok(Ok(())) => {
+                self.seg.dirty = false;
+                self.data_syncs += 1;
+                return Ok(());
+            }
+            Ok(Err(e)) => e.to_string(),
+            Err(join) => join.to_string(),
+        };
+        Err(JournalError::SyncFailed { path, reason })
+    }
+
+    /// Rolls to a new segment whose first event is `first_seq`: the current
+    /// one is written and synced first, so only the last segment can ever
+    /// have a torn tail.
+    async fn roll(&mut self, first_seq: u64) -> Result<(), JournalError> {
+        self.write_out()?;
+        if self.syncer.enabled && self.seg.dirty {
+            self.sync_data().await?;
+        }
+        let dir = self.dir.clone();
+        let syncer = self.syncer.clone();
+        let seg =
+            tokio::task::spawn_blocking(move || ActiveSegment::create(&dir, first_seq, &syncer))
+                .await
+                .map_err(|e| JournalError::SyncFailed {
+                    path: self.dir.clone(),
+                    reason: e.to_string(),
+                })??;
+        self.seg = seg;
+        Ok(())
+    }
+
+    /// Enters the failed state (once) and says so loudly.
+    fn fail(&self, e: &JournalError) {
+        let reason = e.to_string();
+        if self.shared.failed.set(reason.clone()).is_ok() {
+            tracing::error!(
+                journal = %self.dir.display(),
+                error = %reason,
+                "journal write or fdatasync failed: appends are refused from now on and orca is degraded; \
+                 the sync is not retried on the same file; restart orca to recover the journal from disk"
+            );
+        }
+    }
+}
