@@ -84,7 +84,10 @@ async fn orca(n: usize, workers: u32) -> (Duration, RunStatus) {
         parent: None,
         depth: 0,
     };
-    let id = match runs.call(|tx| RunsMsg::Submit(Box::new(sub), tx), None).await {
+    let id = match runs
+        .call(|tx| RunsMsg::Submit(Box::new(sub), tx), None)
+        .await
+    {
         Ok(CallResult::Success(Ok(id))) => id,
         other => panic!("submit: {other:?}"),
     };

@@ -5,7 +5,6 @@
 mod common;
 
 use std::collections::HashMap;
-use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
@@ -37,12 +36,30 @@ fn write(ws: &TestWs, name: &str, text: &str) -> std::path::PathBuf {
 #[test]
 fn the_smoke_example_passes_and_views_read_it() {
     let ws = TestWs::fast();
-    let out = orca(&ws).args(["run", "examples/smoke.toml"]).output().unwrap();
+    let out = orca(&ws)
+        .args(["run", "examples/smoke.toml"])
+        .output()
+        .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(out.status.code(), Some(0), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
-    for task in ["build", "expected-exit", "write-file", "grep-output", "json-report", "flaky", "in-time"] {
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for task in [
+        "build",
+        "expected-exit",
+        "write-file",
+        "grep-output",
+        "json-report",
+        "flaky",
+        "in-time",
+    ] {
         assert!(
-            stdout.lines().any(|l| l.starts_with(task) && l.contains(" pass ")),
+            stdout
+                .lines()
+                .any(|l| l.starts_with(task) && l.contains(" pass ")),
             "{task} did not pass:\n{stdout}"
         );
     }
@@ -52,13 +69,19 @@ fn the_smoke_example_passes_and_views_read_it() {
     assert_eq!(runs[0].status, RunStatus::Passed);
     assert_eq!(runs[0].counts.passed, 7);
     assert_eq!(runs[0].restarts, 1, "flaky was retried once");
-    let text = orca(&ws).args(["status", &runs[0].run[..8]]).output().unwrap();
+    let text = orca(&ws)
+        .args(["status", &runs[0].run[..8]])
+        .output()
+        .unwrap();
     assert!(String::from_utf8_lossy(&text.stdout).contains("passed 7"));
     let tree = orca(&ws).args(["tree", "--json"]).output().unwrap();
     let root: TreeNode = serde_json::from_slice(&tree.stdout).unwrap();
     let run_node = &root.children[1].children[0];
     assert_eq!(run_node.state, "passed");
-    assert!(run_node.children.iter().any(|c| c.name == "attempt:flaky:2" && c.restarts == 1));
+    assert!(run_node
+        .children
+        .iter()
+        .any(|c| c.name == "attempt:flaky:2" && c.restarts == 1));
     let text = orca(&ws).arg("tree").output().unwrap();
     assert!(String::from_utf8_lossy(&text.stdout).contains("└── runs"));
 }
@@ -80,14 +103,23 @@ fn exit_codes_reflect_the_receipts() {
     for (name, text, code) in cases {
         let spec = write(&ws, name, text);
         let out = orca(&ws).arg("run").arg(&spec).output().unwrap();
-        assert_eq!(out.status.code(), Some(code), "{name}: {}", String::from_utf8_lossy(&out.stderr));
+        assert_eq!(
+            out.status.code(),
+            Some(code),
+            "{name}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
 }
 
 #[test]
 fn run_creates_a_workspace_where_there_is_none() {
     let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("t.toml"), "[[tasks]]\nid = \"t\"\ncommand = \"true\"\n").unwrap();
+    std::fs::write(
+        dir.path().join("t.toml"),
+        "[[tasks]]\nid = \"t\"\ncommand = \"true\"\n",
+    )
+    .unwrap();
     let out = Command::new(orca_bin())
         .current_dir(dir.path())
         .env_remove("ORCA_WORKSPACE")
@@ -112,6 +144,9 @@ fn wait_maxrss(child: &std::process::Child) -> (i32, i64) {
     (libc::WEXITSTATUS(status), usage.ru_maxrss)
 }
 
+// The child is reaped by wait4(2), which std's wait() cannot replace: it
+// reports the peak RSS.
+#[allow(clippy::zombie_processes)]
 #[test]
 fn memory_stays_flat_under_a_loud_worker() {
     let ws = TestWs::new("[run]\nlog_cap_bytes = 8388608\n[journal]\nsync = \"never\"\n");
@@ -120,10 +155,18 @@ fn memory_stays_flat_under_a_loud_worker() {
         "loud.toml",
         "[[tasks]]\nid = \"loud\"\ncommand = \"yes 'a line of output' | head -c 104857600\"\n",
     );
-    let child = orca(&ws).arg("run").arg(&spec).stdout(Stdio::null()).spawn().unwrap();
+    let child = orca(&ws)
+        .arg("run")
+        .arg(&spec)
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
     let (code, maxrss_kib) = wait_maxrss(&child);
     assert_eq!(code, 0);
-    assert!(maxrss_kib < 80 * 1024, "orca's peak RSS was {maxrss_kib} KiB for 100 MiB of output");
+    assert!(
+        maxrss_kib < 80 * 1024,
+        "orca's peak RSS was {maxrss_kib} KiB for 100 MiB of output"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -137,7 +180,9 @@ async fn sigkill_mid_run_then_resume_finishes_every_task_once() {
         ));
     }
     for i in 0..195 {
-        spec.push_str(&format!("[[tasks]]\nid = \"t{i:03}\"\ncommand = [\"sleep\", \"0.02\"]\n"));
+        spec.push_str(&format!(
+            "[[tasks]]\nid = \"t{i:03}\"\ncommand = [\"sleep\", \"0.02\"]\n"
+        ));
     }
     let spec_path = write(&ws, "crashy.toml", &spec);
     std::fs::create_dir_all(ws.ws.journal_dir()).unwrap();
@@ -169,14 +214,25 @@ async fn sigkill_mid_run_then_resume_finishes_every_task_once() {
     child.wait().unwrap();
     let run = run.expect("run id");
     let long_alive = procs_with_env(&format!("ORCA_RUN_ID={run}"));
-    assert!(!long_alive.is_empty(), "the long attempts outlived orca (that is the point)");
+    assert!(
+        !long_alive.is_empty(),
+        "the long attempts outlived orca (that is the point)"
+    );
 
     let out = orca(&ws)
         .args(["run", "--resume", &run[..10], "--json"])
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
-    assert!(procs_with_env(&format!("ORCA_RUN_ID={run}")).is_empty(), "no process of the killed run survives");
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        procs_with_env(&format!("ORCA_RUN_ID={run}")).is_empty(),
+        "no process of the killed run survives"
+    );
 
     let all = ws.journal();
     let ev = of_run(&all, &run);
@@ -200,11 +256,18 @@ async fn sigkill_mid_run_then_resume_finishes_every_task_once() {
         }
     }
     assert_eq!(finished_per_task.len(), 200);
-    assert!(finished_per_task.values().all(|n| *n == 1), "exactly one final receipt per task");
+    assert!(
+        finished_per_task.values().all(|n| *n == 1),
+        "exactly one final receipt per task"
+    );
     // No task ever had two attempts running at once.
     for ((task, n), (start, _)) in &spans {
         if let Some((_, Some(prev_end))) = spans.get(&(task, n - 1)) {
-            assert!(start > prev_end, "{task}:{n} started before {task}:{} ended", n - 1);
+            assert!(
+                start > prev_end,
+                "{task}:{n} started before {task}:{} ended",
+                n - 1
+            );
         }
     }
     // The long attempts were interrupted by the crash and retried without
@@ -223,5 +286,4 @@ async fn sigkill_mid_run_then_resume_finishes_every_task_once() {
             assert_eq!(a.receipt.is_some(), a.result.is_some(), "{}:{}", t.id, a.n);
         }
     }
-    let _ = Path::new("");
 }

@@ -14,7 +14,12 @@ use orca_actors::model::{AlertClass, AttemptResult, FailureClass, RunStatus};
 const LIMIT: Duration = Duration::from_secs(60);
 
 /// Attempt `n` of `task` was interrupted for a sibling's restart.
-fn interrupted_for(events: &[&orca_actors::journal::Envelope], task: &str, n: u32, sibling: &str) -> bool {
+fn interrupted_for(
+    events: &[&orca_actors::journal::Envelope],
+    task: &str,
+    n: u32,
+    sibling: &str,
+) -> bool {
     events.iter().any(|e| {
         matches!(&e.event, Event::AttemptInterrupted { attempt, cause: InterruptCause::SiblingRestart { sibling: s } }
             if attempt.task == task && attempt.attempt == n && s == sibling)
@@ -49,17 +54,36 @@ command = 'if [ "$ORCA_ATTEMPT" = 1 ]; then touch "$ORCA_WORKSPACE/c.started"; e
     assert_eq!(status, RunStatus::Passed);
     let all = ws.journal();
     let ev = of_run(&all, &run);
-    assert!(interrupted_for(&ev, "b", 1, "a"), "b:1 stopped for a: {:?}", types(&ev));
+    assert!(
+        interrupted_for(&ev, "b", 1, "a"),
+        "b:1 stopped for a: {:?}",
+        types(&ev)
+    );
     assert!(interrupted_for(&ev, "c", 1, "a"), "c:1 stopped for a");
     let st = ws.fold(&run);
-    assert_eq!(st.restart_count, 1, "only a's restart counts toward intensity");
+    assert_eq!(
+        st.restart_count, 1,
+        "only a's restart counts toward intensity"
+    );
     for sib in ["b", "c"] {
         let t = st.task(sib).unwrap();
-        assert_eq!((t.attempts.len(), t.counted), (2, 1), "{sib}: the restart used up no attempt");
+        assert_eq!(
+            (t.attempts.len(), t.counted),
+            (2, 1),
+            "{sib}: the restart used up no attempt"
+        );
     }
     // The decision (a's RestartScheduled) precedes its effect on b.
-    let (decided, _) = find(&ev, |e| matches!(e, Event::RestartScheduled { child, .. } if child == "a")).unwrap();
-    let (stopped, _) = find(&ev, |e| matches!(e, Event::AttemptInterrupted { attempt, .. } if attempt.task == "b")).unwrap();
+    let (decided, _) = find(
+        &ev,
+        |e| matches!(e, Event::RestartScheduled { child, .. } if child == "a"),
+    )
+    .unwrap();
+    let (stopped, _) = find(
+        &ev,
+        |e| matches!(e, Event::AttemptInterrupted { attempt, .. } if attempt.task == "b"),
+    )
+    .unwrap();
     assert!(decided < stopped);
 }
 
@@ -91,7 +115,11 @@ command = 'if [ "$ORCA_ATTEMPT" = 1 ]; then touch "$ORCA_WORKSPACE/c.started"; e
     tree.shutdown().await;
     assert_eq!(status, RunStatus::Passed);
     let st = ws.fold(&run);
-    assert_eq!(st.task("a").unwrap().attempts.len(), 1, "an earlier sibling is untouched");
+    assert_eq!(
+        st.task("a").unwrap().attempts.len(),
+        1,
+        "an earlier sibling is untouched"
+    );
     assert_eq!(st.task("b").unwrap().attempts.len(), 2);
     assert_eq!(st.task("c").unwrap().attempts.len(), 2);
     let all = ws.journal();
@@ -121,9 +149,15 @@ retry_policy = { max_attempts = 3, initial_backoff_seconds = 0, retry_on = ["tas
     assert_eq!(status, RunStatus::Failed);
     let st = ws.fold(&run);
     let temp = st.task("temp").unwrap();
-    assert_eq!((temp.attempts.len(), temp.result), (1, Some(AttemptResult::Fail)));
+    assert_eq!(
+        (temp.attempts.len(), temp.result),
+        (1, Some(AttemptResult::Fail))
+    );
     let trans = st.task("trans").unwrap();
-    assert_eq!((trans.attempts.len(), trans.result), (2, Some(AttemptResult::Pass)));
+    assert_eq!(
+        (trans.attempts.len(), trans.result),
+        (2, Some(AttemptResult::Pass))
+    );
     let all = ws.journal();
     assert!(!of_run(&all, &run)
         .iter()
@@ -160,14 +194,23 @@ command = "exec sleep 30"
     let (run, status) = tree.run(submission(flaky, 2), LIMIT).await;
     assert_eq!(status, RunStatus::Escalated);
     std::fs::write(ws.path("escalated"), "").unwrap();
-    assert_eq!(wait_end(&mut watch, &other, LIMIT).await, RunStatus::Passed, "the other run goes on");
+    assert_eq!(
+        wait_end(&mut watch, &other, LIMIT).await,
+        RunStatus::Passed,
+        "the other run goes on"
+    );
     tree.shutdown().await;
 
     let all = ws.journal();
     let ev = of_run(&all, &run);
-    let (i, e) = find(&ev, |e| matches!(e, Event::IntensityExceeded { .. })).expect("IntensityExceeded");
+    let (i, e) =
+        find(&ev, |e| matches!(e, Event::IntensityExceeded { .. })).expect("IntensityExceeded");
     match &e.event {
-        Event::IntensityExceeded { supervisor, restarts, .. } => {
+        Event::IntensityExceeded {
+            supervisor,
+            restarts,
+            ..
+        } => {
             assert_eq!(supervisor, &format!("/runs/{run}"));
             assert_eq!(*restarts, 3);
         }
@@ -176,7 +219,13 @@ command = "exec sleep 30"
     let (j, e) = find(&ev, |e| matches!(e, Event::Escalated { .. })).expect("Escalated");
     assert!(matches!(&e.event, Event::Escalated { to, .. } if to == "/runs"));
     assert!(i < j);
-    assert!(ev.iter().any(|e| matches!(&e.event, Event::AlertRaised { class: AlertClass::NeedsHuman, .. })));
+    assert!(ev.iter().any(|e| matches!(
+        &e.event,
+        Event::AlertRaised {
+            class: AlertClass::NeedsHuman,
+            ..
+        }
+    )));
     // The run stopped its other attempts.
     let st = ws.fold(&run);
     assert_eq!(st.task("slow").unwrap().result, Some(AttemptResult::Skip));
@@ -204,7 +253,13 @@ retry_policy = { max_attempts = 3, initial_backoff_seconds = 0.1, max_backoff_se
     let scheduled: Vec<(u32, u64, &orca_actors::journal::Envelope)> = ev
         .iter()
         .filter_map(|e| match &e.event {
-            Event::RestartScheduled { attempt, delay_ms, counted, counts_intensity, .. } => {
+            Event::RestartScheduled {
+                attempt,
+                delay_ms,
+                counted,
+                counts_intensity,
+                ..
+            } => {
                 assert!(*counted && *counts_intensity);
                 Some((*attempt, *delay_ms, *e))
             }
@@ -213,24 +268,47 @@ retry_policy = { max_attempts = 3, initial_backoff_seconds = 0.1, max_backoff_se
         .collect();
     assert_eq!(scheduled.iter().map(|s| s.0).collect::<Vec<_>>(), [2, 3]);
     let (d1, d2) = (scheduled[0].1, scheduled[1].1);
-    assert!((50..=100).contains(&d1), "first delay {d1} ms not in 50..=100");
-    assert!((100..=200).contains(&d2), "second delay {d2} ms not in 100..=200");
+    assert!(
+        (50..=100).contains(&d1),
+        "first delay {d1} ms not in 50..=100"
+    );
+    assert!(
+        (100..=200).contains(&d2),
+        "second delay {d2} ms not in 100..=200"
+    );
     for (attempt, delay, sched) in &scheduled {
         // The restart happened after its journaled deadline…
-        let (_, restarted) = find(&ev, |e| matches!(e, Event::ChildRestarted { attempt: a, .. } if a == attempt)).unwrap();
+        let (_, restarted) = find(
+            &ev,
+            |e| matches!(e, Event::ChildRestarted { attempt: a, .. } if a == attempt),
+        )
+        .unwrap();
         assert!(restarted.seq > sched.seq);
-        assert!(restarted.at.millis_since(sched.at) + 5 >= *delay, "restart before its deadline");
+        assert!(
+            restarted.at.millis_since(sched.at) + 5 >= *delay,
+            "restart before its deadline"
+        );
         // …and the process started only after its start was journaled.
-        let (_, started) = find(&ev, |e| matches!(e, Event::AttemptStarted { attempt: a, .. } if a.attempt == *attempt)).unwrap();
+        let (_, started) = find(
+            &ev,
+            |e| matches!(e, Event::AttemptStarted { attempt: a, .. } if a.attempt == *attempt),
+        )
+        .unwrap();
         assert!(started.seq > restarted.seq);
     }
     let st = ws.fold(&run);
     let t = st.task("twice").unwrap();
-    assert_eq!((t.result, t.final_attempt, t.counted), (Some(AttemptResult::Pass), Some(3), 3));
+    assert_eq!(
+        (t.result, t.final_attempt, t.counted),
+        (Some(AttemptResult::Pass), Some(3), 3)
+    );
     // Each failed attempt has its receipt, classified as a task failure.
     for n in [1, 2] {
         let r = t.attempt(n).unwrap().receipt.as_ref().unwrap();
-        assert_eq!((r.result, r.class), (AttemptResult::Fail, Some(FailureClass::Task)));
+        assert_eq!(
+            (r.result, r.class),
+            (AttemptResult::Fail, Some(FailureClass::Task))
+        );
     }
 }
 
@@ -252,7 +330,10 @@ retry_policy = { max_attempts = 2, initial_backoff_seconds = 0, retry_on = ["tas
     assert_eq!(status, RunStatus::Failed);
     let st = ws.fold(&run);
     assert_eq!(st.task("never").unwrap().attempts.len(), 2);
-    assert!(st.alerts.iter().any(|a| a.class == AlertClass::RestartExhausted));
+    assert!(st
+        .alerts
+        .iter()
+        .any(|a| a.class == AlertClass::RestartExhausted));
     let finished = ws
         .journal()
         .iter()
@@ -307,30 +388,45 @@ worker = { capabilities = ["gpu"] }
     let mut max_gpu = 0;
     for e in &ev {
         match &e.event {
-            Event::AttemptStarted { attempt, worker, .. } => {
+            Event::AttemptStarted {
+                attempt, worker, ..
+            } => {
                 starts.push((attempt.task.clone(), worker.clone()));
                 *running.entry(worker.clone()).or_default() += 1;
                 max_gpu = max_gpu.max(running.get("gpu-box").copied().unwrap_or(0));
             }
             Event::AttemptFinished { attempt, .. } => {
-                let w = starts.iter().find(|s| s.0 == attempt.task).map(|s| s.1.clone()).unwrap();
+                let w = starts
+                    .iter()
+                    .find(|s| s.0 == attempt.task)
+                    .map(|s| s.1.clone())
+                    .unwrap();
                 *running.entry(w).or_default() -= 1;
             }
             _ => {}
         }
     }
     for (task, worker) in &starts {
-        let want = if task.starts_with('g') { "gpu-box" } else { "cpu-box" };
+        let want = if task.starts_with('g') {
+            "gpu-box"
+        } else {
+            "cpu-box"
+        };
         assert_eq!(worker, want, "{task}");
     }
     assert_eq!(max_gpu, 1, "gpu-box runs one task at a time");
     let order: Vec<&str> = ev
         .iter()
         .filter_map(|e| match &e.event {
-            Event::ChildStarted { path, .. } if path.contains("/attempts/") => path.rsplit('/').next(),
+            Event::ChildStarted { path, .. } if path.contains("/attempts/") => {
+                path.rsplit('/').next()
+            }
             _ => None,
         })
         .collect();
     let pos = |t: &str| order.iter().position(|p| p.starts_with(t)).unwrap();
-    assert!(pos("early") < pos("late"), "priority orders leasing: {order:?}");
+    assert!(
+        pos("early") < pos("late"),
+        "priority orders leasing: {order:?}"
+    );
 }

@@ -23,14 +23,18 @@ use crate::journal::JournalHealth;
 use crate::model::{paths, NodeKind, Timestamp};
 use crate::runs::{Runs, RunsMsg};
 use crate::services::Services;
-use crate::supervision::{decide, ChildExit, ChildPolicy, Decision, RestartWindow, SupervisorPolicy};
+use crate::supervision::{
+    decide, ChildExit, ChildPolicy, Decision, RestartWindow, SupervisorPolicy,
+};
 
 /// Whether orca can work.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Health {
     Ok,
     /// The journal refuses appends (a failed sync); nothing new can start.
-    Degraded { reason: String },
+    Degraded {
+        reason: String,
+    },
 }
 
 /// Messages of the root (see the table above).
@@ -154,8 +158,11 @@ impl Actor for Root {
                 Decision::Restart { .. } => {
                     s.window.record(now, policy.intensity.within_ms);
                     tracing::error!(%reason, "`runs` failed: restarting it and resuming its runs");
-                    cell.stop_children_and_wait(Some("runs failed".into()), Some(Duration::from_secs(30)))
-                        .await;
+                    cell.stop_children_and_wait(
+                        Some("runs failed".into()),
+                        Some(Duration::from_secs(30)),
+                    )
+                    .await;
                     let (runs, _) =
                         Actor::spawn_linked(None, Runs, s.services.clone(), myself.get_cell())
                             .await?;

@@ -38,7 +38,9 @@ use crate::run::state::RunState;
 use crate::run::{RunArgs, RunMode, RunMsg, RunSupervisor};
 use crate::services::Services;
 use crate::spec::RunSpec;
-use crate::supervision::{decide, ChildExit, ChildPolicy, Decision, RestartWindow, SupervisorPolicy};
+use crate::supervision::{
+    decide, ChildExit, ChildPolicy, Decision, RestartWindow, SupervisorPolicy,
+};
 
 /// A run to start.
 #[derive(Clone, Debug)]
@@ -187,9 +189,7 @@ impl Actor for Runs {
                     s.children.values().map(|c| c.actor.clone()).collect();
                 tokio::spawn(async move {
                     let waits = runs.into_iter().map(|r| async move {
-                        let _ = r
-                            .call(|tx| RunMsg::Suspend { reply: Some(tx) }, None)
-                            .await;
+                        let _ = r.call(|tx| RunMsg::Suspend { reply: Some(tx) }, None).await;
                     });
                     futures::future::join_all(waits).await;
                     let _ = reply.send(());
@@ -218,9 +218,13 @@ impl Actor for Runs {
                 };
                 tracing::error!(%run, error = %err, "run supervisor failed");
                 // Its attempts must not outlive it: stop them first.
-                cell.stop_children_and_wait(Some("run supervisor failed".into()), Some(Duration::from_secs(30)))
+                cell.stop_children_and_wait(
+                    Some("run supervisor failed".into()),
+                    Some(Duration::from_secs(30)),
+                )
+                .await;
+                s.restart_failed(&myself, &run, child, err.to_string())
                     .await;
-                s.restart_failed(&myself, &run, child, err.to_string()).await;
             }
             SupervisionEvent::ActorTerminated(cell, _, _) => {
                 // A clean stop after RunEnded; a run that stopped without
@@ -293,7 +297,11 @@ pub fn submission_events(
 }
 
 impl RunsState {
-    async fn submit(&mut self, myself: &ActorRef<RunsMsg>, sub: Submission) -> Result<String, String> {
+    async fn submit(
+        &mut self,
+        myself: &ActorRef<RunsMsg>,
+        sub: Submission,
+    ) -> Result<String, String> {
         let spec_json = serde_json::to_string(&sub.spec).map_err(|e| e.to_string())?;
         let mut run = new_run_id(Timestamp::now());
         while self.children.contains_key(&run) || self.services.ws.run_dir(&run).exists() {
@@ -376,7 +384,13 @@ impl RunsState {
 
     /// A run supervisor failed: restart it from the journal, or — past the
     /// intensity — end that run escalated.
-    async fn restart_failed(&mut self, myself: &ActorRef<RunsMsg>, run: &str, child: Child, err: String) {
+    async fn restart_failed(
+        &mut self,
+        myself: &ActorRef<RunsMsg>,
+        run: &str,
+        child: Child,
+        err: String,
+    ) {
         let now = Timestamp::now();
         let d = decide(
             &self.policy,
@@ -409,13 +423,21 @@ impl RunsState {
                 match self.replay(run).await {
                     Ok(state) => {
                         if let Err(e) = self
-                            .spawn(myself, state, child.spec, RunMode::Resume, child.stale_after)
+                            .spawn(
+                                myself,
+                                state,
+                                child.spec,
+                                RunMode::Resume,
+                                child.stale_after,
+                            )
                             .await
                         {
                             tracing::error!(%run, error = %e, "cannot restart the run supervisor");
                         }
                     }
-                    Err(e) => tracing::error!(%run, error = %e, "cannot rebuild the run from the journal"),
+                    Err(e) => {
+                        tracing::error!(%run, error = %e, "cannot rebuild the run from the journal")
+                    }
                 }
             }
             other => {

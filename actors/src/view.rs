@@ -87,24 +87,39 @@ impl Projection for FleetView {
 }
 
 /// A task in a run, named by id or unique prefix.
-pub fn find_task<'a>(run: &'a RunState, name: &str) -> Result<&'a crate::run::state::TaskState, String> {
+pub fn find_task<'a>(
+    run: &'a RunState,
+    name: &str,
+) -> Result<&'a crate::run::state::TaskState, String> {
     if let Some(t) = run.task(name) {
         return Ok(t);
     }
-    let matches: Vec<&crate::run::state::TaskState> =
-        run.tasks.iter().filter(|t| t.id.starts_with(name)).collect();
+    let matches: Vec<&crate::run::state::TaskState> = run
+        .tasks
+        .iter()
+        .filter(|t| t.id.starts_with(name))
+        .collect();
     match matches.as_slice() {
         [one] => Ok(one),
         [] => Err(format!(
             "run {} has no task {name:?}; tasks: {}",
             run.run,
-            run.tasks.iter().take(20).map(|t| t.id.as_str()).collect::<Vec<_>>().join(", ")
+            run.tasks
+                .iter()
+                .take(20)
+                .map(|t| t.id.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
         )),
         many => Err(format!(
             "{name:?} matches {} tasks of run {}: {}",
             many.len(),
             run.run,
-            many.iter().take(20).map(|t| t.id.as_str()).collect::<Vec<_>>().join(", ")
+            many.iter()
+                .take(20)
+                .map(|t| t.id.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
         )),
     }
 }
@@ -160,11 +175,19 @@ pub fn tree(view: &FleetView, journal: &JournalFacts, only: Option<&str>) -> Tre
         intensity: Some((internal.max_restarts, internal.within_ms)),
         ..TreeNode::leaf("/runs".into(), "runs".into(), NodeKind::Runs, "running")
     };
-    for r in view.runs.values().filter(|r| only.is_none_or(|o| o == r.run)) {
+    for r in view
+        .runs
+        .values()
+        .filter(|r| only.is_none_or(|o| o == r.run))
+    {
         runs.children.push(run_node(r));
     }
-    let mut journal_node =
-        TreeNode::leaf("/journal".into(), "journal".into(), NodeKind::Journal, journal.state.clone());
+    let mut journal_node = TreeNode::leaf(
+        "/journal".into(),
+        "journal".into(),
+        NodeKind::Journal,
+        journal.state.clone(),
+    );
     journal_node.detail = journal.detail.clone();
     TreeNode {
         strategy: Some(Strategy::OneForOne),

@@ -102,7 +102,10 @@ async fn run_async(ws_flag: Option<&Path>, args: RunArgs) -> anyhow::Result<i32>
     };
     if let Some(s) = args.stale_after {
         if !(s.is_finite() && s > 0.0) {
-            return Err(exit::InvalidInput("--stale-after must be a positive number of seconds".into()).into());
+            return Err(exit::InvalidInput(
+                "--stale-after must be a positive number of seconds".into(),
+            )
+            .into());
         }
     }
     let stale_after = args.stale_after.map(Duration::from_secs_f64);
@@ -149,7 +152,15 @@ async fn run_async(ws_flag: Option<&Path>, args: RunArgs) -> anyhow::Result<i32>
     for w in &orca.recovery_warnings {
         eprintln!("orca: journal recovery: {w}");
     }
-    let result = drive(&orca, &ws, submission, args.resume.as_deref(), stale_after, args.json).await;
+    let result = drive(
+        &orca,
+        &ws,
+        submission,
+        args.resume.as_deref(),
+        stale_after,
+        args.json,
+    )
+    .await;
     orca.shutdown().await;
     result
 }
@@ -170,9 +181,15 @@ async fn drive(
         (Some(sub), _) => {
             let tasks = sub.spec.tasks.len();
             let workers = sub.max_workers;
-            match runs.call(|tx| RunsMsg::Submit(Box::new(sub), tx), None).await {
+            match runs
+                .call(|tx| RunsMsg::Submit(Box::new(sub), tx), None)
+                .await
+            {
                 Ok(CallResult::Success(Ok(id))) => {
-                    eprintln!("orca: run {id}: {tasks} task{}, up to {workers} at once", if tasks == 1 { "" } else { "s" });
+                    eprintln!(
+                        "orca: run {id}: {tasks} task{}, up to {workers} at once",
+                        if tasks == 1 { "" } else { "s" }
+                    );
                     id
                 }
                 Ok(CallResult::Success(Err(e))) => anyhow::bail!("cannot start the run: {e}"),
@@ -181,13 +198,11 @@ async fn drive(
         }
         (None, Some(name)) => {
             let dir = ws.journal_dir();
-            let view = tokio::task::spawn_blocking(move || orca_actors::view::FleetView::load(&dir))
-                .await
-                .context("cannot read the journal")??;
-            let found = view
-                .find_run(name)
-                .map_err(exit::InvalidInput)?
-                .clone();
+            let view =
+                tokio::task::spawn_blocking(move || orca_actors::view::FleetView::load(&dir))
+                    .await
+                    .context("cannot read the journal")??;
+            let found = view.find_run(name).map_err(exit::InvalidInput)?.clone();
             if found.ended_as.is_some() {
                 eprintln!("orca: run {} already ended ({})", found.run, found.status());
                 print_final(&found, json)?;

@@ -75,7 +75,9 @@ pub fn results(r: &RunState) -> String {
                 receipt
                     .map(|r| duration(Duration::from_millis(r.duration_ms)))
                     .unwrap_or_else(|| "-".into()),
-                receipt.map(|r| r.worker.clone()).unwrap_or_else(|| "-".into()),
+                receipt
+                    .map(|r| r.worker.clone())
+                    .unwrap_or_else(|| "-".into()),
                 receipt
                     .map(|r| ellipsize(&r.summary, 70))
                     .unwrap_or_default(),
@@ -83,12 +85,17 @@ pub fn results(r: &RunState) -> String {
         })
         .collect();
     let mut out = table(
-        &["TASK", "RESULT", "ATTEMPTS", "DURATION", "WORKER", "SUMMARY"],
+        &[
+            "TASK", "RESULT", "ATTEMPTS", "DURATION", "WORKER", "SUMMARY",
+        ],
         &rows,
     );
     let c = r.counts();
     let took = match r.finished {
-        Some(f) => format!(" in {}", duration(Duration::from_millis(f.millis_since(r.submitted)))),
+        Some(f) => format!(
+            " in {}",
+            duration(Duration::from_millis(f.millis_since(r.submitted)))
+        ),
         None => String::new(),
     };
     out.push_str(&format!(

@@ -32,7 +32,15 @@ pub fn runs(view: &FleetView) -> String {
         .collect();
     table(
         &[
-            "RUN", "NAME", "STATUS", "TASKS", "PASSED", "FAILED", "PARTIAL", "RUNNING", "QUEUED",
+            "RUN",
+            "NAME",
+            "STATUS",
+            "TASKS",
+            "PASSED",
+            "FAILED",
+            "PARTIAL",
+            "RUNNING",
+            "QUEUED",
             "SUBMITTED",
         ],
         &rows,
@@ -42,12 +50,7 @@ pub fn runs(view: &FleetView) -> String {
 /// One run's counts.
 pub fn run(r: &RunState) -> String {
     let c = r.counts();
-    let mut out = format!(
-        "run {}  {:?}  {}\n",
-        r.run,
-        r.name,
-        r.status()
-    );
+    let mut out = format!("run {}  {:?}  {}\n", r.run, r.name, r.status());
     out.push_str(&format!(
         "supervision  {}, {} restarts in {}; {} restart{} so far\n",
         r.strategy,

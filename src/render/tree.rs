@@ -16,14 +16,22 @@ fn walk(out: &mut String, node: &TreeNode, prefix: &str) {
     let n = node.children.len();
     for (i, child) in node.children.iter().enumerate() {
         let last = i + 1 == n;
-        let (branch, cont) = if last { ("└── ", "    ") } else { ("├── ", "│   ") };
+        let (branch, cont) = if last {
+            ("└── ", "    ")
+        } else {
+            ("├── ", "│   ")
+        };
         line(out, child, prefix, branch);
         walk(out, child, &format!("{prefix}{cont}"));
     }
 }
 
 fn line(out: &mut String, node: &TreeNode, prefix: &str, branch: &str) {
-    let mut parts = vec![node.name.clone(), node.kind.as_str().to_string(), node.state.clone()];
+    let mut parts = vec![
+        node.name.clone(),
+        node.kind.as_str().to_string(),
+        node.state.clone(),
+    ];
     if let (Some(s), Some((max, within))) = (node.strategy, node.intensity) {
         parts.push(format!("{s} {max}/{}", seconds(within as f64 / 1000.0)));
     }

@@ -179,6 +179,13 @@ pub fn types(events: &[&Envelope]) -> Vec<&'static str> {
 }
 
 /// The first event matching `f`, with its index.
-pub fn find<'a>(events: &[&'a Envelope], f: impl Fn(&Event) -> bool) -> Option<(usize, &'a Envelope)> {
-    events.iter().enumerate().find(|(_, e)| f(&e.event)).map(|(i, e)| (i, *e))
+pub fn find<'a>(
+    events: &[&'a Envelope],
+    f: impl Fn(&Event) -> bool,
+) -> Option<(usize, &'a Envelope)> {
+    events
+        .iter()
+        .enumerate()
+        .find(|(_, e)| f(&e.event))
+        .map(|(i, e)| (i, *e))
 }

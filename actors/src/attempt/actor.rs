@@ -19,7 +19,7 @@ use crate::host::env::{build_env, OrcaContext};
 use crate::host::{ExitInfo, HostPaths, Launch, OutputStream, ProcHandle, RecordedProc, Sig};
 use crate::journal::event::{BudgetLimit, Event, LogStream, WorkerEvent};
 use crate::journal::NewEvent;
-use crate::model::{bounded, AlertClass, NodeKind, Receipt, Timestamp};
+use crate::model::{bounded, NodeKind, Receipt, Timestamp};
 use crate::scorer::checks::{self, CheckInput};
 use crate::spec::config::{MAX_INLINE_PROMPT_BYTES, RUNTIME_HINT};
 use crate::spec::{paths, CommandSpec, Scorer};
@@ -70,10 +70,10 @@ impl Actor for AttemptActor {
         a.services
             .registry
             .register(path.clone(), NodeKind::Attempt, myself.get_cell());
-        let attempt_dir = a
-            .services
-            .ws
-            .attempt_dir(&a.attempt.run, &a.attempt.task, a.attempt.attempt);
+        let attempt_dir =
+            a.services
+                .ws
+                .attempt_dir(&a.attempt.run, &a.attempt.task, a.attempt.attempt);
         let attempt_dir_rel = attempt_dir
             .strip_prefix(a.services.ws.root())
             .map(Path::to_path_buf)
@@ -164,7 +164,12 @@ impl Actor for AttemptActor {
             AttemptMsg::Deadline(kind) => {
                 let cause = match kind {
                     DeadlineKind::Timeout => StopCause::Timeout {
-                        after_ms: st.a.task.timeout_seconds.map(|s| s.as_millis()).unwrap_or(0),
+                        after_ms: st
+                            .a
+                            .task
+                            .timeout_seconds
+                            .map(|s| s.as_millis())
+                            .unwrap_or(0),
                     },
                     DeadlineKind::BudgetSeconds => {
                         journal(
@@ -369,8 +374,14 @@ async fn launch(myself: &ActorRef<AttemptMsg>, st: &mut AttemptState) -> Result<
             let prompt = build_prompt(task);
             let prompt_file = format!("{}/prompt.md", hp.attempt_dir);
             files.push(("prompt.md".into(), prompt.clone().into_bytes()));
-            let mut argv = runtime_argv(&rt.command, &prompt, &prompt_file, &hp.attempt_dir, &task.id)
-                .map_err(|e| Launched::NotStarted(Judgement::task_fail(e)))?;
+            let mut argv = runtime_argv(
+                &rt.command,
+                &prompt,
+                &prompt_file,
+                &hp.attempt_dir,
+                &task.id,
+            )
+            .map_err(|e| Launched::NotStarted(Judgement::task_fail(e)))?;
             if let (Some(program), Some(first)) = (a.host.runtime_program(), argv.first_mut()) {
                 *first = program;
             }
@@ -379,7 +390,11 @@ async fn launch(myself: &ActorRef<AttemptMsg>, st: &mut AttemptState) -> Result<
     };
 
     let secrets = if st.runtime {
-        a.services.settings.runtime.as_ref().map(|r| r.secret_env.as_slice())
+        a.services
+            .settings
+            .runtime
+            .as_ref()
+            .map(|r| r.secret_env.as_slice())
     } else {
         None
     };
@@ -399,8 +414,10 @@ async fn launch(myself: &ActorRef<AttemptMsg>, st: &mut AttemptState) -> Result<
         spawn_depth: a.spawn_depth,
         api,
     };
-    let env = build_env(task, &a.host_allowlist, secrets, &ctx, |k| std::env::var(k).ok())
-        .map_err(|e| Launched::NotStarted(Judgement::task_fail(e.to_string())))?;
+    let env = build_env(task, &a.host_allowlist, secrets, &ctx, |k| {
+        std::env::var(k).ok()
+    })
+    .map_err(|e| Launched::NotStarted(Judgement::task_fail(e.to_string())))?;
     st.secrets = env
         .iter()
         .filter(|v| v.value.is_secret() && v.value.expose().len() >= 4)
@@ -430,8 +447,24 @@ async fn launch(myself: &ActorRef<AttemptMsg>, st: &mut AttemptState) -> Result<
     // Readers and the exit waiter start at once (a full pipe would block
     // the worker); the journal learns of the group right after.
     st.open_outputs = 2;
-    spawn_reader(running.stdout, LogStream::Stdout, stdout_log, cap, true, myself.clone(), st);
-    spawn_reader(running.stderr, LogStream::Stderr, stderr_log, cap, false, myself.clone(), st);
+    spawn_reader(
+        running.stdout,
+        LogStream::Stdout,
+        stdout_log,
+        cap,
+        true,
+        myself.clone(),
+        st,
+    );
+    spawn_reader(
+        running.stderr,
+        LogStream::Stderr,
+        stderr_log,
+        cap,
+        false,
+        myself.clone(),
+        st,
+    );
     let me = myself.clone();
     tokio::spawn(async move {
         let r = running.exit.await.map_err(|e| e.to_string());
@@ -457,7 +490,9 @@ async fn launch(myself: &ActorRef<AttemptMsg>, st: &mut AttemptState) -> Result<
     let h = myself.send_after(a.stale_after, || AttemptMsg::StaleCheck);
     st.timers.push(h.abort_handle());
     if let Some(t) = task.timeout_seconds {
-        let h = myself.send_after(t.as_duration(), || AttemptMsg::Deadline(DeadlineKind::Timeout));
+        let h = myself.send_after(t.as_duration(), || {
+            AttemptMsg::Deadline(DeadlineKind::Timeout)
+        });
         st.timers.push(h.abort_handle());
     }
     if let Some(b) = task.budget.as_ref().and_then(|b| b.max_seconds) {
@@ -762,10 +797,7 @@ async fn score(st: &AttemptState, exit: ExitInfo) -> Judgement {
     let scorer = match spec.typed() {
         Ok(s) => s,
         Err(field) => {
-            return Judgement::verifier_error(format!(
-                "scorer {} is missing `{field}`",
-                spec.kind
-            ))
+            return Judgement::verifier_error(format!("scorer {} is missing `{field}`", spec.kind))
         }
     };
     match scorer {
@@ -773,10 +805,9 @@ async fn score(st: &AttemptState, exit: ExitInfo) -> Judgement {
             "awaiting a manual verdict: orca verify {} {} --pass|--fail",
             st.a.attempt.run, st.a.attempt.task
         )),
-        Scorer::Command { .. } | Scorer::VerifierPrompt { .. } => Judgement::verifier_error(format!(
-            "the {} scorer is not available in this build",
-            spec.kind
-        )),
+        Scorer::Command { .. } | Scorer::VerifierPrompt { .. } => Judgement::verifier_error(
+            format!("the {} scorer is not available in this build", spec.kind),
+        ),
         det => {
             let root = st.a.services.ws.root().to_path_buf();
             let task_root = st.a.task.workspace_root().map(str::to_string);
@@ -938,16 +969,26 @@ mod tests {
             p,
             "Objective: Find bugs.\n\nRead the code.\n\nContext:\n- Be brief.\n\nInput files:\n- src/lib.rs"
         );
-        let t: Vec<String> = ["cw", "exec", "{prompt}", "--dir={attempt_dir}", "--id", "{task_id}"]
-            .iter()
-            .map(|s| s.to_string())
-            .collect();
+        let t: Vec<String> = [
+            "cw",
+            "exec",
+            "{prompt}",
+            "--dir={attempt_dir}",
+            "--id",
+            "{task_id}",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
         let argv = runtime_argv(&t, "hi", "/a/prompt.md", "/a", "t").unwrap();
         assert_eq!(argv, ["cw", "exec", "hi", "--dir=/a", "--id", "t"]);
         let long = "x".repeat(MAX_INLINE_PROMPT_BYTES + 1);
         let err = runtime_argv(&t, &long, "/a/prompt.md", "/a", "t").unwrap_err();
         assert!(err.contains("{prompt_file}"), "{err}");
-        let via_file: Vec<String> = ["cw", "--prompt-file", "{prompt_file}"].iter().map(|s| s.to_string()).collect();
+        let via_file: Vec<String> = ["cw", "--prompt-file", "{prompt_file}"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
         assert_eq!(
             runtime_argv(&via_file, &long, "/a/prompt.md", "/a", "t").unwrap(),
             ["cw", "--prompt-file", "/a/prompt.md"]

@@ -171,8 +171,11 @@ pub trait HostAdapter: Send + Sync + fmt::Debug {
 
     /// Which of `files` (relative to the task's working directory) do not
     /// exist on the host (or lead outside the workspace).
-    async fn missing_files(&self, paths: &HostPaths, files: &[String])
-        -> Result<Vec<String>, HostError>;
+    async fn missing_files(
+        &self,
+        paths: &HostPaths,
+        files: &[String],
+    ) -> Result<Vec<String>, HostError>;
 
     /// Creates the attempt directory on the host and writes `files` (name
     /// relative to the attempt directory, contents) into it.

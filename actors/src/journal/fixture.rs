@@ -127,6 +127,8 @@ pub fn sample_events() -> Vec<NewEvent> {
                 attempt: 2,
                 delay_ms: 250,
                 deadline: t0.plus_millis(250),
+                counted: true,
+                counts_intensity: true,
             },
         ),
         e(

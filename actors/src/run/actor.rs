@@ -75,7 +75,9 @@ impl fmt::Debug for Effect {
                 write!(f, "Launch({task}:{n}, counted: {counted})")
             }
             Effect::Backoff { task, attempt, .. } => write!(f, "Backoff({task}:{attempt})"),
-            Effect::StopAttempts { tasks, cause } => write!(f, "StopAttempts({tasks:?}, {cause:?})"),
+            Effect::StopAttempts { tasks, cause } => {
+                write!(f, "StopAttempts({tasks:?}, {cause:?})")
+            }
             Effect::Reply(_) => f.write_str("Reply"),
             Effect::ReplyInterrupt(_, a) => write!(f, "ReplyInterrupt({a})"),
             Effect::Ended(s) => write!(f, "Ended({s})"),
@@ -146,9 +148,9 @@ impl Actor for RunSupervisor {
             args.spec.tasks.iter().map(|t| (t.id.as_str(), t)).collect();
         let mut tasks = Vec::with_capacity(args.state.tasks.len());
         for t in &args.state.tasks {
-            let spec = by_id
-                .get(t.id.as_str())
-                .ok_or_else(|| format!("task {} is in the journal but not in the run's spec", t.id))?;
+            let spec = by_id.get(t.id.as_str()).ok_or_else(|| {
+                format!("task {} is in the journal but not in the run's spec", t.id)
+            })?;
             tasks.push(Arc::new((*spec).clone()));
         }
         let index = args
@@ -158,10 +160,8 @@ impl Actor for RunSupervisor {
             .enumerate()
             .map(|(i, t)| (t.id.clone(), i))
             .collect();
-        let policy = SupervisorPolicy::for_run(
-            &args.spec,
-            args.services.settings.grace.as_millis() as u64,
-        );
+        let policy =
+            SupervisorPolicy::for_run(&args.spec, args.services.settings.grace.as_millis() as u64);
         let slots = Slots::new(&args.spec, args.state.max_workers);
         myself.cast(RunMsg::Boot)?;
         Ok(Sup {
@@ -194,7 +194,7 @@ impl Actor for RunSupervisor {
         s: &mut Sup,
     ) -> Result<(), ActorProcessingErr> {
         match msg {
-            RunMsg::Boot => s.boot(&myself).await,
+            RunMsg::Boot => s.boot(&myself).await?,
             RunMsg::AttemptEnded(end) => {
                 let Some(&t) = s.index.get(&end.attempt.task) else {
                     return Ok(());
@@ -1029,9 +1029,13 @@ impl Sup {
             .kill_orphan(&rec, self.services.settings.grace.as_millis() as u64)
             .await
         {
-            Ok(true) => tracing::warn!(%attempt, "killed the process group of an interrupted attempt"),
+            Ok(true) => {
+                tracing::warn!(%attempt, "killed the process group of an interrupted attempt")
+            }
             Ok(false) => {}
-            Err(e) => tracing::error!(%attempt, error = %e, "cannot check an interrupted attempt's processes"),
+            Err(e) => {
+                tracing::error!(%attempt, error = %e, "cannot check an interrupted attempt's processes")
+            }
         }
     }
 

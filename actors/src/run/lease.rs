@@ -174,7 +174,12 @@ impl Inbox {
         let mut key = caps.to_vec();
         key.sort();
         key.dedup();
-        if self.groups.entry(key).or_default().insert((priority, order, task)) {
+        if self
+            .groups
+            .entry(key)
+            .or_default()
+            .insert((priority, order, task))
+        {
             self.len += 1;
         }
     }
@@ -268,7 +273,10 @@ mod tests {
     #[test]
     fn declared_workers_capabilities_and_concurrency() {
         let spec = RunSpec {
-            workers: vec![worker("linux", &["linux"], 1), worker("gpu", &["linux", "gpu"], 2)],
+            workers: vec![
+                worker("linux", &["linux"], 1),
+                worker("gpu", &["linux", "gpu"], 2),
+            ],
             ..Default::default()
         };
         let mut slots = Slots::new(&spec, 10);
@@ -285,7 +293,11 @@ mod tests {
         // takes task 3 (least busy capable worker).
         assert_eq!(
             got,
-            [(0, "gpu".to_string()), (1, "gpu".to_string()), (3, "linux".to_string())]
+            [
+                (0, "gpu".to_string()),
+                (1, "gpu".to_string()),
+                (3, "linux".to_string())
+            ]
         );
         assert_eq!(inbox.tasks(), [2]);
         slots.release(&Slot::Declared(1));

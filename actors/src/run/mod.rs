@@ -46,8 +46,8 @@ use ractor::RpcReplyPort;
 use crate::attempt::AttemptEnd;
 use crate::model::Surface;
 
-pub use actor::{RunArgs, RunMode, RunSupervisor};
 pub use crate::supervision::ChildExit;
+pub use actor::{RunArgs, RunMode, RunSupervisor};
 
 /// Messages of the run supervisor (see the table above).
 #[derive(Debug)]

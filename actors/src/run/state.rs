@@ -315,8 +315,18 @@ impl RunState {
                         t.phase = TaskPhase::Running;
                         t.deadline = None;
                         t.next_attempt = t.next_attempt.max(n + 1);
+                        // The attempt uses up one of max_attempts unless the
+                        // restart that led to it said otherwise; counted when
+                        // started, so attempts that never got a process count
+                        // too, and the supervisor's own fold agrees with a
+                        // replay.
+                        let mut a = AttemptState::new(n, at);
+                        a.counted = t.next_counted;
+                        if t.next_counted {
+                            t.counted += 1;
+                        }
                         t.next_counted = true;
-                        t.attempts.push(AttemptState::new(n, at));
+                        t.attempts.push(a);
                     }
                 }
             }
@@ -363,9 +373,6 @@ impl RunState {
                 counted,
             } => {
                 if let Some(t) = self.task_mut(&attempt.task) {
-                    if *counted {
-                        t.counted += 1;
-                    }
                     if let Some(a) = t.attempt_mut(attempt.attempt) {
                         a.phase = AttemptPhase::Running;
                         a.worker = Some(worker.clone());
