@@ -54,9 +54,12 @@ async fn orca(n: usize, workers: u32) -> (Duration, RunStatus) {
     let dir = tempfile::tempdir().expect("tempdir");
     let ws = Workspace::at(dir.path());
     std::fs::create_dir_all(ws.orca_dir()).expect("mkdir");
-    let config = OrcaConfig::parse("[journal]\nsync = \"always\"\n")
-        .expect("config")
-        .0;
+    let config = OrcaConfig::parse(&format!(
+        "[journal]\nsync = \"{}\"\n",
+        std::env::var("FANOUT_SYNC").unwrap_or_else(|_| "always".into())
+    ))
+    .expect("config")
+    .0;
     let spec = RunSpec {
         name: Some("fanout".into()),
         tasks: (0..n)

@@ -287,3 +287,160 @@ async fn sigkill_mid_run_then_resume_finishes_every_task_once() {
         }
     }
 }
+
+/// Waits (bounded) until the journal shows an event matching `f`.
+async fn wait_for(
+    follower: &mut orca_actors::journal::Follower,
+    f: impl Fn(&Event) -> bool,
+) -> orca_actors::journal::Envelope {
+    tokio::time::timeout(Duration::from_secs(30), async {
+        loop {
+            let env = follower.next().await.unwrap();
+            if f(&env.event) {
+                return env;
+            }
+        }
+    })
+    .await
+    .expect("the journal event came")
+}
+
+fn sigint(child: &std::process::Child) {
+    // SAFETY: signals our own child.
+    unsafe {
+        libc::kill(child.id() as i32, libc::SIGINT);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn ctrl_c_once_stops_gracefully() {
+    let ws = TestWs::new("[run]\ngrace_seconds = 5\n[journal]\nsync = \"never\"\n");
+    let spec = write(
+        &ws,
+        "long.toml",
+        "[[tasks]]\nid = \"long\"\ncommand = \"trap 'echo got TERM; exit 0' TERM; while true; do sleep 0.05; done\"\n[[tasks]]\nid = \"queued\"\ncommand = \"true\"\nmetadata = { priority = 9 }\n",
+    );
+    std::fs::create_dir_all(ws.ws.journal_dir()).unwrap();
+    let mut f = follow(&ws.ws.journal_dir(), 1).unwrap();
+    let mut child = orca(&ws)
+        .arg("run")
+        .arg(&spec)
+        .args(["--max-workers", "1"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let started = wait_for(&mut f, |e| matches!(e, Event::AttemptStarted { .. })).await;
+    let run = started.event.run_id().unwrap().to_string();
+    sigint(&child);
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(4), "cancelled by the operator");
+    let st = ws.fold(&run);
+    assert_eq!(st.status(), RunStatus::Cancelled);
+    for t in ["long", "queued"] {
+        assert_eq!(st.task(t).unwrap().result, Some(AttemptResult::Skip), "{t}");
+    }
+    let out =
+        std::fs::read_to_string(ws.ws.attempt_dir(&run, "long", 1).join("stdout.log")).unwrap();
+    assert!(
+        out.contains("got TERM"),
+        "the worker got SIGTERM and its grace"
+    );
+    let all = ws.journal();
+    assert!(all.iter().any(|e| matches!(
+        &e.event,
+        Event::RunStopRequested {
+            surface: orca_actors::model::Surface::Cli,
+            ..
+        }
+    )));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn ctrl_c_twice_kills_at_once() {
+    let ws = TestWs::new("[run]\ngrace_seconds = 30\n[journal]\nsync = \"never\"\n");
+    let spec = write(
+        &ws,
+        "stubborn.toml",
+        "[[tasks]]\nid = \"stubborn\"\ncommand = \"trap '' TERM; while true; do sleep 0.05; done\"\n",
+    );
+    std::fs::create_dir_all(ws.ws.journal_dir()).unwrap();
+    let mut f = follow(&ws.ws.journal_dir(), 1).unwrap();
+    let mut child = orca(&ws)
+        .arg("run")
+        .arg(&spec)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let started = wait_for(&mut f, |e| matches!(e, Event::AttemptStarted { .. })).await;
+    let run = started.event.run_id().unwrap().to_string();
+    sigint(&child);
+    wait_for(&mut f, |e| matches!(e, Event::RunStopRequested { .. })).await;
+    sigint(&child);
+    let t0 = std::time::Instant::now();
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(4));
+    assert!(
+        t0.elapsed() < Duration::from_secs(10),
+        "did not wait out the 30 s grace"
+    );
+    assert!(
+        procs_with_env(&format!("ORCA_RUN_ID={run}")).is_empty(),
+        "the group was killed"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn backoff_deadlines_survive_a_crash() {
+    let ws = TestWs::new("[run]\ngrace_seconds = 1\n");
+    let spec = write(
+        &ws,
+        "backoff.toml",
+        "[[tasks]]\nid = \"retry-later\"\ncommand = 'test \"$ORCA_ATTEMPT\" -ge 2'\nretry_policy = { max_attempts = 2, initial_backoff_seconds = 1.5, jitter = false, retry_on = [\"task\"] }\n",
+    );
+    std::fs::create_dir_all(ws.ws.journal_dir()).unwrap();
+    let mut f = follow(&ws.ws.journal_dir(), 1).unwrap();
+    let mut child = orca(&ws)
+        .arg("run")
+        .arg(&spec)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let sched = wait_for(&mut f, |e| matches!(e, Event::RestartScheduled { .. })).await;
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let run = sched.event.run_id().unwrap().to_string();
+    let Event::RestartScheduled { deadline, .. } = sched.event else {
+        unreachable!()
+    };
+    // Let the journaled deadline pass while orca is down (this waits on the
+    // clock, which is what is under test, not on readiness).
+    let wait = deadline.millis_since(orca_actors::model::Timestamp::now());
+    std::thread::sleep(Duration::from_millis(wait + 100));
+    let out = orca(&ws).args(["run", "--resume", &run]).output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let all = ws.journal();
+    let ev = of_run(&all, &run);
+    let (_, resumed) = find(
+        &ev,
+        |e| matches!(e, Event::ChildRestarted { path, .. } if !path.contains("/attempts/")),
+    )
+    .unwrap();
+    let (_, restarted) = find(
+        &ev,
+        |e| matches!(e, Event::ChildRestarted { path, .. } if path.contains("/attempts/")),
+    )
+    .unwrap();
+    assert!(restarted.at >= deadline, "never before its deadline");
+    assert!(
+        restarted.at.millis_since(resumed.at) < 1_000,
+        "a deadline that passed while orca was down fires at once, not after a fresh 1.5 s"
+    );
+}

@@ -119,14 +119,21 @@ impl Actor for AttemptActor {
             },
             AttemptMsg::Signals(signals) => on_signals(&myself, st, signals).await,
             AttemptMsg::LogCapped(stream) => {
-                journal(
+                queue(
                     st,
+                    &myself,
                     vec![Event::WorkerReported {
                         attempt: st.a.attempt.clone(),
                         event: WorkerEvent::LogCapped { stream },
                     }],
-                )
-                .await
+                );
+                Ok(())
+            }
+            AttemptMsg::JournalFailed(reason) => {
+                if let Some(proc) = st.proc {
+                    let _ = st.a.host.signal(&proc, Sig::Kill).await;
+                }
+                Err(format!("journal append failed: {reason}").into())
             }
             AttemptMsg::OutputClosed(_) => {
                 st.open_outputs = st.open_outputs.saturating_sub(1);
@@ -480,11 +487,10 @@ async fn launch(myself: &ActorRef<AttemptMsg>, st: &mut AttemptState) -> Result<
         proc_start: running.proc.proc_start,
         counted: a.counted,
     };
-    if let Err(e) = journal_raw(st, vec![started]).await {
-        // Unrecorded work must not run.
-        let _ = a.host.signal(&running.proc, Sig::Kill).await;
-        return Err(Launched::Fatal(e));
-    }
+    // Queued, not awaited: nothing waits on it, and the terminal batch's
+    // durability covers it (appends are ordered). A failure comes back as
+    // JournalFailed, which kills the group: unrecorded work must not run.
+    queue(st, myself, vec![started]);
 
     // Timers: heartbeat, timeout, budget seconds.
     let h = myself.send_after(a.stale_after, || AttemptMsg::StaleCheck);
@@ -524,13 +530,10 @@ fn spawn_reader(
     let last_output = st.last_output.clone();
     let mut abandon = st.abandon.subscribe();
     tokio::spawn(async move {
-        let mut log = match CappedLog::create(&path, cap) {
-            Ok(l) => Some(l),
-            Err(e) => {
-                tracing::error!(path = %path.display(), error = %e, "cannot create the attempt log");
-                None
-            }
-        };
+        // Created on the first output: a silent stream leaves no file (an
+        // attempt's directory stays cheap on the filesystem).
+        let mut log: Option<CappedLog> = None;
+        let mut log_failed = false;
         let mut splitter = LineSplitter::new(MAX_PARSED_LINE);
         let mut buf = vec![0u8; 64 * 1024];
         let forward = |line: Option<&[u8]>, me: &ActorRef<AttemptMsg>| {
@@ -549,6 +552,15 @@ fn spawn_reader(
                 _ = abandon.changed() => break,
             };
             last_output.store(Timestamp::now().nanos(), Ordering::Relaxed);
+            if log.is_none() && !log_failed {
+                match CappedLog::create(&path, cap) {
+                    Ok(l) => log = Some(l),
+                    Err(e) => {
+                        tracing::error!(path = %path.display(), error = %e, "cannot create the attempt log");
+                        log_failed = true;
+                    }
+                }
+            }
             if let Some(l) = log.as_mut() {
                 match l.write(&buf[..n]) {
                     Ok(true) => {
@@ -558,6 +570,7 @@ fn spawn_reader(
                     Err(e) => {
                         tracing::error!(path = %path.display(), error = %e, "cannot write the attempt log");
                         log = None;
+                        log_failed = true;
                     }
                 }
             }
@@ -577,8 +590,25 @@ fn spawn_reader(
     });
 }
 
-/// Journals events (redacted) for this attempt; a journal failure fails
-/// the actor.
+/// Queues events without waiting for durability (appends are ordered: the
+/// next awaited append covers them); a failure reaches the actor as
+/// `JournalFailed`.
+fn queue(st: &AttemptState, myself: &ActorRef<AttemptMsg>, events: Vec<Event>) {
+    let batch = events
+        .into_iter()
+        .map(|e| NewEvent::new(st.path.clone(), e))
+        .collect();
+    let pending = st.a.services.journal.append(batch);
+    let me = myself.clone();
+    tokio::spawn(async move {
+        if let Err(e) = pending.await {
+            let _ = me.cast(AttemptMsg::JournalFailed(e.to_string()));
+        }
+    });
+}
+
+/// Journals events for this attempt and waits until they are durable; a
+/// journal failure fails the actor.
 async fn journal(st: &AttemptState, events: Vec<Event>) -> Result<(), ActorProcessingErr> {
     journal_raw(st, events).await
 }
@@ -650,8 +680,11 @@ async fn on_signals(
             event: WorkerEvent::BudgetExceeded { limit },
         });
     }
-    if !events.is_empty() {
+    if budget.is_some() {
+        // The report must be durable before the stop it causes.
         journal(st, events).await?;
+    } else if !events.is_empty() {
+        queue(st, myself, events);
     }
     if let Some(limit) = budget {
         request_stop(myself, st, StopCause::Budget(limit)).await;
@@ -722,15 +755,15 @@ async fn maybe_finish(
     for t in st.timers.drain(..) {
         t.abort();
     }
-    journal(
+    queue(
         st,
+        myself,
         vec![Event::AttemptExited {
             attempt: st.a.attempt.clone(),
             exit_code: exit.code,
             signal: exit.signal,
         }],
-    )
-    .await?;
+    );
     // The group may still be draining after SIGTERM: make sure nothing of
     // the attempt outlives it.
     if let Some(proc) = st.proc {
@@ -850,6 +883,21 @@ async fn finish_without_process(
     complete(myself, st, j, None, Vec::new(), notes).await
 }
 
+/// Writes `receipt.json` into an attempt directory (a convenience copy: the
+/// journal is the record).
+pub fn write_receipt_file(attempt_dir: &Path, receipt: &Receipt) {
+    let path = attempt_dir.join("receipt.json");
+    if let Err(e) = std::fs::create_dir_all(attempt_dir) {
+        tracing::warn!(path = %path.display(), error = %e, "cannot write receipt.json");
+        return;
+    }
+    if let Ok(text) = serde_json::to_vec_pretty(receipt) {
+        if let Err(e) = std::fs::write(&path, text) {
+            tracing::warn!(path = %path.display(), error = %e, "cannot write receipt.json");
+        }
+    }
+}
+
 /// Journals the terminal event and the receipt (one batch), writes
 /// `receipt.json`, cleans up on the host and reports to the supervisor.
 async fn complete(
@@ -925,13 +973,11 @@ async fn complete(
             reason: receipt.summary.clone(),
         });
     }
-    journal(st, events).await?;
-    let receipt_path = st.attempt_dir.join("receipt.json");
-    if let Ok(text) = serde_json::to_vec_pretty(&receipt) {
-        if let Err(e) = std::fs::write(&receipt_path, text) {
-            tracing::warn!(path = %receipt_path.display(), error = %e, "cannot write receipt.json");
-        }
-    }
+    // Queued, not awaited: the run supervisor's decision is appended after
+    // it and acted on only once durable, which makes this batch durable
+    // first (appends are ordered). One sync per task on the critical path.
+    queue(st, myself, events);
+    write_receipt_file(&st.attempt_dir, &receipt);
     if let Some(hp) = &st.paths {
         if let Err(e) = st.a.host.cleanup(hp).await {
             tracing::warn!(attempt = %st.a.attempt, error = %e, "cleanup on the host failed");

@@ -15,7 +15,7 @@
 //!
 //! | variant | what it does | reply | journals |
 //! |---|---|---|---|
-//! | `Start` | (sent to itself once spawned) checks required files and env, builds argv, starts the process, spawns the output readers and timers | — | `AttemptStarted`; or, when it cannot start, `AttemptFinished` + `ReceiptRecorded` |
+//! | `Start` | (sent to itself once spawned) checks required files and env, builds argv, starts the process, spawns the output readers and timers | — | `AttemptStarted` (queued: the terminal batch's durability covers it); or, when it cannot start, `AttemptFinished` + `ReceiptRecorded` |
 //! | `Signals(signals)` | stream-json signals from stdout (heartbeat-only lines never become messages) | — | `WorkerReported` (one batch per line: running, tool, usage, artifact, needs_human, done, error); `BudgetExceeded` when a limit is passed |
 //! | `LogCapped(stream)` | a log reached its cap | — | `WorkerReported{LogCapped}` |
 //! | `OutputClosed(stream)` | a reader finished (EOF or abandoned) | — | — (at the end: see `Exited`) |
@@ -24,6 +24,7 @@
 //! | `Deadline(kind)` | `timeout_seconds` or `budget.max_seconds` reached → stop | — | `WorkerReported{BudgetExceeded}` for the budget |
 //! | `KillGroup` | the grace after SIGTERM is over: SIGKILL the group | — | — |
 //! | `AbandonOutput` | output pipes still open long after the group is gone (an escaped process holds them): kill what carries the attempt's id, stop reading | — | — |
+//! | `JournalFailed(reason)` | a queued append failed: kill the group, fail the actor (its run treats that as a transient failure) | — | — |
 //! | `Stop(cause)` | stop the attempt (timeout, operator, sibling restart, run stop, shutdown): SIGTERM the group, KillGroup after the grace | — | — (the cause decides the receipt) |
 //! | `Status(reply)` | the attempt's live view | [`AttemptStatus`] | — |
 //!
@@ -62,6 +63,7 @@ pub enum AttemptMsg {
     Deadline(DeadlineKind),
     KillGroup,
     AbandonOutput,
+    JournalFailed(String),
     Stop(StopCause),
     Status(RpcReplyPort<AttemptStatus>),
 }

@@ -27,6 +27,36 @@ impl LocalHost {
     }
 }
 
+/// Resolves `program` like execvp(3) would, in `path_var` (relative PATH
+/// entries against `cwd`); a name with a `/` is taken as it is.
+pub fn resolve_program(program: &str, path_var: &str, cwd: &Path) -> Option<PathBuf> {
+    use std::os::unix::fs::PermissionsExt;
+    if program.contains('/') {
+        return Some(PathBuf::from(program));
+    }
+    path_var
+        .split(':')
+        .map(|dir| {
+            if dir.is_empty() {
+                Path::new(".")
+            } else {
+                Path::new(dir)
+            }
+        })
+        .map(|dir| {
+            if dir.is_absolute() {
+                dir.join(program)
+            } else {
+                cwd.join(dir).join(program)
+            }
+        })
+        .find(|p| {
+            std::fs::metadata(p)
+                .map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+                .unwrap_or(false)
+        })
+}
+
 #[async_trait]
 impl HostAdapter for LocalHost {
     fn name(&self) -> String {
@@ -97,7 +127,22 @@ impl HostAdapter for LocalHost {
                 reason: "empty command".into(),
             });
         };
-        let mut cmd = tokio::process::Command::new(program);
+        // Look the program up in the *worker's* PATH. (Also lets std use
+        // posix_spawn: with a bare name and a PATH of our own it falls back
+        // to fork + exec, copying orca's page tables for every attempt.)
+        let path_var = launch
+            .env
+            .iter()
+            .find(|v| v.name == "PATH")
+            .map(|v| v.value.expose().to_string())
+            .unwrap_or_default();
+        let resolved = resolve_program(program, &path_var, Path::new(&launch.paths.cwd))
+            .ok_or_else(|| HostError::Spawn {
+                program: program.clone(),
+                reason: format!("not found in the worker's PATH ({path_var})"),
+            })?;
+        let mut cmd = tokio::process::Command::new(&resolved);
+        cmd.arg0(program);
         cmd.args(args)
             .env_clear()
             .envs(launch.env.iter().map(|v| (&v.name, v.value.expose())))
@@ -265,12 +310,27 @@ mod tests {
         assert!(r.proc.proc_start > 0);
     }
 
+    #[test]
+    fn programs_resolve_in_the_workers_path() {
+        let cwd = Path::new("/");
+        assert_eq!(
+            resolve_program("sh", "/nonexistent:/bin", cwd),
+            Some(PathBuf::from("/bin/sh"))
+        );
+        assert_eq!(resolve_program("./x", "", cwd), Some(PathBuf::from("./x")));
+        assert_eq!(resolve_program("sh", "/nonexistent", cwd), None);
+    }
+
     #[tokio::test]
     async fn missing_program_is_a_spawn_error() {
         let ws = tempfile::tempdir().unwrap();
         let host = LocalHost::new(ws.path());
         let err = host
-            .start(launch(ws.path(), &["definitely-not-a-program-xyz"], vec![]))
+            .start(launch(
+                ws.path(),
+                &["definitely-not-a-program-xyz"],
+                vec![EnvVar::plain("PATH", "/usr/bin:/bin")],
+            ))
             .await
             .err()
             .unwrap();
@@ -286,7 +346,10 @@ mod tests {
             .start(launch(
                 ws.path(),
                 &["sleep", "30"],
-                vec![EnvVar::plain("ORCA_ATTEMPT_ID", "r:t:1")],
+                vec![
+                    EnvVar::plain("PATH", "/usr/bin:/bin"),
+                    EnvVar::plain("ORCA_ATTEMPT_ID", "r:t:1"),
+                ],
             ))
             .await
             .unwrap();

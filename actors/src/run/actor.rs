@@ -609,6 +609,13 @@ impl Sup {
             summary: end.reason.clone(),
             verdict: None,
         };
+        crate::attempt::actor::write_receipt_file(
+            &self
+                .services
+                .ws
+                .attempt_dir(&end.attempt.run, &end.attempt.task, end.attempt.attempt),
+            &receipt,
+        );
         vec![
             Event::AttemptFinished {
                 attempt: end.attempt.clone(),
@@ -852,12 +859,7 @@ impl Sup {
         {
             return;
         }
-        if !self
-            .state
-            .tasks
-            .iter()
-            .all(|t| t.phase == TaskPhase::Finished)
-        {
+        if self.state.unfinished > 0 {
             return;
         }
         let status = match self.mode {

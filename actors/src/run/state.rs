@@ -188,6 +188,17 @@ pub struct AlertRecord {
     pub at: Timestamp,
 }
 
+/// Task id → position, kept beside the tasks (rebuilt when stale; not
+/// part of the state's value).
+#[derive(Clone, Debug, Default)]
+pub struct TaskIndex(std::collections::HashMap<String, usize>);
+
+impl PartialEq for TaskIndex {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+
 /// A run, folded from its events.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct RunState {
@@ -216,8 +227,12 @@ pub struct RunState {
     pub window: RestartWindow,
     pub restart_count: u32,
     pub alerts: Vec<AlertRecord>,
+    /// Tasks not finished yet.
+    pub unfinished: u32,
     /// The seq of the last event applied.
     pub last_seq: u64,
+    #[serde(skip)]
+    index: TaskIndex,
 }
 
 impl RunState {
@@ -246,7 +261,9 @@ impl RunState {
             window: RestartWindow::default(),
             restart_count: 0,
             alerts: Vec::new(),
+            unfinished: 0,
             last_seq: 0,
+            index: TaskIndex::default(),
         }
     }
 
@@ -255,12 +272,30 @@ impl RunState {
         crate::spec::from_journal_json(&self.spec_json).ok()
     }
 
+    /// The position of task `id` (O(1) through the index; a scan after a
+    /// snapshot load, until the index is rebuilt).
+    pub fn position(&self, id: &str) -> Option<usize> {
+        match self.index.0.get(id) {
+            Some(&i) if self.tasks.get(i).is_some_and(|t| t.id == id) => Some(i),
+            _ => self.tasks.iter().position(|t| t.id == id),
+        }
+    }
+
     pub fn task(&self, id: &str) -> Option<&TaskState> {
-        self.tasks.iter().find(|t| t.id == id)
+        self.position(id).map(|i| &self.tasks[i])
     }
 
     fn task_mut(&mut self, id: &str) -> Option<&mut TaskState> {
-        self.tasks.iter_mut().find(|t| t.id == id)
+        if self.index.0.len() != self.tasks.len() {
+            self.index.0 = self
+                .tasks
+                .iter()
+                .enumerate()
+                .map(|(i, t)| (t.id.clone(), i))
+                .collect();
+        }
+        let i = self.position(id)?;
+        self.tasks.get_mut(i)
     }
 
     /// The run's status: its journaled end, amended by later verdicts.
@@ -288,8 +323,10 @@ impl RunState {
                 ..
             } => {
                 if self.task(task).is_none() {
+                    self.index.0.insert(task.clone(), self.tasks.len());
                     self.tasks
                         .push(TaskState::new(task.clone(), *priority, *order));
+                    self.unfinished += 1;
                 }
             }
             Event::RunPaused { .. } => self.paused = true,
@@ -489,11 +526,16 @@ impl RunState {
                 final_attempt,
                 ..
             } => {
+                let mut newly = false;
                 if let Some(t) = self.task_mut(task) {
+                    newly = t.phase != TaskPhase::Finished;
                     t.phase = TaskPhase::Finished;
                     t.result = Some(*result);
                     t.final_attempt = Some(*final_attempt);
                     t.deadline = None;
+                }
+                if newly {
+                    self.unfinished = self.unfinished.saturating_sub(1);
                 }
             }
             Event::AlertRaised {

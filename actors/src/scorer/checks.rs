@@ -127,7 +127,13 @@ pub fn check(scorer: &Scorer, input: &CheckInput<'_>) -> Result<Checked, CheckEr
                         .workspace_root
                         .join(input.attempt_dir_rel)
                         .join(format!("{path}.log"));
-                    (read_capped(&p, path)?, format!("the attempt's {path}"))
+                    // No log file: the stream was silent.
+                    let text = if p.exists() {
+                        read_capped(&p, path)?
+                    } else {
+                        Vec::new()
+                    };
+                    (text, format!("the attempt's {path}"))
                 }
                 _ => {
                     let full = resolve(input, path)?;
