@@ -9,6 +9,7 @@ use orca_actors::workspace::{Workspace, WORKSPACE_ENV};
 use crate::exit;
 
 mod init;
+mod journal;
 mod validate;
 
 /// orca: local-first supervision for fleets of agent workers.
@@ -17,7 +18,8 @@ mod validate;
 #[command(after_help = "Examples:
   orca init
   orca validate examples/smoke.toml
-  orca run examples/smoke.toml")]
+  orca run examples/smoke.toml
+  orca journal export | jq .type")]
 pub struct Cli {
     /// The workspace (the directory holding .orca/); default: the nearest
     /// one above the current directory.
@@ -43,6 +45,17 @@ pub enum Command {
   orca validate examples/smoke.toml
   orca validate tasks.json --json | jq .diagnostics")]
     Validate(validate::ValidateArgs),
+
+    /// Inspect and maintain the event journal (.orca/journal/): export,
+    /// stats, verify, repair, compact. Works without a daemon.
+    #[command(after_help = "Examples:
+  orca journal export --from 1 | jq 'select(.type == \"TaskFinished\")'
+  orca journal export --follow
+  orca journal stats
+  orca journal verify
+  orca journal repair --truncate-at-corruption
+  orca journal compact --keep 2")]
+    Journal(journal::JournalArgs),
 }
 
 /// Runs the CLI; returns the process exit code.
@@ -63,6 +76,7 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
     match cli.command {
         Command::Init(args) => init::run(ws, args),
         Command::Validate(args) => validate::run(ws, args),
+        Command::Journal(args) => journal::run(ws, args),
     }
 }
 
