@@ -238,7 +238,7 @@ fn export_follow_prints_new_events_as_they_are_appended() {
         .spawn()
         .unwrap();
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let mut seq = |line: Option<std::io::Result<String>>| -> u64 {
+    let seq = |line: Option<std::io::Result<String>>| -> u64 {
         let v: serde_json::Value = serde_json::from_str(&line.unwrap().unwrap()).unwrap();
         v["seq"].as_u64().unwrap()
     };

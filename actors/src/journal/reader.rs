@@ -165,9 +165,7 @@ impl Cursor {
 
     /// The next frame's head and (unless skipped) its events; `None` when
     /// nothing more is written yet.
-    pub(crate) fn next_frame(
-        &mut self,
-    ) -> Result<Option<CursorFrame>, JournalError> {
+    pub(crate) fn next_frame(&mut self) -> Result<Option<CursorFrame>, JournalError> {
         loop {
             let Some((mut scan, first, path)) = self.scan.take() else {
                 if self.open_next(None)? {
