@@ -9,6 +9,7 @@ use orca_actors::workspace::{Workspace, WORKSPACE_ENV};
 use crate::exit;
 
 mod init;
+mod journal;
 mod run;
 mod status;
 mod validate;
@@ -19,7 +20,8 @@ mod validate;
 #[command(after_help = "Examples:
   orca init
   orca validate examples/smoke.toml
-  orca run examples/smoke.toml")]
+  orca run examples/smoke.toml
+  orca journal export | jq .type")]
 pub struct Cli {
     /// The workspace (the directory holding .orca/); default: the nearest
     /// one above the current directory.
@@ -66,6 +68,16 @@ pub enum Command {
   orca tree
   orca tree r-2611 --json")]
     Tree(status::TreeArgs),
+    /// Inspect and maintain the event journal (.orca/journal/): export,
+    /// stats, verify, repair, compact. Works without a daemon.
+    #[command(after_help = "Examples:
+  orca journal export --from 1 | jq 'select(.type == \"TaskFinished\")'
+  orca journal export --follow
+  orca journal stats
+  orca journal verify
+  orca journal repair --truncate-at-corruption
+  orca journal compact --keep 2")]
+    Journal(journal::JournalArgs),
 }
 
 /// Runs the CLI; returns the process exit code.
@@ -89,6 +101,7 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Run(args) => run::run(ws, args),
         Command::Status(args) => status::status(ws, args),
         Command::Tree(args) => status::tree(ws, args),
+        Command::Journal(args) => journal::run(ws, args),
     }
 }
 
