@@ -222,6 +222,22 @@ pub fn run_node(r: &RunState) -> TreeNode {
             status.as_str(),
         )
     };
+    if r.scorer_started {
+        node.children.push(TreeNode {
+            restarts: r.scorer_restarts,
+            strategy: None,
+            ..TreeNode::leaf(
+                crate::model::paths::scorer(&r.run),
+                "scorer".into(),
+                NodeKind::Scorer,
+                if r.ended_as.is_some() {
+                    "stopped"
+                } else {
+                    "running"
+                },
+            )
+        });
+    }
     for t in &r.tasks {
         let Some(a) = t.current() else {
             continue;

@@ -20,7 +20,6 @@ use crate::host::{ExitInfo, HostPaths, Launch, OutputStream, ProcHandle, Recorde
 use crate::journal::event::{BudgetLimit, Event, LogStream, WorkerEvent};
 use crate::journal::NewEvent;
 use crate::model::{bounded, NodeKind, Receipt, Timestamp};
-use crate::scorer::checks::{self, CheckInput};
 use crate::spec::config::{MAX_INLINE_PROMPT_BYTES, RUNTIME_HINT};
 use crate::spec::{paths, CommandSpec, Scorer};
 
@@ -814,61 +813,76 @@ async fn maybe_finish(
     });
     let judgement = match judged {
         Some(j) => j,
-        None => score(st, exit).await,
+        None => score(st, exit, &scan.refs).await,
     };
     let mut notes = std::mem::take(&mut st.notes);
     notes.extend(scan.notes.iter().cloned());
     complete(myself, st, judgement, Some(exit), scan.refs, notes).await
 }
 
-/// Runs the task's scorer (deterministic kinds here; the others by the
-/// run's scorer actor).
-async fn score(st: &AttemptState, exit: ExitInfo) -> Judgement {
+/// Asks the run's scorer. A scorer that errors, times out or is gone gives
+/// fail/verifier: the receipt is never lost.
+async fn score(
+    st: &AttemptState,
+    exit: ExitInfo,
+    artifacts: &[crate::model::ArtifactRef],
+) -> Judgement {
     let Some(spec) = st.a.task.scorer.clone() else {
         return Judgement::pass("exited with code 0");
     };
-    let scorer = match spec.typed() {
-        Ok(s) => s,
-        Err(field) => {
-            return Judgement::verifier_error(format!("scorer {} is missing `{field}`", spec.kind))
-        }
+    let Some(scorer) = st.a.scorer.clone() else {
+        return Judgement::verifier_error("the run's scorer is not running");
     };
-    match scorer {
-        Scorer::Manual => Judgement::partial(format!(
-            "awaiting a manual verdict: orca verify {} {} --pass|--fail",
-            st.a.attempt.run, st.a.attempt.task
-        )),
-        Scorer::Command { .. } | Scorer::VerifierPrompt { .. } => Judgement::verifier_error(
-            format!("the {} scorer is not available in this build", spec.kind),
-        ),
-        det => {
-            let root = st.a.services.ws.root().to_path_buf();
-            let task_root = st.a.task.workspace_root().map(str::to_string);
-            let rel = st.attempt_dir_rel.clone();
-            let started = st.started_sys;
-            let timeout = spec.effective_timeout().as_duration();
-            let job = tokio::task::spawn_blocking(move || {
-                checks::check(
-                    &det,
-                    &CheckInput {
-                        workspace_root: &root,
-                        task_root: task_root.as_deref(),
-                        attempt_dir_rel: &rel,
-                        started,
-                        exit_code: exit.code,
-                    },
-                )
-            });
-            match tokio::time::timeout(timeout, job).await {
-                Ok(Ok(Ok(c))) if c.pass => Judgement::pass(c.notes),
-                Ok(Ok(Ok(c))) => Judgement::verifier_fail(c.notes),
-                Ok(Ok(Err(e))) => Judgement::verifier_error(format!("scorer error: {e}")),
-                Ok(Err(e)) => Judgement::verifier_error(format!("scorer crashed: {e}")),
-                Err(_) => Judgement::verifier_error(format!(
-                    "scorer timed out after {}s",
-                    timeout.as_secs_f64()
-                )),
-            }
+    let now = Timestamp::now();
+    let draft = Receipt {
+        run: st.a.attempt.run.clone(),
+        task: st.a.attempt.task.clone(),
+        worker: st.a.worker.clone(),
+        attempt: st.a.attempt.attempt,
+        result: crate::model::AttemptResult::Partial,
+        failure_source: None,
+        class: None,
+        score: None,
+        exit_code: exit.code,
+        signal: exit.signal,
+        started: st.started,
+        finished: now,
+        duration_ms: now.millis_since(st.started),
+        artifacts: artifacts.to_vec(),
+        summary: "awaiting the scorer".into(),
+        verdict: None,
+    };
+    let timeout = spec.effective_timeout().as_duration();
+    let req = crate::scorer::ScoreRequest {
+        attempt: st.a.attempt.clone(),
+        scorer: spec,
+        workspace_root: st.a.services.ws.root().to_path_buf(),
+        task_root: st.a.task.workspace_root().map(str::to_string),
+        attempt_dir_rel: st.attempt_dir_rel.clone(),
+        started: st.started_sys,
+        exit,
+        draft,
+        artifacts: artifacts.to_vec(),
+        objective: st.a.task.objective.clone(),
+        runtime: st.a.services.settings.runtime.clone(),
+        log_cap: st.a.services.settings.log_cap,
+    };
+    // The scorer enforces the timeout; the margin covers a scorer actor that
+    // died with the request in its mailbox.
+    let margin = timeout + Duration::from_secs(10);
+    match scorer
+        .call(
+            |tx| crate::scorer::ScorerMsg::Score(Box::new(req), tx),
+            Some(margin),
+        )
+        .await
+    {
+        Ok(ractor::rpc::CallResult::Success(j)) => j,
+        Ok(ractor::rpc::CallResult::Timeout) => {
+            Judgement::verifier_error("the scorer did not answer in time")
+        }
+        Ok(ractor::rpc::CallResult::SenderError) | Err(_) => {
+            Judgement::verifier_error("the run's scorer stopped before answering")
         }
     }
 }
@@ -922,7 +936,7 @@ async fn complete(
         result: j.result,
         failure_source: j.source,
         class: j.class,
-        score: None,
+        score: j.score.clone(),
         exit_code: exit.and_then(|e| e.code),
         signal: exit.and_then(|e| e.signal),
         started: st.started,

@@ -10,7 +10,7 @@
 
 use crate::host::ExitInfo;
 use crate::journal::event::BudgetLimit;
-use crate::model::{AlertClass, AttemptResult, FailureClass, FailureSource, Surface};
+use crate::model::{AlertClass, AttemptResult, FailureClass, FailureSource, Score, Surface};
 
 /// EX_TEMPFAIL: an agent runtime's retryable infrastructure failure.
 pub const EX_TEMPFAIL: i32 = 75;
@@ -41,7 +41,7 @@ pub enum StopCause {
 }
 
 /// The judged end of an attempt.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct Judgement {
     pub result: AttemptResult,
     pub source: Option<FailureSource>,
@@ -50,6 +50,8 @@ pub struct Judgement {
     pub reason: String,
     /// Alert classes raised with the attempt's end.
     pub alerts: Vec<AlertClass>,
+    /// A score given by the scorer.
+    pub score: Option<Score>,
 }
 
 impl Judgement {
@@ -65,6 +67,7 @@ impl Judgement {
             class,
             reason: reason.into(),
             alerts: Vec::new(),
+            score: None,
         }
     }
 

@@ -93,6 +93,8 @@ pub struct AttemptArgs {
     pub services: Services,
     /// Where to report the end.
     pub supervisor: ActorRef<crate::run::RunMsg>,
+    /// The run's scorer.
+    pub scorer: Option<ActorRef<crate::scorer::ScorerMsg>>,
 }
 
 /// How an attempt ended, as reported to its run supervisor.

@@ -20,9 +20,13 @@ use crate::model::{
     RunStatus, Surface, Timestamp,
 };
 use crate::runs::RunsMsg;
+use crate::scorer::actor::ScorerArgs;
+use crate::scorer::{ScorerActor, ScorerMsg};
 use crate::services::Services;
 use crate::spec::{RunSpec, TaskSpec};
-use crate::supervision::{decide, ChildExit, ChildPolicy, Decision, Siblings, SupervisorPolicy};
+use crate::supervision::{
+    decide, ChildExit, ChildPolicy, Decision, RestartWindow, Siblings, SupervisorPolicy,
+};
 
 /// How the supervisor starts.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -127,6 +131,8 @@ pub struct Sup {
     parent: Option<ActorRef<RunsMsg>>,
     stale_after: Option<Duration>,
     ended: bool,
+    scorer: Option<ActorRef<ScorerMsg>>,
+    scorer_window: RestartWindow,
 }
 
 impl Actor for RunSupervisor {
@@ -184,6 +190,8 @@ impl Actor for RunSupervisor {
             parent: args.parent,
             stale_after: args.stale_after,
             ended: false,
+            scorer: None,
+            scorer_window: RestartWindow::default(),
         })
     }
 
@@ -325,7 +333,22 @@ impl Actor for RunSupervisor {
         evt: SupervisionEvent,
         s: &mut Sup,
     ) -> Result<(), ActorProcessingErr> {
+        let is_scorer = |cell: &ractor::ActorCell| {
+            s.scorer
+                .as_ref()
+                .is_some_and(|sc| sc.get_id() == cell.get_id())
+        };
         match evt {
+            SupervisionEvent::ActorFailed(cell, err) if is_scorer(&cell) => {
+                s.scorer_failed(&myself, err.to_string()).await;
+            }
+            SupervisionEvent::ActorTerminated(cell, _, why) if is_scorer(&cell) => {
+                // The scorer stops only with its run.
+                if !s.ended && !matches!(s.mode, Mode::Suspending | Mode::Failed) {
+                    s.scorer_failed(&myself, why.unwrap_or_else(|| "stopped".into()))
+                        .await;
+                }
+            }
             SupervisionEvent::ActorFailed(cell, err) => {
                 if let Some(t) = s.by_actor.remove(&cell.get_id()) {
                     s.attempt_crashed(&myself, t, err.to_string()).await;
@@ -550,6 +573,7 @@ impl Sup {
             host,
             services: self.services.clone(),
             supervisor: myself.clone(),
+            scorer: self.scorer.clone(),
         };
         match Actor::spawn_linked(None, AttemptActor, args, myself.get_cell()).await {
             Ok((actor, _)) => {
@@ -779,41 +803,21 @@ impl Sup {
                 within_ms,
             } => {
                 failed(&mut events);
-                let reason = format!(
-                    "{restarts} restarts within {}s exceed the run's intensity ({} in {}s)",
-                    within_ms / 1000,
-                    self.policy.intensity.max_restarts,
-                    self.policy.intensity.within_ms / 1000
-                );
-                events.push(Event::IntensityExceeded {
-                    supervisor: self.path.clone(),
-                    restarts,
-                    within_ms,
-                });
-                events.push(Event::Escalated {
-                    from: self.path.clone(),
-                    to: paths::RUNS.to_string(),
-                    reason: reason.clone(),
-                });
-                events.push(Event::AlertRaised {
-                    class: AlertClass::NeedsHuman,
-                    run: self.run.clone(),
-                    task: Some(task.id.clone()),
-                    attempt: Some(end.attempt.attempt),
-                    reason: format!("run escalated: {reason}"),
-                });
                 events.push(Event::TaskFinished {
                     run: self.run.clone(),
                     task: task.id.clone(),
                     result: end.result,
                     final_attempt: end.attempt.attempt,
                 });
-                self.mode = Mode::Escalated;
-                events.extend(self.finish_waiting_tasks());
-                effects.push(Effect::StopAttempts {
-                    tasks: self.running.keys().copied().collect(),
-                    cause: StopCause::RunStopped,
-                });
+                let reason = format!(
+                    "{restarts} restarts within {}s exceed the run's intensity ({} in {}s)",
+                    within_ms / 1000,
+                    self.policy.intensity.max_restarts,
+                    self.policy.intensity.within_ms / 1000
+                );
+                let (e, f) = self.escalate(reason, restarts, within_ms);
+                events.extend(e);
+                effects.extend(f);
             }
         }
         let requeue = matches!(
@@ -826,6 +830,42 @@ impl Sup {
         }
         self.lease(myself);
         self.check_done(myself);
+    }
+
+    /// Past an intensity: the events that end the run escalated and the
+    /// effect that stops its attempts.
+    fn escalate(
+        &mut self,
+        reason: String,
+        restarts: u32,
+        within_ms: u64,
+    ) -> (Vec<Event>, Vec<Effect>) {
+        let mut events = vec![
+            Event::IntensityExceeded {
+                supervisor: self.path.clone(),
+                restarts,
+                within_ms,
+            },
+            Event::Escalated {
+                from: self.path.clone(),
+                to: paths::RUNS.to_string(),
+                reason: reason.clone(),
+            },
+            Event::AlertRaised {
+                class: AlertClass::NeedsHuman,
+                run: self.run.clone(),
+                task: None,
+                attempt: None,
+                reason: format!("run escalated: {reason}"),
+            },
+        ];
+        self.mode = Mode::Escalated;
+        events.extend(self.finish_waiting_tasks());
+        let effects = vec![Effect::StopAttempts {
+            tasks: self.running.keys().copied().collect(),
+            cause: StopCause::RunStopped,
+        }];
+        (events, effects)
     }
 
     /// `TaskFinished` (skip) for every task that waits (queued or in
@@ -1041,7 +1081,81 @@ impl Sup {
         }
     }
 
+    /// Starts the run's scorer (journaled first).
+    async fn start_scorer(
+        &mut self,
+        myself: &ActorRef<RunMsg>,
+        restart: bool,
+    ) -> Result<(), ActorProcessingErr> {
+        let path = paths::scorer(&self.run);
+        let event = if restart {
+            Event::ChildRestarted {
+                path: path.clone(),
+                attempt: 0,
+            }
+        } else {
+            Event::ChildStarted {
+                path: path.clone(),
+                kind: NodeKind::Scorer,
+                restart: crate::model::RestartType::Permanent,
+            }
+        };
+        let batch = vec![NewEvent::new(self.path.clone(), event.clone())];
+        self.services.journal.append(batch).await?;
+        let seq = self.state.last_seq;
+        self.state.apply(seq, Timestamp::now(), &event);
+        let (scorer, _) = Actor::spawn_linked(
+            None,
+            ScorerActor,
+            ScorerArgs {
+                path,
+                registry: self.services.registry.clone(),
+            },
+            myself.get_cell(),
+        )
+        .await?;
+        self.scorer = Some(scorer);
+        Ok(())
+    }
+
+    /// The scorer failed: attempts waiting on it already got a verifier
+    /// failure; restart it (3 in 5 s), past that escalate the run.
+    async fn scorer_failed(&mut self, myself: &ActorRef<RunMsg>, reason: String) {
+        self.scorer = None;
+        let now = Timestamp::now();
+        let policy = SupervisorPolicy::internal();
+        let path = paths::scorer(&self.run);
+        tracing::error!(run = %self.run, %reason, "the run's scorer failed");
+        let failed = Event::ChildFailed {
+            path,
+            class: FailureClass::Verifier,
+            reason: crate::model::bounded(&reason, 500),
+        };
+        if self.scorer_window.would_exceed(now, policy.intensity) {
+            let (mut events, effects) = self.escalate(
+                format!("its scorer kept failing: {reason}"),
+                self.scorer_window
+                    .count_within(now, policy.intensity.within_ms)
+                    + 1,
+                policy.intensity.within_ms,
+            );
+            events.insert(0, failed);
+            self.persist(myself, events, effects);
+            self.check_done(myself);
+            return;
+        }
+        self.scorer_window.record(now, policy.intensity.within_ms);
+        self.persist(myself, vec![failed], Vec::new());
+        if let Err(e) = self.start_scorer(myself, true).await {
+            tracing::error!(run = %self.run, error = %e, "cannot restart the run's scorer");
+        }
+    }
+
     async fn boot(&mut self, myself: &ActorRef<RunMsg>) -> Result<(), ActorProcessingErr> {
+        if self.state.ended_as.is_none() {
+            let restart = self.state.scorer_started;
+            self.start_scorer(myself, restart).await?;
+        }
         if self.state.ended_as.is_some() {
             self.ended = true;
             let _ = myself.cast(RunMsg::Persisted(vec![Effect::Ended(self.state.status())]));

@@ -229,6 +229,9 @@ pub struct RunState {
     pub alerts: Vec<AlertRecord>,
     /// Tasks not finished yet.
     pub unfinished: u32,
+    /// Whether the run's scorer was started, and its restarts.
+    pub scorer_started: bool,
+    pub scorer_restarts: u32,
     /// The seq of the last event applied.
     pub last_seq: u64,
     #[serde(skip)]
@@ -262,6 +265,8 @@ impl RunState {
             restart_count: 0,
             alerts: Vec::new(),
             unfinished: 0,
+            scorer_started: false,
+            scorer_restarts: 0,
             last_seq: 0,
             index: TaskIndex::default(),
         }
@@ -345,6 +350,14 @@ impl RunState {
                 self.strategy = *strategy;
                 self.max_restarts = *max_restarts;
                 self.within_ms = *within_ms;
+            }
+            Event::ChildStarted { path, .. } | Event::ChildRestarted { path, .. }
+                if path.ends_with("/scorer") =>
+            {
+                if self.scorer_started {
+                    self.scorer_restarts += 1;
+                }
+                self.scorer_started = true;
             }
             Event::ChildStarted { path, .. } | Event::ChildRestarted { path, .. } => {
                 if let Some((task, n)) = attempt_of_path(path) {
