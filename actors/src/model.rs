@@ -100,7 +100,13 @@ impl fmt::Display for Timestamp {
 impl Serialize for Timestamp {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         if s.is_human_readable() {
-            s.serialize_str(&self.rfc3339())
+            // Exact (AutoSi keeps only the digits needed), so JSON views
+            // parse back to the same value.
+            s.serialize_str(
+                &self
+                    .to_datetime()
+                    .to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true),
+            )
         } else {
             s.serialize_i64(self.0)
         }
@@ -477,7 +483,10 @@ mod tests {
         let t = Timestamp(1_700_000_000_123_000_000);
         let json = serde_json::to_string(&t).unwrap();
         assert_eq!(json, "\"2023-11-14T22:13:20.123Z\"");
-        assert_eq!(serde_json::from_str::<Timestamp>(&json).unwrap(), t);
+        let exact = Timestamp(1_700_000_000_123_456_789);
+        let json = serde_json::to_string(&exact).unwrap();
+        assert_eq!(json, "\"2023-11-14T22:13:20.123456789Z\"");
+        assert_eq!(serde_json::from_str::<Timestamp>(&json).unwrap(), exact);
         let bin = bincode::serde::encode_to_vec(t, bincode::config::standard()).unwrap();
         let (back, _): (Timestamp, _) =
             bincode::serde::decode_from_slice(&bin, bincode::config::standard()).unwrap();

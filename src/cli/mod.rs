@@ -10,9 +10,11 @@ use crate::exit;
 
 mod init;
 mod journal;
+mod read;
 mod run;
 mod status;
 mod validate;
+mod verify;
 
 /// orca: local-first supervision for fleets of agent workers.
 #[derive(Debug, Parser)]
@@ -78,6 +80,40 @@ pub enum Command {
   orca journal repair --truncate-at-corruption
   orca journal compact --keep 2")]
     Journal(journal::JournalArgs),
+
+    /// One run in detail, or one task: objective, role, host, worker,
+    /// attempts with their state and heartbeat, latest event and error,
+    /// artifact refs, receipt, alerts.
+    #[command(after_help = "Examples:
+  orca inspect r-2611
+  orca inspect r-2611 lint --json")]
+    Inspect(read::InspectArgs),
+
+    /// An attempt's stdout (or stderr), bounded, ANSI stripped.
+    #[command(after_help = "Examples:
+  orca logs r-2611 lint
+  orca logs r-2611 lint --attempt 2 --stderr --tail 4096
+  orca logs r-2611 lint --follow")]
+    Logs(read::LogsArgs),
+
+    /// A task's artifact refs (kind, path, size, MIME, sha256), never their
+    /// contents.
+    #[command(after_help = "Examples:
+  orca artifacts r-2611 lint
+  orca artifacts r-2611 lint --json")]
+    Artifacts(read::ArtifactsArgs),
+
+    /// One line per task with its receipt; --json for every receipt.
+    #[command(after_help = "Examples:
+  orca receipts r-2611
+  orca receipts r-2611 --json | jq '.[] | select(.result != \"pass\")'")]
+    Receipts(read::ReceiptsArgs),
+
+    /// Give a manual verdict on an attempt awaiting one (scorer `manual`).
+    #[command(after_help = "Examples:
+  orca verify r-2611 review --pass --note \"checked the diff\"
+  orca verify r-2611 review --fail --note \"misses the edge case\"")]
+    Verify(verify::VerifyArgs),
 }
 
 /// Runs the CLI; returns the process exit code.
@@ -102,6 +138,11 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Status(args) => status::status(ws, args),
         Command::Tree(args) => status::tree(ws, args),
         Command::Journal(args) => journal::run(ws, args),
+        Command::Inspect(args) => read::inspect(ws, args),
+        Command::Logs(args) => read::logs(ws, args),
+        Command::Artifacts(args) => read::artifacts(ws, args),
+        Command::Receipts(args) => read::receipts(ws, args),
+        Command::Verify(args) => verify::run(ws, args),
     }
 }
 

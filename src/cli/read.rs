@@ -1,0 +1,295 @@
+//! The operator's read commands: `inspect`, `logs`, `artifacts`,
+//! `receipts`. All read the journal (offline; they work while a run is
+//! going), name runs and tasks by unique prefix, and have `--json`.
+
+use std::io::{Read, Seek, SeekFrom, Write as _};
+use std::path::{Path, PathBuf};
+
+use anyhow::Context as _;
+use clap::Args;
+use orca_actors::journal::{follow, Event};
+use orca_actors::model::Receipt;
+use orca_actors::run::state::{RunState, TaskState};
+use orca_actors::view::{find_task, FleetView, RunSummary};
+use orca_actors::workspace::Workspace;
+
+use crate::exit;
+use crate::render;
+use crate::render::inspect::TaskInspection;
+
+#[derive(Debug, Args)]
+pub struct InspectArgs {
+    /// A run id or unique prefix.
+    pub run: String,
+    /// A task id or unique prefix (default: the whole run).
+    pub task: Option<String>,
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct LogsArgs {
+    pub run: String,
+    pub task: String,
+    /// Attempt number (default: the latest).
+    #[arg(long)]
+    pub attempt: Option<u32>,
+    /// stderr instead of stdout.
+    #[arg(long)]
+    pub stderr: bool,
+    /// Show at most this many bytes from the end.
+    #[arg(long, value_name = "BYTES", default_value_t = 65536)]
+    pub tail: u64,
+    /// Keep printing as the attempt writes, until it ends.
+    #[arg(long)]
+    pub follow: bool,
+    /// Keep ANSI escape sequences.
+    #[arg(long)]
+    pub raw: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ArtifactsArgs {
+    pub run: String,
+    pub task: String,
+    /// Attempt number (default: the task's final or latest).
+    #[arg(long)]
+    pub attempt: Option<u32>,
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ReceiptsArgs {
+    pub run: String,
+    /// Every attempt's full receipt as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+pub(crate) fn workspace(ws_flag: Option<&Path>) -> anyhow::Result<Workspace> {
+    match super::find_workspace(ws_flag)? {
+        Some(ws) if ws.orca_dir().is_dir() => Ok(ws),
+        _ => Err(exit::InvalidInput(
+            "no orca workspace here (no .orca/ in this directory or above); run `orca init` or `orca run <spec>`".into(),
+        )
+        .into()),
+    }
+}
+
+fn load(ws: &Workspace) -> anyhow::Result<FleetView> {
+    Ok(FleetView::load(&ws.journal_dir())?)
+}
+
+fn run<'a>(v: &'a FleetView, name: &str) -> anyhow::Result<&'a RunState> {
+    Ok(v.find_run(name).map_err(exit::InvalidInput)?)
+}
+
+fn task<'a>(r: &'a RunState, name: &str) -> anyhow::Result<&'a TaskState> {
+    Ok(find_task(r, name).map_err(exit::InvalidInput)?)
+}
+
+fn attempt_n(t: &TaskState, n: Option<u32>) -> anyhow::Result<u32> {
+    match n {
+        Some(n) if t.attempt(n).is_some() => Ok(n),
+        Some(n) => Err(exit::InvalidInput(format!(
+            "task {} has no attempt {n} (it has {})",
+            t.id,
+            t.attempts.len()
+        ))
+        .into()),
+        None => t
+            .current()
+            .map(|a| a.n)
+            .ok_or_else(|| exit::InvalidInput(format!("task {} has not started yet", t.id)).into()),
+    }
+}
+
+pub fn inspect(ws_flag: Option<&Path>, args: InspectArgs) -> anyhow::Result<i32> {
+    let ws = workspace(ws_flag)?;
+    let v = load(&ws)?;
+    let r = run(&v, &args.run)?;
+    match &args.task {
+        None => {
+            if args.json {
+                println!("{}", serde_json::to_string_pretty(&RunSummary::of(r))?);
+            } else {
+                print!("{}", render::status::run(r));
+                println!();
+                print!("{}", render::run::results(r));
+            }
+        }
+        Some(name) => {
+            let t = task(r, name)?;
+            let i = TaskInspection::of(r, t, r.spec().as_ref());
+            if args.json {
+                println!("{}", serde_json::to_string_pretty(&i)?);
+            } else {
+                print!("{}", render::inspect::task(&i));
+            }
+        }
+    }
+    Ok(exit::OK)
+}
+
+pub fn artifacts(ws_flag: Option<&Path>, args: ArtifactsArgs) -> anyhow::Result<i32> {
+    let ws = workspace(ws_flag)?;
+    let v = load(&ws)?;
+    let r = run(&v, &args.run)?;
+    let t = task(r, &args.task)?;
+    let receipt: Option<&Receipt> = match args.attempt {
+        Some(n) => t
+            .attempt(attempt_n(t, Some(n))?)
+            .and_then(|a| a.receipt.as_ref()),
+        None => t
+            .final_receipt()
+            .or_else(|| t.attempts.iter().rev().find_map(|a| a.receipt.as_ref())),
+    };
+    let refs = receipt.map(|r| r.artifacts.clone()).unwrap_or_default();
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&refs)?);
+    } else {
+        print!("{}", render::inspect::artifacts(&refs));
+    }
+    Ok(exit::OK)
+}
+
+pub fn receipts(ws_flag: Option<&Path>, args: ReceiptsArgs) -> anyhow::Result<i32> {
+    let ws = workspace(ws_flag)?;
+    let v = load(&ws)?;
+    let r = run(&v, &args.run)?;
+    if args.json {
+        let all: Vec<&Receipt> = r
+            .tasks
+            .iter()
+            .flat_map(|t| t.attempts.iter().filter_map(|a| a.receipt.as_ref()))
+            .collect();
+        println!("{}", serde_json::to_string_pretty(&all)?);
+    } else {
+        print!("{}", render::inspect::receipts(r));
+    }
+    Ok(exit::OK)
+}
+
+pub fn logs(ws_flag: Option<&Path>, args: LogsArgs) -> anyhow::Result<i32> {
+    let ws = workspace(ws_flag)?;
+    let v = load(&ws)?;
+    let r = run(&v, &args.run)?;
+    let t = task(r, &args.task)?;
+    let n = attempt_n(t, args.attempt)?;
+    let live = t.attempt(n).is_some_and(|a| a.is_live());
+    let file = ws.attempt_dir(&r.run, &t.id, n).join(if args.stderr {
+        "stderr.log"
+    } else {
+        "stdout.log"
+    });
+    let mut offset = print_tail(&file, args.tail, args.raw)?;
+    if args.follow && live {
+        let (run_id, task_id) = (r.run.clone(), t.id.clone());
+        super::runtime()?.block_on(follow_log(
+            &ws,
+            &file,
+            &run_id,
+            &task_id,
+            n,
+            v.last_seq,
+            &mut offset,
+            args.raw,
+        ))?;
+    }
+    Ok(exit::OK)
+}
+
+fn emit(bytes: &[u8], raw: bool) -> anyhow::Result<()> {
+    let text = String::from_utf8_lossy(bytes);
+    let shown = if raw {
+        text.into_owned()
+    } else {
+        render::inspect::strip_ansi(&text)
+    };
+    let mut out = std::io::stdout().lock();
+    out.write_all(shown.as_bytes())?;
+    out.flush()?;
+    Ok(())
+}
+
+/// Prints the last `max` bytes of `file` (a missing file is a silent
+/// stream); returns the offset read up to.
+fn print_tail(file: &Path, max: u64, raw: bool) -> anyhow::Result<u64> {
+    let mut f = match std::fs::File::open(file) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
+        Err(e) => return Err(e).with_context(|| format!("cannot read {}", file.display())),
+    };
+    let len = f.metadata()?.len();
+    let start = len.saturating_sub(max);
+    if start > 0 {
+        eprintln!("[orca: {start} earlier bytes not shown; --tail {len} shows them all]");
+    }
+    f.seek(SeekFrom::Start(start))?;
+    let mut buf = Vec::new();
+    f.take(max).read_to_end(&mut buf)?;
+    emit(&buf, raw)?;
+    Ok(start + buf.len() as u64)
+}
+
+/// Prints what the attempt writes until it ends: woken by the journal
+/// (the attempt's end) and by the log file growing (inotify), never a
+/// polling tick.
+#[allow(clippy::too_many_arguments)]
+async fn follow_log(
+    ws: &Workspace,
+    file: &Path,
+    run: &str,
+    task: &str,
+    n: u32,
+    from_seq: u64,
+    offset: &mut u64,
+    raw: bool,
+) -> anyhow::Result<()> {
+    use notify::Watcher as _;
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let mut watcher = notify::recommended_watcher(move |res: notify::Result<notify::Event>| {
+        if res.is_ok() {
+            let _ = tx.send(());
+        }
+    })
+    .context("cannot watch the log")?;
+    let dir: PathBuf = file.parent().map(Path::to_path_buf).unwrap_or_default();
+    std::fs::create_dir_all(&dir).ok();
+    watcher
+        .watch(&dir, notify::RecursiveMode::NonRecursive)
+        .context("cannot watch the attempt directory")?;
+    let mut journal = follow(&ws.journal_dir(), from_seq + 1)?;
+    loop {
+        tokio::select! {
+            env = journal.next() => {
+                let env = env?;
+                if let Event::AttemptFinished { attempt, .. } = &env.event {
+                    if attempt.run == run && attempt.task == task && attempt.attempt == n {
+                        *offset = copy_from(file, *offset, raw)?;
+                        return Ok(());
+                    }
+                }
+            }
+            Some(()) = rx.recv() => {
+                *offset = copy_from(file, *offset, raw)?;
+            }
+        }
+    }
+}
+
+/// Prints the file from `offset` on; returns the new offset. A file that
+/// shrank (rewritten when its capped tail is appended) restarts at 0.
+fn copy_from(file: &Path, offset: u64, raw: bool) -> anyhow::Result<u64> {
+    let Ok(mut f) = std::fs::File::open(file) else {
+        return Ok(offset);
+    };
+    let len = f.metadata()?.len();
+    let from = if len < offset { 0 } else { offset };
+    f.seek(SeekFrom::Start(from))?;
+    let mut buf = Vec::new();
+    f.read_to_end(&mut buf)?;
+    emit(&buf, raw)?;
+    Ok(from + buf.len() as u64)
+}
