@@ -53,6 +53,8 @@ pub struct AttemptState {
     abandon: tokio::sync::watch::Sender<bool>,
     finished: bool,
     notes: Vec<String>,
+    /// The host lost the process (transport), if it did.
+    lost: Option<String>,
 }
 
 impl Actor for AttemptActor {
@@ -100,6 +102,7 @@ impl Actor for AttemptActor {
             abandon: tokio::sync::watch::channel(false).0,
             finished: false,
             notes: Vec::new(),
+            lost: None,
             a,
         })
     }
@@ -142,7 +145,13 @@ impl Actor for AttemptActor {
                 let info = match result {
                     Ok(info) => info,
                     Err(e) => {
-                        st.notes.push(format!("cannot wait for the process: {e}"));
+                        // The host lost the process (a dropped connection):
+                        // a transport failure, retried per policy. The host
+                        // kills what is left before the next attempt starts.
+                        if st.stop.is_none() {
+                            st.lost = Some(e.clone());
+                        }
+                        st.notes.push(format!("lost the process: {e}"));
                         ExitInfo {
                             code: None,
                             signal: None,
@@ -811,9 +820,10 @@ async fn maybe_finish(
         needs_human: st.stream.needs_human.as_deref(),
         missing_artifacts: &scan.missing,
     });
-    let judgement = match judged {
-        Some(j) => j,
-        None => score(st, exit, &scan.refs).await,
+    let judgement = match (&st.lost, judged) {
+        (Some(lost), _) => Judgement::transport(format!("connection to the host lost: {lost}")),
+        (None, Some(j)) => j,
+        (None, None) => score(st, exit, &scan.refs).await,
     };
     let mut notes = std::mem::take(&mut st.notes);
     notes.extend(scan.notes.iter().cloned());
