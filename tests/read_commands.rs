@@ -40,8 +40,17 @@ fn fixture() -> Fixture {
     let ws = TestWs::fast();
     let spec = ws.path("read.toml");
     std::fs::write(&spec, SPEC).unwrap();
-    let out = orca(&ws).args(["run", "--max-workers", "1"]).arg(&spec).output().unwrap();
-    assert_eq!(out.status.code(), Some(1), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = orca(&ws)
+        .args(["run", "--max-workers", "1"])
+        .arg(&spec)
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let run = orca_actors::view::FleetView::load(&ws.ws.journal_dir())
         .unwrap()
         .latest()
@@ -53,14 +62,21 @@ fn fixture() -> Fixture {
 
 fn orca(ws: &TestWs) -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_orca"));
-    c.arg("--workspace").arg(ws.root()).env_remove("ORCA_WORKSPACE");
+    c.arg("--workspace")
+        .arg(ws.root())
+        .env_remove("ORCA_WORKSPACE");
     c
 }
 
 impl Fixture {
     fn out(&self, args: &[&str]) -> String {
         let out = orca(&self.ws).args(args).output().unwrap();
-        assert_eq!(out.status.code(), Some(0), "orca {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "orca {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         String::from_utf8(out.stdout).unwrap()
     }
 
@@ -101,9 +117,18 @@ fn read_commands_render_and_round_trip() {
     snap!("tree", f.out(&["tree", prefix]));
     // Logs: bounded, ANSI stripped unless --raw.
     assert_eq!(f.out(&["logs", prefix, "report"]), "green done\n");
-    assert_eq!(f.out(&["logs", prefix, "report", "--raw"]), "\x1b[32mgreen\x1b[0m done\n");
-    assert_eq!(f.out(&["logs", prefix, "build", "--stderr"]), "warning: unused\n");
-    assert_eq!(f.out(&["logs", prefix, "flaky", "--attempt", "1", "--stderr"]), "first attempt fails\n");
+    assert_eq!(
+        f.out(&["logs", prefix, "report", "--raw"]),
+        "\x1b[32mgreen\x1b[0m done\n"
+    );
+    assert_eq!(
+        f.out(&["logs", prefix, "build", "--stderr"]),
+        "warning: unused\n"
+    );
+    assert_eq!(
+        f.out(&["logs", prefix, "flaky", "--attempt", "1", "--stderr"]),
+        "first attempt fails\n"
+    );
     assert_eq!(f.out(&["logs", prefix, "build", "--tail", "4"]), "ing\n");
 
     // --json parses back into the public types.
@@ -114,7 +139,10 @@ fn read_commands_render_and_round_trip() {
     let inspected: RunSummary = f.json(&["inspect", prefix]);
     assert_eq!(inspected, one);
     let task: orca::render::inspect::TaskInspection = f.json(&["inspect", prefix, "report"]);
-    assert_eq!((task.objective.as_deref(), task.role.as_deref()), (Some("Write the report."), Some("writer")));
+    assert_eq!(
+        (task.objective.as_deref(), task.role.as_deref()),
+        (Some("Write the report."), Some("writer"))
+    );
     let receipts: Vec<Receipt> = f.json(&["receipts", prefix]);
     assert_eq!(receipts.len(), 5, "one per attempt: flaky had two");
     let refs: Vec<ArtifactRef> = f.json(&["artifacts", prefix, "report"]);
@@ -129,9 +157,15 @@ fn unknown_and_ambiguous_names_list_the_candidates() {
     let out = orca(&f.ws).args(["inspect", "nope"]).output().unwrap();
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("no run \"nope\"") && err.contains(&f.run), "{err}");
+    assert!(
+        err.contains("no run \"nope\"") && err.contains(&f.run),
+        "{err}"
+    );
     let out = orca(&f.ws).args(["inspect", &f.run, "b"]).output().unwrap();
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("matches 2 tasks") && err.contains("build") && err.contains("broken"), "{err}");
+    assert!(
+        err.contains("matches 2 tasks") && err.contains("build") && err.contains("broken"),
+        "{err}"
+    );
 }

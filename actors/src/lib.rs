@@ -6,6 +6,7 @@
 //! clap, axum or tables.
 
 pub mod attempt;
+pub mod control;
 pub mod host;
 pub mod journal;
 pub mod model;

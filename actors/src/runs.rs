@@ -21,6 +21,7 @@
 //! | `RunFailed{run, reason}` | a run cannot go on (journal failure) | — | — |
 //! | `Suspend(reply)` | orca shuts down: suspend every run (attempts interrupted by orca, resumed later) | `()` once all are suspended | — |
 //! | `Watch(reply)` | a receiver told of every run's end | `broadcast::Receiver<(String, RunStatus)>` | — |
+//! | `RecordVerdict{attempt, verdict, surface, reply}` | a manual verdict (checked by the caller against the view) | `Result<(), String>` | `VerdictRecorded` |
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -82,6 +83,12 @@ pub enum RunsMsg {
     },
     Suspend(RpcReplyPort<()>),
     Watch(RpcReplyPort<broadcast::Receiver<(String, RunStatus)>>),
+    RecordVerdict {
+        attempt: AttemptRef,
+        verdict: crate::model::VerdictRecord,
+        surface: Surface,
+        reply: RpcReplyPort<Result<(), String>>,
+    },
 }
 
 /// The `runs` supervisor.
@@ -197,6 +204,29 @@ impl Actor for Runs {
             }
             RunsMsg::Watch(reply) => {
                 let _ = reply.send(s.ended.subscribe());
+            }
+            RunsMsg::RecordVerdict {
+                attempt,
+                verdict,
+                surface,
+                reply,
+            } => {
+                let path = paths::run(&attempt.run);
+                let r = s
+                    .services
+                    .journal
+                    .append(vec![NewEvent::new(
+                        path,
+                        Event::VerdictRecorded {
+                            attempt,
+                            verdict,
+                            surface,
+                        },
+                    )])
+                    .await
+                    .map(|_| ())
+                    .map_err(|e| e.to_string());
+                let _ = reply.send(r);
             }
         }
         Ok(())

@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::journal::event::Event;
 use crate::journal::{Envelope, Projection};
-use crate::model::{AttemptResult, NodeKind, Receipt, RunStatus, Strategy, Timestamp};
+use crate::model::{AttemptRef, AttemptResult, NodeKind, Receipt, RunStatus, Strategy, Timestamp};
 use crate::run::state::{AlertRecord, Counts};
 use crate::run::state::{AttemptPhase, RunState, TaskPhase};
 
@@ -355,4 +355,45 @@ impl RunSummary {
             alerts: r.alerts.clone(),
         }
     }
+}
+
+/// Checks that a verdict may be given, and returns the attempt it amends.
+pub fn verdict_target(
+    r: &RunState,
+    task: &str,
+    attempt: Option<u32>,
+) -> Result<AttemptRef, String> {
+    let t = find_task(r, task)?;
+    let a = match attempt {
+        Some(n) => t
+            .attempt(n)
+            .ok_or_else(|| format!("task {} has no attempt {n}", t.id))?,
+        None => t
+            .attempts
+            .iter()
+            .rev()
+            .find(|a| a.receipt.is_some())
+            .ok_or_else(|| format!("task {} has no receipt yet", t.id))?,
+    };
+    let receipt = a
+        .receipt
+        .as_ref()
+        .ok_or_else(|| format!("attempt {} of {} has no receipt yet", a.n, t.id))?;
+    if let Some(v) = &receipt.verdict {
+        return Err(format!(
+            "attempt {} of {} already has a verdict: {} by {} at {}",
+            a.n,
+            t.id,
+            v.verdict,
+            v.who,
+            v.at.rfc3339()
+        ));
+    }
+    if receipt.result != AttemptResult::Partial {
+        return Err(format!(
+            "attempt {} of {} is not awaiting a verdict (its receipt says {})",
+            a.n, t.id, receipt.result
+        ));
+    }
+    Ok(AttemptRef::new(&r.run, &t.id, a.n))
 }

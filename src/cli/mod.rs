@@ -8,10 +8,13 @@ use orca_actors::workspace::{Workspace, WORKSPACE_ENV};
 
 use crate::exit;
 
+mod control;
+mod daemon;
 mod init;
 mod journal;
 mod read;
 mod run;
+mod source;
 mod status;
 mod validate;
 mod verify;
@@ -109,6 +112,60 @@ pub enum Command {
   orca receipts r-2611 --json | jq '.[] | select(.result != \"pass\")'")]
     Receipts(read::ReceiptsArgs),
 
+    /// Run the daemon for this workspace: the supervision tree (resuming
+    /// interrupted runs), the HTTP API, .orca/daemon.json and .orca/token.
+    #[command(after_help = "Examples:
+  orca up
+  orca up --detach
+  orca up --bind 0.0.0.0:7420")]
+    Up(daemon::UpArgs),
+
+    /// Stop the daemon: running attempts get their grace and are journaled as
+    /// interrupted by orca; the next `orca up` resumes them.
+    #[command(after_help = "Examples:
+  orca down")]
+    Down(daemon::DownArgs),
+
+    /// Interrupt a worker's current attempt (its task ends skip).
+    #[command(after_help = "Examples:
+  orca interrupt r-2611:local-2
+  orca interrupt local-2")]
+    Interrupt(control::WorkerArgs),
+
+    /// Restart a worker's current attempt (a new attempt, using up none).
+    #[command(after_help = "Examples:
+  orca restart r-2611:gpu-box")]
+    Restart(control::WorkerArgs),
+
+    /// Cancel a run (or every run): queued tasks end skip, attempts get
+    /// their grace.
+    #[command(after_help = "Examples:
+  orca stop r-2611
+  orca stop --all --reason \"maintenance\"")]
+    Stop(control::StopArgs),
+
+    /// Stop leasing new tasks of a run (running attempts go on).
+    #[command(after_help = "Examples:
+  orca pause r-2611")]
+    Pause(control::RunArg),
+
+    /// Lease a paused run's tasks again.
+    #[command(after_help = "Examples:
+  orca resume r-2611")]
+    Resume(control::RunArg),
+
+    /// Send a typed control message to the actor at a path.
+    #[command(after_help = "Examples:
+  orca send /runs/r-2611/attempts/lint:2 interrupt
+  orca send /runs/r-2611 stop --arg reason=\"wrong branch\"")]
+    Send(control::SendArgs),
+
+    /// The journal's events as JSON lines (through the daemon when one runs).
+    #[command(after_help = "Examples:
+  orca events --from 100
+  orca events --follow | jq 'select(.type == \"TaskFinished\")'")]
+    Events(status::EventsArgs),
+
     /// Give a manual verdict on an attempt awaiting one (scorer `manual`).
     #[command(after_help = "Examples:
   orca verify r-2611 review --pass --note \"checked the diff\"
@@ -143,6 +200,15 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Artifacts(args) => read::artifacts(ws, args),
         Command::Receipts(args) => read::receipts(ws, args),
         Command::Verify(args) => verify::run(ws, args),
+        Command::Up(args) => daemon::up(ws, args),
+        Command::Down(args) => daemon::down(ws, args),
+        Command::Interrupt(args) => control::interrupt(ws, args, false),
+        Command::Restart(args) => control::interrupt(ws, args, true),
+        Command::Stop(args) => control::stop(ws, args),
+        Command::Pause(args) => control::pause(ws, args, false),
+        Command::Resume(args) => control::pause(ws, args, true),
+        Command::Send(args) => control::send(ws, args),
+        Command::Events(args) => status::events(ws, args),
     }
 }
 
@@ -157,6 +223,7 @@ fn init_tracing() {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(EnvFilter::new(filter))
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_target(false)
         .try_init();
 }

@@ -9,13 +9,12 @@ use anyhow::Context as _;
 use clap::Args;
 use orca_actors::journal::{follow, Event};
 use orca_actors::model::Receipt;
-use orca_actors::run::state::{RunState, TaskState};
-use orca_actors::view::{find_task, FleetView, RunSummary};
+use orca_actors::run::state::TaskState;
 use orca_actors::workspace::Workspace;
 
+use super::source::Reader;
 use crate::exit;
 use crate::render;
-use crate::render::inspect::TaskInspection;
 
 #[derive(Debug, Args)]
 pub struct InspectArgs {
@@ -77,18 +76,6 @@ pub(crate) fn workspace(ws_flag: Option<&Path>) -> anyhow::Result<Workspace> {
     }
 }
 
-fn load(ws: &Workspace) -> anyhow::Result<FleetView> {
-    Ok(FleetView::load(&ws.journal_dir())?)
-}
-
-fn run<'a>(v: &'a FleetView, name: &str) -> anyhow::Result<&'a RunState> {
-    Ok(v.find_run(name).map_err(exit::InvalidInput)?)
-}
-
-fn task<'a>(r: &'a RunState, name: &str) -> anyhow::Result<&'a TaskState> {
-    Ok(find_task(r, name).map_err(exit::InvalidInput)?)
-}
-
 fn attempt_n(t: &TaskState, n: Option<u32>) -> anyhow::Result<u32> {
     match n {
         Some(n) if t.attempt(n).is_some() => Ok(n),
@@ -107,92 +94,94 @@ fn attempt_n(t: &TaskState, n: Option<u32>) -> anyhow::Result<u32> {
 
 pub fn inspect(ws_flag: Option<&Path>, args: InspectArgs) -> anyhow::Result<i32> {
     let ws = workspace(ws_flag)?;
-    let v = load(&ws)?;
-    let r = run(&v, &args.run)?;
-    match &args.task {
-        None => {
-            if args.json {
-                println!("{}", serde_json::to_string_pretty(&RunSummary::of(r))?);
-            } else {
-                print!("{}", render::status::run(r));
-                println!();
-                print!("{}", render::run::results(r));
+    let reader = Reader::open(&ws)?;
+    super::runtime()?.block_on(async {
+        match &args.task {
+            None => {
+                let r = reader.run(&args.run, false).await?;
+                if args.json {
+                    println!("{}", serde_json::to_string_pretty(&r)?);
+                } else {
+                    print!("{}", render::status::run(&r));
+                    println!();
+                    print!("{}", render::run::results(&r));
+                }
+            }
+            Some(name) => {
+                let i = reader.task(&args.run, name).await?;
+                if args.json {
+                    println!("{}", serde_json::to_string_pretty(&i)?);
+                } else {
+                    print!("{}", render::inspect::task(&i));
+                }
             }
         }
-        Some(name) => {
-            let t = task(r, name)?;
-            let i = TaskInspection::of(r, t, r.spec().as_ref());
-            if args.json {
-                println!("{}", serde_json::to_string_pretty(&i)?);
-            } else {
-                print!("{}", render::inspect::task(&i));
-            }
-        }
-    }
-    Ok(exit::OK)
+        Ok(exit::OK)
+    })
 }
 
 pub fn artifacts(ws_flag: Option<&Path>, args: ArtifactsArgs) -> anyhow::Result<i32> {
     let ws = workspace(ws_flag)?;
-    let v = load(&ws)?;
-    let r = run(&v, &args.run)?;
-    let t = task(r, &args.task)?;
-    let receipt: Option<&Receipt> = match args.attempt {
-        Some(n) => t
-            .attempt(attempt_n(t, Some(n))?)
-            .and_then(|a| a.receipt.as_ref()),
-        None => t
-            .final_receipt()
-            .or_else(|| t.attempts.iter().rev().find_map(|a| a.receipt.as_ref())),
-    };
-    let refs = receipt.map(|r| r.artifacts.clone()).unwrap_or_default();
-    if args.json {
-        println!("{}", serde_json::to_string_pretty(&refs)?);
-    } else {
-        print!("{}", render::inspect::artifacts(&refs));
-    }
-    Ok(exit::OK)
+    let reader = Reader::open(&ws)?;
+    super::runtime()?.block_on(async {
+        let i = reader.task(&args.run, &args.task).await?;
+        let t = &i.task;
+        let receipt: Option<&Receipt> = match args.attempt {
+            Some(n) => t
+                .attempt(attempt_n(t, Some(n))?)
+                .and_then(|a| a.receipt.as_ref()),
+            None => t
+                .final_receipt()
+                .or_else(|| t.attempts.iter().rev().find_map(|a| a.receipt.as_ref())),
+        };
+        let refs = receipt.map(|r| r.artifacts.clone()).unwrap_or_default();
+        if args.json {
+            println!("{}", serde_json::to_string_pretty(&refs)?);
+        } else {
+            print!("{}", render::inspect::artifacts(&refs));
+        }
+        Ok(exit::OK)
+    })
 }
 
 pub fn receipts(ws_flag: Option<&Path>, args: ReceiptsArgs) -> anyhow::Result<i32> {
     let ws = workspace(ws_flag)?;
-    let v = load(&ws)?;
-    let r = run(&v, &args.run)?;
-    if args.json {
-        let all: Vec<&Receipt> = r
-            .tasks
-            .iter()
-            .flat_map(|t| t.attempts.iter().filter_map(|a| a.receipt.as_ref()))
-            .collect();
-        println!("{}", serde_json::to_string_pretty(&all)?);
-    } else {
-        print!("{}", render::inspect::receipts(r));
-    }
-    Ok(exit::OK)
+    let reader = Reader::open(&ws)?;
+    super::runtime()?.block_on(async {
+        if args.json {
+            let all = reader.receipts(&args.run).await?;
+            println!("{}", serde_json::to_string_pretty(&all)?);
+        } else {
+            let r = reader.run(&args.run, false).await?;
+            print!("{}", render::inspect::receipts(&r));
+        }
+        Ok(exit::OK)
+    })
 }
 
 pub fn logs(ws_flag: Option<&Path>, args: LogsArgs) -> anyhow::Result<i32> {
     let ws = workspace(ws_flag)?;
-    let v = load(&ws)?;
-    let r = run(&v, &args.run)?;
-    let t = task(r, &args.task)?;
+    let reader = Reader::open(&ws)?;
+    let rt = super::runtime()?;
+    let i = rt.block_on(reader.task(&args.run, &args.task))?;
+    let t = &i.task;
     let n = attempt_n(t, args.attempt)?;
     let live = t.attempt(n).is_some_and(|a| a.is_live());
-    let file = ws.attempt_dir(&r.run, &t.id, n).join(if args.stderr {
+    let file = ws.attempt_dir(&i.run, &t.id, n).join(if args.stderr {
         "stderr.log"
     } else {
         "stdout.log"
     });
     let mut offset = print_tail(&file, args.tail, args.raw)?;
     if args.follow && live {
-        let (run_id, task_id) = (r.run.clone(), t.id.clone());
-        super::runtime()?.block_on(follow_log(
+        let from = orca_actors::journal::highest_seq(&ws.journal_dir()).unwrap_or(0);
+        rt.block_on(follow_log(
             &ws,
             &file,
-            &run_id,
-            &task_id,
+            &i.run,
+            &t.id,
             n,
-            v.last_seq,
+            from,
             &mut offset,
             args.raw,
         ))?;

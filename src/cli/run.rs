@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use clap::Args;
+use futures::StreamExt as _;
 use orca_actors::model::{RunStatus, Surface};
 use orca_actors::run::state::RunState;
 use orca_actors::run::RunMsg;
@@ -19,7 +20,10 @@ use orca_actors::workspace::Workspace;
 use ractor::rpc::CallResult;
 use tokio::sync::broadcast::error::RecvError;
 
-use crate::daemon::{boot, Orca};
+use crate::client::Client;
+use crate::daemon::info::Mode;
+use crate::daemon::server::serve;
+use crate::daemon::Orca;
 use crate::exit;
 use crate::render;
 
@@ -44,6 +48,9 @@ pub struct RunArgs {
     /// groups killed if still ours) and retried without using up an attempt.
     #[arg(long, value_name = "RUN", conflicts_with = "spec")]
     pub resume: Option<String>,
+    /// With a daemon: submit, print the run id and return at once.
+    #[arg(long)]
+    pub detach: bool,
 }
 
 /// The exit code for a run's final status.
@@ -65,7 +72,7 @@ pub fn run(ws_flag: Option<&Path>, args: RunArgs) -> anyhow::Result<i32> {
 
 /// The workspace, creating `.orca/` in the current directory when none is
 /// found.
-fn workspace_or_create(ws_flag: Option<&Path>) -> anyhow::Result<Workspace> {
+pub(crate) fn workspace_or_create(ws_flag: Option<&Path>) -> anyhow::Result<Workspace> {
     if let Some(ws) = super::find_workspace(ws_flag)? {
         if ws.orca_dir().is_dir() {
             return Ok(ws);
@@ -148,12 +155,36 @@ async fn run_async(ws_flag: Option<&Path>, args: RunArgs) -> anyhow::Result<i32>
         None => None,
     };
 
-    let orca = boot(&ws, &config, None).await?;
-    for w in &orca.recovery_warnings {
+    // A running orca takes the run; an embedded one refuses a second.
+    if let Some(client) = Client::find(&ws)? {
+        if client.info.mode == Mode::Embedded {
+            anyhow::bail!(
+                "an `orca run` (pid {}) is using this workspace; to run several runs at once, start the daemon with `orca up`",
+                client.info.pid
+            );
+        }
+        let Some(sub) = submission else {
+            anyhow::bail!(
+                "the daemon (pid {}) resumes interrupted runs itself; follow them with `orca status`",
+                client.info.pid
+            );
+        };
+        let text = std::fs::read_to_string(args.spec.as_deref().unwrap_or(Path::new("")))?;
+        return through_daemon(&client, sub, text, args.detach, args.json).await;
+    }
+
+    let served = serve(
+        &ws,
+        &config,
+        Mode::Embedded,
+        std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
+    )
+    .await?;
+    for w in &served.orca.recovery_warnings {
         eprintln!("orca: journal recovery: {w}");
     }
     let result = drive(
-        &orca,
+        &served.orca,
         &ws,
         submission,
         args.resume.as_deref(),
@@ -161,8 +192,95 @@ async fn run_async(ws_flag: Option<&Path>, args: RunArgs) -> anyhow::Result<i32>
         args.json,
     )
     .await;
-    orca.shutdown().await;
+    served.shutdown("the embedded run ended").await;
     result
+}
+
+/// Submits to the running daemon and follows the run's counts until it
+/// ends (Ctrl-C detaches: the run goes on).
+async fn through_daemon(
+    client: &Client,
+    sub: Submission,
+    text: String,
+    detach: bool,
+    json: bool,
+) -> anyhow::Result<i32> {
+    let content_type = if sub.source.to_ascii_lowercase().ends_with(".json") {
+        "application/json"
+    } else {
+        "application/toml"
+    };
+    let mut path = format!(
+        "/v1/fleet/runs?max_workers={}&source={}",
+        sub.max_workers,
+        super::source::seg(&sub.source)
+    );
+    if let Some(s) = sub.stale_after {
+        path.push_str(&format!("&stale_after={}", s.as_secs_f64()));
+    }
+    let from = client
+        .get::<serde_json::Value>("/healthz")
+        .await?
+        .get("last_seq")
+        .and_then(|v| v.as_u64())
+        .unwrap_or(0)
+        + 1;
+    let answer: serde_json::Value = client.post_text(&path, text, content_type).await?;
+    let run = answer["run"].as_str().unwrap_or_default().to_string();
+    eprintln!(
+        "orca: run {run} submitted to the daemon (pid {})",
+        client.info.pid
+    );
+    if detach {
+        println!("{run}");
+        return Ok(exit::OK);
+    }
+    let tty = std::io::stderr().is_terminal() && !json;
+    let started = Instant::now();
+    let mut events = Box::pin(client.events(from).await?);
+    let mut last_draw: Option<Instant> = None;
+    loop {
+        tokio::select! {
+            ev = events.next() => {
+                let Some(ev) = ev else { anyhow::bail!("the daemon's event stream ended") };
+                let ev = ev?;
+                let ours = ev["run"].as_str() == Some(run.as_str())
+                    || ev["attempt"]["run"].as_str() == Some(run.as_str())
+                    || ev["actor"].as_str().is_some_and(|a| a.starts_with(&format!("/runs/{run}")));
+                if !ours {
+                    continue;
+                }
+                if ev["type"] == "RunFinished" {
+                    break;
+                }
+                if tty && last_draw.is_none_or(|t| t.elapsed() >= Duration::from_millis(100)) {
+                    let s: RunSummary = client.get(&format!("/v1/fleet/runs/{run}?brief=true")).await?;
+                    let line = render::run::progress_line(&s.run, &s.counts, s.status, started.elapsed(), terminal_width());
+                    let mut err = std::io::stderr().lock();
+                    let _ = write!(err, "\r\x1b[2K{line}");
+                    let _ = err.flush();
+                    last_draw = Some(Instant::now());
+                }
+            }
+            _ = tokio::signal::ctrl_c() => {
+                if tty {
+                    eprintln!();
+                }
+                eprintln!("orca: detached; run {run} goes on in the daemon (`orca status {run}`, `orca stop {run}`)");
+                return Ok(exit::OK);
+            }
+        }
+    }
+    if tty {
+        eprint!("\r\x1b[2K");
+    }
+    let s: RunSummary = client.get(&format!("/v1/fleet/runs/{run}")).await?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&s)?);
+    } else {
+        print!("{}", render::run::results(&s));
+    }
+    Ok(exit_code(s.status))
 }
 
 async fn drive(
@@ -313,7 +431,13 @@ async fn drive(
 }
 
 fn draw(st: &RunState, elapsed: Duration) {
-    let line = render::run::progress_line(st, elapsed, terminal_width());
+    let line = render::run::progress_line(
+        &st.run,
+        &st.counts(),
+        st.status(),
+        elapsed,
+        terminal_width(),
+    );
     let mut err = std::io::stderr().lock();
     let _ = write!(err, "\r\x1b[2K{line}");
     let _ = err.flush();
@@ -330,7 +454,7 @@ fn print_final(st: &RunState, json: bool) -> anyhow::Result<()> {
     if json {
         println!("{}", serde_json::to_string_pretty(&RunSummary::of(st))?);
     } else {
-        print!("{}", render::run::results(st));
+        print!("{}", render::run::results(&RunSummary::of(st)));
     }
     Ok(())
 }

@@ -1,13 +1,15 @@
-//! `orca status [<run>]` and `orca tree [<run>]`: offline reads of the
-//! journal (they work while a run is going and after it ended).
+//! `orca status [<run>]`, `orca tree [<run>] [--watch]`, `orca events`:
+//! through the daemon when one runs, from the journal when not.
 
+use std::io::Write as _;
 use std::path::Path;
 
 use clap::Args;
-use orca_actors::journal::JournalHealth;
-use orca_actors::view::{self, FleetView, JournalFacts, RunSummary};
-use orca_actors::workspace::Workspace;
+use futures::StreamExt as _;
+use orca_actors::view::RunSummary;
 
+use super::source::Reader;
+use crate::client::Client;
 use crate::exit;
 use crate::render;
 
@@ -28,72 +30,154 @@ pub struct TreeArgs {
     /// strategy, intensity, children).
     #[arg(long)]
     pub json: bool,
+    /// Redraw whenever the journal records a change (needs a running orca).
+    #[arg(long, conflicts_with = "json")]
+    pub watch: bool,
 }
 
-fn workspace(ws_flag: Option<&Path>) -> anyhow::Result<Workspace> {
-    match super::find_workspace(ws_flag)? {
-        Some(ws) if ws.orca_dir().is_dir() => Ok(ws),
-        _ => Err(exit::InvalidInput(
-            "no orca workspace here (no .orca/ in this directory or above); run `orca init` or `orca run <spec>`".into(),
-        )
-        .into()),
-    }
-}
-
-/// Folds the workspace's journal.
-pub fn load_view(ws: &Workspace) -> anyhow::Result<FleetView> {
-    Ok(FleetView::load(&ws.journal_dir())?)
+#[derive(Debug, Args)]
+pub struct EventsArgs {
+    /// First sequence number to print.
+    #[arg(long, value_name = "SEQ", default_value_t = 1)]
+    pub from: u64,
+    /// Keep printing new events as they are journaled (needs a running
+    /// orca; without one, use `orca journal export --follow`).
+    #[arg(long)]
+    pub follow: bool,
 }
 
 pub fn status(ws_flag: Option<&Path>, args: StatusArgs) -> anyhow::Result<i32> {
-    let ws = workspace(ws_flag)?;
-    let v = load_view(&ws)?;
-    match &args.run {
-        Some(name) => {
-            let r = v.find_run(name).map_err(exit::InvalidInput)?;
-            if args.json {
-                println!("{}", serde_json::to_string_pretty(&RunSummary::of(r))?);
-            } else {
-                print!("{}", render::status::run(r));
+    let ws = super::read::workspace(ws_flag)?;
+    let reader = Reader::open(&ws)?;
+    super::runtime()?.block_on(async {
+        match &args.run {
+            Some(name) => {
+                let r = reader.run(name, !args.json).await?;
+                if args.json {
+                    println!("{}", serde_json::to_string_pretty(&r)?);
+                } else {
+                    print!("{}", render::status::run(&r));
+                }
+            }
+            None => {
+                let all: Vec<RunSummary> = reader.runs(!args.json).await?;
+                if args.json {
+                    println!("{}", serde_json::to_string_pretty(&all)?);
+                } else {
+                    print!("{}", render::status::runs(&all));
+                }
             }
         }
-        None => {
-            if args.json {
-                let all: Vec<RunSummary> = v.runs.values().rev().map(RunSummary::of).collect();
-                println!("{}", serde_json::to_string_pretty(&all)?);
-            } else {
-                print!("{}", render::status::runs(&v));
+        if let Reader::Daemon(c) = &reader {
+            let health: serde_json::Value = c.get("/healthz").await.unwrap_or_default();
+            if health["status"] == "degraded" {
+                eprintln!(
+                    "orca is DEGRADED: {} (the journal refuses appends; see {})",
+                    health["reason"].as_str().unwrap_or("unknown"),
+                    ws.daemon_log_path().display()
+                );
             }
         }
-    }
-    Ok(exit::OK)
+        Ok(exit::OK)
+    })
 }
 
 pub fn tree(ws_flag: Option<&Path>, args: TreeArgs) -> anyhow::Result<i32> {
-    let ws = workspace(ws_flag)?;
-    let v = load_view(&ws)?;
-    let only = match &args.run {
-        Some(name) => Some(v.find_run(name).map_err(exit::InvalidInput)?.run.clone()),
-        None => None,
+    let ws = super::read::workspace(ws_flag)?;
+    let reader = Reader::open(&ws)?;
+    super::runtime()?.block_on(async {
+        if args.watch {
+            let Reader::Daemon(client) = &reader else {
+                return Err(exit::InvalidInput(
+                    "`orca tree --watch` follows a running orca, and none runs here; start one with `orca up`".into(),
+                )
+                .into());
+            };
+            return watch_tree(client, args.run.as_deref()).await;
+        }
+        let t = reader.tree(args.run.as_deref()).await?;
+        if args.json {
+            println!("{}", serde_json::to_string_pretty(&t)?);
+        } else {
+            print!("{}", render::tree::tree(&t));
+        }
+        Ok(exit::OK)
+    })
+}
+
+/// The journal's last durable seq, as the daemon reports it.
+async fn last_seq(client: &Client) -> anyhow::Result<u64> {
+    let h: serde_json::Value = client.get("/healthz").await?;
+    Ok(h["last_seq"].as_u64().unwrap_or(0))
+}
+
+/// Redraws the tree on every journaled change (from the event stream; no
+/// timer).
+async fn watch_tree(client: &Client, run: Option<&str>) -> anyhow::Result<i32> {
+    let path = match run {
+        Some(r) => format!("/v1/tree?run={}", super::source::seg(r)),
+        None => "/v1/tree".into(),
     };
-    let facts = JournalFacts {
-        state: match health_offline(&ws) {
-            JournalHealth::Ok => "ok".into(),
-            other => format!("{other:?}").to_lowercase(),
-        },
-        detail: format!("last seq {}", v.last_seq),
+    let draw = |t: &orca_actors::view::TreeNode| {
+        let mut out = std::io::stdout().lock();
+        let _ = write!(out, "\x1b[H\x1b[2J{}", render::tree::tree(t));
+        let _ = out.flush();
     };
-    let t = view::tree(&v, &facts, only.as_deref());
-    if args.json {
-        println!("{}", serde_json::to_string_pretty(&t)?);
-    } else {
-        print!("{}", render::tree::tree(&t));
+    // Only new events: the tree already shows everything before.
+    let from = last_seq(client).await? + 1;
+    draw(&client.get(&path).await?);
+    let mut events = Box::pin(client.events(from).await?);
+    while let Some(ev) = events.next().await {
+        ev?;
+        draw(&client.get(&path).await?);
     }
     Ok(exit::OK)
 }
 
-/// Offline, the journal is "ok" when it reads; a writer's health is only
-/// known to the process that holds it.
-fn health_offline(_ws: &Workspace) -> JournalHealth {
-    JournalHealth::Ok
+pub fn events(ws_flag: Option<&Path>, args: EventsArgs) -> anyhow::Result<i32> {
+    let ws = super::read::workspace(ws_flag)?;
+    super::runtime()?.block_on(async {
+        let Some(client) = Client::find(&ws)? else {
+            if args.follow {
+                return Err(exit::InvalidInput(
+                    "no orca runs in this workspace; `orca events --follow` needs one (`orca up`), or use `orca journal export --follow`".into(),
+                )
+                .into());
+            }
+            // Offline: the journal's export.
+            let it = orca_actors::journal::read(
+                &ws.journal_dir(),
+                orca_actors::journal::ReadRange::from(args.from.max(1)),
+            )?;
+            let mut out = std::io::stdout().lock();
+            for env in it {
+                writeln!(out, "{}", env?.export_json())?;
+            }
+            return Ok(exit::OK);
+        };
+        let mut events = Box::pin(client.events(args.from.max(1)).await?);
+        let last = if args.follow {
+            None
+        } else {
+            // Without --follow: what is journaled now, then stop.
+            Some(last_seq(&client).await?)
+        };
+        if last.is_some_and(|l| l < args.from) {
+            return Ok(exit::OK);
+        }
+        while let Some(ev) = events.next().await {
+            let ev = ev?;
+            {
+                let mut out = std::io::stdout().lock();
+                writeln!(out, "{ev}")?;
+                out.flush()?;
+            }
+            if let (Some(last), Some(seq)) = (last, ev["seq"].as_u64()) {
+                if seq >= last {
+                    break;
+                }
+            }
+        }
+        Ok(exit::OK)
+    })
 }

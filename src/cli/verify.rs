@@ -7,13 +7,10 @@ use std::path::Path;
 use clap::Args;
 use orca_actors::journal::Event;
 use orca_actors::journal::{open_writer, JournalError, JournalOptions, NewEvent};
-use orca_actors::model::{
-    paths, AttemptRef, AttemptResult, Surface, Timestamp, Verdict, VerdictRecord,
-};
-use orca_actors::run::state::RunState;
+use orca_actors::model::{paths, Surface, Timestamp, Verdict, VerdictRecord};
 use orca_actors::runs::fold_run;
 use orca_actors::spec::OrcaConfig;
-use orca_actors::view::{find_task, FleetView};
+use orca_actors::view::FleetView;
 
 use crate::exit;
 
@@ -45,52 +42,40 @@ pub fn operator() -> String {
         .unwrap_or_else(|_| "operator".into())
 }
 
-/// Checks that a verdict may be given, and returns the attempt it amends.
-pub fn verdict_target(
-    r: &RunState,
-    task: &str,
-    attempt: Option<u32>,
-) -> Result<AttemptRef, String> {
-    let t = find_task(r, task)?;
-    let a = match attempt {
-        Some(n) => t
-            .attempt(n)
-            .ok_or_else(|| format!("task {} has no attempt {n}", t.id))?,
-        None => t
-            .attempts
-            .iter()
-            .rev()
-            .find(|a| a.receipt.is_some())
-            .ok_or_else(|| format!("task {} has no receipt yet", t.id))?,
-    };
-    let receipt = a
-        .receipt
-        .as_ref()
-        .ok_or_else(|| format!("attempt {} of {} has no receipt yet", a.n, t.id))?;
-    if let Some(v) = &receipt.verdict {
-        return Err(format!(
-            "attempt {} of {} already has a verdict: {} by {} at {}",
-            a.n,
-            t.id,
-            v.verdict,
-            v.who,
-            v.at.rfc3339()
-        ));
-    }
-    if receipt.result != AttemptResult::Partial {
-        return Err(format!(
-            "attempt {} of {} is not awaiting a verdict (its receipt says {})",
-            a.n, t.id, receipt.result
-        ));
-    }
-    Ok(AttemptRef::new(&r.run, &t.id, a.n))
-}
-
 pub fn run(ws_flag: Option<&Path>, args: VerifyArgs) -> anyhow::Result<i32> {
     let ws = super::read::workspace(ws_flag)?;
+    // With a running orca, the verdict goes through it.
+    if let Some(client) = crate::client::Client::find(&ws)? {
+        return super::runtime()?.block_on(async {
+            let v: serde_json::Value = client
+                .post(
+                    &format!(
+                        "/v1/fleet/runs/{}/tasks/{}/verdict",
+                        super::source::seg(&args.run),
+                        super::source::seg(&args.task)
+                    ),
+                    serde_json::json!({
+                        "verdict": if args.pass { "pass" } else { "fail" },
+                        "note": args.note,
+                        "who": operator(),
+                        "attempt": args.attempt,
+                    }),
+                )
+                .await?;
+            println!(
+                "{}: {} (verdict by {}, through orca pid {})",
+                v["attempt"].as_str().unwrap_or_default(),
+                if args.pass { "pass" } else { "fail" },
+                operator(),
+                client.info.pid
+            );
+            Ok(exit::OK)
+        });
+    }
     let view = FleetView::load(&ws.journal_dir())?;
     let r = view.find_run(&args.run).map_err(exit::InvalidInput)?;
-    let target = verdict_target(r, &args.task, args.attempt).map_err(exit::InvalidInput)?;
+    let target = orca_actors::view::verdict_target(r, &args.task, args.attempt)
+        .map_err(exit::InvalidInput)?;
     let verdict = VerdictRecord {
         verdict: if args.pass {
             Verdict::Pass

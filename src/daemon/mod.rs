@@ -1,6 +1,11 @@
 //! Boot and wiring: opens the journal, builds the root supervision tree and
-//! plugs the concrete adapters in. `orca run` (embedded) and, later, the
-//! daemon boot the same way.
+//! plugs the concrete adapters in; serves the API (`server`). `orca up`
+//! and `orca run` (embedded) boot the same way.
+
+pub mod info;
+pub mod live;
+pub mod server;
+pub mod tokens;
 
 use std::sync::Arc;
 
@@ -8,7 +13,7 @@ use anyhow::Context as _;
 use orca_actors::journal::{open_writer, JournalError, JournalOptions};
 use orca_actors::root::{Root, RootMsg};
 use orca_actors::runs::RunsMsg;
-use orca_actors::services::{HostFactory, LocalOnly, Registry, Services, Settings};
+use orca_actors::services::{HostFactory, LocalOnly, Registry, Services, Settings, TokenIssuer};
 use orca_actors::spec::OrcaConfig;
 use orca_actors::workspace::Workspace;
 use ractor::{Actor, ActorRef};
@@ -21,6 +26,17 @@ pub struct Orca {
     pub recovery_warnings: Vec<String>,
 }
 
+/// What can be plugged in at boot.
+#[derive(Default)]
+pub struct BootOptions {
+    /// Host adapters per worker (default: local and ssh).
+    pub hosts: Option<Arc<dyn HostFactory>>,
+    /// Per-attempt API tokens (when an API is served).
+    pub tokens: Option<Arc<dyn TokenIssuer>>,
+    /// Journal options instead of the config's (tests inject sync failures).
+    pub journal: Option<JournalOptions>,
+}
+
 /// Opens the workspace's journal (taking the writer lock) and starts the
 /// root supervisor.
 pub async fn boot(
@@ -28,8 +44,31 @@ pub async fn boot(
     config: &OrcaConfig,
     hosts: Option<Arc<dyn HostFactory>>,
 ) -> anyhow::Result<Orca> {
-    let opts = JournalOptions::from_config(config.journal.as_ref());
-    let (journal, report) = match open_writer(&ws.journal_dir(), opts).await {
+    boot_with(
+        ws,
+        config,
+        BootOptions {
+            hosts,
+            ..BootOptions::default()
+        },
+    )
+    .await
+}
+
+/// [`boot`] with every option.
+pub async fn boot_with(
+    ws: &Workspace,
+    config: &OrcaConfig,
+    opts: BootOptions,
+) -> anyhow::Result<Orca> {
+    let BootOptions {
+        hosts,
+        tokens,
+        journal,
+    } = opts;
+    let journal_opts =
+        journal.unwrap_or_else(|| JournalOptions::from_config(config.journal.as_ref()));
+    let (journal, report) = match open_writer(&ws.journal_dir(), journal_opts).await {
         Ok(x) => x,
         Err(JournalError::Locked { pid, .. }) => {
             anyhow::bail!(
@@ -46,7 +85,7 @@ pub async fn boot(
         settings: Arc::new(Settings::from_config(config)),
         hosts: hosts.unwrap_or_else(|| Arc::new(LocalOnly::new(ws))),
         registry: Registry::default(),
-        tokens: None,
+        tokens,
     };
     let (root, _) = Actor::spawn(None, Root, services.clone())
         .await

@@ -284,39 +284,34 @@ pub fn artifacts(refs: &[ArtifactRef]) -> String {
 }
 
 /// One line per task: its final (or latest) receipt.
-pub fn receipts(r: &RunState) -> String {
+pub fn receipts(r: &orca_actors::view::RunSummary) -> String {
     let rows: Vec<Vec<String>> = r
         .tasks
         .iter()
-        .map(|t| {
-            let rec = t
-                .final_receipt()
-                .or_else(|| t.attempts.iter().rev().find_map(|a| a.receipt.as_ref()));
-            match rec {
-                Some(rec) => vec![
-                    t.id.clone(),
-                    rec.attempt.to_string(),
-                    rec.result.to_string(),
-                    rec.failure_source
-                        .map(|s| s.to_string())
-                        .unwrap_or_else(|| "-".into()),
-                    rec.score
-                        .as_ref()
-                        .map(|s| format!("{}/{}", s.value, s.max))
-                        .unwrap_or_else(|| "-".into()),
-                    rec.artifacts.len().to_string(),
-                    ellipsize(&rec.summary, 60),
-                ],
-                None => vec![
-                    t.id.clone(),
-                    "-".into(),
-                    phase(t),
-                    "-".into(),
-                    "-".into(),
-                    "0".into(),
-                    String::new(),
-                ],
-            }
+        .map(|t| match &t.receipt {
+            Some(rec) => vec![
+                t.id.clone(),
+                rec.attempt.to_string(),
+                rec.result.to_string(),
+                rec.failure_source
+                    .map(|s| s.to_string())
+                    .unwrap_or_else(|| "-".into()),
+                rec.score
+                    .as_ref()
+                    .map(|s| format!("{}/{}", s.value, s.max))
+                    .unwrap_or_else(|| "-".into()),
+                rec.artifacts.len().to_string(),
+                ellipsize(&rec.summary, 60),
+            ],
+            None => vec![
+                t.id.clone(),
+                "-".into(),
+                t.phase.clone(),
+                "-".into(),
+                "-".into(),
+                "0".into(),
+                String::new(),
+            ],
         })
         .collect();
     table(

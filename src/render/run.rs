@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use orca_actors::run::state::{RunState, TaskPhase};
+use orca_actors::view::RunSummary;
 
 use super::{ellipsize, table};
 
@@ -19,15 +19,19 @@ pub fn duration(d: Duration) -> String {
 }
 
 /// One line of counts, like a progress bar (no card per worker).
-pub fn progress_line(r: &RunState, elapsed: Duration, width: usize) -> String {
-    let c = r.counts();
+pub fn progress_line(
+    run: &str,
+    c: &orca_actors::run::state::Counts,
+    status: orca_actors::model::RunStatus,
+    elapsed: Duration,
+    width: usize,
+) -> String {
     let total = c.total().max(1);
     let done = c.finished();
     let bar_w = 20usize;
     let filled = (done as usize * bar_w) / total as usize;
     let mut parts = vec![format!(
-        "{}  [{}{}]  {done}/{}",
-        r.run,
+        "{run}  [{}{}]  {done}/{}",
         "#".repeat(filled),
         ".".repeat(bar_w - filled),
         c.total()
@@ -46,7 +50,7 @@ pub fn progress_line(r: &RunState, elapsed: Duration, width: usize) -> String {
             parts.push(format!("{label} {n}"));
         }
     }
-    if r.paused {
+    if status == orca_actors::model::RunStatus::Paused {
         parts.push("PAUSED".into());
     }
     parts.push(duration(elapsed));
@@ -54,24 +58,21 @@ pub fn progress_line(r: &RunState, elapsed: Duration, width: usize) -> String {
 }
 
 /// The final table of task results and a closing line.
-pub fn results(r: &RunState) -> String {
+pub fn results(r: &RunSummary) -> String {
     let rows: Vec<Vec<String>> = r
         .tasks
         .iter()
         .map(|t| {
-            let receipt = t
-                .final_receipt()
-                .or_else(|| t.attempts.iter().rev().find_map(|a| a.receipt.as_ref()));
+            let receipt = t.receipt.as_ref();
             vec![
                 t.id.clone(),
-                match (t.phase, t.result) {
-                    (TaskPhase::Finished, Some(res)) => res.as_str().to_string(),
-                    (TaskPhase::Finished, None) => "skip".into(),
-                    (TaskPhase::Running, _) => "running".into(),
-                    (TaskPhase::Backoff, _) => "retrying".into(),
-                    (TaskPhase::Queued, _) => "queued".into(),
+                match (t.phase.as_str(), t.result) {
+                    ("finished", Some(res)) => res.as_str().to_string(),
+                    ("finished", None) => "skip".into(),
+                    ("backoff", _) => "retrying".into(),
+                    (phase, _) => phase.to_string(),
                 },
-                t.attempts.len().to_string(),
+                t.attempts.to_string(),
                 receipt
                     .map(|r| duration(Duration::from_millis(r.duration_ms)))
                     .unwrap_or_else(|| "-".into()),
@@ -90,7 +91,7 @@ pub fn results(r: &RunState) -> String {
         ],
         &rows,
     );
-    let c = r.counts();
+    let c = r.counts;
     let took = match r.finished {
         Some(f) => format!(
             " in {}",
@@ -101,14 +102,14 @@ pub fn results(r: &RunState) -> String {
     out.push_str(&format!(
         "\nrun {} {}: {} passed, {} failed, {} timed out, {} awaiting a verdict, {} skipped; {} restart{}{took}\n",
         r.run,
-        r.status(),
+        r.status,
         c.passed,
         c.failed,
         c.timed_out,
         c.partial,
         c.cancelled,
-        r.restart_count,
-        if r.restart_count == 1 { "" } else { "s" }
+        r.restarts,
+        if r.restarts == 1 { "" } else { "s" }
     ));
     out
 }

@@ -1,25 +1,22 @@
 //! `orca status`: every run, or one run's counts.
 
-use orca_actors::run::state::RunState;
-use orca_actors::view::FleetView;
+use orca_actors::view::RunSummary;
 
 use super::{seconds, table};
 
-/// One line per run.
-pub fn runs(view: &FleetView) -> String {
-    if view.runs.is_empty() {
+/// One line per run (newest first, as given).
+pub fn runs(runs: &[RunSummary]) -> String {
+    if runs.is_empty() {
         return "no runs yet: start one with `orca run <spec>`\n".into();
     }
-    let rows: Vec<Vec<String>> = view
-        .runs
-        .values()
-        .rev()
+    let rows: Vec<Vec<String>> = runs
+        .iter()
         .map(|r| {
-            let c = r.counts();
+            let c = r.counts;
             vec![
                 r.run.clone(),
                 super::ellipsize(&r.name, 30),
-                r.status().to_string(),
+                r.status.to_string(),
                 c.total().to_string(),
                 c.passed.to_string(),
                 (c.failed + c.timed_out).to_string(),
@@ -48,16 +45,16 @@ pub fn runs(view: &FleetView) -> String {
 }
 
 /// One run's counts.
-pub fn run(r: &RunState) -> String {
-    let c = r.counts();
-    let mut out = format!("run {}  {:?}  {}\n", r.run, r.name, r.status());
+pub fn run(r: &RunSummary) -> String {
+    let c = r.counts;
+    let mut out = format!("run {}  {:?}  {}\n", r.run, r.name, r.status);
     out.push_str(&format!(
         "supervision  {}, {} restarts in {}; {} restart{} so far\n",
         r.strategy,
         r.max_restarts,
         seconds(r.within_ms as f64 / 1000.0),
-        r.restart_count,
-        if r.restart_count == 1 { "" } else { "s" }
+        r.restarts,
+        if r.restarts == 1 { "" } else { "s" }
     ));
     if let Some(p) = &r.parent {
         out.push_str(&format!("parent       {p} (depth {})\n", r.depth));

@@ -1,0 +1,511 @@
+//! The seed's `/v1/fleet/...` routes: runs, workers, receipts, submit,
+//! stop/pause/resume, interrupt/restart, manual verdicts.
+
+use std::time::Duration;
+
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::IntoResponse;
+use axum::{Extension, Json};
+use orca_actors::control::{deliver, ControlError, ControlMessage};
+use orca_actors::model::{AttemptRef, Receipt, Timestamp, Verdict, VerdictRecord};
+use orca_actors::run::state::RunState;
+use orca_actors::runs::{RunsMsg, Submission};
+use orca_actors::spec::{self, Format, ValidateContext};
+use orca_actors::view::{find_task, RunSummary};
+use ractor::rpc::CallResult;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use super::{ApiError, ApiState, Body, Principal};
+use crate::render::inspect::TaskInspection;
+
+/// A worker slot of a run, with its current attempt.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct WorkerView {
+    /// Global id: `<run>:<worker>`.
+    pub id: String,
+    pub run: String,
+    pub worker: String,
+    /// `busy` or `idle`.
+    pub state: String,
+    pub task: Option<String>,
+    pub attempt: Option<u32>,
+    pub pid: Option<u32>,
+    pub heartbeat: Option<Timestamp>,
+    pub tool: Option<String>,
+    pub tokens: u64,
+    pub tool_calls: u64,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct RunQuery {
+    /// Leave out the per-task list (counts only).
+    #[serde(default)]
+    pub brief: bool,
+}
+
+fn summary(r: &RunState, brief: bool) -> RunSummary {
+    let mut s = RunSummary::of(r);
+    if brief {
+        s.tasks.clear();
+    }
+    s
+}
+
+fn find_run<'a>(v: &'a orca_actors::view::FleetView, name: &str) -> Result<&'a RunState, ApiError> {
+    v.find_run(name).map_err(|e| {
+        if e.contains("matches") {
+            ApiError::new(StatusCode::BAD_REQUEST, "ambiguous", e)
+        } else {
+            ApiError::not_found(e)
+        }
+    })
+}
+
+pub async fn list_runs(
+    State(s): State<ApiState>,
+    Query(q): Query<RunQuery>,
+) -> Json<Vec<RunSummary>> {
+    Json(
+        s.view
+            .read(|v| v.runs.values().rev().map(|r| summary(r, q.brief)).collect()),
+    )
+}
+
+pub async fn get_run(
+    State(s): State<ApiState>,
+    Path(run_id): Path<String>,
+    Query(q): Query<RunQuery>,
+) -> Result<Json<RunSummary>, ApiError> {
+    s.view
+        .read(|v| find_run(v, &run_id).map(|r| Json(summary(r, q.brief))))
+}
+
+pub async fn get_task(
+    State(s): State<ApiState>,
+    Path((run_id, task_id)): Path<(String, String)>,
+) -> Result<Json<TaskInspection>, ApiError> {
+    s.view.read(|v| {
+        let r = find_run(v, &run_id)?;
+        let t = find_task(r, &task_id).map_err(ApiError::not_found)?;
+        Ok(Json(TaskInspection::of(r, t, r.spec().as_ref())))
+    })
+}
+
+pub async fn receipts(
+    State(s): State<ApiState>,
+    Path(run_id): Path<String>,
+) -> Result<Json<Vec<Receipt>>, ApiError> {
+    s.view.read(|v| {
+        let r = find_run(v, &run_id)?;
+        Ok(Json(
+            r.tasks
+                .iter()
+                .flat_map(|t| t.attempts.iter().filter_map(|a| a.receipt.clone()))
+                .collect(),
+        ))
+    })
+}
+
+/// The slots of a run: declared workers, or `local-1..N`.
+pub fn workers_of(r: &RunState) -> Vec<WorkerView> {
+    let names: Vec<String> = match r.spec() {
+        Some(spec) if !spec.workers.is_empty() => {
+            spec.workers.iter().map(|w| w.id.clone()).collect()
+        }
+        _ => (1..=r.max_workers).map(|n| format!("local-{n}")).collect(),
+    };
+    names
+        .into_iter()
+        .map(|w| {
+            let live = r.tasks.iter().find_map(|t| {
+                t.current()
+                    .filter(|a| a.is_live() && a.worker.as_deref() == Some(w.as_str()))
+                    .map(|a| (t.id.clone(), a))
+            });
+            WorkerView {
+                id: format!("{}:{w}", r.run),
+                run: r.run.clone(),
+                state: if live.is_some() { "busy" } else { "idle" }.into(),
+                task: live.as_ref().map(|(t, _)| t.clone()),
+                attempt: live.as_ref().map(|(_, a)| a.n),
+                pid: live.as_ref().and_then(|(_, a)| a.pid),
+                heartbeat: live.as_ref().map(|(_, a)| a.heartbeat),
+                tool: live.as_ref().and_then(|(_, a)| a.tool.clone()),
+                tokens: live.as_ref().map(|(_, a)| a.tokens).unwrap_or(0),
+                tool_calls: live.as_ref().map(|(_, a)| a.tool_calls).unwrap_or(0),
+                worker: w,
+            }
+        })
+        .collect()
+}
+
+pub async fn run_workers(
+    State(s): State<ApiState>,
+    Path(run_id): Path<String>,
+) -> Result<Json<Vec<WorkerView>>, ApiError> {
+    s.view
+        .read(|v| find_run(v, &run_id).map(|r| Json(workers_of(r))))
+}
+
+/// A worker by global id (`<run>:<worker>`, run by prefix) or by a bare
+/// worker id unique among active runs.
+fn find_worker(v: &orca_actors::view::FleetView, id: &str) -> Result<WorkerView, ApiError> {
+    if let Some((run, worker)) = id.rsplit_once(':') {
+        let r = find_run(v, run)?;
+        return workers_of(r)
+            .into_iter()
+            .find(|w| w.worker == worker)
+            .ok_or_else(|| ApiError::not_found(format!("run {} has no worker {worker}", r.run)));
+    }
+    let mut candidates: Vec<WorkerView> = v
+        .runs
+        .values()
+        .filter(|r| r.ended_as.is_none())
+        .flat_map(workers_of)
+        .filter(|w| w.worker == id)
+        .collect();
+    match candidates.len() {
+        1 => Ok(candidates.remove(0)),
+        0 => Err(ApiError::not_found(format!(
+            "no active run has a worker {id:?}; use <run>:<worker>"
+        ))),
+        _ => Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "ambiguous",
+            format!(
+                "worker {id:?} is in several active runs: {}",
+                candidates
+                    .iter()
+                    .map(|w| w.id.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        )),
+    }
+}
+
+pub async fn get_worker(
+    State(s): State<ApiState>,
+    Path(worker_id): Path<String>,
+) -> Result<Json<WorkerView>, ApiError> {
+    s.view.read(|v| find_worker(v, &worker_id)).map(Json)
+}
+
+pub fn control_error(e: ControlError) -> ApiError {
+    match e {
+        ControlError::NotFound(p) => ApiError::not_found(format!("no running actor at {p}")),
+        e @ ControlError::NotAccepted { .. } => {
+            let accepted = match &e {
+                ControlError::NotAccepted { accepted, .. } => accepted.clone(),
+                _ => Vec::new(),
+            };
+            ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "not_accepted",
+                e.to_string(),
+            )
+            .with_details(json!({ "accepted": accepted }))
+        }
+        ControlError::Failed(m) => ApiError::new(StatusCode::CONFLICT, "conflict", m),
+    }
+}
+
+async fn worker_control(
+    s: &ApiState,
+    headers: &HeaderMap,
+    p: &Principal,
+    worker_id: &str,
+    msg: ControlMessage,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let w = s.view.read(|v| find_worker(v, worker_id))?;
+    let (Some(task), Some(n)) = (w.task.clone(), w.attempt) else {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "conflict",
+            format!("worker {} is idle", w.id),
+        ));
+    };
+    let path = AttemptRef::new(&w.run, task, n).actor_path();
+    let r = deliver(
+        &s.services.registry,
+        &s.runs,
+        &path,
+        &msg,
+        p.surface(headers),
+    )
+    .await
+    .map_err(control_error)?;
+    Ok(Json(json!({ "result": r, "worker": w.id, "path": path })))
+}
+
+pub async fn interrupt_worker(
+    State(s): State<ApiState>,
+    headers: HeaderMap,
+    Extension(p): Extension<Principal>,
+    Path(worker_id): Path<String>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    worker_control(&s, &headers, &p, &worker_id, ControlMessage::Interrupt).await
+}
+
+pub async fn restart_worker(
+    State(s): State<ApiState>,
+    headers: HeaderMap,
+    Extension(p): Extension<Principal>,
+    Path(worker_id): Path<String>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    worker_control(&s, &headers, &p, &worker_id, ControlMessage::Restart).await
+}
+
+async fn run_control(
+    s: &ApiState,
+    headers: &HeaderMap,
+    p: &Principal,
+    run_id: &str,
+    msg: ControlMessage,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let run = s
+        .view
+        .read(|v| find_run(v, run_id).map(|r| r.run.clone()))?;
+    let path = orca_actors::model::paths::run(&run);
+    let r = deliver(
+        &s.services.registry,
+        &s.runs,
+        &path,
+        &msg,
+        p.surface(headers),
+    )
+    .await
+    .map_err(|e| match e {
+        ControlError::NotFound(_) => ApiError::new(
+            StatusCode::CONFLICT,
+            "conflict",
+            format!("run {run} is not running"),
+        ),
+        e => control_error(e),
+    })?;
+    Ok(Json(json!({ "result": r, "run": run })))
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct StopBody {
+    #[serde(default)]
+    reason: Option<String>,
+}
+
+pub async fn stop_run(
+    State(s): State<ApiState>,
+    headers: HeaderMap,
+    Extension(p): Extension<Principal>,
+    Path(run_id): Path<String>,
+    Body(body): Body,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let b: StopBody = if body.is_empty() {
+        StopBody::default()
+    } else {
+        serde_json::from_slice(&body)
+            .map_err(|e| ApiError::bad_request(format!("invalid body: {e}")))?
+    };
+    run_control(
+        &s,
+        &headers,
+        &p,
+        &run_id,
+        ControlMessage::Stop { reason: b.reason },
+    )
+    .await
+}
+
+pub async fn pause_run(
+    State(s): State<ApiState>,
+    headers: HeaderMap,
+    Extension(p): Extension<Principal>,
+    Path(run_id): Path<String>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    run_control(&s, &headers, &p, &run_id, ControlMessage::Pause).await
+}
+
+pub async fn resume_run(
+    State(s): State<ApiState>,
+    headers: HeaderMap,
+    Extension(p): Extension<Principal>,
+    Path(run_id): Path<String>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    run_control(&s, &headers, &p, &run_id, ControlMessage::Resume).await
+}
+
+#[derive(Debug, Deserialize)]
+pub struct SubmitQuery {
+    pub max_workers: Option<u32>,
+    pub stale_after: Option<f64>,
+    /// A name for error messages (and the format: `.json` / `.toml`).
+    pub source: Option<String>,
+}
+
+/// Submits a spec (JSON or TOML body). An attempt's token submits a child
+/// run of its attempt, one level deeper, refused past `max_spawn_depth`.
+pub async fn submit(
+    State(s): State<ApiState>,
+    headers: HeaderMap,
+    Extension(p): Extension<Principal>,
+    Query(q): Query<SubmitQuery>,
+    Body(body): Body,
+) -> Result<impl IntoResponse, ApiError> {
+    let text = String::from_utf8(body.to_vec())
+        .map_err(|_| ApiError::bad_request("the spec is not UTF-8 text"))?;
+    let source = q.source.clone().unwrap_or_else(|| "api".into());
+    let content_type = headers
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    let format = if content_type.contains("toml") {
+        Format::Toml
+    } else if content_type.contains("json") {
+        Format::Json
+    } else {
+        Format::detect(&source, &text)
+    };
+    let ctx = ValidateContext {
+        workspace_root: Some(s.services.ws.root()),
+        runtime: s.config.runtime(),
+    };
+    let report = spec::check_str(&text, format, &source, &ctx);
+    let valid = report.into_result().map_err(|e| {
+        let lines: Vec<String> = e
+            .diagnostics
+            .iter()
+            .map(|d| d.display(&e.origin).to_string())
+            .collect();
+        ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_spec",
+            lines.join("\n"),
+        )
+        .with_details(json!({ "diagnostics": e.diagnostics }))
+    })?;
+    let (parent, depth) = match &p {
+        Principal::Operator => (None, 0),
+        Principal::Attempt(g) => {
+            let max = s.view.read(|v| {
+                v.runs
+                    .get(&g.attempt.run)
+                    .and_then(|r| r.spec())
+                    .map(|spec| spec.effective_max_spawn_depth())
+                    .unwrap_or(orca_actors::spec::MAX_SPAWN_DEPTH)
+            });
+            if g.depth + 1 > max {
+                return Err(ApiError::new(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "spawn_depth",
+                    format!(
+                        "attempt {} runs at depth {}, the maximum (max_spawn_depth {max}): it may not submit child runs",
+                        g.attempt, g.depth
+                    ),
+                ));
+            }
+            (Some(g.attempt.clone()), g.depth + 1)
+        }
+    };
+    let settings = &s.services.settings;
+    let max_workers = q
+        .max_workers
+        .filter(|n| *n > 0)
+        .or(valid.spec.max_workers)
+        .unwrap_or(settings.default_max_workers);
+    let sub = Submission {
+        spec: valid.spec,
+        source,
+        max_workers,
+        stale_after: q
+            .stale_after
+            .filter(|s| s.is_finite() && *s > 0.0)
+            .map(Duration::from_secs_f64),
+        surface: p.surface(&headers),
+        parent,
+        depth,
+    };
+    match s
+        .runs
+        .call(|tx| RunsMsg::Submit(Box::new(sub), tx), None)
+        .await
+    {
+        Ok(CallResult::Success(Ok(run))) => Ok((
+            StatusCode::CREATED,
+            Json(json!({ "run": run, "depth": depth, "warnings": valid.warnings })),
+        )),
+        Ok(CallResult::Success(Err(e))) => Err(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "degraded",
+            e,
+        )),
+        _ => Err(ApiError::internal("the supervision tree did not answer")),
+    }
+}
+
+#[derive(Debug, Deserialize)]
+pub struct VerdictBody {
+    pub verdict: Verdict,
+    #[serde(default)]
+    pub note: String,
+    #[serde(default)]
+    pub who: Option<String>,
+    #[serde(default)]
+    pub attempt: Option<u32>,
+}
+
+/// A manual verdict (the verification issue's `orca verify`).
+pub async fn verdict(
+    State(s): State<ApiState>,
+    headers: HeaderMap,
+    Extension(p): Extension<Principal>,
+    Path((run_id, task_id)): Path<(String, String)>,
+    Body(body): Body,
+) -> Result<impl IntoResponse, ApiError> {
+    let b: VerdictBody = serde_json::from_slice(&body).map_err(|e| {
+        ApiError::bad_request(format!(
+            "expected {{\"verdict\": \"pass\" | \"fail\", \"note\"?, \"who\"?, \"attempt\"?}}: {e}"
+        ))
+    })?;
+    let target = s.view.read(|v| {
+        let r = find_run(v, &run_id)?;
+        orca_actors::view::verdict_target(r, &task_id, b.attempt).map_err(|e| {
+            if e.contains("not awaiting") || e.contains("already has a verdict") {
+                ApiError::new(StatusCode::CONFLICT, "not_awaiting_verdict", e)
+            } else {
+                ApiError::not_found(e)
+            }
+        })
+    })?;
+    let record = VerdictRecord {
+        verdict: b.verdict,
+        who: b.who.unwrap_or_else(|| p.surface(&headers).to_string()),
+        at: Timestamp::now(),
+        note: orca_actors::model::bounded(&b.note, 2000),
+    };
+    let surface = p.surface(&headers);
+    match s
+        .runs
+        .call(
+            |tx| RunsMsg::RecordVerdict {
+                attempt: target.clone(),
+                verdict: record.clone(),
+                surface,
+                reply: tx,
+            },
+            None,
+        )
+        .await
+    {
+        Ok(CallResult::Success(Ok(()))) => Ok(Json(json!({
+            "attempt": target.to_string(),
+            "verdict": record,
+        }))),
+        Ok(CallResult::Success(Err(e))) => Err(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "degraded",
+            e,
+        )),
+        _ => Err(ApiError::internal("the supervision tree did not answer")),
+    }
+}

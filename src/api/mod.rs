@@ -1,0 +1,222 @@
+//! The HTTP Runtime API (axum): the seed's `/v1/fleet/...` routes, the
+//! live tree, typed control messages, and the journal as server-sent
+//! events. Every route but `GET /healthz` needs `Authorization: Bearer`;
+//! errors are `{"error": {"code", "message"}}` (codes in [`ApiError`] and
+//! docs/api.md). One file per resource.
+
+mod actors;
+mod events;
+mod fleet;
+mod health;
+
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::{FromRequest, Request, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use orca_actors::model::{Surface, Timestamp};
+use orca_actors::root::RootMsg;
+use orca_actors::runs::RunsMsg;
+use orca_actors::services::Services;
+use orca_actors::spec::OrcaConfig;
+use ractor::ActorRef;
+use serde_json::json;
+
+use crate::daemon::info::{constant_time_eq, Mode};
+use crate::daemon::live::LiveView;
+use crate::daemon::tokens::{AttemptTokens, Grant};
+
+/// Request bodies are capped at this many bytes (more → 413).
+pub const MAX_BODY: usize = 1 << 20;
+
+/// What every handler can reach.
+#[derive(Clone)]
+pub struct ApiState {
+    pub services: Services,
+    pub runs: ActorRef<RunsMsg>,
+    pub root: ActorRef<RootMsg>,
+    pub view: LiveView,
+    pub token: Arc<String>,
+    pub attempts: Arc<AttemptTokens>,
+    pub config: Arc<OrcaConfig>,
+    pub shutdown: Arc<tokio::sync::Notify>,
+    pub started: Timestamp,
+    pub mode: Mode,
+}
+
+/// Who is asking.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Principal {
+    /// Holds the workspace token: everything.
+    Operator,
+    /// Holds a per-attempt token: read, and submit child runs of it.
+    Attempt(Grant),
+}
+
+impl Principal {
+    /// The surface journaled for this request's actions: the CLI says so
+    /// with `x-orca-surface: cli`.
+    pub fn surface(&self, headers: &HeaderMap) -> Surface {
+        match self {
+            Principal::Attempt(_) => Surface::Worker,
+            Principal::Operator => {
+                match headers.get("x-orca-surface").and_then(|v| v.to_str().ok()) {
+                    Some("cli") => Surface::Cli,
+                    _ => Surface::Api,
+                }
+            }
+        }
+    }
+}
+
+/// An error answer. Codes: `unauthorized` 401, `forbidden` 403,
+/// `not_found` 404, `ambiguous` 400, `bad_request` 400,
+/// `payload_too_large` 413, `invalid_spec` 422, `not_accepted` 422,
+/// `spawn_depth` 422, `not_awaiting_verdict` 409, `conflict` 409,
+/// `degraded` 503, `internal` 500.
+#[derive(Debug)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub code: &'static str,
+    pub message: String,
+    pub details: Option<serde_json::Value>,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            code,
+            message: message.into(),
+            details: None,
+        }
+    }
+
+    pub fn not_found(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::NOT_FOUND, "not_found", message)
+    }
+
+    pub fn bad_request(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "bad_request", message)
+    }
+
+    pub fn internal(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", message)
+    }
+
+    pub fn with_details(mut self, details: serde_json::Value) -> Self {
+        self.details = Some(details);
+        self
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let mut error = json!({"code": self.code, "message": self.message});
+        if let Some(d) = self.details {
+            error["details"] = d;
+        }
+        (self.status, Json(json!({ "error": error }))).into_response()
+    }
+}
+
+/// A request body of at most [`MAX_BODY`] bytes (413 otherwise).
+pub struct Body(pub Bytes);
+
+impl<S: Send + Sync> FromRequest<S> for Body {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, _state: &S) -> Result<Self, ApiError> {
+        axum::body::to_bytes(req.into_body(), MAX_BODY)
+            .await
+            .map(Body)
+            .map_err(|_| {
+                ApiError::new(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "payload_too_large",
+                    format!("request bodies are limited to {MAX_BODY} bytes"),
+                )
+            })
+    }
+}
+
+/// Checks the bearer token before anything else; a missing or wrong token
+/// gets 401 and nothing more.
+async fn auth(State(s): State<ApiState>, mut req: Request, next: Next) -> Response {
+    let presented = req
+        .headers()
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim)
+        .unwrap_or_default()
+        .to_string();
+    let principal = if constant_time_eq(presented.as_bytes(), s.token.as_bytes()) {
+        Some(Principal::Operator)
+    } else if !presented.is_empty() {
+        s.attempts.lookup(&presented).map(Principal::Attempt)
+    } else {
+        None
+    };
+    let Some(principal) = principal else {
+        return ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", "unauthorized")
+            .into_response();
+    };
+    if let Principal::Attempt(_) = &principal {
+        let submit =
+            req.method() == axum::http::Method::POST && req.uri().path() == "/v1/fleet/runs";
+        if req.method() != axum::http::Method::GET && !submit {
+            return ApiError::new(
+                StatusCode::FORBIDDEN,
+                "forbidden",
+                "an attempt's token may only read and submit child runs of its attempt",
+            )
+            .into_response();
+        }
+    }
+    req.extensions_mut().insert(principal);
+    next.run(req).await
+}
+
+/// The router.
+pub fn router(state: ApiState) -> Router {
+    let authed = Router::new()
+        .route("/v1/fleet/runs", get(fleet::list_runs).post(fleet::submit))
+        .route("/v1/fleet/runs/{run_id}", get(fleet::get_run))
+        .route("/v1/fleet/runs/{run_id}/workers", get(fleet::run_workers))
+        .route("/v1/fleet/runs/{run_id}/receipts", get(fleet::receipts))
+        .route("/v1/fleet/runs/{run_id}/stop", post(fleet::stop_run))
+        .route("/v1/fleet/runs/{run_id}/pause", post(fleet::pause_run))
+        .route("/v1/fleet/runs/{run_id}/resume", post(fleet::resume_run))
+        .route(
+            "/v1/fleet/runs/{run_id}/tasks/{task_id}",
+            get(fleet::get_task),
+        )
+        .route(
+            "/v1/fleet/runs/{run_id}/tasks/{task_id}/verdict",
+            post(fleet::verdict),
+        )
+        .route("/v1/fleet/workers/{worker_id}", get(fleet::get_worker))
+        .route(
+            "/v1/fleet/workers/{worker_id}/interrupt",
+            post(fleet::interrupt_worker),
+        )
+        .route(
+            "/v1/fleet/workers/{worker_id}/restart",
+            post(fleet::restart_worker),
+        )
+        .route("/v1/tree", get(actors::tree))
+        .route("/v1/actors/messages", post(actors::message))
+        .route("/v1/events", get(events::events))
+        .route("/v1/daemon/shutdown", post(health::shutdown))
+        .route_layer(axum::middleware::from_fn_with_state(state.clone(), auth));
+    Router::new()
+        .route("/healthz", get(health::healthz))
+        .merge(authed)
+        .fallback(|| async { ApiError::not_found("no such route") })
+        .with_state(state)
+}

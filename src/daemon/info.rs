@@ -1,0 +1,186 @@
+//! `.orca/daemon.json`, `.orca/token`, and whether a workspace is held.
+
+use std::io::Write as _;
+use std::os::fd::AsRawFd as _;
+use std::os::unix::fs::OpenOptionsExt as _;
+use std::path::Path;
+
+use anyhow::Context as _;
+use orca_actors::model::Timestamp;
+use orca_actors::workspace::Workspace;
+use serde::{Deserialize, Serialize};
+
+/// How orca serves a workspace.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Mode {
+    /// `orca up`: the always-on daemon.
+    Daemon,
+    /// `orca run` without a daemon: serves the same API while its run lasts.
+    Embedded,
+}
+
+/// What `.orca/daemon.json` says (written once the API serves).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DaemonInfo {
+    pub pid: u32,
+    /// `host:port` the API listens on.
+    pub address: String,
+    pub version: String,
+    pub started_at: Timestamp,
+    pub mode: Mode,
+}
+
+impl DaemonInfo {
+    pub fn url(&self) -> String {
+        format!("http://{}", self.address)
+    }
+
+    /// Writes `.orca/daemon.json` atomically (temp file, rename).
+    pub fn write(&self, ws: &Workspace) -> anyhow::Result<()> {
+        let path = ws.daemon_info_path();
+        let tmp = path.with_extension("json.tmp");
+        std::fs::write(&tmp, serde_json::to_vec_pretty(self)?)
+            .with_context(|| format!("cannot write {}", tmp.display()))?;
+        std::fs::rename(&tmp, &path).with_context(|| format!("cannot write {}", path.display()))?;
+        Ok(())
+    }
+
+    /// Reads `.orca/daemon.json`, if present and well-formed.
+    pub fn read(ws: &Workspace) -> Option<DaemonInfo> {
+        let text = std::fs::read(ws.daemon_info_path()).ok()?;
+        serde_json::from_slice(&text).ok()
+    }
+
+    pub fn remove(ws: &Workspace) {
+        let _ = std::fs::remove_file(ws.daemon_info_path());
+    }
+}
+
+/// Who holds the workspace's journal lock: `None` when nobody does;
+/// `Some(pid)` (the pid written in the lock, if any) when someone does.
+/// The kernel drops the lock when its holder dies, however it dies, so this
+/// is how a `daemon.json` left by a killed daemon is recognised as stale.
+pub fn lock_holder(ws: &Workspace) -> Option<Option<u32>> {
+    let path = ws.journal_dir().join(orca_actors::journal::lock::LOCK_FILE);
+    let file = std::fs::File::open(&path).ok()?;
+    // SAFETY: flock on a descriptor we own.
+    let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_SH | libc::LOCK_NB) };
+    if rc == 0 {
+        // SAFETY: as above.
+        unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_UN) };
+        return None;
+    }
+    let pid = std::fs::read_to_string(&path)
+        .ok()
+        .and_then(|s| s.trim().parse().ok());
+    Some(pid)
+}
+
+/// The running daemon (or embedded run) of a workspace, after checking
+/// `daemon.json` against the lock; a stale file is removed.
+pub fn live(ws: &Workspace) -> Option<DaemonInfo> {
+    let info = DaemonInfo::read(ws)?;
+    match lock_holder(ws) {
+        Some(Some(pid)) if pid == info.pid => Some(info),
+        Some(None) => Some(info),
+        _ => {
+            DaemonInfo::remove(ws);
+            None
+        }
+    }
+}
+
+/// The workspace token (256 random bits, hex), created exclusively with
+/// mode 0600 the first time and reused after.
+pub fn token(ws: &Workspace) -> anyhow::Result<String> {
+    let path = ws.token_path();
+    match std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&path)
+    {
+        Ok(mut f) => {
+            let t = random_token();
+            f.write_all(t.as_bytes())
+                .and_then(|_| f.sync_all())
+                .with_context(|| format!("cannot write {}", path.display()))?;
+            Ok(t)
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => read_token(&path),
+        Err(e) => Err(e).with_context(|| format!("cannot create {}", path.display())),
+    }
+}
+
+/// Reads a token file, refusing one others can read.
+pub fn read_token(path: &Path) -> anyhow::Result<String> {
+    use std::os::unix::fs::PermissionsExt as _;
+    let meta =
+        std::fs::metadata(path).with_context(|| format!("cannot read {}", path.display()))?;
+    if meta.permissions().mode() & 0o077 != 0 {
+        anyhow::bail!(
+            "{} is readable by others (mode {:o}); run `chmod 600 {}`",
+            path.display(),
+            meta.permissions().mode() & 0o777,
+            path.display()
+        );
+    }
+    let t =
+        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let t = t.trim().to_string();
+    if t.len() != 64 || !t.bytes().all(|b| b.is_ascii_hexdigit()) {
+        anyhow::bail!("{} does not hold an orca token", path.display());
+    }
+    Ok(t)
+}
+
+/// 256 random bits as 64 hex digits.
+pub fn random_token() -> String {
+    use rand::RngCore as _;
+    let mut bytes = [0u8; 32];
+    rand::rng().fill_bytes(&mut bytes);
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Compares two secrets in time independent of where they differ.
+pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn token_is_created_once_with_mode_0600() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let dir = tempfile::tempdir().unwrap();
+        let ws = Workspace::at(dir.path());
+        std::fs::create_dir_all(ws.orca_dir()).unwrap();
+        let t1 = token(&ws).unwrap();
+        let t2 = token(&ws).unwrap();
+        assert_eq!(t1, t2);
+        assert_eq!(t1.len(), 64);
+        let mode = std::fs::metadata(ws.token_path())
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
+        std::fs::set_permissions(ws.token_path(), std::fs::Permissions::from_mode(0o644)).unwrap();
+        assert!(token(&ws)
+            .unwrap_err()
+            .to_string()
+            .contains("readable by others"));
+    }
+
+    #[test]
+    fn constant_time_compare() {
+        assert!(constant_time_eq(b"abc", b"abc"));
+        assert!(!constant_time_eq(b"abc", b"abd"));
+        assert!(!constant_time_eq(b"abc", b"ab"));
+    }
+}

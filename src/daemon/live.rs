@@ -1,0 +1,64 @@
+//! The daemon's live view: the fleet folded from the journal at start, then
+//! kept current from the journal's feed (every batch once it is durable).
+
+use std::sync::{Arc, RwLock};
+
+use orca_actors::journal::JournalHandle;
+use orca_actors::view::FleetView;
+use tokio::sync::broadcast::error::RecvError;
+
+/// A shared, always-current fleet view.
+#[derive(Clone, Debug, Default)]
+pub struct LiveView {
+    inner: Arc<RwLock<FleetView>>,
+}
+
+impl LiveView {
+    /// Subscribes to the feed, folds the files, then follows the feed
+    /// (applying only what the files did not hold: no gap, no double).
+    pub async fn start(journal: &JournalHandle) -> anyhow::Result<LiveView> {
+        let mut feed = journal.subscribe();
+        let dir = journal.dir().to_path_buf();
+        let loaded = tokio::task::spawn_blocking(move || FleetView::load(&dir)).await??;
+        let live = LiveView {
+            inner: Arc::new(RwLock::new(loaded)),
+        };
+        let me = live.clone();
+        let dir = journal.dir().to_path_buf();
+        tokio::spawn(async move {
+            loop {
+                match feed.recv().await {
+                    Ok(batch) => {
+                        if let Ok(mut v) = me.inner.write() {
+                            for env in batch.iter() {
+                                if env.seq > v.last_seq {
+                                    v.apply_event(env.seq, env.at, &env.event);
+                                }
+                            }
+                        }
+                    }
+                    Err(RecvError::Lagged(_)) => {
+                        let d = dir.clone();
+                        if let Ok(Ok(fresh)) =
+                            tokio::task::spawn_blocking(move || FleetView::load(&d)).await
+                        {
+                            if let Ok(mut v) = me.inner.write() {
+                                *v = fresh;
+                            }
+                        }
+                    }
+                    Err(RecvError::Closed) => break,
+                }
+            }
+        });
+        Ok(live)
+    }
+
+    /// Runs `f` on the current view.
+    pub fn read<T>(&self, f: impl FnOnce(&FleetView) -> T) -> T {
+        match self.inner.read() {
+            Ok(v) => f(&v),
+            Err(poisoned) => f(&poisoned.into_inner()),
+        }
+    }
+}
