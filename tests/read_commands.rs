@@ -95,6 +95,7 @@ macro_rules! snap {
             (r"\b\d+(\.\d+)?s\b", "[DUR]"),
             (r"\b\d+ ms\b", "[DUR]"),
             (r"\b\d+m\d\ds\b", "[DUR]"),
+            (r"last seq \d+", "last seq [SEQ]"),
         ]}, {
             insta::assert_snapshot!($name, $text);
         });
