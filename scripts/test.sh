@@ -18,5 +18,6 @@ need() {
 
 need sh dash
 need setsid util-linux
+need curl curl
 
 cargo test --workspace "$@"

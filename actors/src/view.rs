@@ -175,13 +175,37 @@ pub fn tree(view: &FleetView, journal: &JournalFacts, only: Option<&str>) -> Tre
         intensity: Some((internal.max_restarts, internal.within_ms)),
         ..TreeNode::leaf("/runs".into(), "runs".into(), NodeKind::Runs, "running")
     };
-    for r in view
+    // Nested runs hang under the attempt that submitted them (or its run,
+    // when the tree no longer shows that attempt).
+    let shown: Vec<&RunState> = view
         .runs
         .values()
-        .filter(|r| only.is_none_or(|o| o == r.run))
-    {
-        runs.children.push(run_node(r));
+        .filter(|r| only.is_none_or(|o| o == r.run || descends_from(view, r, o)))
+        .collect();
+    let mut nodes: BTreeMap<String, TreeNode> =
+        shown.iter().map(|r| (r.run.clone(), run_node(r))).collect();
+    // Deepest first, so a child is complete before it is moved.
+    let mut order: Vec<&RunState> = shown.clone();
+    order.sort_by_key(|r| std::cmp::Reverse(r.depth));
+    for r in order {
+        let Some(parent) = &r.parent else {
+            continue;
+        };
+        if !nodes.contains_key(&parent.run) {
+            continue;
+        }
+        let Some(child) = nodes.remove(&r.run) else {
+            continue;
+        };
+        let attempt_path = parent.actor_path();
+        if let Some(p) = nodes.get_mut(&parent.run) {
+            match p.children.iter_mut().find(|c| c.path == attempt_path) {
+                Some(a) => a.children.push(child),
+                None => p.children.push(child),
+            }
+        }
     }
+    runs.children.extend(nodes.into_values());
     let mut journal_node = TreeNode::leaf(
         "/journal".into(),
         "journal".into(),
@@ -195,6 +219,22 @@ pub fn tree(view: &FleetView, journal: &JournalFacts, only: Option<&str>) -> Tre
         children: vec![journal_node, runs],
         ..TreeNode::leaf("/".into(), "orca".into(), NodeKind::Root, "running")
     }
+}
+
+/// Whether `r` was submitted (transitively) by an attempt of run `root`.
+fn descends_from(view: &FleetView, r: &RunState, root: &str) -> bool {
+    let mut cur = r;
+    for _ in 0..=crate::spec::MAX_SPAWN_DEPTH + 1 {
+        match &cur.parent {
+            Some(p) if p.run == root => return true,
+            Some(p) => match view.runs.get(&p.run) {
+                Some(next) => cur = next,
+                None => return false,
+            },
+            None => return false,
+        }
+    }
+    false
 }
 
 /// The subtree of one run.

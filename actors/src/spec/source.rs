@@ -19,19 +19,25 @@ pub enum Format {
 }
 
 impl Format {
-    /// By file extension; otherwise by the first non-blank character
-    /// (`{` or `[` means JSON).
+    /// By file extension; otherwise by content: `{` starts JSON; `[` starts
+    /// JSON when an array of tasks follows (`[{`, `[]`, `["`), while `[[tasks]]`
+    /// or `[table]` is TOML.
     pub fn detect(name: &str, text: &str) -> Format {
         let lower = name.to_ascii_lowercase();
         if lower.ends_with(".json") {
-            Format::Json
-        } else if lower.ends_with(".toml") {
-            Format::Toml
-        } else {
-            match text.trim_start().chars().next() {
-                Some('{') | Some('[') => Format::Json,
+            return Format::Json;
+        }
+        if lower.ends_with(".toml") {
+            return Format::Toml;
+        }
+        let mut chars = text.trim_start().chars();
+        match chars.next() {
+            Some('{') => Format::Json,
+            Some('[') => match chars.find(|c| !c.is_whitespace()) {
+                Some('{') | Some(']') | Some('"') | None => Format::Json,
                 _ => Format::Toml,
-            }
+            },
+            _ => Format::Toml,
         }
     }
 }
@@ -426,5 +432,8 @@ mod tests {
         assert_eq!(Format::detect("x.JSON", "a=1"), Format::Json);
         assert_eq!(Format::detect("-", "  [1]"), Format::Json);
         assert_eq!(Format::detect("-", "a = 1"), Format::Toml);
+        assert_eq!(Format::detect("api", "[[tasks]]\nid = \"a\""), Format::Toml);
+        assert_eq!(Format::detect("api", "[run]"), Format::Toml);
+        assert_eq!(Format::detect("api", "[ {\"id\": \"a\"} ]"), Format::Json);
     }
 }

@@ -1,0 +1,903 @@
+//! The daemon and its API through the real binary: readiness through
+//! daemon.json (inotify, never a sleep), every route and its errors, the
+//! CLI against it, kill -9 and restart, nested runs with per-attempt
+//! tokens, and the live tree / event stream seeing a restart.
+
+mod common;
+
+use std::io::{BufRead as _, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::*;
+use orca::daemon::info::{DaemonInfo, Mode};
+use orca_actors::journal::{follow, Event};
+use orca_actors::model::{AttemptResult, RunStatus};
+use orca_actors::view::{RunSummary, TreeNode};
+use serde_json::{json, Value};
+
+const LIMIT: Duration = Duration::from_secs(60);
+
+fn orca(ws: &TestWs) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_orca"));
+    c.arg("--workspace")
+        .arg(ws.root())
+        .env_remove("ORCA_WORKSPACE")
+        .env_remove("HTTP_PROXY")
+        .env_remove("http_proxy");
+    c
+}
+
+/// Waits (bounded) until `daemon.json` names `pid`, woken by inotify.
+fn wait_daemon_json(ws: &TestWs, pid: u32, child: &mut Child) -> DaemonInfo {
+    use notify::Watcher as _;
+    let (tx, rx) = std::sync::mpsc::channel();
+    let mut w = notify::recommended_watcher(move |_: notify::Result<notify::Event>| {
+        let _ = tx.send(());
+    })
+    .unwrap();
+    w.watch(&ws.ws.orca_dir(), notify::RecursiveMode::NonRecursive)
+        .unwrap();
+    let deadline = Instant::now() + LIMIT;
+    loop {
+        if let Some(info) = DaemonInfo::read(&ws.ws).filter(|i| i.pid == pid) {
+            return info;
+        }
+        if let Ok(Some(status)) = child.try_wait() {
+            panic!("the daemon exited before serving: {status}");
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the daemon did not serve within {LIMIT:?}"
+        );
+        // inotify wakes us; the bound only covers an exit (no file event).
+        let _ = rx.recv_timeout(Duration::from_millis(500));
+    }
+}
+
+struct Daemon {
+    child: Child,
+    info: DaemonInfo,
+    token: String,
+    http: reqwest::Client,
+}
+
+impl Daemon {
+    fn start(ws: &TestWs) -> Daemon {
+        let mut child = orca(ws)
+            .arg("up")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let info = wait_daemon_json(ws, child.id(), &mut child);
+        let token = std::fs::read_to_string(ws.ws.token_path()).unwrap();
+        Daemon {
+            child,
+            info,
+            token,
+            http: reqwest::Client::builder().no_proxy().build().unwrap(),
+        }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.info.address)
+    }
+
+    async fn get(&self, path: &str) -> (u16, Value) {
+        self.req(self.http.get(self.url(path))).await
+    }
+
+    async fn post(&self, path: &str, body: Value) -> (u16, Value) {
+        self.req(self.http.post(self.url(path)).json(&body)).await
+    }
+
+    async fn submit(&self, toml: &str) -> String {
+        let (code, v) = self
+            .req(
+                self.http
+                    .post(self.url("/v1/fleet/runs"))
+                    .header("content-type", "application/toml")
+                    .body(toml.to_string()),
+            )
+            .await;
+        assert_eq!(code, 201, "{v}");
+        v["run"].as_str().unwrap().to_string()
+    }
+
+    async fn req(&self, r: reqwest::RequestBuilder) -> (u16, Value) {
+        let resp = r.bearer_auth(&self.token).send().await.unwrap();
+        let code = resp.status().as_u16();
+        (code, resp.json().await.unwrap_or(Value::Null))
+    }
+
+    fn kill9(mut self) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+    }
+
+    fn down(mut self, ws: &TestWs) {
+        let out = orca(ws).arg("down").output().unwrap();
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(self.child.wait().unwrap().success());
+    }
+}
+
+/// Follows the journal until `f` matches (bounded).
+async fn wait_event(
+    f: &mut orca_actors::journal::Follower,
+    pred: impl Fn(&Event) -> bool,
+) -> orca_actors::journal::Envelope {
+    tokio::time::timeout(LIMIT, async {
+        loop {
+            let e = f.next().await.unwrap();
+            if pred(&e.event) {
+                return e;
+            }
+        }
+    })
+    .await
+    .expect("journal event")
+}
+
+/// Returns once the journal holds an event matching `pred`: at once if it
+/// is already written, else by following (so an earlier wait that read past
+/// it does not make this one miss it).
+async fn wait_seen(
+    ws: &TestWs,
+    f: &mut orca_actors::journal::Follower,
+    pred: impl Fn(&Event) -> bool,
+) {
+    if ws.journal().iter().any(|e| pred(&e.event)) {
+        return;
+    }
+    wait_event(f, pred).await;
+}
+
+fn blocking_task(name: &str) -> String {
+    format!(
+        "[[tasks]]\nid = \"{name}\"\ncommand = 'if [ \"$ORCA_ATTEMPT\" = 1 ]; then while [ ! -e \"$ORCA_WORKSPACE/{name}.go\" ]; do sleep 0.02; done; fi'\n"
+    )
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn every_route_and_its_errors() {
+    let ws = TestWs::fast();
+    let d = Daemon::start(&ws);
+    let mut f = follow(&ws.ws.journal_dir(), 1).unwrap();
+
+    // Health needs no token; everything else does.
+    let h: Value = reqwest::get(d.url("/healthz"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        (h["status"].as_str(), h["mode"].as_str()),
+        (Some("ok"), Some("daemon"))
+    );
+    for auth in [
+        None,
+        Some("wrong"),
+        Some("0000000000000000000000000000000000000000000000000000000000000000"),
+    ] {
+        let mut r = d.http.get(d.url("/v1/fleet/runs"));
+        if let Some(a) = auth {
+            r = r.bearer_auth(a);
+        }
+        let resp = r.send().await.unwrap();
+        assert_eq!(resp.status().as_u16(), 401);
+        let v: Value = resp.json().await.unwrap();
+        assert_eq!(
+            v,
+            json!({"error": {"code": "unauthorized", "message": "unauthorized"}})
+        );
+    }
+    let other = TestWs::fast();
+    let other_token = orca::daemon::info::token(&other.ws).unwrap();
+    let resp = d
+        .http
+        .get(d.url("/v1/tree"))
+        .bearer_auth(&other_token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 401, "another workspace's token");
+
+    // Submit: invalid → 422 with the validator's messages; valid → 201.
+    let resp = d
+        .http
+        .post(d.url("/v1/fleet/runs?source=bad.toml"))
+        .bearer_auth(&d.token)
+        .body("[[tasks]]\nid = \".x\"\ncommand = \"true\"\n")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 422);
+    let v: Value = resp.json().await.unwrap();
+    assert_eq!(v["error"]["code"], "invalid_spec");
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("bad.toml:2:6: tasks[0].id"),
+        "{v}"
+    );
+
+    // `blocked` blocks on every attempt (its gate never opens).
+    let spec = "name = \"api\"\n[[tasks]]\nid = \"blocked\"\ncommand = 'while [ ! -e \"$ORCA_WORKSPACE/never\" ]; do sleep 0.02; done'\n[[tasks]]\nid = \"manual\"\ncommand = \"true\"\nscorer = { kind = \"manual\" }\n";
+    let run = d.submit(spec).await;
+    wait_event(
+        &mut f,
+        |e| matches!(e, Event::AttemptStarted { attempt, .. } if attempt.task == "blocked"),
+    )
+    .await;
+
+    let (code, runs) = d.get("/v1/fleet/runs").await;
+    assert_eq!(code, 200);
+    assert_eq!(runs[0]["run"], run.as_str());
+    let (code, one) = d.get(&format!("/v1/fleet/runs/{}", &run[..10])).await;
+    assert_eq!((code, one["name"].as_str()), (200, Some("api")));
+    let (_, workers) = d.get(&format!("/v1/fleet/runs/{run}/workers")).await;
+    let busy = workers
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|w| w["task"] == "blocked")
+        .unwrap()
+        .clone();
+    let worker_id = busy["id"].as_str().unwrap().to_string();
+    let (code, w) = d.get(&format!("/v1/fleet/workers/{worker_id}")).await;
+    assert_eq!((code, w["state"].as_str()), (200, Some("busy")));
+    let (code, _) = d.get("/v1/fleet/workers/nope:none").await;
+    assert_eq!(code, 404);
+
+    // Control messages: unknown path → 404; not accepted → 422 listing.
+    let (code, v) = d
+        .post(
+            "/v1/actors/messages",
+            json!({"path": "/runs/nope/attempts/x:1", "message": "interrupt"}),
+        )
+        .await;
+    assert_eq!(
+        (code, v["error"]["code"].as_str()),
+        (404, Some("not_found"))
+    );
+    let attempt_path = format!("/runs/{run}/attempts/blocked:1");
+    let (code, v) = d
+        .post(
+            "/v1/actors/messages",
+            json!({"path": attempt_path, "message": "pause"}),
+        )
+        .await;
+    assert_eq!(code, 422, "{v}");
+    assert_eq!(
+        v["error"]["details"]["accepted"],
+        json!(["interrupt", "restart"])
+    );
+    let (code, v) = d
+        .post(
+            "/v1/actors/messages",
+            json!({"path": attempt_path, "message": {"type": "explode"}}),
+        )
+        .await;
+    assert_eq!(
+        (code, v["error"]["code"].as_str()),
+        (422, Some("not_accepted"))
+    );
+
+    // The tree is live.
+    let (_, tree) = d.get(&format!("/v1/tree?run={run}")).await;
+    let tree: TreeNode = serde_json::from_value(tree).unwrap();
+    let run_node = &tree.children[1].children[0];
+    assert!(run_node
+        .children
+        .iter()
+        .any(|c| c.name == "attempt:blocked:1" && c.state == "running"));
+
+    // 2 MiB body → 413, as JSON.
+    let resp = d
+        .http
+        .post(d.url("/v1/fleet/runs"))
+        .bearer_auth(&d.token)
+        .body(vec![b'#'; 2 << 20])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 413);
+    let v: Value = resp.json().await.unwrap();
+    assert_eq!(v["error"]["code"], "payload_too_large");
+
+    // Restart the worker through its route: a new attempt, using up none.
+    let (code, v) = d
+        .post(&format!("/v1/fleet/workers/{worker_id}/restart"), json!({}))
+        .await;
+    assert_eq!(code, 200, "{v}");
+    wait_seen(&ws, &mut f, |e| matches!(e, Event::AttemptStarted { attempt, counted: false, .. } if attempt.task == "blocked" && attempt.attempt == 2)).await;
+
+    // The manual task's verdict.
+    wait_seen(
+        &ws,
+        &mut f,
+        |e| matches!(e, Event::ReceiptRecorded(r) if r.task == "manual"),
+    )
+    .await;
+    let (code, v) = d
+        .post(
+            &format!("/v1/fleet/runs/{run}/tasks/manual/verdict"),
+            json!({"verdict": "pass", "note": "ok", "who": "bob"}),
+        )
+        .await;
+    assert_eq!(code, 200, "{v}");
+    let (code, v) = d
+        .post(
+            &format!("/v1/fleet/runs/{run}/tasks/manual/verdict"),
+            json!({"verdict": "pass"}),
+        )
+        .await;
+    assert_eq!(
+        (code, v["error"]["code"].as_str()),
+        (409, Some("not_awaiting_verdict"))
+    );
+    let (_, receipts) = d.get(&format!("/v1/fleet/runs/{run}/receipts")).await;
+    let manual = receipts
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["task"] == "manual")
+        .unwrap();
+    assert_eq!(manual["verdict"]["who"], "bob");
+
+    // Stop the run: the blocked attempt gets its grace; the run is cancelled.
+    let (code, _) = d
+        .post(
+            &format!("/v1/fleet/runs/{run}/stop"),
+            json!({"reason": "test"}),
+        )
+        .await;
+    assert_eq!(code, 200);
+    wait_event(&mut f, |e| matches!(e, Event::RunFinished { .. })).await;
+    let (_, one) = d.get(&format!("/v1/fleet/runs/{run}")).await;
+    let s: RunSummary = serde_json::from_value(one).unwrap();
+    assert_eq!(s.status, RunStatus::Cancelled);
+    let all = ws.journal();
+    assert!(all.iter().any(|e| matches!(
+        &e.event,
+        Event::RunStopRequested {
+            surface: orca_actors::model::Surface::Api,
+            ..
+        }
+    )));
+    assert!(all.iter().any(|e| matches!(&e.event, Event::ControlRequested { message, surface: orca_actors::model::Surface::Api, .. } if message == "restart")));
+    d.down(&ws);
+    assert!(!ws.ws.daemon_info_path().exists());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_cli_talks_to_the_daemon() {
+    let ws = TestWs::fast();
+    // Without a daemon, mutating commands say so.
+    let out = orca(&ws).args(["stop", "--all"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("nothing is running"),
+        "{out:?}"
+    );
+
+    let d = Daemon::start(&ws);
+    let mut f = follow(&ws.ws.journal_dir(), 1).unwrap();
+    let spec = ws.path("cli.toml");
+    std::fs::write(
+        &spec,
+        format!("{}{}", blocking_task("a"), blocking_task("b")),
+    )
+    .unwrap();
+    let out = orca(&ws)
+        .args(["run", "--detach"])
+        .arg(&spec)
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let run = String::from_utf8(out.stdout).unwrap().trim().to_string();
+    wait_event(
+        &mut f,
+        |e| matches!(e, Event::AttemptStarted { attempt, .. } if attempt.task == "b"),
+    )
+    .await;
+
+    let out = orca(&ws).args(["pause", &run]).output().unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let st = orca(&ws).args(["status", &run, "--json"]).output().unwrap();
+    let s: RunSummary = serde_json::from_slice(&st.stdout).unwrap();
+    assert_eq!(s.status, RunStatus::Paused);
+    orca(&ws).args(["resume", &run]).output().unwrap();
+    // Interrupt a by its global worker id; send restart to b by path.
+    let (_, workers) = d.get(&format!("/v1/fleet/runs/{run}/workers")).await;
+    let a_worker = workers
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|w| w["task"] == "a")
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let out = orca(&ws).args(["interrupt", &a_worker]).output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = orca(&ws)
+        .args(["send", &format!("/runs/{run}/attempts/b:1"), "restart"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = orca(&ws)
+        .args(["send", &format!("/runs/{run}"), "interrupt"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("accepts: stop, pause, resume"));
+    wait_event(&mut f, |e| matches!(e, Event::RunFinished { .. })).await;
+
+    let st = orca(&ws).args(["status", &run, "--json"]).output().unwrap();
+    let s: RunSummary = serde_json::from_slice(&st.stdout).unwrap();
+    assert_eq!(s.status, RunStatus::Cancelled, "a was interrupted");
+    let b = s.tasks.iter().find(|t| t.id == "b").unwrap();
+    assert_eq!((b.result, b.attempts), (Some(AttemptResult::Pass), 2));
+    // The journal says the CLI asked.
+    let asked: Vec<(String, orca_actors::model::Surface)> = ws
+        .journal()
+        .iter()
+        .filter_map(|e| match &e.event {
+            Event::ControlRequested {
+                message, surface, ..
+            } => Some((message.clone(), *surface)),
+            Event::RunPaused { surface, .. } => Some(("pause".into(), *surface)),
+            _ => None,
+        })
+        .collect();
+    assert!(
+        asked
+            .iter()
+            .all(|(_, s)| *s == orca_actors::model::Surface::Cli),
+        "{asked:?}"
+    );
+    assert_eq!(asked.len(), 3);
+    // Read commands through the daemon equal the offline ones.
+    let live = orca(&ws).args(["receipts", &run]).output().unwrap();
+    d.down(&ws);
+    let offline = orca(&ws).args(["receipts", &run]).output().unwrap();
+    assert_eq!(live.stdout, offline.stdout);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn one_daemon_per_workspace_and_stale_files_are_recognised() {
+    let ws = TestWs::fast();
+    let d = Daemon::start(&ws);
+    let out = orca(&ws).arg("up").output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains(&format!("pid {}", d.info.pid)), "{err}");
+    let token = d.token.clone();
+    let old_port = d.info.address.clone();
+    d.kill9();
+    // daemon.json is left behind; the lock says it is stale.
+    assert!(ws.ws.daemon_info_path().exists());
+    let out = orca(&ws).arg("status").output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "offline read after a stale daemon.json"
+    );
+    assert!(
+        !ws.ws.daemon_info_path().exists(),
+        "the stale file was removed"
+    );
+    let d = Daemon::start(&ws);
+    assert_eq!(d.token, token, "the token is reused");
+    let (code, _) = d.get("/v1/fleet/runs").await;
+    assert_eq!(code, 200);
+    let _ = old_port;
+    d.down(&ws);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn kill_9_mid_run_then_up_again_finishes_every_task_once() {
+    let ws = TestWs::new("[run]\ngrace_seconds = 1\n");
+    let d = Daemon::start(&ws);
+    let mut f = follow(&ws.ws.journal_dir(), 1).unwrap();
+    let mut spec = String::from("max_workers = 6\n");
+    for i in 0..3 {
+        spec.push_str(&format!(
+            "[[tasks]]\nid = \"long-{i}\"\ncommand = 'if [ \"$ORCA_ATTEMPT\" = 1 ]; then exec sleep 30; fi'\nmetadata = {{ priority = -1 }}\n"
+        ));
+    }
+    for i in 0..197 {
+        spec.push_str(&format!(
+            "[[tasks]]\nid = \"t{i:03}\"\ncommand = [\"sleep\", \"0.02\"]\n"
+        ));
+    }
+    let run = d.submit(&spec).await;
+    for _ in 0..50 {
+        wait_event(&mut f, |e| matches!(e, Event::TaskFinished { .. })).await;
+    }
+    let token = d.token.clone();
+    d.kill9();
+    assert!(
+        !procs_with_env(&format!("ORCA_RUN_ID={run}")).is_empty(),
+        "attempts outlived the daemon"
+    );
+
+    let d = Daemon::start(&ws);
+    assert_eq!(d.token, token);
+    wait_event(
+        &mut f,
+        |e| matches!(e, Event::RunFinished { run: r, .. } if *r == run),
+    )
+    .await;
+    let (code, v) = d.get(&format!("/v1/fleet/runs/{run}")).await;
+    assert_eq!(
+        code, 200,
+        "port discovery and the token work after the restart"
+    );
+    let s: RunSummary = serde_json::from_value(v).unwrap();
+    assert_eq!(s.status, RunStatus::Passed);
+    d.down(&ws);
+    assert!(procs_with_env(&format!("ORCA_RUN_ID={run}")).is_empty());
+    let mut finals = std::collections::HashMap::new();
+    for e in ws.journal() {
+        if let Event::TaskFinished { task, run: r, .. } = &e.event {
+            if *r == run {
+                *finals.entry(task.clone()).or_insert(0) += 1;
+            }
+        }
+    }
+    assert_eq!(finals.len(), 200);
+    assert!(
+        finals.values().all(|n| *n == 1),
+        "exactly one final receipt per task"
+    );
+}
+
+/// A worker that submits a child run running itself, one level deeper,
+/// until the server refuses; it also tries to stop another run.
+fn nesting_script(ws: &TestWs) -> std::path::PathBuf {
+    let p = ws.path("nest.sh");
+    std::fs::write(
+        &p,
+        format!(
+            r#"#!/bin/sh
+d="$ORCA_SPAWN_DEPTH"
+printf '%s' "$ORCA_TOKEN" > "$ORCA_WORKSPACE/token-$d"
+spec='[[tasks]]
+id = "nest"
+command = ["sh", "{script}"]'
+code=$(curl -s -o "$ORCA_ATTEMPT_DIR/submit.json" -w '%{{http_code}}' -X POST \
+  -H "Authorization: Bearer $ORCA_TOKEN" -H 'Content-Type: application/toml' \
+  --data-binary "$spec" "$ORCA_API/v1/fleet/runs")
+echo "depth $d submit $code" >> "$ORCA_WORKSPACE/nesting.log"
+stop=$(curl -s -o /dev/null -w '%{{http_code}}' -X POST -H "Authorization: Bearer $ORCA_TOKEN" \
+  "$ORCA_API/v1/fleet/runs/$(cat "$ORCA_WORKSPACE/other-run")/stop")
+echo "depth $d stop-other $stop" >> "$ORCA_WORKSPACE/nesting.log"
+"#,
+            script = p.display()
+        ),
+    )
+    .unwrap();
+    p
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn nested_runs_to_depth_three_with_per_attempt_tokens() {
+    let ws = TestWs::fast();
+    let d = Daemon::start(&ws);
+    let mut f = follow(&ws.ws.journal_dir(), 1).unwrap();
+    let other = d.submit(&blocking_task("bystander")).await;
+    std::fs::write(ws.path("other-run"), &other).unwrap();
+    let script = nesting_script(&ws);
+    let root = d
+        .submit(&format!(
+            "[[tasks]]\nid = \"nest\"\ncommand = [\"sh\", \"{}\"]\n",
+            script.display()
+        ))
+        .await;
+    // Runs at depths 0..=3 end; the depth-3 worker is refused.
+    let mut ended = 0;
+    while ended < 4 {
+        let e = wait_event(
+            &mut f,
+            |e| matches!(e, Event::RunFinished { run, .. } if *run != other),
+        )
+        .await;
+        let _ = e;
+        ended += 1;
+    }
+    let log = std::fs::read_to_string(ws.path("nesting.log")).unwrap();
+    for depth in 0..3 {
+        assert!(log.contains(&format!("depth {depth} submit 201")), "{log}");
+    }
+    assert!(log.contains("depth 3 submit 422"), "{log}");
+    for depth in 0..4 {
+        assert!(
+            log.contains(&format!("depth {depth} stop-other 403")),
+            "{log}"
+        );
+    }
+    let (_, runs) = d.get("/v1/fleet/runs?brief=true").await;
+    let runs: Vec<RunSummary> = serde_json::from_value(runs).unwrap();
+    let mut depths: Vec<u32> = runs
+        .iter()
+        .filter(|r| r.run != other)
+        .map(|r| r.depth)
+        .collect();
+    depths.sort();
+    assert_eq!(depths, [0, 1, 2, 3]);
+    assert!(runs
+        .iter()
+        .filter(|r| r.depth > 0)
+        .all(|r| r.parent.is_some()));
+    // The tree nests each child run under the attempt that submitted it.
+    let (_, tree) = d.get(&format!("/v1/tree?run={root}")).await;
+    let tree: TreeNode = serde_json::from_value(tree).unwrap();
+    let mut node = &tree.children[1].children[0];
+    for depth in 1..=3 {
+        let attempt = node
+            .children
+            .iter()
+            .find(|c| c.name == "attempt:nest:1")
+            .expect("attempt node");
+        node = attempt
+            .children
+            .first()
+            .unwrap_or_else(|| panic!("no child run at depth {depth}"));
+        assert!(node.name.starts_with("run:"));
+    }
+    // The other run is untouched, and a finished attempt's token is dead.
+    let (_, o) = d.get(&format!("/v1/fleet/runs/{other}")).await;
+    assert_eq!(o["status"], "running");
+    let dead = std::fs::read_to_string(ws.path("token-0")).unwrap();
+    let resp = d
+        .http
+        .get(d.url("/v1/fleet/runs"))
+        .bearer_auth(dead)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 401);
+    d.down(&ws);
+}
+
+/// Reads lines from a child's stdout until one satisfies `pred` (bounded).
+fn read_until(child: &mut Child, pred: impl Fn(&str) -> bool) -> String {
+    let out = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(out).lines() {
+            let Ok(line) = line else { break };
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let deadline = Instant::now() + LIMIT;
+    let mut seen = String::new();
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match rx.recv_timeout(left) {
+            Ok(line) => {
+                seen.push_str(&line);
+                seen.push('\n');
+                if pred(&line) {
+                    return seen;
+                }
+            }
+            Err(_) => panic!("never saw the line; output:\n{seen}"),
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn tree_watch_and_events_follow_see_a_restart() {
+    let ws = TestWs::fast();
+    let d = Daemon::start(&ws);
+    let mut f = follow(&ws.ws.journal_dir(), 1).unwrap();
+    let run = d.submit(&blocking_task("w")).await;
+    wait_event(&mut f, |e| matches!(e, Event::AttemptStarted { .. })).await;
+    let mut events = orca(&ws)
+        .args(["events", "--follow"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut watch = orca(&ws)
+        .args(["tree", &run, "--watch"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Both are up once they print what exists now.
+    let mut events_out = events.stdout.take().unwrap();
+    let first = {
+        let mut r = BufReader::new(&mut events_out);
+        let mut l = String::new();
+        r.read_line(&mut l).unwrap();
+        l
+    };
+    assert!(first.contains("\"seq\":1"), "{first}");
+    events.stdout = Some(events_out);
+    let restart = orca(&ws)
+        .args(["restart", &format!("{run}:local-1")])
+        .output()
+        .unwrap();
+    assert_eq!(
+        restart.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&restart.stderr)
+    );
+    let seen = read_until(&mut events, |l| {
+        l.contains("\"type\":\"ChildRestarted\"") && l.contains("w:2")
+    });
+    assert!(seen.contains("\"message\":\"restart\""));
+    let seen = read_until(&mut watch, |l| l.contains("attempt:w:2"));
+    assert!(seen.contains("run:"));
+    events.kill().unwrap();
+    watch.kill().unwrap();
+    let _ = (events.wait(), watch.wait());
+    d.down(&ws);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_embedded_run_serves_the_api_and_refuses_a_second_run() {
+    let ws = TestWs::fast();
+    let spec = ws.path("long.toml");
+    std::fs::write(&spec, blocking_task("held")).unwrap();
+    let mut f = {
+        std::fs::create_dir_all(ws.ws.journal_dir()).unwrap();
+        follow(&ws.ws.journal_dir(), 1).unwrap()
+    };
+    let mut first = orca(&ws)
+        .arg("run")
+        .arg(&spec)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let info = wait_daemon_json(&ws, first.id(), &mut first);
+    assert_eq!(info.mode, Mode::Embedded);
+    let started = wait_event(&mut f, |e| matches!(e, Event::AttemptStarted { .. })).await;
+    let run = started.event.run_id().unwrap().to_string();
+    let out = orca(&ws).arg("run").arg(&spec).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("orca up"),
+        "{out:?}"
+    );
+    // Another terminal interrupts the embedded run's worker.
+    let out = orca(&ws)
+        .args(["interrupt", &format!("{run}:local-1")])
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        first.wait().unwrap().code(),
+        Some(4),
+        "cancelled by the operator"
+    );
+    assert!(!ws.ws.daemon_info_path().exists());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn detach_and_down() {
+    let ws = TestWs::fast();
+    let out = orca(&ws).args(["up", "--detach"]).output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let info = DaemonInfo::read(&ws.ws).expect("daemon.json once --detach returns");
+    assert_eq!(info.mode, Mode::Daemon);
+    let h: Value = reqwest::get(format!("http://{}/healthz", info.address))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(h["pid"], info.pid);
+    let out = orca(&ws).arg("down").output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!orca_actors::host::procfs::group_alive(info.pid as i32));
+    let log = std::fs::read_to_string(ws.ws.daemon_log_path()).unwrap();
+    assert!(
+        log.contains("daemon serving") && log.contains("daemon stopping"),
+        "{log}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_journal_sync_failure_degrades_the_daemon() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+    let ws = TestWs::new("[run]\ngrace_seconds = 0.5\n");
+    let failing = Arc::new(AtomicBool::new(false));
+    let f2 = failing.clone();
+    let hook: orca_actors::journal::SyncHook = Arc::new(move |_| {
+        // Once switched on, every sync fails like a dying disk.
+        if f2.load(Ordering::SeqCst) {
+            Err(std::io::Error::other("simulated EIO"))
+        } else {
+            Ok(())
+        }
+    });
+    let opts = orca_actors::journal::JournalOptions::from_config(None).with_sync_hook(hook);
+    let served = orca::daemon::server::serve_with(
+        &ws.ws,
+        &ws.config(),
+        Mode::Daemon,
+        std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
+        Some(opts),
+    )
+    .await
+    .unwrap();
+    let url = served.info.url();
+    let token = std::fs::read_to_string(ws.ws.token_path()).unwrap();
+    failing.store(true, Ordering::SeqCst);
+    let http = reqwest::Client::builder().no_proxy().build().unwrap();
+    // Submitting appends: the sync fails.
+    let resp = http
+        .post(format!("{url}/v1/fleet/runs"))
+        .bearer_auth(&token)
+        .body("[[tasks]]\nid = \"t\"\ncommand = \"true\"\n")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 503, "{:?}", resp.text().await);
+    let h: Value = http
+        .get(format!("{url}/healthz"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(h["status"], "degraded");
+    assert!(
+        h["reason"].as_str().unwrap().contains("simulated EIO"),
+        "{h}"
+    );
+    let out = orca(&ws).arg("status").output().unwrap();
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("DEGRADED"),
+        "{out:?}"
+    );
+    served.shutdown("test").await;
+}
