@@ -901,3 +901,34 @@ async fn a_journal_sync_failure_degrades_the_daemon() {
     );
     served.shutdown("test").await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn logs_follow_prints_as_the_attempt_writes_and_stops_when_it_ends() {
+    let ws = TestWs::fast();
+    let d = Daemon::start(&ws);
+    let mut f = follow(&ws.ws.journal_dir(), 1).unwrap();
+    let run = d
+        .submit("[[tasks]]\nid = \"talker\"\ncommand = 'echo \"line 1\"; while [ ! -e \"$ORCA_WORKSPACE/go\" ]; do sleep 0.02; done; printf \"\\033[1mline 2\\033[0m\\n\"'\n")
+        .await;
+    wait_event(&mut f, |e| matches!(e, Event::AttemptStarted { .. })).await;
+    let mut logs = orca(&ws)
+        .args(["logs", &run, "talker", "--follow"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let out = logs.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(out).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    assert_eq!(rx.recv_timeout(LIMIT).unwrap(), "line 1");
+    std::fs::write(ws.path("go"), "").unwrap();
+    assert_eq!(rx.recv_timeout(LIMIT).unwrap(), "line 2", "ANSI stripped");
+    assert!(
+        logs.wait().unwrap().success(),
+        "follow ends with the attempt"
+    );
+    d.down(&ws);
+}
