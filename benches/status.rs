@@ -35,7 +35,11 @@ fn time_cli(ws: &Workspace, args: &[&str], n: usize) -> Vec<Duration> {
                 .stdout(Stdio::null())
                 .output()
                 .expect("orca runs");
-            assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
             t.elapsed()
         })
         .collect()
@@ -49,8 +53,13 @@ fn main() {
     let ws = Workspace::at(dir.path());
     std::fs::create_dir_all(ws.orca_dir()).expect("mkdir");
     std::fs::write(ws.config_path(), "[journal]\nsync = \"never\"\n").expect("config");
-    let config = OrcaConfig::parse("[journal]\nsync = \"never\"\n").expect("config").0;
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");
+    let config = OrcaConfig::parse("[journal]\nsync = \"never\"\n")
+        .expect("config")
+        .0;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
 
     // A workspace with one finished run of n tasks.
     let run = rt.block_on(async {
@@ -80,7 +89,10 @@ fn main() {
             parent: None,
             depth: 0,
         };
-        let id = match runs.call(|tx| RunsMsg::Submit(Box::new(sub), tx), None).await {
+        let id = match runs
+            .call(|tx| RunsMsg::Submit(Box::new(sub), tx), None)
+            .await
+        {
             Ok(CallResult::Success(Ok(id))) => id,
             other => panic!("submit: {other:?}"),
         };
@@ -98,7 +110,10 @@ fn main() {
     println!("status: {n_tasks} finished tasks ({events} journal events); {calls} calls each");
 
     let offline = stats(time_cli(&ws, &["status", &run], calls));
-    println!("  orca status <run>, offline (journal replay): median {:6.2} ms  p99 {:6.2} ms", offline.0, offline.1);
+    println!(
+        "  orca status <run>, offline (journal replay): median {:6.2} ms  p99 {:6.2} ms",
+        offline.0, offline.1
+    );
 
     let mut daemon = Command::new(env!("CARGO_BIN_EXE_orca"))
         .arg("--workspace")
@@ -133,10 +148,19 @@ fn main() {
         live.0, live.1
     );
     let token = std::fs::read_to_string(ws.token_path()).expect("token");
-    let http = reqwest::Client::builder().no_proxy().build().expect("client");
+    let http = reqwest::Client::builder()
+        .no_proxy()
+        .build()
+        .expect("client");
     for (label, path) in [
-        ("GET /v1/fleet/runs/{id} (every task)", format!("/v1/fleet/runs/{run}")),
-        ("GET /v1/fleet/runs/{id}?brief=true", format!("/v1/fleet/runs/{run}?brief=true")),
+        (
+            "GET /v1/fleet/runs/{id} (every task)",
+            format!("/v1/fleet/runs/{run}"),
+        ),
+        (
+            "GET /v1/fleet/runs/{id}?brief=true",
+            format!("/v1/fleet/runs/{run}?brief=true"),
+        ),
     ] {
         let times: Vec<Duration> = rt.block_on(async {
             let mut v = Vec::new();
@@ -159,10 +183,7 @@ fn main() {
         let (m, p) = stats(times);
         println!("  {label:<40} median {m:6.2} ms  p99 {p:6.2} ms");
     }
-    println!(
-        "  daemon / offline (median): {:.2}",
-        live.0 / offline.0
-    );
+    println!("  daemon / offline (median): {:.2}", live.0 / offline.0);
     let _ = Command::new(env!("CARGO_BIN_EXE_orca"))
         .arg("--workspace")
         .arg(ws.root())

@@ -4,33 +4,10 @@
 
 mod common;
 
-use std::time::Duration;
-
 use common::*;
 use orca_actors::journal::event::{BudgetLimit, LogStream, WorkerEvent};
 use orca_actors::journal::Event;
 use orca_actors::model::{AlertClass, AttemptResult, FailureClass, FailureSource, RunStatus};
-
-const LIMIT: Duration = Duration::from_secs(60);
-
-async fn run_one(ws: &TestWs, spec: &str) -> (String, orca_actors::run::state::RunState) {
-    let spec = spec_toml(ws, spec);
-    let tree = Tree::boot(ws).await;
-    let (run, _) = tree.run(submission(spec, 4), LIMIT).await;
-    tree.shutdown().await;
-    let st = ws.fold(&run);
-    (run, st)
-}
-
-fn receipt<'a>(
-    st: &'a orca_actors::run::state::RunState,
-    task: &str,
-) -> &'a orca_actors::model::Receipt {
-    st.task(task)
-        .unwrap()
-        .final_receipt()
-        .expect("final receipt")
-}
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_worker_ignoring_sigterm_is_killed_after_the_grace() {

@@ -6,7 +6,7 @@
 mod common;
 
 use std::io::{BufRead as _, BufReader};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
 use common::*;
@@ -17,16 +17,6 @@ use orca_actors::view::{RunSummary, TreeNode};
 use serde_json::{json, Value};
 
 const LIMIT: Duration = Duration::from_secs(60);
-
-fn orca(ws: &TestWs) -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_orca"));
-    c.arg("--workspace")
-        .arg(ws.root())
-        .env_remove("ORCA_WORKSPACE")
-        .env_remove("HTTP_PROXY")
-        .env_remove("http_proxy");
-    c
-}
 
 /// Waits (bounded) until `daemon.json` names `pid`, woken by inotify.
 fn wait_daemon_json(ws: &TestWs, pid: u32, child: &mut Child) -> DaemonInfo {
@@ -56,7 +46,7 @@ fn wait_daemon_json(ws: &TestWs, pid: u32, child: &mut Child) -> DaemonInfo {
 }
 
 struct Daemon {
-    child: Child,
+    child: KillOnDrop,
     info: DaemonInfo,
     token: String,
     http: reqwest::Client,
@@ -64,7 +54,7 @@ struct Daemon {
 
 impl Daemon {
     fn start(ws: &TestWs) -> Daemon {
-        let mut child = orca(ws)
+        let mut child = orca_cmd(ws)
             .arg("up")
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -73,7 +63,7 @@ impl Daemon {
         let info = wait_daemon_json(ws, child.id(), &mut child);
         let token = std::fs::read_to_string(ws.ws.token_path()).unwrap();
         Daemon {
-            child,
+            child: KillOnDrop(child),
             info,
             token,
             http: reqwest::Client::builder().no_proxy().build().unwrap(),
@@ -117,7 +107,7 @@ impl Daemon {
     }
 
     fn down(mut self, ws: &TestWs) {
-        let out = orca(ws).arg("down").output().unwrap();
+        let out = orca_cmd(ws).arg("down").output().unwrap();
         assert_eq!(
             out.status.code(),
             Some(0),
@@ -126,23 +116,6 @@ impl Daemon {
         );
         assert!(self.child.wait().unwrap().success());
     }
-}
-
-/// Follows the journal until `f` matches (bounded).
-async fn wait_event(
-    f: &mut orca_actors::journal::Follower,
-    pred: impl Fn(&Event) -> bool,
-) -> orca_actors::journal::Envelope {
-    tokio::time::timeout(LIMIT, async {
-        loop {
-            let e = f.next().await.unwrap();
-            if pred(&e.event) {
-                return e;
-            }
-        }
-    })
-    .await
-    .expect("journal event")
 }
 
 /// Returns once the journal holds an event matching `pred`: at once if it
@@ -383,7 +356,7 @@ async fn every_route_and_its_errors() {
 async fn the_cli_talks_to_the_daemon() {
     let ws = TestWs::fast();
     // Without a daemon, mutating commands say so.
-    let out = orca(&ws).args(["stop", "--all"]).output().unwrap();
+    let out = orca_cmd(&ws).args(["stop", "--all"]).output().unwrap();
     assert_eq!(out.status.code(), Some(1));
     assert!(
         String::from_utf8_lossy(&out.stderr).contains("nothing is running"),
@@ -398,7 +371,7 @@ async fn the_cli_talks_to_the_daemon() {
         format!("{}{}", blocking_task("a"), blocking_task("b")),
     )
     .unwrap();
-    let out = orca(&ws)
+    let out = orca_cmd(&ws)
         .args(["run", "--detach"])
         .arg(&spec)
         .output()
@@ -416,12 +389,15 @@ async fn the_cli_talks_to_the_daemon() {
     )
     .await;
 
-    let out = orca(&ws).args(["pause", &run]).output().unwrap();
+    let out = orca_cmd(&ws).args(["pause", &run]).output().unwrap();
     assert_eq!(out.status.code(), Some(0));
-    let st = orca(&ws).args(["status", &run, "--json"]).output().unwrap();
+    let st = orca_cmd(&ws)
+        .args(["status", &run, "--json"])
+        .output()
+        .unwrap();
     let s: RunSummary = serde_json::from_slice(&st.stdout).unwrap();
     assert_eq!(s.status, RunStatus::Paused);
-    orca(&ws).args(["resume", &run]).output().unwrap();
+    orca_cmd(&ws).args(["resume", &run]).output().unwrap();
     // Interrupt a by its global worker id; send restart to b by path.
     let (_, workers) = d.get(&format!("/v1/fleet/runs/{run}/workers")).await;
     let a_worker = workers
@@ -433,14 +409,26 @@ async fn the_cli_talks_to_the_daemon() {
         .as_str()
         .unwrap()
         .to_string();
-    let out = orca(&ws).args(["interrupt", &a_worker]).output().unwrap();
+    let out = orca_cmd(&ws)
+        .args(["interrupt", &a_worker])
+        .output()
+        .unwrap();
     assert_eq!(
         out.status.code(),
         Some(0),
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let out = orca(&ws)
+    // A run does not take `interrupt` (asked while b still blocks: once b
+    // restarts, its second attempt passes and the run ends).
+    let out = orca_cmd(&ws)
+        .args(["send", &format!("/runs/{run}"), "interrupt"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("accepts: stop, pause, resume"), "{stderr}");
+    let out = orca_cmd(&ws)
         .args(["send", &format!("/runs/{run}/attempts/b:1"), "restart"])
         .output()
         .unwrap();
@@ -450,15 +438,12 @@ async fn the_cli_talks_to_the_daemon() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let out = orca(&ws)
-        .args(["send", &format!("/runs/{run}"), "interrupt"])
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("accepts: stop, pause, resume"));
     wait_event(&mut f, |e| matches!(e, Event::RunFinished { .. })).await;
 
-    let st = orca(&ws).args(["status", &run, "--json"]).output().unwrap();
+    let st = orca_cmd(&ws)
+        .args(["status", &run, "--json"])
+        .output()
+        .unwrap();
     let s: RunSummary = serde_json::from_slice(&st.stdout).unwrap();
     assert_eq!(s.status, RunStatus::Cancelled, "a was interrupted");
     let b = s.tasks.iter().find(|t| t.id == "b").unwrap();
@@ -483,9 +468,9 @@ async fn the_cli_talks_to_the_daemon() {
     );
     assert_eq!(asked.len(), 3);
     // Read commands through the daemon equal the offline ones.
-    let live = orca(&ws).args(["receipts", &run]).output().unwrap();
+    let live = orca_cmd(&ws).args(["receipts", &run]).output().unwrap();
     d.down(&ws);
-    let offline = orca(&ws).args(["receipts", &run]).output().unwrap();
+    let offline = orca_cmd(&ws).args(["receipts", &run]).output().unwrap();
     assert_eq!(live.stdout, offline.stdout);
 }
 
@@ -493,7 +478,7 @@ async fn the_cli_talks_to_the_daemon() {
 async fn one_daemon_per_workspace_and_stale_files_are_recognised() {
     let ws = TestWs::fast();
     let d = Daemon::start(&ws);
-    let out = orca(&ws).arg("up").output().unwrap();
+    let out = orca_cmd(&ws).arg("up").output().unwrap();
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains(&format!("pid {}", d.info.pid)), "{err}");
@@ -502,7 +487,7 @@ async fn one_daemon_per_workspace_and_stale_files_are_recognised() {
     d.kill9();
     // daemon.json is left behind; the lock says it is stale.
     assert!(ws.ws.daemon_info_path().exists());
-    let out = orca(&ws).arg("status").output().unwrap();
+    let out = orca_cmd(&ws).arg("status").output().unwrap();
     assert_eq!(
         out.status.code(),
         Some(0),
@@ -722,12 +707,12 @@ async fn tree_watch_and_events_follow_see_a_restart() {
     let mut f = follow(&ws.ws.journal_dir(), 1).unwrap();
     let run = d.submit(&blocking_task("w")).await;
     wait_event(&mut f, |e| matches!(e, Event::AttemptStarted { .. })).await;
-    let mut events = orca(&ws)
+    let mut events = orca_cmd(&ws)
         .args(["events", "--follow"])
         .stdout(Stdio::piped())
         .spawn()
         .unwrap();
-    let mut watch = orca(&ws)
+    let mut watch = orca_cmd(&ws)
         .args(["tree", &run, "--watch"])
         .stdout(Stdio::piped())
         .spawn()
@@ -742,7 +727,7 @@ async fn tree_watch_and_events_follow_see_a_restart() {
     };
     assert!(first.contains("\"seq\":1"), "{first}");
     events.stdout = Some(events_out);
-    let restart = orca(&ws)
+    let restart = orca_cmd(&ws)
         .args(["restart", &format!("{run}:local-1")])
         .output()
         .unwrap();
@@ -758,9 +743,7 @@ async fn tree_watch_and_events_follow_see_a_restart() {
     assert!(seen.contains("\"message\":\"restart\""));
     let seen = read_until(&mut watch, |l| l.contains("attempt:w:2"));
     assert!(seen.contains("run:"));
-    events.kill().unwrap();
-    watch.kill().unwrap();
-    let _ = (events.wait(), watch.wait());
+    drop((events, watch));
     d.down(&ws);
 }
 
@@ -773,7 +756,7 @@ async fn an_embedded_run_serves_the_api_and_refuses_a_second_run() {
         std::fs::create_dir_all(ws.ws.journal_dir()).unwrap();
         follow(&ws.ws.journal_dir(), 1).unwrap()
     };
-    let mut first = orca(&ws)
+    let mut first = orca_cmd(&ws)
         .arg("run")
         .arg(&spec)
         .stdout(Stdio::null())
@@ -784,14 +767,14 @@ async fn an_embedded_run_serves_the_api_and_refuses_a_second_run() {
     assert_eq!(info.mode, Mode::Embedded);
     let started = wait_event(&mut f, |e| matches!(e, Event::AttemptStarted { .. })).await;
     let run = started.event.run_id().unwrap().to_string();
-    let out = orca(&ws).arg("run").arg(&spec).output().unwrap();
+    let out = orca_cmd(&ws).arg("run").arg(&spec).output().unwrap();
     assert_eq!(out.status.code(), Some(1));
     assert!(
         String::from_utf8_lossy(&out.stderr).contains("orca up"),
         "{out:?}"
     );
     // Another terminal interrupts the embedded run's worker.
-    let out = orca(&ws)
+    let out = orca_cmd(&ws)
         .args(["interrupt", &format!("{run}:local-1")])
         .output()
         .unwrap();
@@ -812,7 +795,7 @@ async fn an_embedded_run_serves_the_api_and_refuses_a_second_run() {
 #[tokio::test(flavor = "multi_thread")]
 async fn detach_and_down() {
     let ws = TestWs::fast();
-    let out = orca(&ws).args(["up", "--detach"]).output().unwrap();
+    let out = orca_cmd(&ws).args(["up", "--detach"]).output().unwrap();
     assert_eq!(
         out.status.code(),
         Some(0),
@@ -828,7 +811,7 @@ async fn detach_and_down() {
         .await
         .unwrap();
     assert_eq!(h["pid"], info.pid);
-    let out = orca(&ws).arg("down").output().unwrap();
+    let out = orca_cmd(&ws).arg("down").output().unwrap();
     assert_eq!(
         out.status.code(),
         Some(0),
@@ -894,7 +877,7 @@ async fn a_journal_sync_failure_degrades_the_daemon() {
         h["reason"].as_str().unwrap().contains("simulated EIO"),
         "{h}"
     );
-    let out = orca(&ws).arg("status").output().unwrap();
+    let out = orca_cmd(&ws).arg("status").output().unwrap();
     assert!(
         String::from_utf8_lossy(&out.stderr).contains("DEGRADED"),
         "{out:?}"
@@ -911,11 +894,13 @@ async fn logs_follow_prints_as_the_attempt_writes_and_stops_when_it_ends() {
         .submit("[[tasks]]\nid = \"talker\"\ncommand = 'echo \"line 1\"; while [ ! -e \"$ORCA_WORKSPACE/go\" ]; do sleep 0.02; done; printf \"\\033[1mline 2\\033[0m\\n\"'\n")
         .await;
     wait_event(&mut f, |e| matches!(e, Event::AttemptStarted { .. })).await;
-    let mut logs = orca(&ws)
-        .args(["logs", &run, "talker", "--follow"])
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut logs = KillOnDrop(
+        orca_cmd(&ws)
+            .args(["logs", &run, "talker", "--follow"])
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
     let out = logs.stdout.take().unwrap();
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {

@@ -4,8 +4,6 @@
 
 mod common;
 
-use std::process::Command;
-
 use common::*;
 use orca_actors::model::{ArtifactRef, Receipt};
 use orca_actors::view::{RunSummary, TreeNode};
@@ -40,7 +38,7 @@ fn fixture() -> Fixture {
     let ws = TestWs::fast();
     let spec = ws.path("read.toml");
     std::fs::write(&spec, SPEC).unwrap();
-    let out = orca(&ws)
+    let out = orca_cmd(&ws)
         .args(["run", "--max-workers", "1"])
         .arg(&spec)
         .output()
@@ -60,17 +58,9 @@ fn fixture() -> Fixture {
     Fixture { ws, run }
 }
 
-fn orca(ws: &TestWs) -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_orca"));
-    c.arg("--workspace")
-        .arg(ws.root())
-        .env_remove("ORCA_WORKSPACE");
-    c
-}
-
 impl Fixture {
     fn out(&self, args: &[&str]) -> String {
-        let out = orca(&self.ws).args(args).output().unwrap();
+        let out = orca_cmd(&self.ws).args(args).output().unwrap();
         assert_eq!(
             out.status.code(),
             Some(0),
@@ -155,14 +145,17 @@ fn read_commands_render_and_round_trip() {
 #[test]
 fn unknown_and_ambiguous_names_list_the_candidates() {
     let f = fixture();
-    let out = orca(&f.ws).args(["inspect", "nope"]).output().unwrap();
+    let out = orca_cmd(&f.ws).args(["inspect", "nope"]).output().unwrap();
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
         err.contains("no run \"nope\"") && err.contains(&f.run),
         "{err}"
     );
-    let out = orca(&f.ws).args(["inspect", &f.run, "b"]).output().unwrap();
+    let out = orca_cmd(&f.ws)
+        .args(["inspect", &f.run, "b"])
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(

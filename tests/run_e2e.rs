@@ -18,15 +18,6 @@ fn orca_bin() -> &'static str {
     env!("CARGO_BIN_EXE_orca")
 }
 
-fn orca(ws: &TestWs) -> Command {
-    let mut c = Command::new(orca_bin());
-    c.arg("--workspace")
-        .arg(ws.root())
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .env_remove("ORCA_WORKSPACE");
-    c
-}
-
 fn write(ws: &TestWs, name: &str, text: &str) -> std::path::PathBuf {
     let p = ws.path(name);
     std::fs::write(&p, text).unwrap();
@@ -36,7 +27,7 @@ fn write(ws: &TestWs, name: &str, text: &str) -> std::path::PathBuf {
 #[test]
 fn the_smoke_example_passes_and_views_read_it() {
     let ws = TestWs::fast();
-    let out = orca(&ws)
+    let out = orca_cmd(&ws)
         .args(["run", "examples/smoke.toml"])
         .output()
         .unwrap();
@@ -63,18 +54,18 @@ fn the_smoke_example_passes_and_views_read_it() {
             "{task} did not pass:\n{stdout}"
         );
     }
-    let status = orca(&ws).args(["status", "--json"]).output().unwrap();
+    let status = orca_cmd(&ws).args(["status", "--json"]).output().unwrap();
     let runs: Vec<RunSummary> = serde_json::from_slice(&status.stdout).unwrap();
     assert_eq!(runs.len(), 1);
     assert_eq!(runs[0].status, RunStatus::Passed);
     assert_eq!(runs[0].counts.passed, 7);
     assert_eq!(runs[0].restarts, 1, "flaky was retried once");
-    let text = orca(&ws)
+    let text = orca_cmd(&ws)
         .args(["status", &runs[0].run[..8]])
         .output()
         .unwrap();
     assert!(String::from_utf8_lossy(&text.stdout).contains("passed 7"));
-    let tree = orca(&ws).args(["tree", "--json"]).output().unwrap();
+    let tree = orca_cmd(&ws).args(["tree", "--json"]).output().unwrap();
     let root: TreeNode = serde_json::from_slice(&tree.stdout).unwrap();
     let run_node = &root.children[1].children[0];
     assert_eq!(run_node.state, "passed");
@@ -82,7 +73,7 @@ fn the_smoke_example_passes_and_views_read_it() {
         .children
         .iter()
         .any(|c| c.name == "attempt:flaky:2" && c.restarts == 1));
-    let text = orca(&ws).arg("tree").output().unwrap();
+    let text = orca_cmd(&ws).arg("tree").output().unwrap();
     assert!(String::from_utf8_lossy(&text.stdout).contains("└── runs"));
 }
 
@@ -102,7 +93,7 @@ fn exit_codes_reflect_the_receipts() {
     ];
     for (name, text, code) in cases {
         let spec = write(&ws, name, text);
-        let out = orca(&ws).arg("run").arg(&spec).output().unwrap();
+        let out = orca_cmd(&ws).arg("run").arg(&spec).output().unwrap();
         assert_eq!(
             out.status.code(),
             Some(code),
@@ -155,7 +146,7 @@ fn memory_stays_flat_under_a_loud_worker() {
         "loud.toml",
         "[[tasks]]\nid = \"loud\"\ncommand = \"yes 'a line of output' | head -c 104857600\"\n",
     );
-    let child = orca(&ws)
+    let child = orca_cmd(&ws)
         .arg("run")
         .arg(&spec)
         .stdout(Stdio::null())
@@ -188,14 +179,16 @@ async fn sigkill_mid_run_then_resume_finishes_every_task_once() {
     std::fs::create_dir_all(ws.ws.journal_dir()).unwrap();
     let mut follower = follow(&ws.ws.journal_dir(), 1).unwrap();
 
-    let mut child = orca(&ws)
-        .arg("run")
-        .arg(&spec_path)
-        .args(["--max-workers", "8"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut child = KillOnDrop(
+        orca_cmd(&ws)
+            .arg("run")
+            .arg(&spec_path)
+            .args(["--max-workers", "8"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
     let mut run = None;
     let mut finished = 0;
     tokio::time::timeout(Duration::from_secs(60), async {
@@ -219,7 +212,7 @@ async fn sigkill_mid_run_then_resume_finishes_every_task_once() {
         "the long attempts outlived orca (that is the point)"
     );
 
-    let out = orca(&ws)
+    let out = orca_cmd(&ws)
         .args(["run", "--resume", &run[..10], "--json"])
         .output()
         .unwrap();
@@ -288,23 +281,6 @@ async fn sigkill_mid_run_then_resume_finishes_every_task_once() {
     }
 }
 
-/// Waits (bounded) until the journal shows an event matching `f`.
-async fn wait_for(
-    follower: &mut orca_actors::journal::Follower,
-    f: impl Fn(&Event) -> bool,
-) -> orca_actors::journal::Envelope {
-    tokio::time::timeout(Duration::from_secs(30), async {
-        loop {
-            let env = follower.next().await.unwrap();
-            if f(&env.event) {
-                return env;
-            }
-        }
-    })
-    .await
-    .expect("the journal event came")
-}
-
 fn sigint(child: &std::process::Child) {
     // SAFETY: signals our own child.
     unsafe {
@@ -322,15 +298,17 @@ async fn ctrl_c_once_stops_gracefully() {
     );
     std::fs::create_dir_all(ws.ws.journal_dir()).unwrap();
     let mut f = follow(&ws.ws.journal_dir(), 1).unwrap();
-    let mut child = orca(&ws)
-        .arg("run")
-        .arg(&spec)
-        .args(["--max-workers", "1"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let started = wait_for(&mut f, |e| matches!(e, Event::AttemptStarted { .. })).await;
+    let mut child = KillOnDrop(
+        orca_cmd(&ws)
+            .arg("run")
+            .arg(&spec)
+            .args(["--max-workers", "1"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let started = wait_event(&mut f, |e| matches!(e, Event::AttemptStarted { .. })).await;
     let run = started.event.run_id().unwrap().to_string();
     sigint(&child);
     let status = child.wait().unwrap();
@@ -366,17 +344,19 @@ async fn ctrl_c_twice_kills_at_once() {
     );
     std::fs::create_dir_all(ws.ws.journal_dir()).unwrap();
     let mut f = follow(&ws.ws.journal_dir(), 1).unwrap();
-    let mut child = orca(&ws)
-        .arg("run")
-        .arg(&spec)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let started = wait_for(&mut f, |e| matches!(e, Event::AttemptStarted { .. })).await;
+    let mut child = KillOnDrop(
+        orca_cmd(&ws)
+            .arg("run")
+            .arg(&spec)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let started = wait_event(&mut f, |e| matches!(e, Event::AttemptStarted { .. })).await;
     let run = started.event.run_id().unwrap().to_string();
     sigint(&child);
-    wait_for(&mut f, |e| matches!(e, Event::RunStopRequested { .. })).await;
+    wait_event(&mut f, |e| matches!(e, Event::RunStopRequested { .. })).await;
     sigint(&child);
     let t0 = std::time::Instant::now();
     let status = child.wait().unwrap();
@@ -401,14 +381,16 @@ async fn backoff_deadlines_survive_a_crash() {
     );
     std::fs::create_dir_all(ws.ws.journal_dir()).unwrap();
     let mut f = follow(&ws.ws.journal_dir(), 1).unwrap();
-    let mut child = orca(&ws)
-        .arg("run")
-        .arg(&spec)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let sched = wait_for(&mut f, |e| matches!(e, Event::RestartScheduled { .. })).await;
+    let mut child = KillOnDrop(
+        orca_cmd(&ws)
+            .arg("run")
+            .arg(&spec)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let sched = wait_event(&mut f, |e| matches!(e, Event::RestartScheduled { .. })).await;
     child.kill().unwrap();
     child.wait().unwrap();
     let run = sched.event.run_id().unwrap().to_string();
@@ -419,7 +401,10 @@ async fn backoff_deadlines_survive_a_crash() {
     // clock, which is what is under test, not on readiness).
     let wait = deadline.millis_since(orca_actors::model::Timestamp::now());
     std::thread::sleep(Duration::from_millis(wait + 100));
-    let out = orca(&ws).args(["run", "--resume", &run]).output().unwrap();
+    let out = orca_cmd(&ws)
+        .args(["run", "--resume", &run])
+        .output()
+        .unwrap();
     assert_eq!(
         out.status.code(),
         Some(0),

@@ -5,7 +5,7 @@
 
 mod common;
 
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::Duration;
 
 use common::*;
@@ -28,25 +28,6 @@ fn agent_ws() -> TestWs {
         "[runtime]\ncommand = [\"{}\", \"{{prompt_file}}\"]\n[run]\ngrace_seconds = 0.5\n[journal]\nsync = \"never\"\n",
         fake_agent()
     ))
-}
-
-async fn run_one(ws: &TestWs, spec: &str) -> (String, orca_actors::run::state::RunState) {
-    let spec = spec_toml(ws, spec);
-    let tree = Tree::boot(ws).await;
-    let (run, _) = tree.run(submission(spec, 4), LIMIT).await;
-    tree.shutdown().await;
-    let st = ws.fold(&run);
-    (run, st)
-}
-
-fn receipt<'a>(
-    st: &'a orca_actors::run::state::RunState,
-    task: &str,
-) -> &'a orca_actors::model::Receipt {
-    st.task(task)
-        .unwrap()
-        .final_receipt()
-        .expect("final receipt")
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -358,20 +339,12 @@ metadata = { priority = 5 }
         .any(|e| matches!(&e.event, Event::ChildFailed { path, .. } if path.ends_with("/scorer"))));
 }
 
-fn orca_bin(ws: &TestWs) -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_orca"));
-    c.arg("--workspace")
-        .arg(ws.root())
-        .env_remove("ORCA_WORKSPACE");
-    c
-}
-
 #[test]
 fn a_manual_task_stays_partial_until_orca_verify() {
     let ws = TestWs::fast();
     let spec = ws.path("manual.toml");
     std::fs::write(&spec, "[[tasks]]\nid = \"review\"\ncommand = \"echo reviewed\"\nscorer = { kind = \"manual\" }\n[[tasks]]\nid = \"other\"\ncommand = \"true\"\n").unwrap();
-    let out = orca_bin(&ws).arg("run").arg(&spec).output().unwrap();
+    let out = orca_cmd(&ws).arg("run").arg(&spec).output().unwrap();
     assert_eq!(out.status.code(), Some(3), "awaiting a verdict");
     let view = orca_actors::view::FleetView::load(&ws.ws.journal_dir()).unwrap();
     let run = view.latest().unwrap().run.clone();
@@ -381,14 +354,14 @@ fn a_manual_task_stays_partial_until_orca_verify() {
     );
 
     // Not for a task that is not awaiting one.
-    let out = orca_bin(&ws)
+    let out = orca_cmd(&ws)
         .args(["verify", &run, "other", "--pass"])
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("not awaiting a verdict"));
 
-    let out = orca_bin(&ws)
+    let out = orca_cmd(&ws)
         .args([
             "verify",
             &run[..10],
@@ -437,7 +410,7 @@ fn a_manual_task_stays_partial_until_orca_verify() {
     .unwrap();
     assert_eq!(on_disk.verdict.unwrap().note, "misses the edge case");
     // A second verdict is refused.
-    let out = orca_bin(&ws)
+    let out = orca_cmd(&ws)
         .args(["verify", &run, "review", "--pass"])
         .output()
         .unwrap();
@@ -461,7 +434,7 @@ async fn killing_orca_never_splits_a_terminal_event_from_its_receipt() {
     let mut run: Option<String> = None;
     // Kill at varied points: after 7, 23, 41 … terminal events.
     for (round, kill_after) in [7usize, 23, 41, 5, 30].into_iter().enumerate() {
-        let mut cmd = orca_bin(&ws);
+        let mut cmd = orca_cmd(&ws);
         match &run {
             None => cmd.arg("run").arg(&spec_path),
             Some(r) => cmd.args(["run", "--resume", r]),
@@ -499,7 +472,7 @@ async fn killing_orca_never_splits_a_terminal_event_from_its_receipt() {
         assert!(round < 10);
     }
     let run = run.unwrap();
-    let out = orca_bin(&ws)
+    let out = orca_cmd(&ws)
         .args(["run", "--resume", &run])
         .output()
         .unwrap();

@@ -327,6 +327,22 @@ pub fn submission_events(
 }
 
 impl RunsState {
+    /// Appends events as `/runs` and waits until they are durable.
+    async fn journal(
+        &self,
+        events: Vec<Event>,
+    ) -> Result<crate::journal::AppendAck, crate::journal::JournalError> {
+        self.services
+            .journal
+            .append(
+                events
+                    .into_iter()
+                    .map(|e| NewEvent::new(paths::RUNS, e))
+                    .collect(),
+            )
+            .await
+    }
+
     async fn submit(
         &mut self,
         myself: &ActorRef<RunsMsg>,
@@ -339,13 +355,7 @@ impl RunsState {
         }
         let now = Timestamp::now();
         let (events, state) = submission_events(&run, &sub, spec_json, now);
-        let batch = events
-            .into_iter()
-            .map(|e| NewEvent::new(paths::RUNS, e))
-            .collect();
-        self.services
-            .journal
-            .append(batch)
+        self.journal(events)
             .await
             .map_err(|e| format!("cannot journal the run: {e}"))?;
         let spec = Arc::new(sub.spec);
@@ -440,16 +450,7 @@ impl RunsState {
         match d {
             Decision::Restart { .. } => {
                 self.window.record(now, self.policy.intensity.within_ms);
-                let _ = self
-                    .services
-                    .journal
-                    .append(
-                        events
-                            .into_iter()
-                            .map(|e| NewEvent::new(paths::RUNS, e))
-                            .collect(),
-                    )
-                    .await;
+                let _ = self.journal(events).await;
                 match self.replay(run).await {
                     Ok(state) => {
                         if let Err(e) = self
@@ -499,16 +500,7 @@ impl RunsState {
                     run: run.to_string(),
                     status: RunStatus::Escalated,
                 });
-                let _ = self
-                    .services
-                    .journal
-                    .append(
-                        events
-                            .into_iter()
-                            .map(|e| NewEvent::new(paths::RUNS, e))
-                            .collect(),
-                    )
-                    .await;
+                let _ = self.journal(events).await;
                 let _ = self.ended.send((run.to_string(), RunStatus::Escalated));
             }
         }

@@ -2,9 +2,11 @@
 //! (`id` = seq, `event` = type, `data` = the export JSON), resumable with
 //! `Last-Event-ID`, with keep-alives. Events already written are read from
 //! the files; new ones come from the journal's feed (subscribed first, so
-//! nothing falls between the two).
+//! nothing falls between the two). Streams end when the server stops.
 
 use std::convert::Infallible;
+use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::{Query, State};
@@ -13,7 +15,7 @@ use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use futures::Stream;
 use orca_actors::journal::{read, Envelope, ReadRange};
 use serde::Deserialize;
-use tokio::sync::broadcast::error::RecvError;
+use tokio::sync::broadcast::{self, error::RecvError};
 use tokio::sync::mpsc;
 
 use super::ApiState;
@@ -44,65 +46,13 @@ pub async fn events(
         .unwrap_or(1)
         .max(1);
     let (tx, rx) = mpsc::channel::<SseEvent>(1024);
-    let mut feed = s.services.journal.subscribe();
+    let feed = s.services.journal.subscribe();
     let dir = s.services.journal.dir().to_path_buf();
+    let mut closing = s.closing.clone();
     tokio::spawn(async move {
-        // Catch up from the files (in bounded chunks), then follow the feed.
-        let mut next = from;
-        loop {
-            let d = dir.clone();
-            let chunk = tokio::task::spawn_blocking(move || -> Vec<Envelope> {
-                match read(&d, ReadRange::from(next).max(4096)) {
-                    Ok(it) => it.filter_map(Result::ok).collect(),
-                    Err(_) => Vec::new(),
-                }
-            })
-            .await
-            .unwrap_or_default();
-            if chunk.is_empty() {
-                break;
-            }
-            for env in &chunk {
-                if tx.send(to_sse(env)).await.is_err() {
-                    return;
-                }
-                next = env.seq + 1;
-            }
-        }
-        loop {
-            match feed.recv().await {
-                Ok(batch) => {
-                    for env in batch.iter() {
-                        if env.seq < next {
-                            continue;
-                        }
-                        if tx.send(to_sse(env)).await.is_err() {
-                            return;
-                        }
-                        next = env.seq + 1;
-                    }
-                }
-                Err(RecvError::Lagged(_)) => {
-                    // Fell behind: read what was missed from the files.
-                    let d = dir.clone();
-                    let from = next;
-                    let missed = tokio::task::spawn_blocking(move || -> Vec<Envelope> {
-                        match read(&d, ReadRange::from(from)) {
-                            Ok(it) => it.filter_map(Result::ok).collect(),
-                            Err(_) => Vec::new(),
-                        }
-                    })
-                    .await
-                    .unwrap_or_default();
-                    for env in &missed {
-                        if tx.send(to_sse(env)).await.is_err() {
-                            return;
-                        }
-                        next = env.seq + 1;
-                    }
-                }
-                Err(RecvError::Closed) => return,
-            }
+        tokio::select! {
+            _ = closing.wait_for(|c| *c) => {}
+            _ = pump(dir, from, feed, tx) => {}
         }
     });
     let stream =
@@ -111,4 +61,61 @@ pub async fn events(
             |mut rx| async move { rx.recv().await.map(|e| (Ok(e), rx)) },
         );
     Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
+}
+
+/// Events from the files in `[from, …]`, in bounded chunks.
+async fn read_chunk(dir: &std::path::Path, from: u64, max: Option<u64>) -> Vec<Envelope> {
+    let d = dir.to_path_buf();
+    tokio::task::spawn_blocking(move || -> Vec<Envelope> {
+        let mut range = ReadRange::from(from);
+        if let Some(m) = max {
+            range = range.max(m);
+        }
+        match read(&d, range) {
+            Ok(it) => it.filter_map(Result::ok).collect(),
+            Err(_) => Vec::new(),
+        }
+    })
+    .await
+    .unwrap_or_default()
+}
+
+/// Sends the files' events from `from`, then the feed's, until the client
+/// goes away (a send fails) or the journal stops.
+async fn pump(
+    dir: PathBuf,
+    from: u64,
+    mut feed: broadcast::Receiver<Arc<[Envelope]>>,
+    tx: mpsc::Sender<SseEvent>,
+) {
+    let mut next = from;
+    loop {
+        let chunk = read_chunk(&dir, next, Some(4096)).await;
+        if chunk.is_empty() {
+            break;
+        }
+        for env in &chunk {
+            if tx.send(to_sse(env)).await.is_err() {
+                return;
+            }
+            next = env.seq + 1;
+        }
+    }
+    loop {
+        let batch: Vec<Envelope> = match feed.recv().await {
+            Ok(batch) => batch.iter().cloned().collect(),
+            // Fell behind: read what was missed from the files.
+            Err(RecvError::Lagged(_)) => read_chunk(&dir, next, None).await,
+            Err(RecvError::Closed) => return,
+        };
+        for env in &batch {
+            if env.seq < next {
+                continue;
+            }
+            if tx.send(to_sse(env)).await.is_err() {
+                return;
+            }
+            next = env.seq + 1;
+        }
+    }
 }

@@ -46,6 +46,16 @@ pub struct ApiState {
     pub shutdown: Arc<tokio::sync::Notify>,
     pub started: Timestamp,
     pub mode: Mode,
+    /// Set when the server is stopping: long-lived streams end.
+    pub closing: tokio::sync::watch::Receiver<bool>,
+}
+
+impl ApiState {
+    /// Waits until the live view holds everything durable now, so every
+    /// answer reflects what was journaled before the request.
+    pub async fn fresh(&self) {
+        self.view.caught_up(self.services.journal.last_seq()).await;
+    }
 }
 
 /// Who is asking.
@@ -188,6 +198,7 @@ async fn auth(State(s): State<ApiState>, mut req: Request, next: Next) -> Respon
         }
     }
     req.extensions_mut().insert(principal);
+    s.fresh().await;
     next.run(req).await
 }
 

@@ -163,6 +163,9 @@ pub fn logs(ws_flag: Option<&Path>, args: LogsArgs) -> anyhow::Result<i32> {
     let ws = workspace(ws_flag)?;
     let reader = Reader::open(&ws)?;
     let rt = super::runtime()?;
+    // The journal's end before the read: an attempt that ends later is
+    // seen by the follower, one that ended earlier is not live in the read.
+    let from = orca_actors::journal::highest_seq(&ws.journal_dir()).unwrap_or(0);
     let i = rt.block_on(reader.task(&args.run, &args.task))?;
     let t = &i.task;
     let n = attempt_n(t, args.attempt)?;
@@ -174,7 +177,6 @@ pub fn logs(ws_flag: Option<&Path>, args: LogsArgs) -> anyhow::Result<i32> {
     });
     let mut offset = print_tail(&file, args.tail, args.raw)?;
     if args.follow && live {
-        let from = orca_actors::journal::highest_seq(&ws.journal_dir()).unwrap_or(0);
         rt.block_on(follow_log(
             &ws,
             &file,
@@ -250,6 +252,8 @@ async fn follow_log(
         .watch(&dir, notify::RecursiveMode::NonRecursive)
         .context("cannot watch the attempt directory")?;
     let mut journal = follow(&ws.journal_dir(), from_seq + 1)?;
+    // What was written before the watch began.
+    *offset = copy_from(file, *offset, raw)?;
     loop {
         tokio::select! {
             env = journal.next() => {

@@ -27,6 +27,7 @@ pub struct Served {
     pub state: ApiState,
     server: tokio::task::JoinHandle<()>,
     stop_server: Arc<Notify>,
+    closing: tokio::sync::watch::Sender<bool>,
     ws: Workspace,
 }
 
@@ -75,6 +76,7 @@ pub async fn serve_with(
     let runs = orca.runs().await?;
     let shutdown = Arc::new(Notify::new());
     let started = Timestamp::now();
+    let (closing_tx, closing) = tokio::sync::watch::channel(false);
     let state = ApiState {
         services: orca.services.clone(),
         runs,
@@ -86,6 +88,7 @@ pub async fn serve_with(
         shutdown: shutdown.clone(),
         started,
         mode,
+        closing,
     };
     let app = api::router(state.clone());
     let stop_server = Arc::new(Notify::new());
@@ -125,6 +128,7 @@ pub async fn serve_with(
         state,
         server,
         stop_server,
+        closing: closing_tx,
         ws: ws.clone(),
     })
 }
@@ -153,8 +157,17 @@ impl Served {
                 },
             )])
             .await;
+        // Long-lived streams (events, tree --watch) end first, or the
+        // graceful shutdown would wait for them forever.
+        let _ = self.closing.send(true);
         self.stop_server.notify_one();
-        let _ = self.server.await;
+        let mut server = self.server;
+        if tokio::time::timeout(std::time::Duration::from_secs(10), &mut server)
+            .await
+            .is_err()
+        {
+            server.abort();
+        }
         self.orca.shutdown().await;
     }
 }

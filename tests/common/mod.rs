@@ -189,3 +189,76 @@ pub fn find<'a>(
         .find(|(_, e)| f(&e.event))
         .map(|(i, e)| (i, *e))
 }
+
+/// Runs a TOML spec on a fresh tree (up to 4 attempts at once) and folds
+/// the run from the journal.
+pub async fn run_one(ws: &TestWs, spec: &str) -> (String, RunState) {
+    let spec = spec_toml(ws, spec);
+    let tree = Tree::boot(ws).await;
+    let (run, _) = tree.run(submission(spec, 4), Duration::from_secs(60)).await;
+    tree.shutdown().await;
+    let st = ws.fold(&run);
+    (run, st)
+}
+
+/// A task's final receipt (panics when it has none).
+pub fn receipt<'a>(st: &'a RunState, task: &str) -> &'a orca_actors::model::Receipt {
+    st.task(task)
+        .unwrap_or_else(|| panic!("no task {task}"))
+        .final_receipt()
+        .expect("final receipt")
+}
+
+/// The real binary, on this workspace, with proxies and ORCA_WORKSPACE
+/// cleared.
+pub fn orca_cmd(ws: &TestWs) -> std::process::Command {
+    let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_orca"));
+    c.arg("--workspace")
+        .arg(ws.root())
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .env_remove("ORCA_WORKSPACE")
+        .env_remove("HTTP_PROXY")
+        .env_remove("http_proxy");
+    c
+}
+
+/// Follows the journal until an event matches `pred` (bounded).
+pub async fn wait_event(
+    f: &mut orca_actors::journal::Follower,
+    pred: impl Fn(&Event) -> bool,
+) -> Envelope {
+    tokio::time::timeout(Duration::from_secs(60), async {
+        loop {
+            let e = f.next().await.expect("journal follower");
+            if pred(&e.event) {
+                return e;
+            }
+        }
+    })
+    .await
+    .expect("the journal event came")
+}
+
+/// A child process killed (and reaped) when dropped, so a failing test
+/// leaves nothing running.
+pub struct KillOnDrop(pub std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+impl std::ops::Deref for KillOnDrop {
+    type Target = std::process::Child;
+    fn deref(&self) -> &std::process::Child {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for KillOnDrop {
+    fn deref_mut(&mut self) -> &mut std::process::Child {
+        &mut self.0
+    }
+}

@@ -393,6 +393,12 @@ impl Sup {
             let seq = self.state.last_seq;
             self.state.apply(seq, now, e);
         }
+        self.append_then(myself, events, effects);
+    }
+
+    /// Appends events already folded into the state; their effects come
+    /// back as `Persisted` once durable (or `JournalFailed`).
+    fn append_then(&self, myself: &ActorRef<RunMsg>, events: Vec<Event>, effects: Vec<Effect>) {
         let batch = events
             .into_iter()
             .map(|e| NewEvent::new(self.path.clone(), e))
@@ -465,20 +471,8 @@ impl Sup {
             self.state.apply(seq, Timestamp::now(), &e);
         }
         if !events.is_empty() {
-            // Already folded above: append without folding again.
-            let batch = events
-                .into_iter()
-                .map(|e| NewEvent::new(self.path.clone(), e))
-                .collect();
-            let pending = self.services.journal.append(batch);
-            let me = myself.clone();
-            tokio::spawn(async move {
-                let msg = match pending.await {
-                    Ok(_) => RunMsg::Persisted(effects),
-                    Err(e) => RunMsg::JournalFailed(e.to_string()),
-                };
-                let _ = me.cast(msg);
-            });
+            // Already folded above.
+            self.append_then(myself, events, effects);
         }
     }
 

@@ -430,7 +430,7 @@ mod tests {
     #[test]
     fn format_detection() {
         assert_eq!(Format::detect("x.JSON", "a=1"), Format::Json);
-        assert_eq!(Format::detect("-", "  [1]"), Format::Json);
+        assert_eq!(Format::detect("-", "  [ {\"id\": 1} ]"), Format::Json);
         assert_eq!(Format::detect("-", "a = 1"), Format::Toml);
         assert_eq!(Format::detect("api", "[[tasks]]\nid = \"a\""), Format::Toml);
         assert_eq!(Format::detect("api", "[run]"), Format::Toml);
