@@ -7,6 +7,7 @@
 //! write between a read and the wait is never missed (`Notify` keeps one
 //! permit).
 
+use std::collections::VecDeque;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
@@ -22,7 +23,7 @@ use super::reader::Cursor;
 pub struct Follower {
     cursor: Cursor,
     from: u64,
-    pending: std::vec::IntoIter<Envelope>,
+    pending: VecDeque<Envelope>,
     wake: Arc<Notify>,
     _watcher: Box<dyn notify::Watcher + Send>,
 }
@@ -70,7 +71,7 @@ pub fn follow(dir: &Path, from: u64) -> Result<Follower, JournalError> {
     Ok(Follower {
         cursor: Cursor::new(dir, from, from),
         from,
-        pending: Vec::new().into_iter(),
+        pending: VecDeque::new(),
         wake,
         _watcher: watcher,
     })
@@ -97,16 +98,14 @@ impl Follower {
     /// The next event if one is already written, without waiting.
     pub fn try_next(&mut self) -> Result<Option<Envelope>, JournalError> {
         loop {
-            if let Some(env) = self.pending.next() {
+            if let Some(env) = self.pending.pop_front() {
                 if env.seq < self.from {
                     continue;
                 }
                 return Ok(Some(env));
             }
-            match self.cursor.next_frame()? {
-                Some((_, Some(events))) => self.pending = events.into_iter(),
-                Some((_, None)) => {}
-                None => return Ok(None),
+            if self.cursor.next_frame(&mut self.pending)?.is_none() {
+                return Ok(None);
             }
         }
     }

@@ -18,6 +18,7 @@
 //! `follow`, `projection`, `snapshot`, `compact`, `error`.
 
 pub mod compact;
+pub(crate) mod decode;
 pub mod envelope;
 pub mod error;
 pub mod event;

@@ -6,7 +6,7 @@ use std::path::Path;
 
 use super::envelope::Envelope;
 use super::error::JournalError;
-use super::reader::{read, ReadRange};
+use super::reader::Cursor;
 use super::segment::list_segments;
 
 /// A view folded from the journal. `apply` must be deterministic and must
@@ -49,11 +49,33 @@ pub fn replay<P: Projection + ?Sized>(
             });
         }
     }
-    let mut last = from - 1;
-    for env in read(dir, ReadRange::from(from))? {
-        let env = env?;
-        p.apply(&env);
-        last = env.seq;
+    // Each envelope goes straight from the decoder to `apply`, without
+    // passing through the reader's queue (an envelope is a few hundred
+    // bytes: copying it around costs more than the fold).
+    let mut sink = Apply {
+        p,
+        from,
+        last: from - 1,
+    };
+    let mut cursor = Cursor::new(dir, from, from);
+    while cursor.next_frame(&mut sink)?.is_some() {}
+    Ok(sink.last)
+}
+
+/// Applies decoded envelopes at or above `from`.
+struct Apply<'a, P: ?Sized> {
+    p: &'a mut P,
+    from: u64,
+    last: u64,
+}
+
+impl<P: Projection + ?Sized> Extend<Envelope> for Apply<'_, P> {
+    fn extend<I: IntoIterator<Item = Envelope>>(&mut self, iter: I) {
+        for env in iter {
+            if env.seq >= self.from {
+                self.p.apply(&env);
+                self.last = env.seq;
+            }
+        }
     }
-    Ok(last)
 }

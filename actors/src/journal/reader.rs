@@ -8,12 +8,13 @@
 //! nothing ([`highest_seq`] still reports the highest seq). Ranges cut
 //! through batches: events are addressed one by one.
 
+use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
 
 use super::envelope::Envelope;
 use super::error::JournalError;
 use super::segment::{
-    decode_frame, decode_head, list_segments, FrameHead, HeaderProblem, SegmentScan, Step,
+    decode_head, decode_records, list_segments, FrameHead, HeaderProblem, SegmentScan, Step,
     FORMAT_VERSION, HEADER_LEN,
 };
 
@@ -62,9 +63,6 @@ impl ReadRange {
         self
     }
 }
-
-/// A frame's head and its events (`None` when skipped as below the range).
-pub(crate) type CursorFrame = (FrameHead, Option<Vec<Envelope>>);
 
 /// Walks frames in seq order across segments: the shared engine of
 /// [`read`], [`highest_seq`] and [`super::follow`]. It checks that seqs
@@ -163,9 +161,13 @@ impl Cursor {
         }
     }
 
-    /// The next frame's head and (unless skipped) its events; `None` when
-    /// nothing more is written yet.
-    pub(crate) fn next_frame(&mut self) -> Result<Option<CursorFrame>, JournalError> {
+    /// The next frame's head, its events appended to `out` (unless the
+    /// whole frame is below the cursor's range); `None` when nothing more is
+    /// written yet.
+    pub(crate) fn next_frame(
+        &mut self,
+        out: &mut impl Extend<Envelope>,
+    ) -> Result<Option<FrameHead>, JournalError> {
         loop {
             let Some((mut scan, first, path)) = self.scan.take() else {
                 if self.open_next(None)? {
@@ -187,14 +189,12 @@ impl Cursor {
                             ),
                         ));
                     }
-                    let events = if head.last_seq() < self.skip_below {
-                        None
-                    } else {
-                        Some(decode_frame(payload, &path, offset)?.1)
-                    };
+                    if head.last_seq() >= self.skip_below {
+                        decode_records(payload, &head, &path, offset, out)?;
+                    }
                     self.expected = Some(head.last_seq() + 1);
                     self.scan = Some((scan, first, path));
-                    return Ok(Some((head, events)));
+                    return Ok(Some(head));
                 }
                 Step::End => None,
                 Step::Incomplete { offset, bytes } => {
@@ -252,7 +252,7 @@ impl Cursor {
 pub struct JournalReader {
     cursor: Cursor,
     range: ReadRange,
-    pending: std::vec::IntoIter<Envelope>,
+    pending: VecDeque<Envelope>,
     emitted: u64,
     done: bool,
 }
@@ -265,7 +265,7 @@ impl Iterator for JournalReader {
             if self.done {
                 return None;
             }
-            if let Some(env) = self.pending.next() {
+            if let Some(env) = self.pending.pop_front() {
                 if env.seq < self.range.from {
                     continue;
                 }
@@ -278,14 +278,11 @@ impl Iterator for JournalReader {
                 self.emitted += 1;
                 return Some(Ok(env));
             }
-            match self.cursor.next_frame() {
-                Ok(Some((head, events))) => {
+            match self.cursor.next_frame(&mut self.pending) {
+                Ok(Some(head)) => {
                     if self.range.to.is_some_and(|to| head.first_seq > to) {
                         self.done = true;
                         return None;
-                    }
-                    if let Some(events) = events {
-                        self.pending = events.into_iter();
                     }
                 }
                 Ok(None) => {
@@ -310,7 +307,7 @@ pub fn read(dir: &Path, range: ReadRange) -> Result<JournalReader, JournalError>
     Ok(JournalReader {
         cursor: Cursor::new(dir, from, from),
         range: ReadRange { from, ..range },
-        pending: Vec::new().into_iter(),
+        pending: VecDeque::new(),
         emitted: 0,
         done: empty,
     })
@@ -325,7 +322,8 @@ pub fn highest_seq(dir: &Path) -> Result<u64, JournalError> {
     };
     let mut cursor = Cursor::new(dir, last.first_seq, u64::MAX);
     let mut highest = last.first_seq.saturating_sub(1);
-    while let Some((head, _)) = cursor.next_frame()? {
+    let mut none: VecDeque<Envelope> = VecDeque::new();
+    while let Some(head) = cursor.next_frame(&mut none)? {
         highest = head.last_seq();
     }
     Ok(highest)

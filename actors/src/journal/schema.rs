@@ -71,8 +71,10 @@ pub(crate) fn decode_record(bytes: &[u8]) -> Result<(String, Event, usize), Reco
     let (version, a): (u16, usize) =
         bincode::decode_from_slice(bytes, CONFIG).map_err(malformed)?;
     let rest = bytes.get(a..).unwrap_or_default();
-    let (actor, b): (String, usize) =
-        bincode::decode_from_slice(rest, CONFIG).map_err(malformed)?;
+    // Borrowed, then copied: see `decode.rs` for why not `String` directly.
+    let (actor, b): (&str, usize) =
+        bincode::borrow_decode_from_slice(rest, CONFIG).map_err(malformed)?;
+    let actor = actor.to_owned();
     let rest = rest.get(b..).unwrap_or_default();
     let (event, c) = decode_event(version, rest)?;
     Ok((actor, event, a + b + c))
@@ -133,7 +135,7 @@ where
 pub(crate) fn decode<T: DeserializeOwned>(
     bytes: &[u8],
 ) -> Result<(T, usize), bincode::error::DecodeError> {
-    bincode::serde::decode_from_slice(bytes, CONFIG)
+    super::decode::decode_owned(bytes)
 }
 
 /// Encodes a serde type with the journal's configuration.

@@ -252,13 +252,26 @@ pub fn decode_frame(
     segment: &Path,
     offset: u64,
 ) -> Result<(FrameHead, Vec<Envelope>), JournalError> {
-    let corrupt = |reason: String| JournalError::Undecodable {
+    let head = decode_head(payload, segment, offset)?;
+    let mut out = Vec::with_capacity(head.count as usize);
+    decode_records(payload, &head, segment, offset, &mut out)?;
+    Ok((head, out))
+}
+
+/// Decodes the records of a frame whose head is `head` onto `out`.
+pub fn decode_records(
+    payload: &[u8],
+    head: &FrameHead,
+    segment: &Path,
+    offset: u64,
+    out: &mut impl Extend<Envelope>,
+) -> Result<(), JournalError> {
+    let undecodable = |reason: String| JournalError::Undecodable {
         segment: segment.to_path_buf(),
         offset,
         reason,
     };
-    let (head, mut pos) = FrameHead::decode(payload).map_err(corrupt)?;
-    let mut out = Vec::with_capacity(head.count as usize);
+    let mut pos = FrameHead::decode(payload).map_err(undecodable)?.1;
     for i in 0..u64::from(head.count) {
         let rest = payload.get(pos..).unwrap_or_default();
         let (actor, event, used) = schema::decode_record(rest).map_err(|e| match e {
@@ -268,24 +281,24 @@ pub fn decode_frame(
                 found,
                 supported,
             },
-            other => corrupt(format!("record {} of the frame: {other}", i + 1)),
+            other => undecodable(format!("record {} of the frame: {other}", i + 1)),
         })?;
         pos += used;
-        out.push(Envelope {
+        out.extend(std::iter::once(Envelope {
             seq: head.first_seq + i,
             at: head.at,
             actor,
             event,
-        });
+        }));
     }
     if pos != payload.len() {
-        return Err(corrupt(format!(
+        return Err(undecodable(format!(
             "{} trailing bytes after the frame's {} records",
             payload.len() - pos,
             head.count
         )));
     }
-    Ok((head, out))
+    Ok(())
 }
 
 /// Decodes only a frame's head (shallow scans: recovery, stats).

@@ -222,6 +222,9 @@ pub struct WriterStatus {
     pub segment_len: u64,
     /// Batches appended since open.
     pub batches: u64,
+    /// Rounds (one `write`, and one `fdatasync` with `Always`, each) since
+    /// open: `batches / rounds` is the average group size.
+    pub rounds: u64,
     /// Group-commit `fdatasync`s since open.
     pub data_syncs: u64,
     pub failed: Option<String>,
@@ -260,9 +263,10 @@ impl std::fmt::Debug for JournalMsg {
     }
 }
 
-/// A caller's answer, with the batch's events handed back so they are
-/// dropped on the caller's task rather than in the single writer.
-type Answer = (Result<AppendAck, JournalError>, Vec<NewEvent>);
+/// A caller's answer, with the batch's events and encoded records handed
+/// back so they are freed on the caller's thread (which allocated them)
+/// rather than in the single writer.
+type Answer = (Result<AppendAck, JournalError>, Vec<NewEvent>, Vec<u8>);
 
 enum Reply {
     Handle(oneshot::Sender<Answer>),
@@ -270,10 +274,15 @@ enum Reply {
 }
 
 impl Reply {
-    fn send(self, result: Result<AppendAck, JournalError>, events: Vec<NewEvent>) {
+    fn send(
+        self,
+        result: Result<AppendAck, JournalError>,
+        events: Vec<NewEvent>,
+        records: Vec<u8>,
+    ) {
         match self {
             Reply::Handle(tx) => {
-                let _ = tx.send((result, events));
+                let _ = tx.send((result, events, records));
             }
             Reply::Port(port) => {
                 let _ = port.send(result);
@@ -287,6 +296,12 @@ struct Submission {
     /// The batch's records, encoded by the caller.
     records: Vec<u8>,
     reply: Reply,
+}
+
+impl Submission {
+    fn answer(self, result: Result<AppendAck, JournalError>) {
+        self.reply.send(result, self.events, self.records);
+    }
 }
 
 #[derive(Default)]
@@ -322,7 +337,7 @@ impl Shared {
         };
         self.stopped.store(true, Ordering::Release);
         for sub in items {
-            sub.reply.send(Err(JournalError::Stopped), sub.events);
+            sub.answer(Err(JournalError::Stopped));
         }
     }
 }
@@ -387,8 +402,8 @@ impl JournalHandle {
         let rx = self.submit(batch);
         async move {
             match rx?.await {
-                Ok((result, events)) => {
-                    drop(events);
+                Ok((result, events, records)) => {
+                    drop((events, records));
                     result
                 }
                 Err(_) => Err(JournalError::Stopped),
@@ -537,6 +552,7 @@ pub async fn open_writer(
         taken: Vec::new(),
         acks: Vec::new(),
         batches: 0,
+        rounds: 0,
         data_syncs: 0,
     };
     let (actor, _join) = Actor::spawn(None, JournalWriter, StartState(Some(state)))
@@ -622,6 +638,7 @@ pub struct WriterState {
     taken: Vec<Submission>,
     acks: Vec<AppendAck>,
     batches: u64,
+    rounds: u64,
     data_syncs: u64,
 }
 
@@ -686,6 +703,7 @@ impl Actor for JournalWriter {
                     segment: state.seg.path.clone(),
                     segment_len: state.seg.len,
                     batches: state.batches,
+                    rounds: state.rounds,
                     data_syncs: state.data_syncs,
                     failed: state.shared.failed.get().cloned(),
                 });
@@ -736,17 +754,19 @@ impl WriterState {
                 reason: reason.clone(),
             };
             for sub in subs.drain(..) {
-                sub.reply.send(Err(err.clone()), sub.events);
+                sub.answer(Err(err.clone()));
             }
             self.taken = subs;
             return;
         }
         let mut result = Ok(());
         self.acks.clear();
+        // One timestamp per round: the batches were accepted together.
+        let at = self.stamp();
         for sub in &subs {
             let head = FrameHead {
                 first_seq: self.next_seq,
-                at: self.stamp(),
+                at,
                 count: sub.events.len() as u32,
             };
             let frame_len = (FRAME_HEADER_LEN + HEAD_ROOM + sub.records.len()) as u64;
@@ -775,7 +795,7 @@ impl WriterState {
             Err(e) => {
                 self.fail(&e);
                 for sub in subs.drain(..) {
-                    sub.reply.send(Err(e.clone()), sub.events);
+                    sub.answer(Err(e.clone()));
                 }
             }
             Ok(()) => {
@@ -783,11 +803,11 @@ impl WriterState {
                     .last_seq
                     .store(self.next_seq - 1, Ordering::Release);
                 self.batches += subs.len() as u64;
+                self.rounds += 1;
                 let feed = self.shared.feed.receiver_count() > 0;
-                for (sub, ack) in subs.drain(..).zip(self.acks.drain(..)) {
+                for (mut sub, ack) in subs.drain(..).zip(self.acks.drain(..)) {
                     if feed {
-                        let envs: Arc<[Envelope]> = sub
-                            .events
+                        let envs: Arc<[Envelope]> = std::mem::take(&mut sub.events)
                             .into_iter()
                             .zip(ack.first_seq..)
                             .map(|(e, seq)| Envelope {
@@ -798,10 +818,8 @@ impl WriterState {
                             })
                             .collect();
                         let _ = self.shared.feed.send(envs);
-                        sub.reply.send(Ok(ack), Vec::new());
-                    } else {
-                        sub.reply.send(Ok(ack), sub.events);
                     }
+                    sub.answer(Ok(ack));
                 }
             }
         }
