@@ -665,12 +665,12 @@ impl Actor for JournalWriter {
 
     async fn handle(
         &self,
-        _myself: ActorRef<Self::Msg>,
+        myself: ActorRef<Self::Msg>,
         message: Self::Msg,
         state: &mut Self::State,
     ) -> Result<(), ActorProcessingErr> {
         match message {
-            JournalMsg::Drain => state.drain().await,
+            JournalMsg::Drain => state.drain_once(&myself).await,
             JournalMsg::Append(batch, port) => match encode_batch(&batch) {
                 Err(e) => {
                     let _ = port.send(Err(e));
@@ -685,11 +685,11 @@ impl Actor for JournalWriter {
                         });
                         q.scheduled = true;
                     }
-                    state.drain().await;
+                    state.drain_once(&myself).await;
                 }
             },
             JournalMsg::Flush(port) => {
-                state.drain().await;
+                state.drain_all().await;
                 let _ = port.send(match state.shared.failed.get() {
                     Some(reason) => Err(JournalError::Failed {
                         reason: reason.clone(),
@@ -724,19 +724,43 @@ impl Actor for JournalWriter {
 }
 
 impl WriterState {
-    /// Commits rounds until the submission queue is empty.
-    async fn drain(&mut self) {
-        loop {
-            {
-                let mut q = self.shared.queue();
-                if q.items.is_empty() {
-                    q.scheduled = false;
-                    return;
-                }
-                std::mem::swap(&mut q.items, &mut self.taken);
+    /// Commits one round (everything queued now). If more arrived during
+    /// it, another `Drain` goes to the back of the mailbox, so status and
+    /// flush requests are not starved under sustained load.
+    async fn drain_once(&mut self, myself: &ActorRef<JournalMsg>) {
+        if !self.take_round() {
+            return;
+        }
+        self.commit().await;
+        let more = {
+            let mut q = self.shared.queue();
+            if q.items.is_empty() {
+                q.scheduled = false;
             }
+            !q.items.is_empty()
+        };
+        if more && myself.cast(JournalMsg::Drain).is_err() {
+            self.shared.close();
+        }
+    }
+
+    /// Commits rounds until the queue is empty (for `Flush`).
+    async fn drain_all(&mut self) {
+        while self.take_round() {
             self.commit().await;
         }
+    }
+
+    /// Takes everything queued into `taken`; false (and no drain scheduled
+    /// any more) when the queue is empty.
+    fn take_round(&mut self) -> bool {
+        let mut q = self.shared.queue();
+        if q.items.is_empty() {
+            q.scheduled = false;
+            return false;
+        }
+        std::mem::swap(&mut q.items, &mut self.taken);
+        true
     }
 
     /// The batch timestamp: now, but never before the previous batch's.
