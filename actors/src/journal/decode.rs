@@ -14,11 +14,13 @@ use std::marker::PhantomData;
 
 use serde::de::{self, DeserializeSeed, Deserializer, Visitor};
 
-/// Decodes a `T` from the start of `bytes`: `(value, bytes used)`.
-pub(crate) fn decode_owned<T: de::DeserializeOwned>(
+/// Decodes a `T` from the start of `bytes` with configuration `config`:
+/// `(value, bytes used)`.
+pub(crate) fn decode_owned<T: de::DeserializeOwned, C: bincode::config::Config>(
     bytes: &[u8],
+    config: C,
 ) -> Result<(T, usize), bincode::error::DecodeError> {
-    bincode::serde::seed_decode_from_slice(Seed(PhantomData::<T>), bytes, super::schema::CONFIG)
+    bincode::serde::seed_decode_from_slice(Seed(PhantomData::<T>), bytes, config)
 }
 
 /// Deserializes `T` through [`De`].
@@ -314,7 +316,7 @@ mod tests {
             let mut bytes = encode(&e.event).unwrap();
             bytes.extend_from_slice(b"tail");
             let plain: (Event, usize) = bincode::serde::decode_from_slice(&bytes, CONFIG).unwrap();
-            let ours: (Event, usize) = decode_owned(&bytes).unwrap();
+            let ours: (Event, usize) = decode_owned(&bytes, CONFIG).unwrap();
             assert_eq!(ours, plain);
         }
         let strings = encode(&(
@@ -324,7 +326,7 @@ mod tests {
         ))
         .unwrap();
         let (v, n): ((String, Vec<String>, Option<String>), usize) =
-            decode_owned(&strings).unwrap();
+            decode_owned(&strings, CONFIG).unwrap();
         assert_eq!(
             (v.0.as_str(), v.1[0].as_str(), v.2.as_deref(), n),
             ("a", "bc", Some(""), strings.len())

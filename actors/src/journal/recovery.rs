@@ -239,7 +239,7 @@ pub fn scan(dir: &Path, deep: bool) -> Result<ScanReport, JournalError> {
             report.torn_tail = Some(TornTail {
                 segment: seg.path.clone(),
                 offset,
-                bytes: len - offset,
+                bytes: len.saturating_sub(offset),
                 reason,
                 whole_segment: false,
             });
@@ -418,7 +418,7 @@ pub fn repair_truncate_at_corruption(dir: &Path) -> Result<RepairReport, Journal
     if whole {
         std::fs::rename(&segment, backup.join(&name)).ctx("move to the backup", &segment)?;
     } else {
-        let mut tail = vec![0u8; (len - offset) as usize];
+        let mut tail = vec![0u8; len.saturating_sub(offset) as usize];
         let f = OpenOptions::new()
             .read(true)
             .write(true)
@@ -449,7 +449,11 @@ pub fn repair_truncate_at_corruption(dir: &Path) -> Result<RepairReport, Journal
     Ok(RepairReport {
         cut_segment: Some(segment),
         cut_offset: offset,
-        cut_bytes: if whole { len } else { len - offset },
+        cut_bytes: if whole {
+            len
+        } else {
+            len.saturating_sub(offset)
+        },
         moved_segments: moved,
         backup_dir: Some(backup),
         reason,

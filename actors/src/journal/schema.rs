@@ -135,7 +135,26 @@ where
 pub(crate) fn decode<T: DeserializeOwned>(
     bytes: &[u8],
 ) -> Result<(T, usize), bincode::error::DecodeError> {
-    super::decode::decode_owned(bytes)
+    super::decode::decode_owned(bytes, CONFIG)
+}
+
+/// Snapshots may be far larger than a frame: their decode limit is 1 GiB
+/// (they are checksummed before they are decoded).
+pub(crate) type SnapshotConfig = bincode::config::Configuration<
+    bincode::config::LittleEndian,
+    bincode::config::Varint,
+    bincode::config::Limit<{ 1 << 30 }>,
+>;
+
+/// The configuration snapshots are decoded with.
+pub(crate) const SNAPSHOT_CONFIG: SnapshotConfig =
+    bincode::config::standard().with_limit::<{ 1 << 30 }>();
+
+/// Decodes a snapshot payload.
+pub(crate) fn decode_snapshot<T: DeserializeOwned>(
+    bytes: &[u8],
+) -> Result<(T, usize), bincode::error::DecodeError> {
+    super::decode::decode_owned(bytes, SNAPSHOT_CONFIG)
 }
 
 /// Encodes a serde type with the journal's configuration.

@@ -218,6 +218,15 @@ impl FrameHead {
         if count == 0 {
             return Err("frame with no events".into());
         }
+        // Every record takes at least 3 bytes (schema, actor length, event
+        // variant): a larger count cannot be real, and must not size an
+        // allocation.
+        if count as usize > payload.len() / 3 {
+            return Err(format!(
+                "frame claims {count} events in a {}-byte payload",
+                payload.len()
+            ));
+        }
         if first_seq == 0 || first_seq.checked_add(u64::from(count)).is_none() {
             return Err(format!("frame seq {first_seq} out of range"));
         }

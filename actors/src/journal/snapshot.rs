@@ -263,7 +263,7 @@ where
                         snap.last_seq
                     ));
                 }
-                let (p, used) = schema::decode::<P>(payload).map_err(|e| e.to_string())?;
+                let (p, used) = schema::decode_snapshot::<P>(payload).map_err(|e| e.to_string())?;
                 if used != payload.len() {
                     return Err(format!("{} trailing bytes", payload.len() - used));
                 }
@@ -408,5 +408,22 @@ mod tests {
             assert!(check_snapshot(&bad).is_err(), "flip at {i} accepted");
         }
         assert!(check_snapshot(&bytes[..bytes.len() - 1]).is_err());
+    }
+
+    #[derive(Default, Serialize, serde::Deserialize, PartialEq, Debug)]
+    struct Big(String);
+    impl Projection for Big {
+        fn apply(&mut self, _: &Envelope) {}
+    }
+
+    #[test]
+    fn snapshots_larger_than_a_frame_load() {
+        let tmp = tempfile::tempdir().unwrap();
+        let big = Big("x".repeat(20 << 20));
+        write_snapshot(tmp.path(), "big", &big, 0).unwrap();
+        let (p, seq, warnings) =
+            load_projection::<Big>(&tmp.path().join("journal"), tmp.path(), "big").unwrap();
+        assert!(warnings.is_empty(), "{warnings:?}");
+        assert_eq!((p.0.len(), seq), (20 << 20, 0));
     }
 }

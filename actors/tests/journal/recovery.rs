@@ -424,3 +424,72 @@ async fn data_from_a_newer_orca_is_refused_never_misread() {
     ));
     assert_eq!(std::fs::read(&segments(&unknown)[0]).unwrap(), before);
 }
+
+mod never_panics {
+    use super::*;
+    use orca_actors::journal::{highest_seq, stats};
+    use proptest::prelude::*;
+
+    /// A segment of three valid frames (events 1..=5).
+    fn pristine() -> Vec<u8> {
+        let mut bytes = SegmentHeader::new(1, Timestamp(1)).encode().to_vec();
+        let current = orca_actors::journal::EVENT_SCHEMA_VERSION;
+        let mut seq = 1;
+        for n in [1u32, 3, 1] {
+            let mut records = Vec::new();
+            for i in 0..n {
+                records.extend(record(current, "/a", &ev(seq + u64::from(i)).event));
+            }
+            let head = FrameHead {
+                first_seq: seq,
+                at: Timestamp(7),
+                count: n,
+            };
+            encode_frame(&mut bytes, &head, &records);
+            seq += u64::from(n);
+        }
+        bytes
+    }
+
+    fn read_everything(dir: &Path) {
+        let _ = read(dir, ReadRange::all()).map(|r| r.count());
+        let _ = verify(dir);
+        let _ = stats(dir);
+        let _ = highest_seq(dir);
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(150))]
+
+        /// Any bytes overwritten anywhere: readers return events or an
+        /// error, never panic.
+        #[test]
+        fn damaged_segments(at in 0usize..400, garbage in proptest::collection::vec(any::<u8>(), 1..64), cut in proptest::option::of(0usize..400)) {
+            let tmp = tempfile::tempdir().unwrap();
+            let mut bytes = pristine();
+            let at = at.min(bytes.len() - 1);
+            for (i, b) in garbage.iter().enumerate() {
+                if at + i < bytes.len() {
+                    bytes[at + i] = *b;
+                }
+            }
+            if let Some(cut) = cut {
+                bytes.truncate(cut.min(bytes.len()));
+            }
+            std::fs::write(tmp.path().join(orca_actors::journal::segment::segment_file_name(1)), &bytes).unwrap();
+            read_everything(tmp.path());
+        }
+
+        /// Frames whose checksum is valid but whose payload is arbitrary:
+        /// the decoders return an error, never panic or over-allocate.
+        #[test]
+        fn checksum_valid_garbage(payload in proptest::collection::vec(any::<u8>(), 1..200), count in any::<u32>(), first in 0u64..3) {
+            let tmp = tempfile::tempdir().unwrap();
+            let mut bytes = SegmentHeader::new(1, Timestamp(1)).encode().to_vec();
+            let head = FrameHead { first_seq: first, at: Timestamp(0), count };
+            encode_frame(&mut bytes, &head, &payload);
+            std::fs::write(tmp.path().join(orca_actors::journal::segment::segment_file_name(1)), &bytes).unwrap();
+            read_everything(tmp.path());
+        }
+    }
+}
