@@ -69,9 +69,15 @@ fn main() {
         let mut orca_a = Vec::new();
         for r in 0..rounds {
             let path = tmp.path().join(format!("raw-a-{r}"));
-            raw_a.push(raw_buffered(&path, make_batches(n_events)));
-            if std::env::var_os("ORCA_BENCH_VERBOSE").is_some() {
-                eprintln!("    raw {:.3} s", raw_a[r].as_secs_f64());
+            let batches = make_batches(n_events);
+            let cpu = cpu_time();
+            raw_a.push(raw_buffered(&path, batches));
+            if verbose() {
+                eprintln!(
+                    "    raw {:.3} s, cpu {:.3} s",
+                    raw_a[r].as_secs_f64(),
+                    (cpu_time() - cpu).as_secs_f64()
+                );
             }
             std::fs::remove_file(&path).ok();
             let dir = tmp.path().join(format!("orca-a-{r}"));
@@ -151,6 +157,19 @@ fn main() {
         orca_rate / raw_rate,
         verdict(orca_rate >= 3e6)
     );
+}
+
+/// CPU time (user + system) this process has used so far.
+fn cpu_time() -> Duration {
+    // SAFETY: getrusage fills the struct we pass it.
+    let mut u: libc::rusage = unsafe { std::mem::zeroed() };
+    unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut u) };
+    let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
+    tv(u.ru_utime) + tv(u.ru_stime)
+}
+
+fn verbose() -> bool {
+    std::env::var_os("ORCA_BENCH_VERBOSE").is_some()
 }
 
 fn verdict(ok: bool) -> &'static str {
@@ -317,16 +336,19 @@ async fn orca_append(dir: &Path, n: usize, single: bool, sync: SyncMode) -> Dura
         .collect();
     start.wait().await;
     let t = Instant::now();
+    let cpu = cpu_time();
     for task in tasks {
         task.await.unwrap();
     }
     let elapsed = t.elapsed();
-    if std::env::var_os("ORCA_BENCH_VERBOSE").is_some() {
+    let cpu = cpu_time() - cpu;
+    if verbose() {
         let s = h.status().await.unwrap();
         eprintln!(
-            "    {:?} {:.3} s: {} batches in {} rounds ({:.1} per round), {} data syncs",
+            "    orca {:?} {:.3} s, cpu {:.3} s: {} batches in {} rounds ({:.1} per round), {} data syncs",
             sync,
             elapsed.as_secs_f64(),
+            cpu.as_secs_f64(),
             s.batches,
             s.rounds,
             s.batches as f64 / s.rounds.max(1) as f64,

@@ -7,14 +7,19 @@
 //! task (so serialization runs in parallel, not in the single writer), then
 //! pushes it onto the handle's submission queue and, if no drain is already
 //! scheduled, sends the actor one [`JournalMsg::Drain`]. The actor takes
-//! everything queued, assigns seqs in queue order, puts each batch in one
-//! frame in a single buffer, writes the buffer with one `write` and — with
-//! [`SyncMode::Always`] — syncs once (`fdatasync`, on a blocking thread).
-//! Only then is each caller answered. Batches queued while a sync is in
-//! flight are taken by the next round, so they share the next single sync
-//! (group commit). With [`SyncMode::Never`] the round ends after the write:
-//! one syscall per drained queue, not per tiny batch, and readers never see
-//! a partial batch because the whole buffer holds only complete frames.
+//! everything queued (a *round*), assigns seqs in queue order, puts each
+//! batch in one frame in a single buffer and writes the buffer with one
+//! `write`.
+//!
+//! - [`SyncMode::Always`]: the actor hands the written round to the
+//!   writer's sync thread and goes on with the next round. The sync thread
+//!   takes every round queued by then, runs one `fdatasync` per file they
+//!   wrote, and only then answers their callers (and publishes them on the
+//!   live feed). Rounds written while a sync is in flight share the next one
+//!   (group commit), and writing overlaps syncing.
+//! - [`SyncMode::Never`]: the actor answers right after the write: one
+//!   syscall per drained queue, not per tiny batch. Readers never see a
+//!   partial batch because the buffer holds only complete frames.
 //!
 //! # Failure
 //!
@@ -29,7 +34,7 @@ use std::future::Future;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock};
 
 use ractor::{Actor, ActorCell, ActorProcessingErr, ActorRef, RpcReplyPort};
 use tokio::sync::{broadcast, oneshot};
@@ -54,6 +59,9 @@ pub const DEFAULT_SNAPSHOT_EVERY: u64 = 10_000;
 pub const DEFAULT_KEEP_SEGMENTS: u32 = 2;
 /// Default capacity of the live feed (batches a slow subscriber may lag).
 pub const DEFAULT_FEED_CAPACITY: usize = 4096;
+
+/// Rounds one `Drain` message may commit before letting other messages in.
+const ROUNDS_PER_DRAIN: usize = 64;
 
 /// Room kept for the frame head when bounding a batch's size.
 const HEAD_ROOM: usize = 64;
@@ -312,7 +320,7 @@ struct Queue {
     closed: bool,
 }
 
-/// State shared by the handles and the actor.
+/// State shared by the handles, the actor and the sync thread.
 struct Shared {
     dir: PathBuf,
     queue: Mutex<Queue>,
@@ -320,6 +328,8 @@ struct Shared {
     failed: OnceLock<String>,
     stopped: AtomicBool,
     feed: broadcast::Sender<Arc<[Envelope]>>,
+    /// Group-commit `fdatasync`s done.
+    data_syncs: AtomicU64,
 }
 
 impl Shared {
@@ -338,6 +348,153 @@ impl Shared {
         self.stopped.store(true, Ordering::Release);
         for sub in items {
             sub.answer(Err(JournalError::Stopped));
+        }
+    }
+
+    /// Enters the failed state (once) and says so loudly.
+    fn fail(&self, e: &JournalError) {
+        let reason = e.to_string();
+        if self.failed.set(reason.clone()).is_ok() {
+            tracing::error!(
+                journal = %self.dir.display(),
+                error = %reason,
+                "journal write or fdatasync failed: appends are refused from now on and orca is degraded; \
+                 the sync is not retried on the same file; restart orca to recover the journal from disk"
+            );
+        }
+    }
+
+    /// A batch is durable: publish it and answer its caller.
+    fn complete(&self, done: Done) {
+        self.last_seq.fetch_max(done.ack.last_seq, Ordering::AcqRel);
+        let Done { mut sub, ack, .. } = done;
+        if self.feed.receiver_count() > 0 {
+            let envs: Arc<[Envelope]> = std::mem::take(&mut sub.events)
+                .into_iter()
+                .zip(ack.first_seq..)
+                .map(|(e, seq)| Envelope {
+                    seq,
+                    at: ack.at,
+                    actor: e.actor,
+                    event: e.event,
+                })
+                .collect();
+            let _ = self.feed.send(envs);
+        }
+        sub.answer(Ok(ack));
+    }
+}
+
+/// A batch written to its segment, waiting to be answered.
+struct Done {
+    sub: Submission,
+    ack: AppendAck,
+}
+
+/// Work for the sync thread.
+enum SyncJob {
+    /// `fdatasync` the file (written up to these batches), then answer them.
+    Sync {
+        file: Arc<File>,
+        path: PathBuf,
+        done: Vec<Done>,
+    },
+    /// Answered once every job queued before it is finished.
+    Barrier(oneshot::Sender<()>),
+}
+
+#[derive(Default)]
+struct SyncQueue {
+    jobs: Vec<SyncJob>,
+    closed: bool,
+}
+
+/// The writer's sync thread (sync `always` only). The actor writes a round
+/// and queues it here without waiting, so it can write the next round while
+/// this one syncs; the thread takes every queued round at once, syncs each
+/// file they wrote once (group commit), then answers their callers directly
+/// — one hand-off fewer than syncing on a blocking pool and answering from
+/// the actor.
+struct SyncThread {
+    queue: Mutex<SyncQueue>,
+    wake: Condvar,
+}
+
+impl SyncThread {
+    fn lock(&self) -> MutexGuard<'_, SyncQueue> {
+        self.queue.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn push(&self, job: SyncJob) {
+        self.lock().jobs.push(job);
+        self.wake.notify_one();
+    }
+
+    /// Lets the thread finish what is queued and exit.
+    fn close(&self) {
+        self.lock().closed = true;
+        self.wake.notify_one();
+    }
+
+    fn run(&self, shared: &Shared, syncer: &Syncer) {
+        let mut jobs = Vec::new();
+        loop {
+            {
+                let mut q = self.lock();
+                while q.jobs.is_empty() && !q.closed {
+                    q = self.wake.wait(q).unwrap_or_else(|e| e.into_inner());
+                }
+                if q.jobs.is_empty() {
+                    return;
+                }
+                std::mem::swap(&mut q.jobs, &mut jobs);
+            }
+            // Every job's bytes were written before it was queued, so one
+            // sync per file covers them all.
+            let mut result = match shared.failed.get() {
+                Some(reason) => Err(JournalError::Failed {
+                    reason: reason.clone(),
+                }),
+                None => Ok(()),
+            };
+            let mut synced: Vec<*const File> = Vec::new();
+            for job in &jobs {
+                let SyncJob::Sync { file, path, .. } = job else {
+                    continue;
+                };
+                if result.is_err() || synced.contains(&Arc::as_ptr(file)) {
+                    continue;
+                }
+                synced.push(Arc::as_ptr(file));
+                match syncer.sync(SyncKind::Data, file, path) {
+                    Ok(()) => {
+                        shared.data_syncs.fetch_add(1, Ordering::Relaxed);
+                    }
+                    Err(e) => {
+                        let err = JournalError::SyncFailed {
+                            path: path.clone(),
+                            reason: e.to_string(),
+                        };
+                        shared.fail(&err);
+                        result = Err(err);
+                    }
+                }
+            }
+            for job in jobs.drain(..) {
+                match job {
+                    SyncJob::Sync { done, .. } => {
+                        for d in done {
+                            match &result {
+                                Ok(()) => shared.complete(d),
+                                Err(e) => d.sub.answer(Err(e.clone())),
+                            }
+                        }
+                    }
+                    SyncJob::Barrier(tx) => {
+                        let _ = tx.send(());
+                    }
+                }
+            }
         }
     }
 }
@@ -538,9 +695,25 @@ pub async fn open_writer(
         failed: OnceLock::new(),
         stopped: AtomicBool::new(false),
         feed,
+        data_syncs: AtomicU64::new(0),
     });
+    let sync_thread = if opts.sync == SyncMode::Always {
+        let t = Arc::new(SyncThread {
+            queue: Mutex::new(SyncQueue::default()),
+            wake: Condvar::new(),
+        });
+        let (thread, sh, syncer) = (t.clone(), shared.clone(), opts.syncer());
+        std::thread::Builder::new()
+            .name("orca-journal-sync".into())
+            .spawn(move || thread.run(&sh, &syncer))
+            .map_err(|e| JournalError::Spawn(format!("cannot start the sync thread: {e}")))?;
+        Some(t)
+    } else {
+        None
+    };
     let state = WriterState {
         shared: shared.clone(),
+        sync_thread,
         syncer: opts.syncer(),
         segment_bytes: opts.segment_bytes,
         dir: dir.to_path_buf(),
@@ -553,7 +726,6 @@ pub async fn open_writer(
         acks: Vec::new(),
         batches: 0,
         rounds: 0,
-        data_syncs: 0,
     };
     let (actor, _join) = Actor::spawn(None, JournalWriter, StartState(Some(state)))
         .await
@@ -567,8 +739,6 @@ struct ActiveSegment {
     path: PathBuf,
     /// Bytes in the file (header included).
     len: u64,
-    /// Written but not yet synced.
-    dirty: bool,
 }
 
 impl ActiveSegment {
@@ -582,7 +752,6 @@ impl ActiveSegment {
             file: Arc::new(file),
             path,
             len,
-            dirty: false,
         })
     }
 
@@ -611,7 +780,6 @@ impl ActiveSegment {
             file: Arc::new(file),
             path,
             len: HEADER_LEN as u64,
-            dirty: false,
         })
     }
 }
@@ -625,6 +793,8 @@ pub struct StartState(Option<WriterState>);
 
 pub struct WriterState {
     shared: Arc<Shared>,
+    /// `Some` with sync `always`.
+    sync_thread: Option<Arc<SyncThread>>,
     syncer: Syncer,
     segment_bytes: u64,
     dir: PathBuf,
@@ -639,13 +809,17 @@ pub struct WriterState {
     acks: Vec<AppendAck>,
     batches: u64,
     rounds: u64,
-    data_syncs: u64,
 }
 
 impl Drop for WriterState {
     fn drop(&mut self) {
-        // However the actor ends, nobody waits forever on a queued batch.
+        // However the actor ends, nobody waits forever on a queued batch:
+        // queued ones are refused, written ones are still synced and
+        // answered by the sync thread, which then exits.
         self.shared.close();
+        if let Some(t) = &self.sync_thread {
+            t.close();
+        }
     }
 }
 
@@ -690,6 +864,7 @@ impl Actor for JournalWriter {
             },
             JournalMsg::Flush(port) => {
                 state.drain_all().await;
+                state.synced().await;
                 let _ = port.send(match state.shared.failed.get() {
                     Some(reason) => Err(JournalError::Failed {
                         reason: reason.clone(),
@@ -704,7 +879,7 @@ impl Actor for JournalWriter {
                     segment_len: state.seg.len,
                     batches: state.batches,
                     rounds: state.rounds,
-                    data_syncs: state.data_syncs,
+                    data_syncs: state.shared.data_syncs.load(Ordering::Relaxed),
                     failed: state.shared.failed.get().cloned(),
                 });
             }
@@ -718,20 +893,27 @@ impl Actor for JournalWriter {
         state: &mut Self::State,
     ) -> Result<(), ActorProcessingErr> {
         state.shared.close();
+        state.synced().await;
+        if let Some(t) = &state.sync_thread {
+            t.close();
+        }
         state.lock.take();
         Ok(())
     }
 }
 
 impl WriterState {
-    /// Commits one round (everything queued now). If more arrived during
-    /// it, another `Drain` goes to the back of the mailbox, so status and
-    /// flush requests are not starved under sustained load.
+    /// Commits rounds while batches keep arriving, at most
+    /// [`ROUNDS_PER_DRAIN`]; if more are still queued then, another `Drain`
+    /// goes to the back of the mailbox, so status and flush requests are not
+    /// starved under sustained load.
     async fn drain_once(&mut self, myself: &ActorRef<JournalMsg>) {
-        if !self.take_round() {
-            return;
+        for _ in 0..ROUNDS_PER_DRAIN {
+            if !self.take_round() {
+                return;
+            }
+            self.commit().await;
         }
-        self.commit().await;
         let more = {
             let mut q = self.shared.queue();
             if q.items.is_empty() {
@@ -812,38 +994,29 @@ impl WriterState {
         if result.is_ok() {
             result = self.write_out();
         }
-        if result.is_ok() && self.syncer.enabled && self.seg.dirty {
-            result = self.sync_data().await;
-        }
         match result {
             Err(e) => {
-                self.fail(&e);
+                self.shared.fail(&e);
                 for sub in subs.drain(..) {
                     sub.answer(Err(e.clone()));
                 }
             }
             Ok(()) => {
-                self.shared
-                    .last_seq
-                    .store(self.next_seq - 1, Ordering::Release);
                 self.batches += subs.len() as u64;
                 self.rounds += 1;
-                let feed = self.shared.feed.receiver_count() > 0;
-                for (mut sub, ack) in subs.drain(..).zip(self.acks.drain(..)) {
-                    if feed {
-                        let envs: Arc<[Envelope]> = std::mem::take(&mut sub.events)
-                            .into_iter()
-                            .zip(ack.first_seq..)
-                            .map(|(e, seq)| Envelope {
-                                seq,
-                                at: ack.at,
-                                actor: e.actor,
-                                event: e.event,
-                            })
-                            .collect();
-                        let _ = self.shared.feed.send(envs);
-                    }
-                    sub.answer(Ok(ack));
+                let done = subs
+                    .drain(..)
+                    .zip(self.acks.drain(..))
+                    .map(|(sub, ack)| Done { sub, ack });
+                match &self.sync_thread {
+                    // Durable once synced: the sync thread answers.
+                    Some(t) => t.push(SyncJob::Sync {
+                        file: self.seg.file.clone(),
+                        path: self.seg.path.clone(),
+                        done: done.collect(),
+                    }),
+                    // `never`: written is all there is to wait for.
+                    None => done.for_each(|d| self.shared.complete(d)),
                 }
             }
         }
@@ -862,12 +1035,12 @@ impl WriterState {
             .write_all(&self.out)
             .ctx("write", &self.seg.path)?;
         self.seg.len += self.out.len() as u64;
-        self.seg.dirty = true;
         self.out.clear();
         Ok(())
     }
 
-    /// `fdatasync` of the active segment on a blocking thread.
+    /// `fdatasync` of the active segment on a blocking thread (at a
+    /// roll-over; rounds are synced by the sync thread).
     async fn sync_data(&mut self) -> Result<(), JournalError> {
         let file = self.seg.file.clone();
         let path = self.seg.path.clone();
@@ -876,8 +1049,7 @@ impl WriterState {
         let r = tokio::task::spawn_blocking(move || syncer.sync(SyncKind::Data, &file, &p)).await;
         let reason = match r {
             Ok(Ok(())) => {
-                self.seg.dirty = false;
-                self.data_syncs += 1;
+                self.shared.data_syncs.fetch_add(1, Ordering::Relaxed);
                 return Ok(());
             }
             Ok(Err(e)) => e.to_string(),
@@ -886,12 +1058,21 @@ impl WriterState {
         Err(JournalError::SyncFailed { path, reason })
     }
 
+    /// Waits until every round handed to the sync thread is answered.
+    async fn synced(&self) {
+        if let Some(t) = &self.sync_thread {
+            let (tx, rx) = oneshot::channel();
+            t.push(SyncJob::Barrier(tx));
+            let _ = rx.await;
+        }
+    }
+
     /// Rolls to a new segment whose first event is `first_seq`: the current
     /// one is written and synced first, so only the last segment can ever
     /// have a torn tail.
     async fn roll(&mut self, first_seq: u64) -> Result<(), JournalError> {
         self.write_out()?;
-        if self.syncer.enabled && self.seg.dirty {
+        if self.syncer.enabled {
             self.sync_data().await?;
         }
         let dir = self.dir.clone();
@@ -905,18 +1086,5 @@ impl WriterState {
                 })??;
         self.seg = seg;
         Ok(())
-    }
-
-    /// Enters the failed state (once) and says so loudly.
-    fn fail(&self, e: &JournalError) {
-        let reason = e.to_string();
-        if self.shared.failed.set(reason.clone()).is_ok() {
-            tracing::error!(
-                journal = %self.dir.display(),
-                error = %reason,
-                "journal write or fdatasync failed: appends are refused from now on and orca is degraded; \
-                 the sync is not retried on the same file; restart orca to recover the journal from disk"
-            );
-        }
     }
 }

@@ -109,6 +109,14 @@ fn gated_hook(
     })
 }
 
+/// Waits until the actor has written `n` batches (each status request is a
+/// round trip through its mailbox, behind the drains that write them).
+async fn written(h: &orca_actors::journal::JournalHandle, n: u64) {
+    while h.status().await.unwrap().batches < n {
+        tokio::task::yield_now().await;
+    }
+}
+
 fn gate() -> (Arc<Gate>, std::sync::mpsc::Sender<()>) {
     let (tx, rx) = std::sync::mpsc::channel();
     (
@@ -130,8 +138,10 @@ async fn batches_arriving_during_a_sync_share_the_next_one() {
     let (h, _) = open_writer(&dir, opts).await.unwrap();
     let first = h.append(batch(1, 1));
     g.entered.notified().await; // the first sync is in flight
-                                // 63 more callers arrive while it is: they are queued when called.
+                                // 63 more callers arrive while it is: they are queued when called, and
+                                // the actor writes them (in one or more rounds) while the sync blocks.
     let rest: Vec<_> = (2..=64u64).map(|i| h.append(batch(i, 1))).collect();
+    written(&h, 64).await;
     release.send(()).unwrap();
     assert_eq!(first.await.unwrap().first_seq, 1);
     for (i, f) in rest.into_iter().enumerate() {
@@ -160,6 +170,7 @@ async fn a_failed_fdatasync_fails_its_callers_and_refuses_further_appends() {
     let fourth = h.append(batch(4, 1));
     g.entered.notified().await;
     let group: Vec<_> = (5..15u64).map(|i| h.append(batch(i, 1))).collect();
+    written(&h, 14).await;
     release.send(()).unwrap();
     assert_eq!(fourth.await.unwrap().last_seq, 4);
     for f in group {
