@@ -242,19 +242,22 @@ pub struct WriterStatus {
 /// which sends these; the enum is public for the supervision tree and for
 /// callers that hold only the `ActorRef`.
 pub enum JournalMsg {
-    /// Batches are waiting in the handle's submission queue: take them all,
-    /// write one frame per batch, sync once (`Always`), answer each batch's
-    /// caller with its [`AppendAck`] or the error, and repeat until the
-    /// queue is empty. Reply: none (each batch carries its own).
-    /// Journal events written: the queued batches, verbatim.
+    /// Batches are waiting in the handle's submission queue: take them all
+    /// (a round), write one frame per batch with one `write`, and repeat
+    /// while more arrive (up to 64 rounds, then this message is re-sent to
+    /// the back of the mailbox). Each batch's caller gets its [`AppendAck`]
+    /// — from the sync thread after the `fdatasync` with `Always`, right
+    /// after the write with `Never` — or the error. Reply: none (each batch
+    /// carries its own). Journal events written: the queued batches,
+    /// verbatim.
     Drain,
     /// Append one batch, exactly like [`JournalHandle::append`] (records are
     /// encoded by the actor here). Reply: the [`AppendAck`] once durable, or
     /// the error. Journal events written: the batch.
     Append(Vec<NewEvent>, RpcReplyPort<Result<AppendAck, JournalError>>),
-    /// Drain everything queued (each batch synced as usual) and reply with
-    /// the last durable seq, or the failure. Journal events written: only
-    /// the queued batches.
+    /// Drain everything queued, wait until the sync thread has answered
+    /// every written batch, and reply with the last durable seq, or the
+    /// failure. Journal events written: only the queued batches.
     Flush(RpcReplyPort<Result<u64, JournalError>>),
     /// Reply with the writer's [`WriterStatus`]. Writes nothing.
     Status(RpcReplyPort<WriterStatus>),
