@@ -4,10 +4,10 @@
 //! - [`open_writer`] takes the workspace's exclusive writer lock, recovers
 //!   the journal and spawns the writer actor; [`JournalHandle::append`]
 //!   answers once a batch is durable (group commit).
-//! - [`read`], [`replay`], [`follow`] read without a lock, also while a
+//! - [`read`], [`replay`], [`follow()`] read without a lock, also while a
 //!   writer appends, in this process or another.
 //! - [`Projection`]s fold envelopes; [`write_snapshot`],
-//!   [`load_projection`] and [`Snapshotter`] bound replay time; [`compact`]
+//!   [`load_projection`] and [`Snapshotter`] bound replay time; [`compact()`]
 //!   removes segments the snapshots cover.
 //! - [`verify`], [`stats`], [`repair_truncate_at_corruption`] back the
 //!   `orca journal` commands.
