@@ -11,6 +11,13 @@
 //! (c) Replaying the 1,000,000 events of (a) through a projection, vs a raw
 //!     read + CRC check of the same file. Target: >= 3,000,000 events/s.
 //!
+//! Both sides build each batch right before handing it over (clones of
+//! 1,000 template events) and free it afterwards, as actors do; the
+//! callers are tokio tasks on a 2-worker runtime (`ORCA_BENCH_WORKERS`), the
+//! raw producers OS threads. `ORCA_BENCH_VERBOSE=1` also prints each round
+//! and the CPU time each side used; `ORCA_BENCH_ONLY=a|b|c` and
+//! `ORCA_BENCH_ROUNDS=N` help profiling.
+//!
 //! Anchors: NOTES.md's baselines on this machine (BufWriter of 93-byte
 //! frames 3.4-5.1 M records/s; group commit with 64 producers 65-86 k
 //! durable records/s; replay with CRC + decode ~9.4 M records/s).
@@ -42,23 +49,36 @@ fn main() {
         .prefix("orca-journal-bench")
         .tempdir_in(std::env::var_os("ORCA_BENCH_DIR").map_or_else(std::env::temp_dir, Into::into))
         .expect("temp dir");
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("runtime");
+    // ORCA_BENCH_WORKERS=N: tokio worker threads (default 2, one per core
+    // here); 0 for a current-thread runtime.
+    let workers: usize = std::env::var("ORCA_BENCH_WORKERS")
+        .ok()
+        .and_then(|w| w.parse().ok())
+        .unwrap_or(2);
+    let rt = if workers == 0 {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+    } else {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(workers)
+            .enable_all()
+            .build()
+    }
+    .expect("runtime");
 
-    let sample = make_batches(n_events);
-    let record_bytes: usize = sample.iter().flatten().map(record_len).sum();
+    let t = templates();
+    let bounds_a = batch_bounds(n_events, false);
+    let bounds_b = batch_bounds(n_durable, true);
+    let record_bytes: usize = (0..n_events).map(|i| record_len(&t[i % t.len()])).sum();
     println!(
         "journal bench: {} events, {:.0} bytes per record on average, batches of 1-5 ({} batches), {} callers, {} CPUs",
         n_events,
         record_bytes as f64 / n_events as f64,
-        sample.len(),
+        bounds_a.len(),
         CALLERS,
         std::thread::available_parallelism().map_or(0, |n| n.get())
     );
-    drop(sample);
     // ORCA_BENCH_ONLY=a|b|c runs one part (for profiling).
     let only = std::env::var("ORCA_BENCH_ONLY").unwrap_or_default();
     let run = |part: &str| only.is_empty() || only == part;
@@ -69,9 +89,8 @@ fn main() {
         let mut orca_a = Vec::new();
         for r in 0..rounds {
             let path = tmp.path().join(format!("raw-a-{r}"));
-            let batches = make_batches(n_events);
             let cpu = cpu_time();
-            raw_a.push(raw_buffered(&path, batches));
+            raw_a.push(raw_buffered(&path, &bounds_a, &t));
             if verbose() {
                 eprintln!(
                     "    raw {:.3} s, cpu {:.3} s",
@@ -81,7 +100,7 @@ fn main() {
             }
             std::fs::remove_file(&path).ok();
             let dir = tmp.path().join(format!("orca-a-{r}"));
-            orca_a.push(rt.block_on(orca_append(&dir, n_events, false, SyncMode::Never)));
+            orca_a.push(rt.block_on(orca_append(&dir, &bounds_a, &t, SyncMode::Never)));
             if r + 1 < rounds {
                 std::fs::remove_dir_all(&dir).ok();
             }
@@ -105,13 +124,13 @@ fn main() {
         let mut orca_b = Vec::new();
         for r in 0..rounds {
             let path = tmp.path().join(format!("raw-b-{r}"));
-            raw_b.push(raw_group_commit(&path, single_batches(n_durable)));
+            raw_b.push(raw_group_commit(&path, &bounds_b, &t));
             if std::env::var_os("ORCA_BENCH_VERBOSE").is_some() {
                 eprintln!("    raw {:.3} s", raw_b[r].as_secs_f64());
             }
             std::fs::remove_file(&path).ok();
             let dir = tmp.path().join(format!("orca-b-{r}"));
-            orca_b.push(rt.block_on(orca_append(&dir, n_durable, true, SyncMode::Always)));
+            orca_b.push(rt.block_on(orca_append(&dir, &bounds_b, &t, SyncMode::Always)));
             std::fs::remove_dir_all(&dir).ok();
         }
         let raw_tp = n_durable as f64 / median(&raw_b).as_secs_f64();
@@ -132,7 +151,7 @@ fn main() {
     }
     let dir = tmp.path().join(format!("orca-a-{}", rounds - 1));
     if !dir.exists() {
-        rt.block_on(orca_append(&dir, n_events, false, SyncMode::Never));
+        rt.block_on(orca_append(&dir, &bounds_a, &t, SyncMode::Never));
     }
     let mut raw_c = Vec::new();
     let mut orca_c = Vec::new();
@@ -206,20 +225,20 @@ fn batch_bounds(n: usize, single: bool) -> Vec<(usize, usize)> {
     out
 }
 
-fn build(bounds: &[(usize, usize)]) -> Vec<Vec<NewEvent>> {
-    bounds
-        .iter()
-        .map(|&(start, size)| (start..start + size).map(event).collect())
+/// 1,000 distinct ~100-byte events of the kinds a run journals.
+fn templates() -> Arc<Vec<NewEvent>> {
+    Arc::new((0..1000).map(event).collect())
+}
+
+/// The batch at `start`: clones of templates, made right before it is
+/// handed over — as an actor builds the events it appends — so both sides
+/// allocate and free events the way a running orca does (building every
+/// event up front and freeing them in bulk measured glibc's chunk
+/// coalescing more than the journal).
+fn batch(t: &[NewEvent], (start, size): (usize, usize)) -> Vec<NewEvent> {
+    (start..start + size)
+        .map(|i| t[i % t.len()].clone())
         .collect()
-}
-
-/// ~100-byte events of the kinds a run journals, in batches of 1-5.
-fn make_batches(n: usize) -> Vec<Vec<NewEvent>> {
-    build(&batch_bounds(n, false))
-}
-
-fn single_batches(n: usize) -> Vec<Vec<NewEvent>> {
-    build(&batch_bounds(n, true))
 }
 
 fn event(i: usize) -> NewEvent {
@@ -292,27 +311,33 @@ fn encode_frame(out: &mut Vec<u8>, first_seq: u64, batch: &[NewEvent]) {
     out[start + 4..start + 8].copy_from_slice(&crc.to_le_bytes());
 }
 
-/// (a) raw: encode, checksum and write every frame through a BufWriter.
-fn raw_buffered(path: &Path, batches: Vec<Vec<NewEvent>>) -> Duration {
-    let t = Instant::now();
+/// (a) raw: build, encode, checksum and write every frame through a
+/// BufWriter.
+fn raw_buffered(path: &Path, bounds: &[(usize, usize)], t: &[NewEvent]) -> Duration {
+    let t0 = Instant::now();
     let mut w = BufWriter::with_capacity(64 << 10, File::create(path).unwrap());
     let mut frame = Vec::with_capacity(1024);
     let mut seq = 1;
-    for batch in batches {
+    for &b in bounds {
+        let events = batch(t, b);
         frame.clear();
-        encode_frame(&mut frame, seq, &batch);
-        seq += batch.len() as u64;
+        encode_frame(&mut frame, seq, &events);
+        seq += events.len() as u64;
         w.write_all(&frame).unwrap();
     }
     w.flush().unwrap();
-    t.elapsed()
+    t0.elapsed()
 }
 
 /// orca: `CALLERS` tasks, each appending its share of the batches one after
-/// another, each waiting for its answer. Each task builds its own events
-/// before the clock starts (as an actor builds the events it appends), so
-/// they are allocated and freed on the same thread, as in the raw loop.
-async fn orca_append(dir: &Path, n: usize, single: bool, sync: SyncMode) -> Duration {
+/// another (building each right before appending it), each waiting for its
+/// answer.
+async fn orca_append(
+    dir: &Path,
+    bounds: &[(usize, usize)],
+    templates: &Arc<Vec<NewEvent>>,
+    sync: SyncMode,
+) -> Duration {
     let opts = JournalOptions::default().with_sync(sync);
     let (h, _) = open_writer(dir, opts).await.unwrap();
     let start = Arc::new(tokio::sync::Barrier::new(CALLERS + 1));
@@ -320,16 +345,12 @@ async fn orca_append(dir: &Path, n: usize, single: bool, sync: SyncMode) -> Dura
         .map(|k| {
             let h = h.clone();
             let start = start.clone();
+            let t = templates.clone();
+            let mine: Vec<_> = bounds.iter().copied().skip(k).step_by(CALLERS).collect();
             tokio::spawn(async move {
-                let mine: Vec<_> = batch_bounds(n, single)
-                    .into_iter()
-                    .skip(k)
-                    .step_by(CALLERS)
-                    .collect();
-                let share = build(&mine);
                 start.wait().await;
-                for b in share {
-                    h.append(b).await.unwrap();
+                for b in mine {
+                    h.append(batch(&t, b)).await.unwrap();
                 }
             })
         })
@@ -362,7 +383,7 @@ async fn orca_append(dir: &Path, n: usize, single: bool, sync: SyncMode) -> Dura
 /// (b) raw: 64 producer threads hand events to one writer thread that
 /// encodes them, writes and `fdatasync`s once per group, then unparks
 /// exactly the producers of that group (no thundering herd).
-fn raw_group_commit(path: &Path, batches: Vec<Vec<NewEvent>>) -> Duration {
+fn raw_group_commit(path: &Path, bounds: &[(usize, usize)], t: &Arc<Vec<NewEvent>>) -> Duration {
     type Waiter = (std::thread::Thread, Arc<std::sync::atomic::AtomicBool>);
     type Pending = Vec<(Vec<NewEvent>, Waiter)>;
     struct Shared {
@@ -406,19 +427,17 @@ fn raw_group_commit(path: &Path, batches: Vec<Vec<NewEvent>>) -> Duration {
             }
         })
     };
-    let mut shares: Vec<Vec<Vec<NewEvent>>> = (0..CALLERS).map(|_| Vec::new()).collect();
-    for (i, b) in batches.into_iter().enumerate() {
-        shares[i % CALLERS].push(b);
-    }
     let start = Arc::new(std::sync::Barrier::new(CALLERS + 1));
-    let producers: Vec<_> = shares
-        .into_iter()
-        .map(|share| {
+    let producers: Vec<_> = (0..CALLERS)
+        .map(|k| {
             let shared = shared.clone();
             let start = start.clone();
+            let t = t.clone();
+            let mine: Vec<_> = bounds.iter().copied().skip(k).step_by(CALLERS).collect();
             std::thread::spawn(move || {
                 start.wait();
-                for b in share {
+                for bounds in mine {
+                    let b = batch(&t, bounds);
                     let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
                     {
                         let mut q = shared.queue.lock().unwrap();
