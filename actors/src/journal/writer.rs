@@ -24,10 +24,14 @@
 //! # Failure
 //!
 //! A failed `write` or `fdatasync` is never retried on the same file (its
-//! dirty pages may already have been dropped): every caller of that round
-//! gets the error, the writer refuses every later append, `health()` turns
+//! dirty pages may already have been dropped): every caller whose batch that
+//! write or sync covered gets the error, the writer refuses every later
+//! append (batches already written and waiting for a sync are answered with
+//! the failure too, never synced again), `health()` turns
 //! [`JournalHealth::Failed`], and the failure is logged at `error` level.
-//! Reopening the journal (a restart) recovers it from what is on disk.
+//! Whether the failed batches are on disk is unknown: callers treat the error
+//! as "not acknowledged". Reopening the journal (a restart) recovers it from
+//! what is on disk.
 
 use std::fs::{File, OpenOptions};
 use std::future::Future;
