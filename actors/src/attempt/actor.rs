@@ -445,7 +445,8 @@ async fn launch(myself: &ActorRef<AttemptMsg>, st: &mut AttemptState) -> Result<
     let stdout_log = st.attempt_dir.join("stdout.log");
     let stderr_log = st.attempt_dir.join("stderr.log");
     st.started = Timestamp::now();
-    st.started_sys = SystemTime::now();
+    // Freshness checks compare file mtimes with this: take it on their clock.
+    st.started_sys = crate::scorer::checks::file_clock_now();
     st.last_output.store(st.started.nanos(), Ordering::Relaxed);
     let running = a
         .host

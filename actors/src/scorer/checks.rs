@@ -227,6 +227,28 @@ fn resolve(input: &CheckInput<'_>, p: &str) -> Result<PathBuf, CheckError> {
     )?)
 }
 
+/// Now, on the clock the kernel stamps file times with. Linux takes mtimes
+/// from the coarse realtime clock, up to one tick (4–10 ms) behind
+/// `SystemTime::now()`: a file written right after an attempt starts can
+/// carry an mtime *before* a fine-grained start time, and would be judged
+/// stale. Freshness baselines come from here instead.
+pub fn file_clock_now() -> SystemTime {
+    #[cfg(target_os = "linux")]
+    {
+        let mut ts = libc::timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        };
+        // SAFETY: clock_gettime writes one timespec through a valid pointer.
+        let rc = unsafe { libc::clock_gettime(libc::CLOCK_REALTIME_COARSE, &mut ts) };
+        if rc == 0 && ts.tv_sec >= 0 {
+            return SystemTime::UNIX_EPOCH
+                + std::time::Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32);
+        }
+    }
+    SystemTime::now()
+}
+
 fn is_fresh(meta: &std::fs::Metadata, started: SystemTime) -> bool {
     meta.modified().map(|m| m >= started).unwrap_or(false)
 }
@@ -278,6 +300,22 @@ fn read_capped(p: &Path, shown: &str) -> Result<Vec<u8>, CheckError> {
 mod tests {
     use super::*;
     use std::time::Duration;
+
+    /// A file written right after the baseline is taken is fresh, every
+    /// time (against `SystemTime::now()` this fails within the first few
+    /// writes: mtimes come from the coarse clock).
+    #[test]
+    fn a_file_written_after_the_baseline_is_always_fresh() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("out");
+        for i in 0..300 {
+            let started = file_clock_now();
+            std::fs::write(&f, i.to_string()).unwrap();
+            let meta = std::fs::metadata(&f).unwrap();
+            assert!(is_fresh(&meta, started), "write {i}");
+        }
+        assert!(file_clock_now() <= SystemTime::now());
+    }
 
     struct Fx {
         _dir: tempfile::TempDir,
