@@ -947,6 +947,10 @@ pub struct SshHost {
         skip_serializing_if = "Option::is_none"
     )]
     pub binary: Option<String>,
+    /// Debugging: leave each attempt's directory on the host instead of
+    /// removing it after the attempt (default false).
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub keep_remote_attempt_dirs: bool,
     #[serde(flatten)]
     pub extra: Extra,
 }
