@@ -8,11 +8,13 @@
 //! bounded logs is host-independent (`attempt::logs`); a restart is a stop
 //! and a new attempt, orchestrated by the run supervisor.
 //!
-//! Adapters: [`local::LocalHost`] (child processes here) and, later, SSH.
+//! Adapters: [`local::LocalHost`] (child processes here) and
+//! [`ssh::SshAdapter`] (processes on another machine, over SSH).
 
 pub mod env;
 pub mod local;
 pub mod procfs;
+pub mod ssh;
 
 use std::fmt;
 use std::path::Path;

@@ -1,0 +1,405 @@
+//! One connection per host, shared by every attempt on it: reused while it
+//! lives, reconnected with backoff when it drops, with at most
+//! `max_sessions` task channels and [`CONTROL_CHANNELS`] control channels
+//! open at once.
+//!
+//! Process groups of attempts that were running when a connection dropped
+//! are remembered; the next connection kills them (SIGTERM, the grace,
+//! SIGKILL, after checking they are still the attempts') *before* anyone
+//! else may use it, so a retry never runs beside the attempt it replaces.
+//! A dropped connection with such groups reconnects on its own, with
+//! backoff, even if no attempt asks for the host again.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use russh::client::Msg;
+use russh::Channel;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+use super::connect::{connect, Session};
+use super::exec::{self, Output};
+use super::script;
+use super::target::{Target, CONTROL_CHANNELS, DEFAULT_CONNECT_TIMEOUT};
+use crate::host::HostError;
+
+/// First reconnect delay after a failed connect; doubles up to
+/// [`BACKOFF_MAX`].
+const BACKOFF_INITIAL: Duration = Duration::from_millis(250);
+const BACKOFF_MAX: Duration = Duration::from_secs(8);
+/// A connection that dropped with attempts' groups on it is retried in the
+/// background this many times.
+const BACKGROUND_RECONNECTS: u32 = 12;
+/// Bound on opening a channel (a connection that does not answer is
+/// closed and replaced).
+const CHANNEL_OPEN_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// An attempt's process group on the host.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Tracked {
+    pub pgid: i32,
+    pub start: u64,
+    pub attempt_id: String,
+    /// The connection it runs on.
+    pub generation: u64,
+}
+
+#[derive(Default)]
+struct State {
+    live: Option<Arc<Session>>,
+    generation: u64,
+    failures: u32,
+    retry_at: Option<Instant>,
+    last_error: Option<String>,
+}
+
+#[derive(Default)]
+struct Procs {
+    running: HashMap<i32, Tracked>,
+    /// Groups whose connection dropped while they ran: killed by the next
+    /// connection.
+    lost: Vec<Tracked>,
+    reconnecting: bool,
+}
+
+/// A connection to one host.
+pub struct Connection {
+    target: Target,
+    connect_timeout: Duration,
+    /// SIGTERM → SIGKILL grace for lost groups.
+    grace: Duration,
+    state: tokio::sync::Mutex<State>,
+    tasks: Arc<Semaphore>,
+    control: Arc<Semaphore>,
+    procs: Mutex<Procs>,
+}
+
+impl std::fmt::Debug for Connection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Connection")
+            .field("target", &self.target.display())
+            .field("task_channels_free", &self.tasks.available_permits())
+            .finish()
+    }
+}
+
+/// Whether an operation waits out the reconnect backoff (work about to
+/// start) or fails at once (follow-ups of work that already failed).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Need {
+    Wait,
+    FailFast,
+}
+
+impl Connection {
+    pub fn new(target: Target, max_sessions: u32, grace: Duration) -> Arc<Self> {
+        Arc::new(Self {
+            target,
+            connect_timeout: DEFAULT_CONNECT_TIMEOUT,
+            grace,
+            state: tokio::sync::Mutex::new(State::default()),
+            tasks: Arc::new(Semaphore::new(max_sessions.max(1) as usize)),
+            control: Arc::new(Semaphore::new(CONTROL_CHANNELS as usize)),
+            procs: Mutex::new(Procs::default()),
+        })
+    }
+
+    pub fn target(&self) -> &Target {
+        &self.target
+    }
+
+    fn transport(&self, what: impl std::fmt::Display) -> HostError {
+        HostError::Transport(format!("{}: {what}", self.target.display()))
+    }
+
+    /// The live connection, connecting (or reconnecting) if needed. Only
+    /// one connect runs at a time; everyone else waits for its outcome.
+    pub async fn session(self: &Arc<Self>, need: Need) -> Result<(Arc<Session>, u64), HostError> {
+        let mut st = self.state.lock().await;
+        if let Some(s) = &st.live {
+            if !s.is_closed() {
+                return Ok((s.clone(), st.generation));
+            }
+            st.live = None;
+            tracing::warn!(host = %self.target.display(), "the ssh connection dropped");
+        }
+        if let Some(at) = st.retry_at {
+            let now = Instant::now();
+            if at > now {
+                match need {
+                    Need::FailFast => {
+                        return Err(HostError::Transport(format!(
+                            "{} (next reconnect in {} ms)",
+                            st.last_error.as_deref().unwrap_or("unreachable"),
+                            (at - now).as_millis()
+                        )))
+                    }
+                    Need::Wait => tokio::time::sleep_until(at.into()).await,
+                }
+            }
+        }
+        match connect(&self.target, self.connect_timeout).await {
+            Ok(s) => {
+                let s = Arc::new(s);
+                st.generation += 1;
+                st.failures = 0;
+                st.retry_at = None;
+                st.last_error = None;
+                let generation = st.generation;
+                // Nobody else can reach this connection until the lock is
+                // released: the old attempts' groups die first.
+                self.kill_lost(&s, generation).await;
+                st.live = Some(s.clone());
+                Ok((s, generation))
+            }
+            Err(e) => {
+                st.failures = st.failures.saturating_add(1);
+                let delay = BACKOFF_INITIAL
+                    .saturating_mul(1u32 << st.failures.saturating_sub(1).min(6))
+                    .min(BACKOFF_MAX);
+                st.retry_at = Some(Instant::now() + delay);
+                st.last_error = Some(e.to_string());
+                Err(HostError::Transport(e.to_string()))
+            }
+        }
+    }
+
+    /// Kills the groups lost with earlier connections, on a connection
+    /// nobody else uses yet (so no channel permit is needed).
+    async fn kill_lost(self: &Arc<Self>, s: &Arc<Session>, generation: u64) {
+        let lost: Vec<Tracked> = {
+            let Ok(mut p) = self.procs.lock() else {
+                return;
+            };
+            // Groups whose end nobody saw yet belong to the old connection
+            // too.
+            let stale: Vec<i32> = p
+                .running
+                .values()
+                .filter(|t| t.generation < generation)
+                .map(|t| t.pgid)
+                .collect();
+            for pgid in stale {
+                if let Some(t) = p.running.remove(&pgid) {
+                    p.lost.push(t);
+                }
+            }
+            p.lost.clone()
+        };
+        for t in lost {
+            match self.kill_group_on(s, &t, self.grace).await {
+                Ok(killed) => {
+                    if killed {
+                        tracing::warn!(
+                            host = %self.target.display(),
+                            attempt = %t.attempt_id,
+                            pgid = t.pgid,
+                            "killed the process group of an attempt whose connection dropped"
+                        );
+                    }
+                    if let Ok(mut p) = self.procs.lock() {
+                        p.lost.retain(|x| x != &t);
+                    }
+                }
+                Err(e) => tracing::error!(
+                    host = %self.target.display(),
+                    attempt = %t.attempt_id,
+                    error = %e,
+                    "cannot kill the process group of an attempt whose connection dropped"
+                ),
+            }
+        }
+    }
+
+    async fn kill_group_on(
+        &self,
+        s: &Session,
+        t: &Tracked,
+        grace: Duration,
+    ) -> Result<bool, HostError> {
+        let ticks = (grace.as_millis() / 50).max(1).to_string();
+        let cmd = script::command(
+            script::KILL_ORPHAN,
+            &[
+                t.attempt_id.clone(),
+                t.pgid.to_string(),
+                t.start.to_string(),
+                ticks,
+            ],
+        )
+        .ok_or_else(|| HostError::Spawn {
+            program: "kill".into(),
+            reason: "an attempt id with a NUL byte".into(),
+        })?;
+        let ch = self.open_on(s).await?;
+        let out = exec::run(ch, &cmd, grace + Duration::from_secs(30), &self.target).await?;
+        Ok(out.stdout_text().contains("killed"))
+    }
+
+    /// Opens a channel on `s`, bounded; a connection that does not answer
+    /// is closed (its channels end, its attempts fail as transport).
+    async fn open_on(&self, s: &Session) -> Result<Channel<Msg>, HostError> {
+        match tokio::time::timeout(CHANNEL_OPEN_TIMEOUT, s.channel()).await {
+            Ok(Ok(ch)) => Ok(ch),
+            Ok(Err(e)) => Err(self.transport(format!("cannot open a channel: {e}"))),
+            Err(_) => {
+                s.disconnect().await;
+                Err(self.transport(format!(
+                    "opening a channel took over {CHANNEL_OPEN_TIMEOUT:?}; reconnecting"
+                )))
+            }
+        }
+    }
+
+    /// A task channel (waits for one of the `max_sessions`).
+    pub async fn task_channel(
+        self: &Arc<Self>,
+    ) -> Result<(Channel<Msg>, OwnedSemaphorePermit, u64), HostError> {
+        let permit = self
+            .tasks
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|_| self.transport("closed"))?;
+        let (s, generation) = self.session(Need::Wait).await?;
+        let ch = self.open_on(&s).await?;
+        Ok((ch, permit, generation))
+    }
+
+    /// A control channel (one of [`CONTROL_CHANNELS`]).
+    pub async fn control_channel(
+        self: &Arc<Self>,
+        need: Need,
+    ) -> Result<(Channel<Msg>, OwnedSemaphorePermit), HostError> {
+        let permit = self
+            .control
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|_| self.transport("closed"))?;
+        let (s, _) = self.session(need).await?;
+        let ch = self.open_on(&s).await?;
+        Ok((ch, permit))
+    }
+
+    /// Runs a control script; its exit code and bounded output.
+    pub async fn control(
+        self: &Arc<Self>,
+        script_text: &str,
+        args: &[String],
+        need: Need,
+        limit: Duration,
+    ) -> Result<Output, HostError> {
+        let cmd = script::command(script_text, args).ok_or_else(|| HostError::Spawn {
+            program: "sh".into(),
+            reason: "an argument with a NUL byte".into(),
+        })?;
+        let (ch, permit) = self.control_channel(need).await?;
+        let out = exec::run(ch, &cmd, limit, &self.target).await;
+        drop(permit);
+        out
+    }
+
+    // --- attempts' process groups -------------------------------------
+
+    pub fn track(&self, t: Tracked) {
+        if let Ok(mut p) = self.procs.lock() {
+            p.running.insert(t.pgid, t);
+        }
+    }
+
+    /// The process ended and its channel closed normally.
+    pub fn untrack(&self, pgid: i32) {
+        if let Ok(mut p) = self.procs.lock() {
+            p.running.remove(&pgid);
+        }
+    }
+
+    /// The connection dropped under a running group: the next connection
+    /// kills it, and one is made in the background if nobody asks.
+    pub fn lost(self: &Arc<Self>, pgid: i32) {
+        let start_reconnect = {
+            let Ok(mut p) = self.procs.lock() else {
+                return;
+            };
+            if let Some(t) = p.running.remove(&pgid) {
+                p.lost.push(t);
+            }
+            let go = !p.lost.is_empty() && !p.reconnecting;
+            if go {
+                p.reconnecting = true;
+            }
+            go
+        };
+        if start_reconnect {
+            let me = self.clone();
+            tokio::spawn(async move {
+                for _ in 0..BACKGROUND_RECONNECTS {
+                    let done = me.session(Need::Wait).await.is_ok()
+                        || me.procs.lock().map(|p| p.lost.is_empty()).unwrap_or(true);
+                    if done {
+                        break;
+                    }
+                }
+                if let Ok(mut p) = me.procs.lock() {
+                    p.reconnecting = false;
+                }
+            });
+        }
+    }
+
+    /// Whether `pgid` is a group lost with its connection and not killed
+    /// yet.
+    pub fn is_lost(&self, pgid: i32) -> bool {
+        self.procs
+            .lock()
+            .map(|p| p.lost.iter().any(|t| t.pgid == pgid))
+            .unwrap_or(false)
+    }
+
+    /// Kills a recorded group if it is provably the attempt's.
+    pub async fn kill_orphan(
+        self: &Arc<Self>,
+        t: &Tracked,
+        grace: Duration,
+    ) -> Result<bool, HostError> {
+        let ticks = (grace.as_millis() / 50).max(1).to_string();
+        let out = self
+            .control(
+                script::KILL_ORPHAN,
+                &[
+                    t.attempt_id.clone(),
+                    t.pgid.to_string(),
+                    t.start.to_string(),
+                    ticks,
+                ],
+                Need::Wait,
+                grace + Duration::from_secs(30),
+            )
+            .await?;
+        if let Ok(mut p) = self.procs.lock() {
+            p.lost.retain(|x| x.pgid != t.pgid);
+        }
+        Ok(out.stdout_text().contains("killed"))
+    }
+}
+
+/// Connections by target: one per host, for the whole process.
+#[derive(Debug, Default)]
+pub struct Pool {
+    conns: Mutex<HashMap<Target, Arc<Connection>>>,
+}
+
+impl Pool {
+    /// The connection for `target` (created on first use; `max_sessions`
+    /// and `grace` of the first worker to ask win).
+    pub fn get(&self, target: &Target, max_sessions: u32, grace: Duration) -> Arc<Connection> {
+        let Ok(mut m) = self.conns.lock() else {
+            return Connection::new(target.clone(), max_sessions, grace);
+        };
+        m.entry(target.clone())
+            .or_insert_with(|| Connection::new(target.clone(), max_sessions, grace))
+            .clone()
+    }
+}
