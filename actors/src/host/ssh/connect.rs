@@ -119,9 +119,7 @@ impl Session {
                 let _ = c.disconnect().await;
             }
             Session::Pinned(h) => {
-                let _ = h
-                    .disconnect(russh::Disconnect::ByApplication, "", "")
-                    .await;
+                let _ = h.disconnect(russh::Disconnect::ByApplication, "", "").await;
             }
         }
     }
@@ -234,7 +232,11 @@ async fn connect_lib(
     }
 }
 
-fn lib_error(t: &Target, e: async_ssh2_tokio::Error, known_hosts: Option<&PathBuf>) -> ConnectError {
+fn lib_error(
+    t: &Target,
+    e: async_ssh2_tokio::Error,
+    known_hosts: Option<&PathBuf>,
+) -> ConnectError {
     use async_ssh2_tokio::Error as E;
     let target = t.display();
     let file = known_hosts
@@ -243,9 +245,7 @@ fn lib_error(t: &Target, e: async_ssh2_tokio::Error, known_hosts: Option<&PathBu
     // The entries for this host, to tell an unknown host from a changed key.
     let entries = || -> Vec<usize> {
         known_hosts
-            .and_then(|p| {
-                russh::keys::known_hosts::known_host_keys_path(&t.host, t.port, p).ok()
-            })
+            .and_then(|p| russh::keys::known_hosts::known_host_keys_path(&t.host, t.port, p).ok())
             .map(|v| v.into_iter().map(|(line, _)| line).collect())
             .unwrap_or_default()
     };

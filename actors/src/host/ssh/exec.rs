@@ -67,7 +67,9 @@ pub async fn run(
     let res = tokio::time::timeout(limit, async {
         while let Some(msg) = ch.wait().await {
             match msg {
-                ChannelMsg::Data { data } => push_capped(&mut out.stdout, &data, CONTROL_OUTPUT_CAP),
+                ChannelMsg::Data { data } => {
+                    push_capped(&mut out.stdout, &data, CONTROL_OUTPUT_CAP)
+                }
                 ChannelMsg::ExtendedData { data, ext: 1 } => {
                     push_capped(&mut out.stderr, &data, CONTROL_OUTPUT_CAP)
                 }
@@ -198,7 +200,9 @@ pub async fn start(a: StartArgs<'_>) -> Result<Running, HostError> {
     let report = tokio::time::timeout(REPORT_TIMEOUT, async {
         loop {
             let Some(msg) = ch.wait().await else {
-                return Err(lost("the connection dropped while starting the command".into()));
+                return Err(lost(
+                    "the connection dropped while starting the command".into(),
+                ));
             };
             match msg {
                 ChannelMsg::Success | ChannelMsg::Failure => {
@@ -403,7 +407,11 @@ impl Pump {
             let target = self.conn.target().display();
             self.send_exit(Err(HostError::Transport(format!(
                 "{target}: the connection dropped while the attempt ran{}",
-                if clean { " (channel closed without an exit status)" } else { "" }
+                if clean {
+                    " (channel closed without an exit status)"
+                } else {
+                    ""
+                }
             ))));
         } else {
             self.conn.untrack(self.pgid);

@@ -40,9 +40,7 @@ use async_trait::async_trait;
 pub use pool::{Connection, Need, Pool};
 pub use target::{HostKeyCheck, Target, CONTROL_CHANNELS, DEFAULT_CONNECT_TIMEOUT};
 
-use super::{
-    HostAdapter, HostError, HostPaths, Launch, ProcHandle, RecordedProc, Running, Sig,
-};
+use super::{HostAdapter, HostError, HostPaths, Launch, ProcHandle, RecordedProc, Running, Sig};
 use crate::spec::SshHost;
 
 /// Bound on short control commands (signal, alive, missing files).
@@ -298,7 +296,10 @@ impl HostAdapter for SshAdapter {
         if !paths.attempt_dir.starts_with(&runs) || !run_dir.starts_with(&runs) {
             return Err(HostError::Spawn {
                 program: "rm".into(),
-                reason: format!("refusing to remove {} (not under {runs})", paths.attempt_dir),
+                reason: format!(
+                    "refusing to remove {} (not under {runs})",
+                    paths.attempt_dir
+                ),
             });
         }
         self.conn

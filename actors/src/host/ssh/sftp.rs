@@ -151,7 +151,11 @@ impl Sftp {
         let mut offset = 0usize;
         let mut result = Ok(());
         for chunk in data.chunks(CHUNK as usize) {
-            if let Err(e) = self.raw.write(h.as_str(), offset as u64, chunk.to_vec()).await {
+            if let Err(e) = self
+                .raw
+                .write(h.as_str(), offset as u64, chunk.to_vec())
+                .await
+            {
                 result = Err(self.err(format!("cannot write {path}"), e));
                 break;
             }
@@ -223,9 +227,9 @@ impl Sftp {
                             notes.push(format!("artifact {shown_path}: {n}"));
                         }
                     }
-                    FileType::Symlink => {
-                        notes.push(format!("{shown_path} is a symlink on the host; not fetched"))
-                    }
+                    FileType::Symlink => notes.push(format!(
+                        "{shown_path} is a symlink on the host; not fetched"
+                    )),
                     FileType::Other => {}
                 }
             }
@@ -274,7 +278,11 @@ impl Sftp {
                 .await
                 .map_err(|e| local_io("create the directory of", e))?;
         }
-        let h = match self.raw.open(remote, OpenFlags::READ, FileAttributes::empty()).await {
+        let h = match self
+            .raw
+            .open(remote, OpenFlags::READ, FileAttributes::empty())
+            .await
+        {
             Ok(h) => h.handle,
             Err(e @ SftpError::Status(_)) => return Ok(Some(format!("cannot open it: {e}"))),
             Err(e) => return Err(self.err(format!("cannot open {remote}"), e)),

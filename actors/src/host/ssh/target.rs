@@ -156,17 +156,17 @@ mod tests {
             HostKeyCheck::Fingerprint("SHA256:abc".into()),
             "a pin wins over the insecure switch"
         );
-        let none = SshHost {
-            host: None,
-            ..spec
-        };
+        let none = SshHost { host: None, ..spec };
         assert!(Target::from_spec(&none, Path::new("/ws")).is_err());
     }
 
     #[test]
     fn posix_joins() {
         assert_eq!(join("/srv/repo", Path::new("")), "/srv/repo");
-        assert_eq!(join("/srv/repo/", Path::new("sub/dir")), "/srv/repo/sub/dir");
+        assert_eq!(
+            join("/srv/repo/", Path::new("sub/dir")),
+            "/srv/repo/sub/dir"
+        );
         assert_eq!(
             join("/srv/repo", Path::new(".orca/runs/r/t/1")),
             "/srv/repo/.orca/runs/r/t/1"
