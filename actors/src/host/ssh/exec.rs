@@ -90,7 +90,17 @@ pub async fn run(
     .await;
     match res {
         Err(_) => {
+            // Hold the channel (and its permit) until the server let go of
+            // it, briefly, so the next channel stays within MaxSessions.
             let _ = ch.close().await;
+            let _ = tokio::time::timeout(Duration::from_secs(2), async {
+                while let Some(m) = ch.wait().await {
+                    if matches!(m, ChannelMsg::Close) {
+                        break;
+                    }
+                }
+            })
+            .await;
             Err(lost(&format!("a control command took over {limit:?}")))
         }
         Ok(Err(e)) => Err(HostError::Spawn {
@@ -422,5 +432,37 @@ impl Pump {
         if let Some(tx) = self.exit_tx.take() {
             let _ = tx.send(r);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reports_and_signals() {
+        assert!(matches!(
+            parse_report("ORCA-PGID 1234 5678"),
+            Some(Report::Started {
+                pgid: 1234,
+                start: 5678
+            })
+        ));
+        assert!(matches!(
+            parse_report("ORCA-ERR cwd"),
+            Some(Report::Refused(r)) if r == "cwd"
+        ));
+        assert!(
+            parse_report("ORCA-PGID 1").is_none(),
+            "group 1 is never ours"
+        );
+        assert!(parse_report("ORCA-PGID x 1").is_none());
+        assert!(parse_report("Welcome to the host!").is_none());
+        assert_eq!(signal_number(&russh::Sig::KILL), Some(libc::SIGKILL));
+        assert_eq!(
+            signal_number(&russh::Sig::Custom("USR2".into())),
+            Some(libc::SIGUSR2)
+        );
+        assert_eq!(signal_number(&russh::Sig::Custom("NOPE".into())), None);
     }
 }

@@ -128,39 +128,56 @@ pub const SIGNAL: &str = r#"kill -s "$1" -- "-$2" 2>/dev/null
 exit 0
 "#;
 
+/// Shell functions over `/proc/<pid>/stat`: `st <fields after "comm) ">`
+/// sets `fs` (state), `fg` (process group) and `ft` (start time, field
+/// 22); `live <pgid>` succeeds when the group has a live member (zombies
+/// do not count: reaping orphans is PID 1's business and may lag).
+macro_rules! proc_fns {
+    () => {
+        r#"st() { fs=$1; fg=$3; ft=${20}; }
+live() {
+  kill -s 0 -- "-$1" 2>/dev/null || return 1
+  for d in /proc/[0-9]*; do
+    read -r l < "$d/stat" 2>/dev/null || continue
+    st ${l##*) }
+    [ "$fg" = "$1" ] && [ "$fs" != Z ] && return 0
+  done
+  return 1
+}
+"#
+    };
+}
+
 /// Exit 0 when a live (non-zombie) process of group `$1` exists, else 1.
-pub const ALIVE: &str = r#"g=$1
-[ "$g" -gt 1 ] 2>/dev/null || exit 1
-kill -0 -- "-$g" 2>/dev/null || exit 1
-for d in /proc/[0-9]*; do
-  read -r l < "$d/stat" 2>/dev/null || continue
-  set -- ${l##*) }
-  [ "$3" = "$g" ] && [ "$1" != Z ] && exit 0
-done
-exit 1
-"#;
+pub const ALIVE: &str = concat!(
+    proc_fns!(),
+    r#"[ "$1" -gt 1 ] 2>/dev/null || exit 1
+live "$1"
+"#
+);
 
 /// Stops what is left of an attempt, if it is provably the attempt's: the
 /// recorded group when its leader still has the recorded start time, and
 /// every group with a process carrying `ORCA_ATTEMPT_ID=<id>` in its
 /// environment (pids are reused; these two are not). SIGTERM, up to
-/// `ticks` × 50 ms for the groups to go, then SIGKILL. Prints `killed`
-/// when there was anything to stop.
+/// `ticks` × 50 ms for the groups to go (a shell has no pidfd to wait on),
+/// then SIGKILL. Prints `killed` when there was anything to stop.
 ///
 /// Arguments: attempt id, pgid, start time (0 = unknown), ticks.
-pub const KILL_ORPHAN: &str = r#"id=$1 pg=$2 st=$3 n=$4
-f() { fg=$3; ft=${20}; }
+pub const KILL_ORPHAN: &str = concat!(
+    proc_fns!(),
+    r#"id=$1 pg=$2 t0=$3 n=$4
 gs=""
-if [ "$pg" -gt 1 ] 2>/dev/null && [ "$st" != 0 ] && read -r l < "/proc/$pg/stat" 2>/dev/null; then
-  f ${l##*) }
-  [ "$ft" = "$st" ] && [ "$fg" = "$pg" ] && gs=" $pg"
+if [ "$pg" -gt 1 ] 2>/dev/null && [ "$t0" != 0 ] && read -r l < "/proc/$pg/stat" 2>/dev/null; then
+  st ${l##*) }
+  [ "$ft" = "$t0" ] && [ "$fg" = "$pg" ] && [ "$fs" != Z ] && gs=" $pg"
 fi
 for e in $(grep -lzxF -- "ORCA_ATTEMPT_ID=$id" /proc/[0-9]*/environ 2>/dev/null); do
   p=${e#/proc/}; p=${p%/environ}
   [ "$p" = $$ ] && continue
   read -r l < "/proc/$p/stat" 2>/dev/null || continue
-  f ${l##*) }
-  [ "$fg" -gt 1 ] 2>/dev/null || continue
+  st ${l##*) }
+  [ "$fs" != Z ] && [ "$fg" -gt 1 ] 2>/dev/null || continue
   case "$gs " in *" $fg "*) ;; *) gs="$gs $fg" ;; esac
 done
 [ -n "$gs" ] || exit 0
@@ -168,14 +185,16 @@ for g in $gs; do kill -s TERM -- "-$g" 2>/dev/null; done
 i=0
 while [ "$i" -lt "$n" ]; do
   a=""
-  for g in $gs; do kill -0 -- "-$g" 2>/dev/null && a="$a $g"; done
-  [ -n "$a" ] || break
+  for g in $gs; do live "$g" && a="$a $g"; done
+  gs=$a
+  [ -n "$gs" ] || break
   sleep 0.05
   i=$((i + 1))
 done
 for g in $gs; do kill -s KILL -- "-$g" 2>/dev/null; done
 echo killed
-"#;
+"#
+);
 
 /// Prints the index of every file (relative to the working dir `$2`) that
 /// does not exist or leads outside the workspace `$1`; `ORCA-ERR ws` when
@@ -219,5 +238,152 @@ mod tests {
             "plain|it's|$HOME `x` \"q\"|a\nb||--|"
         );
         assert!(command("x", &["a\0b"]).is_none());
+    }
+
+    use std::os::unix::process::{CommandExt, ExitStatusExt};
+    use std::process::{Command, Output};
+
+    /// Runs the task wrapper as sshd would: through a shell, as the leader
+    /// of its own process group.
+    fn wrapped(dir: &std::path::Path, keep: &str, argv: &[&str], env: &[(&str, &str)]) -> Output {
+        let mut args = vec![
+            TASK_INNER.to_string(),
+            dir.join("attempt").display().to_string(),
+            dir.display().to_string(),
+            keep.to_string(),
+        ];
+        args.extend(argv.iter().map(|a| a.to_string()));
+        let cmd = command(TASK_OUTER, &args).unwrap();
+        Command::new("/bin/sh")
+            .arg("-c")
+            .arg(cmd)
+            .env_clear()
+            .env("PATH", "/usr/bin:/bin")
+            .env("HOME", "/nonexistent")
+            .envs(env.iter().copied())
+            .process_group(0)
+            .output()
+            .unwrap()
+    }
+
+    fn report(out: &Output) -> (i32, u64, String) {
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        let (first, rest) = text.split_once('\n').unwrap();
+        let mut it = first.strip_prefix(PGID_MARK).unwrap().split(' ');
+        (
+            it.next().unwrap().parse().unwrap(),
+            it.next().unwrap().parse().unwrap(),
+            rest.to_string(),
+        )
+    }
+
+    #[test]
+    fn the_wrapper_reports_the_group_and_the_real_end() {
+        let d = tempfile::tempdir().unwrap();
+        let out = wrapped(
+            d.path(),
+            "",
+            &[
+                "sh",
+                "-c",
+                "echo $$ $(cut -d' ' -f5 /proc/$$/stat); echo err >&2; exit 3",
+            ],
+            &[],
+        );
+        assert_eq!(out.status.code(), Some(3));
+        let (pgid, start, rest) = report(&out);
+        assert!(pgid > 1 && start > 0);
+        assert_eq!(rest, format!("{pgid} {pgid}\n"), "the task leads the group");
+        assert_eq!(String::from_utf8_lossy(&out.stderr), "err\n");
+        assert!(d.path().join("attempt").is_dir());
+        // A death by signal comes back as that signal, not as 128 + n.
+        let out = wrapped(d.path(), "", &["sh", "-c", "kill -TERM $$"], &[]);
+        assert_eq!(out.status.signal(), Some(libc::SIGTERM));
+        assert!(out.stderr.is_empty(), "{:?}", out.stderr);
+        let out = wrapped(d.path(), "", &["sh", "-c", "exit 143"], &[]);
+        assert_eq!(out.status.code(), Some(143), "exit 143 is an exit code");
+    }
+
+    #[test]
+    fn the_wrapper_keeps_only_the_sent_names_and_checks_first() {
+        let d = tempfile::tempdir().unwrap();
+        let out = wrapped(
+            d.path(),
+            "ORCA_X KEEP_ME",
+            &["env"],
+            &[
+                ("ORCA_X", "1"),
+                ("KEEP_ME", "a b"),
+                ("DROP_ME", "x"),
+                ("orca_k", "y"),
+            ],
+        );
+        assert!(out.status.success());
+        let (_, _, rest) = report(&out);
+        let mut names: Vec<&str> = rest
+            .lines()
+            .filter_map(|l| l.split_once('=').map(|(n, _)| n))
+            .filter(|n| *n != "PWD")
+            .collect();
+        names.sort();
+        assert_eq!(names, ["HOME", "KEEP_ME", "ORCA_X", "PATH"], "{rest}");
+        assert!(rest.contains("KEEP_ME=a b\n"));
+        let out = wrapped(d.path(), "", &["no-such-program-orca"], &[]);
+        assert_eq!(String::from_utf8_lossy(&out.stdout), "ORCA-ERR program\n");
+        let out = wrapped(&d.path().join("missing"), "", &["true"], &[]);
+        assert_eq!(String::from_utf8_lossy(&out.stdout), "ORCA-ERR cwd\n");
+        assert!(!d.path().join("missing").exists(), "no directory was made");
+    }
+
+    fn sh(script: &str, args: &[&str]) -> Output {
+        Command::new("/bin/sh")
+            .arg("-c")
+            .arg(command(script, args).unwrap())
+            .output()
+            .unwrap()
+    }
+
+    #[test]
+    fn control_scripts() {
+        let d = tempfile::tempdir().unwrap();
+        let ws = d.path().canonicalize().unwrap();
+        std::fs::create_dir(ws.join("sub")).unwrap();
+        std::fs::write(ws.join("sub/here.txt"), "x").unwrap();
+        let out = sh(
+            MISSING,
+            &[
+                ws.to_str().unwrap(),
+                ws.join("sub").to_str().unwrap(),
+                "here.txt",
+                "gone.txt",
+                "../../../etc/passwd",
+                "/etc/passwd",
+            ],
+        );
+        assert_eq!(String::from_utf8_lossy(&out.stdout), "1\n2\n3\n");
+        let out = sh(MISSING, &["/no/such/ws", "/", "x"]);
+        assert_eq!(String::from_utf8_lossy(&out.stdout), "ORCA-ERR ws\n");
+
+        let mut child = Command::new("sleep")
+            .arg("30")
+            .env("ORCA_ATTEMPT_ID", "r:t:9")
+            .process_group(0)
+            .spawn()
+            .unwrap();
+        let pgid = child.id().to_string();
+        assert!(sh(ALIVE, &[&pgid]).status.success());
+        // Not ours by start time nor by attempt id: left alone.
+        let out = sh(KILL_ORPHAN, &["r:t:8", &pgid, "1", "2"]);
+        assert!(out.stdout.is_empty());
+        assert!(sh(ALIVE, &[&pgid]).status.success());
+        // Ours by its environment.
+        let out = sh(KILL_ORPHAN, &["r:t:9", "0", "0", "40"]);
+        assert_eq!(String::from_utf8_lossy(&out.stdout), "killed\n");
+        assert_eq!(child.wait().unwrap().signal(), Some(libc::SIGTERM));
+        assert!(!sh(ALIVE, &[&pgid]).status.success());
+        assert!(
+            sh(SIGNAL, &["TERM", &pgid]).status.success(),
+            "a gone group is fine"
+        );
     }
 }
