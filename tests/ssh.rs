@@ -297,6 +297,10 @@ retry_policy = {{ max_attempts = 4, initial_backoff_seconds = 0.2, jitter = fals
     assert!(!group_exists(pgid), "the old remote group was killed");
     let last = st.task("flaky").unwrap().attempts.len() as u32;
     assert!(stdout_of(&ws, &run, "flaky", last).contains("second"));
+    assert!(
+        !sshd.remote_wd.join(".orca/runs").join(&run).exists(),
+        "the lost attempt's directory was removed once the host was back"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -655,4 +659,23 @@ command = "yes 'a line of output' | head -c 104857600; echo done >&2"
         .logs_capped
         .contains(&LogStream::Stdout));
     assert_eq!(stderr_of(&ws, &run, "loud", 1), "done\n");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn over_ssh_a_grandchild_holding_stdout_goes_with_its_group() {
+    let sshd = Sshd::start();
+    let ws = TestWs::fast();
+    let spec = format!(
+        "[[tasks]]\nid = \"leaky\"\ncommand = \"(sleep 30 &); echo parent-done\"\n{}",
+        sshd.worker_toml(1, "")
+    );
+    let (run, st) = run_spec(&ws, &spec, 1).await;
+    let r = receipt(&st, "leaky");
+    assert_eq!(r.result, AttemptResult::Pass, "{}", r.summary);
+    assert!(r.summary.contains("left in the group"), "{}", r.summary);
+    assert!(
+        procs_with_env(&format!("ORCA_RUN_ID={run}")).is_empty(),
+        "the grandchild is gone"
+    );
+    assert_eq!(stdout_of(&ws, &run, "leaky", 1), "parent-done\n");
 }

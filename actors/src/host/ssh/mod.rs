@@ -302,15 +302,22 @@ impl HostAdapter for SshAdapter {
                 ),
             });
         }
-        self.conn
-            .control(
-                script::CLEANUP,
-                &[paths.attempt_dir.clone(), task_dir, run_dir],
-                Need::FailFast,
-                CLEANUP_LIMIT,
-            )
+        let args = vec![paths.attempt_dir.clone(), task_dir, run_dir];
+        match self
+            .conn
+            .control(script::CLEANUP, &args, Need::FailFast, CLEANUP_LIMIT)
             .await
-            .map(|_| ())
+        {
+            Ok(_) => Ok(()),
+            Err(e) => {
+                if e.is_transport() {
+                    // The host is unreachable now: the next connection
+                    // removes the directory.
+                    self.conn.defer_cleanup(args);
+                }
+                Err(e)
+            }
+        }
     }
 
     async fn kill_orphan(&self, rec: &RecordedProc, grace_ms: u64) -> Result<bool, HostError> {

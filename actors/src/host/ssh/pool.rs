@@ -60,8 +60,14 @@ struct Procs {
     /// Groups whose connection dropped while they ran: killed by the next
     /// connection.
     lost: Vec<Tracked>,
+    /// Cleanups that could not reach the host (arguments of
+    /// [`script::CLEANUP`]): run by the next connection.
+    cleanups: Vec<Vec<String>>,
     reconnecting: bool,
 }
+
+/// Deferred cleanups kept at most (beyond, the oldest are dropped).
+const MAX_DEFERRED_CLEANUPS: usize = 1_000;
 
 /// A connection to one host.
 pub struct Connection {
@@ -209,6 +215,36 @@ impl Connection {
                     "cannot kill the process group of an attempt whose connection dropped"
                 ),
             }
+        }
+        let cleanups = self
+            .procs
+            .lock()
+            .map(|mut p| std::mem::take(&mut p.cleanups))
+            .unwrap_or_default();
+        for args in cleanups {
+            let Some(cmd) = script::command(script::CLEANUP, &args) else {
+                continue;
+            };
+            let done = match self.open_on(s).await {
+                Ok(ch) => exec::run(ch, &cmd, Duration::from_secs(120), &self.target)
+                    .await
+                    .is_ok(),
+                Err(_) => false,
+            };
+            if !done {
+                self.defer_cleanup(args);
+            }
+        }
+    }
+
+    /// Remembers a cleanup that could not reach the host; the next
+    /// connection runs it.
+    pub fn defer_cleanup(&self, args: Vec<String>) {
+        if let Ok(mut p) = self.procs.lock() {
+            if p.cleanups.len() >= MAX_DEFERRED_CLEANUPS {
+                p.cleanups.remove(0);
+            }
+            p.cleanups.push(args);
         }
     }
 

@@ -11,7 +11,7 @@ use russh::{Channel, ChannelMsg};
 use russh_sftp::client::error::Error as SftpError;
 use russh_sftp::client::RawSftpSession;
 use russh_sftp::protocol::{FileAttributes, FileType, OpenFlags, StatusCode};
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::OwnedSemaphorePermit;
 
 use super::pool::{Connection, Need};
@@ -29,11 +29,11 @@ const CHUNK: u32 = 32 << 10;
 /// Seconds an SFTP request may take.
 const REQUEST_TIMEOUT_SECS: u64 = 30;
 
-/// An SFTP session on a control channel.
+/// An SFTP session on a control channel (held until the server has
+/// closed the channel, so the next channel never exceeds MaxSessions).
 pub struct Sftp {
     raw: RawSftpSession,
     host: String,
-    _permit: OwnedSemaphorePermit,
 }
 
 fn status_code(e: &SftpError) -> Option<StatusCode> {
@@ -50,7 +50,7 @@ impl Sftp {
         let (mut ch, permit) = conn.control_channel(need).await?;
         request_sftp(&mut ch, &host).await?;
         let raw = RawSftpSession::new_with_config(
-            ch.into_stream(),
+            pump(ch, permit),
             russh_sftp::client::Config {
                 request_timeout_secs: REQUEST_TIMEOUT_SECS,
                 ..Default::default()
@@ -59,11 +59,7 @@ impl Sftp {
         raw.init()
             .await
             .map_err(|e| HostError::Transport(format!("{host}: cannot start SFTP: {e}")))?;
-        Ok(Self {
-            raw,
-            host,
-            _permit: permit,
-        })
+        Ok(Self { raw, host })
     }
 
     /// A failure of the session itself (transient) or of one operation.
@@ -332,6 +328,58 @@ impl Sftp {
             None => Ok(note),
         }
     }
+}
+
+/// Carries the SFTP byte stream between an in-memory pipe and the channel.
+/// When the SFTP session is dropped (the pipe ends), sends EOF and keeps
+/// the control permit until the server closes the channel, bounded.
+fn pump(ch: Channel<Msg>, permit: OwnedSemaphorePermit) -> tokio::io::DuplexStream {
+    let (ours, theirs) = tokio::io::duplex(256 << 10);
+    tokio::spawn(async move {
+        let (mut from_ch, to_ch) = ch.split();
+        let (mut rd, mut wr) = tokio::io::split(ours);
+        let mut buf = vec![0u8; CHUNK as usize + 1024];
+        let mut writing = true;
+        let mut wr_open = true;
+        // Once the session is done, the server gets this long to close.
+        let deadline = tokio::time::sleep(Duration::from_secs(REQUEST_TIMEOUT_SECS));
+        tokio::pin!(deadline);
+        loop {
+            tokio::select! {
+                r = rd.read(&mut buf), if writing => match r {
+                    Ok(n) if n > 0 => {
+                        if to_ch.data(&buf[..n]).await.is_err() {
+                            break;
+                        }
+                    }
+                    _ => {
+                        writing = false;
+                        deadline
+                            .as_mut()
+                            .reset(tokio::time::Instant::now() + Duration::from_secs(10));
+                        let _ = to_ch.eof().await;
+                    }
+                },
+                msg = from_ch.wait() => match msg {
+                    Some(ChannelMsg::Data { data }) => {
+                        if wr_open && wr.write_all(&data).await.is_err() {
+                            wr_open = false;
+                        }
+                    }
+                    Some(ChannelMsg::Eof) => {
+                        let _ = wr.shutdown().await;
+                        wr_open = false;
+                    }
+                    Some(ChannelMsg::Close) | None => break,
+                    Some(_) => {}
+                },
+                _ = &mut deadline, if !writing => break,
+            }
+        }
+        let _ = to_ch.close().await;
+        drop(permit);
+    });
+    theirs
 }
 
 /// Asks for the `sftp` subsystem and waits for the answer.
