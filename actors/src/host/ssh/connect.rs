@@ -68,6 +68,15 @@ pub enum ConnectError {
     Ssh { target: String, reason: String },
 }
 
+/// A channel the server did not open.
+#[derive(Debug)]
+pub struct OpenError {
+    /// The server answered with an open failure (as opposed to a broken
+    /// connection).
+    pub refused: bool,
+    pub reason: String,
+}
+
 /// The pinned-fingerprint check. Records what the host offered, for the
 /// error message.
 pub struct PinCheck {
@@ -98,11 +107,18 @@ pub enum Session {
 
 impl Session {
     /// Opens a session channel.
-    pub async fn channel(&self) -> Result<Channel<Msg>, String> {
-        match self {
-            Session::Lib(c) => c.get_channel().await.map_err(|e| e.to_string()),
-            Session::Pinned(h) => h.channel_open_session().await.map_err(|e| e.to_string()),
-        }
+    pub async fn channel(&self) -> Result<Channel<Msg>, OpenError> {
+        let r = match self {
+            Session::Lib(c) => c.get_channel().await.map_err(|e| match e {
+                async_ssh2_tokio::Error::SshError(e) => e,
+                other => russh::Error::from(std::io::Error::other(other.to_string())),
+            }),
+            Session::Pinned(h) => h.channel_open_session().await,
+        };
+        r.map_err(|e| OpenError {
+            refused: matches!(e, russh::Error::ChannelOpenFailure(_)),
+            reason: e.to_string(),
+        })
     }
 
     pub fn is_closed(&self) -> bool {

@@ -295,12 +295,15 @@ pub async fn start(a: StartArgs<'_>) -> Result<Running, HostError> {
             )));
         }
     };
-    conn.track(Tracked {
-        pgid,
-        start,
-        attempt_id: a.attempt_id.to_string(),
-        generation,
-    });
+    conn.track(
+        Tracked {
+            pgid,
+            start,
+            attempt_id: a.attempt_id.to_string(),
+            generation,
+        },
+        a.attempt_dir,
+    );
 
     let mut preface: Vec<u8> = Vec::new();
     for line in &a.preface {

@@ -45,8 +45,6 @@ use crate::spec::SshHost;
 
 /// Bound on short control commands (signal, alive, missing files).
 const CONTROL_LIMIT: Duration = Duration::from_secs(30);
-/// Bound on removing an attempt directory.
-const CLEANUP_LIMIT: Duration = Duration::from_secs(120);
 
 /// One ssh worker's view of its host: the shared connection plus the
 /// worker's directories and runtime binary.
@@ -73,6 +71,9 @@ impl SshAdapter {
             .clone()
             .filter(|d| d.starts_with('/'))
             .ok_or("an ssh host requires an absolute `working_directory`")?;
+        if working_directory.chars().any(char::is_control) {
+            return Err("`working_directory` holds a control character".into());
+        }
         let insecure = target.check == HostKeyCheck::Insecure;
         let conn = pool.get(&target, target::max_sessions(spec), grace);
         Ok(Self {
@@ -234,6 +235,10 @@ impl HostAdapter for SshAdapter {
     }
 
     async fn signal(&self, proc: &ProcHandle, sig: Sig) -> Result<(), HostError> {
+        if self.conn.is_dead(proc.pgid) {
+            // Gone after its attempt: the number may be someone else's now.
+            return Ok(());
+        }
         if self.conn.is_lost(proc.pgid) {
             return Err(HostError::Transport(format!(
                 "{}: the connection to the group dropped; the next connection kills it",
@@ -258,16 +263,7 @@ impl HostAdapter for SshAdapter {
                 self.name()
             )));
         }
-        let out = self
-            .conn
-            .control(
-                script::ALIVE,
-                &[proc.pgid.to_string()],
-                Need::FailFast,
-                CONTROL_LIMIT,
-            )
-            .await?;
-        Ok(out.code == Some(0))
+        self.conn.alive(proc.pgid, CONTROL_LIMIT).await
     }
 
     async fn collect(
@@ -276,6 +272,10 @@ impl HostAdapter for SshAdapter {
         local_attempt_dir: &Path,
         cap: u64,
     ) -> Result<Vec<String>, HostError> {
+        // The liveness check after the exit already looked.
+        if self.conn.take_no_artifacts(&paths.attempt_dir) {
+            return Ok(Vec::new());
+        }
         let s = sftp::Sftp::open(&self.conn, Need::FailFast).await?;
         s.fetch_dir(
             &format!("{}/artifacts", paths.attempt_dir),
@@ -302,22 +302,10 @@ impl HostAdapter for SshAdapter {
                 ),
             });
         }
-        let args = vec![paths.attempt_dir.clone(), task_dir, run_dir];
-        match self
-            .conn
-            .control(script::CLEANUP, &args, Need::FailFast, CLEANUP_LIMIT)
+        // An unreachable host gets it done by the next connection.
+        self.conn
+            .cleanup(vec![paths.attempt_dir.clone(), task_dir, run_dir])
             .await
-        {
-            Ok(_) => Ok(()),
-            Err(e) => {
-                if e.is_transport() {
-                    // The host is unreachable now: the next connection
-                    // removes the directory.
-                    self.conn.defer_cleanup(args);
-                }
-                Err(e)
-            }
-        }
     }
 
     async fn kill_orphan(&self, rec: &RecordedProc, grace_ms: u64) -> Result<bool, HostError> {

@@ -10,7 +10,7 @@
 //! A dropped connection with such groups reconnects on its own, with
 //! backoff, even if no attempt asks for the host again.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -34,6 +34,8 @@ const BACKGROUND_RECONNECTS: u32 = 12;
 /// Bound on opening a channel (a connection that does not answer is
 /// closed and replaced).
 const CHANNEL_OPEN_TIMEOUT: Duration = Duration::from_secs(10);
+/// Last delay before giving up on a refused channel open.
+const OPEN_RETRY_MAX: Duration = Duration::from_millis(64);
 
 /// An attempt's process group on the host.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -64,7 +66,31 @@ struct Procs {
     /// [`script::CLEANUP`]): run by the next connection.
     cleanups: Vec<Vec<String>>,
     reconnecting: bool,
+    /// The remote attempt directory of each started group (for the
+    /// artifacts probe in liveness checks).
+    dirs: HashMap<i32, String>,
+    /// Groups seen gone after their attempt: a gone group stays gone, and
+    /// its number may later be another group's.
+    dead: VecDeque<i32>,
+    /// Attempt directories seen without `artifacts/` once their group was
+    /// gone.
+    no_artifacts: VecDeque<String>,
 }
+
+/// Entries kept in the `dead` and `no_artifacts` memories.
+const MEMORY: usize = 4_096;
+
+/// A cleanup's outcome: `Err((transient, message))`.
+type CleanupResult = Result<(), (bool, String)>;
+
+#[derive(Default)]
+struct Batch {
+    queue: Vec<(Vec<String>, tokio::sync::oneshot::Sender<CleanupResult>)>,
+    flushing: bool,
+}
+
+/// Attempt directories removed by one command at most.
+const CLEANUP_BATCH: usize = 64;
 
 /// Deferred cleanups kept at most (beyond, the oldest are dropped).
 const MAX_DEFERRED_CLEANUPS: usize = 1_000;
@@ -79,6 +105,7 @@ pub struct Connection {
     tasks: Arc<Semaphore>,
     control: Arc<Semaphore>,
     procs: Mutex<Procs>,
+    cleanup_batch: Mutex<Batch>,
 }
 
 impl std::fmt::Debug for Connection {
@@ -108,6 +135,7 @@ impl Connection {
             tasks: Arc::new(Semaphore::new(max_sessions.max(1) as usize)),
             control: Arc::new(Semaphore::new(CONTROL_CHANNELS as usize)),
             procs: Mutex::new(Procs::default()),
+            cleanup_batch: Mutex::new(Batch::default()),
         })
     }
 
@@ -275,15 +303,36 @@ impl Connection {
 
     /// Opens a channel on `s`, bounded; a connection that does not answer
     /// is closed (its channels end, its attempts fail as transport).
+    ///
+    /// sshd frees a closed session lazily (after the packets that arrived
+    /// with the close are handled), so an open right after a close can be
+    /// refused while orca's count is within MaxSessions: a refusal is
+    /// retried a few times, after 2, 4, … 64 ms.
     async fn open_on(&self, s: &Session) -> Result<Channel<Msg>, HostError> {
-        match tokio::time::timeout(CHANNEL_OPEN_TIMEOUT, s.channel()).await {
-            Ok(Ok(ch)) => Ok(ch),
-            Ok(Err(e)) => Err(self.transport(format!("cannot open a channel: {e}"))),
-            Err(_) => {
-                s.disconnect().await;
-                Err(self.transport(format!(
-                    "opening a channel took over {CHANNEL_OPEN_TIMEOUT:?}; reconnecting"
-                )))
+        let mut delay = Duration::from_millis(2);
+        loop {
+            match tokio::time::timeout(CHANNEL_OPEN_TIMEOUT, s.channel()).await {
+                Ok(Ok(ch)) => return Ok(ch),
+                Ok(Err(e)) if e.refused && delay <= OPEN_RETRY_MAX => {
+                    tokio::time::sleep(delay).await;
+                    delay *= 2;
+                }
+                Ok(Err(e)) if e.refused => {
+                    return Err(self.transport(format!(
+                        "the host refused a new session ({}): is its MaxSessions below \
+                         max_sessions + {CONTROL_CHANNELS}?",
+                        e.reason
+                    )))
+                }
+                Ok(Err(e)) => {
+                    return Err(self.transport(format!("cannot open a channel: {}", e.reason)))
+                }
+                Err(_) => {
+                    s.disconnect().await;
+                    return Err(self.transport(format!(
+                        "opening a channel took over {CHANNEL_OPEN_TIMEOUT:?}; reconnecting"
+                    )));
+                }
             }
         }
     }
@@ -303,17 +352,26 @@ impl Connection {
         Ok((ch, permit, generation))
     }
 
-    /// A control channel (one of [`CONTROL_CHANNELS`]).
+    /// A control channel: one of the [`CONTROL_CHANNELS`], or an idle task
+    /// channel's place when those are busy (channels never exceed
+    /// `max_sessions` + [`CONTROL_CHANNELS`], and tasks never take the
+    /// control ones).
     pub async fn control_channel(
         self: &Arc<Self>,
         need: Need,
     ) -> Result<(Channel<Msg>, OwnedSemaphorePermit), HostError> {
-        let permit = self
-            .control
-            .clone()
-            .acquire_owned()
-            .await
-            .map_err(|_| self.transport("closed"))?;
+        let permit = match self.control.clone().try_acquire_owned() {
+            Ok(p) => p,
+            Err(_) => match self.tasks.clone().try_acquire_owned() {
+                Ok(p) => p,
+                Err(_) => self
+                    .control
+                    .clone()
+                    .acquire_owned()
+                    .await
+                    .map_err(|_| self.transport("closed"))?,
+            },
+        };
         let (s, _) = self.session(need).await?;
         let ch = self.open_on(&s).await?;
         Ok((ch, permit))
@@ -339,9 +397,140 @@ impl Connection {
 
     // --- attempts' process groups -------------------------------------
 
-    pub fn track(&self, t: Tracked) {
+    pub fn track(&self, t: Tracked, attempt_dir: &str) {
         if let Ok(mut p) = self.procs.lock() {
+            p.dead.retain(|g| *g != t.pgid);
+            if p.dirs.len() >= MEMORY {
+                p.dirs.clear();
+            }
+            p.dirs.insert(t.pgid, attempt_dir.to_string());
             p.running.insert(t.pgid, t);
+        }
+    }
+
+    /// Whether the group was seen gone after its attempt.
+    pub fn is_dead(&self, pgid: i32) -> bool {
+        self.procs
+            .lock()
+            .map(|p| p.dead.contains(&pgid))
+            .unwrap_or(false)
+    }
+
+    /// Checks whether the group has a live member; when it has none,
+    /// remembers that, and whether its attempt left an `artifacts/`.
+    pub async fn alive(self: &Arc<Self>, pgid: i32, limit: Duration) -> Result<bool, HostError> {
+        if self.is_dead(pgid) {
+            return Ok(false);
+        }
+        let dir = self
+            .procs
+            .lock()
+            .ok()
+            .and_then(|p| p.dirs.get(&pgid).cloned())
+            .unwrap_or_default();
+        let out = self
+            .control(
+                script::ALIVE,
+                &[pgid.to_string(), dir.clone()],
+                Need::FailFast,
+                limit,
+            )
+            .await?;
+        let alive = out.code == Some(0);
+        if !alive {
+            if let Ok(mut p) = self.procs.lock() {
+                if p.dead.len() >= MEMORY {
+                    p.dead.pop_front();
+                }
+                p.dead.push_back(pgid);
+                p.dirs.remove(&pgid);
+                if !dir.is_empty() && out.stdout_text().contains("no-artifacts") {
+                    if p.no_artifacts.len() >= MEMORY {
+                        p.no_artifacts.pop_front();
+                    }
+                    p.no_artifacts.push_back(dir);
+                }
+            }
+        }
+        Ok(alive)
+    }
+
+    /// Whether the attempt directory was seen without `artifacts/` after
+    /// its group was gone (forgotten once asked).
+    pub fn take_no_artifacts(&self, attempt_dir: &str) -> bool {
+        let Ok(mut p) = self.procs.lock() else {
+            return false;
+        };
+        match p.no_artifacts.iter().position(|d| d == attempt_dir) {
+            Some(i) => {
+                p.no_artifacts.remove(i);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Removes attempt directories: cleanups that arrive together share
+    /// one command (one channel, one round trip).
+    pub async fn cleanup(self: &Arc<Self>, args: Vec<String>) -> Result<(), HostError> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let lead = {
+            let Ok(mut b) = self.cleanup_batch.lock() else {
+                return Err(self.transport("cleanup state poisoned"));
+            };
+            b.queue.push((args, tx));
+            !std::mem::replace(&mut b.flushing, true)
+        };
+        if lead {
+            let me = self.clone();
+            tokio::spawn(async move { me.flush_cleanups().await });
+        }
+        match rx.await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err((true, e))) => Err(HostError::Transport(e)),
+            Ok(Err((false, e))) => Err(HostError::Spawn {
+                program: "rm".into(),
+                reason: e,
+            }),
+            Err(_) => Err(self.transport("the cleanup was dropped")),
+        }
+    }
+
+    async fn flush_cleanups(self: Arc<Self>) {
+        loop {
+            let batch: Vec<_> = {
+                let Ok(mut b) = self.cleanup_batch.lock() else {
+                    return;
+                };
+                if b.queue.is_empty() {
+                    b.flushing = false;
+                    return;
+                }
+                let n = b.queue.len().min(CLEANUP_BATCH);
+                b.queue.drain(..n).collect()
+            };
+            let args: Vec<String> = batch.iter().flat_map(|(a, _)| a.clone()).collect();
+            let r = self
+                .control(
+                    script::CLEANUP,
+                    &args,
+                    Need::FailFast,
+                    Duration::from_secs(120),
+                )
+                .await;
+            for (a, tx) in batch {
+                let res = match &r {
+                    Ok(_) => Ok(()),
+                    Err(e) => {
+                        if e.is_transport() {
+                            // The next connection removes it.
+                            self.defer_cleanup(a);
+                        }
+                        Err((e.is_transport(), e.to_string()))
+                    }
+                };
+                let _ = tx.send(res);
+            }
         }
     }
 

@@ -96,7 +96,10 @@ orca_f() { orca_t=${20}; }
 read -r orca_l < /proc/$$/stat || { printf 'ORCA-ERR proc\n'; exit 127; }
 orca_f ${orca_l##*) }
 cd -- "$2" 2>/dev/null || { printf 'ORCA-ERR cwd\n'; exit 127; }
-[ -d "$1" ] || mkdir -p -- "$1" || { printf 'ORCA-ERR attempt-dir\n'; exit 127; }
+# Twice: a cleanup of the run's last other attempt may remove the empty
+# run directory between mkdir -p's steps.
+[ -d "$1" ] || mkdir -p -- "$1" 2>/dev/null || mkdir -p -- "$1" ||
+  { printf 'ORCA-ERR attempt-dir\n'; exit 127; }
 orca_k=" PATH HOME $3 "
 shift 3
 case $1 in
@@ -149,10 +152,14 @@ live() {
 }
 
 /// Exit 0 when a live (non-zombie) process of group `$1` exists, else 1.
+/// Then, if an attempt directory `$2` is given and has no `artifacts/`,
+/// prints `no-artifacts` (the SFTP fetch can be skipped).
 pub const ALIVE: &str = concat!(
     proc_fns!(),
-    r#"[ "$1" -gt 1 ] 2>/dev/null || exit 1
-live "$1"
+    r#"r=1
+[ "$1" -gt 1 ] 2>/dev/null && live "$1" && r=0
+[ -n "$2" ] && [ ! -d "$2/artifacts" ] && echo no-artifacts
+exit $r
 "#
 );
 
@@ -212,11 +219,23 @@ for f; do
 done
 "#;
 
-/// Removes an attempt directory, then its task and run directories when
-/// they are empty. Arguments: attempt dir, task dir, run dir.
-pub const CLEANUP: &str = r#"rm -rf -- "$1"
-rmdir -- "$2" 2>/dev/null
-rmdir -- "$3" 2>/dev/null
+/// Removes attempt directories, then their task and run directories when
+/// they are empty. Arguments: (attempt dir, task dir, run dir)…
+/// One `rm` and one `rmdir` for the whole batch (task directories before
+/// run directories).
+pub const CLEANUP: &str = r#"a="" t="" r=""
+while [ "$#" -ge 3 ]; do
+  a="$a
+$1" t="$t
+$2" r="$r
+$3"
+  shift 3
+done
+IFS='
+'
+set -f
+[ -n "$a" ] && rm -rf -- $a
+rmdir -- $t $r 2>/dev/null
 exit 0
 "#;
 
@@ -371,7 +390,9 @@ mod tests {
             .spawn()
             .unwrap();
         let pgid = child.id().to_string();
-        assert!(sh(ALIVE, &[&pgid]).status.success());
+        let out = sh(ALIVE, &[&pgid, ws.to_str().unwrap()]);
+        assert!(out.status.success());
+        assert_eq!(String::from_utf8_lossy(&out.stdout), "no-artifacts\n");
         // Not ours by start time nor by attempt id: left alone.
         let out = sh(KILL_ORPHAN, &["r:t:8", &pgid, "1", "2"]);
         assert!(out.stdout.is_empty());
@@ -380,10 +401,30 @@ mod tests {
         let out = sh(KILL_ORPHAN, &["r:t:9", "0", "0", "40"]);
         assert_eq!(String::from_utf8_lossy(&out.stdout), "killed\n");
         assert_eq!(child.wait().unwrap().signal(), Some(libc::SIGTERM));
-        assert!(!sh(ALIVE, &[&pgid]).status.success());
+        assert!(!sh(ALIVE, &[&pgid, ""]).status.success());
         assert!(
             sh(SIGNAL, &["TERM", &pgid]).status.success(),
             "a gone group is fine"
         );
+        let a = ws.join("runs/r/t/1");
+        std::fs::create_dir_all(a.join("artifacts")).unwrap();
+        let out = sh(ALIVE, &["1", a.to_str().unwrap()]);
+        assert!(out.stdout.is_empty());
+        let (t, r) = (ws.join("runs/r/t"), ws.join("runs/r"));
+        let b = ws.join("runs/r/u/1");
+        std::fs::create_dir_all(&b).unwrap();
+        let out = sh(
+            CLEANUP,
+            &[
+                a.to_str().unwrap(),
+                t.to_str().unwrap(),
+                r.to_str().unwrap(),
+                b.to_str().unwrap(),
+                b.parent().unwrap().to_str().unwrap(),
+                r.to_str().unwrap(),
+            ],
+        );
+        assert!(out.status.success());
+        assert!(!r.exists(), "both attempts and their parents are gone");
     }
 }

@@ -82,8 +82,16 @@ impl Sftp {
     }
 
     /// `mkdir -p`, but never creating `floor` (the host's working
-    /// directory) or anything above it.
+    /// directory) or anything above it. Tried twice: a cleanup of the
+    /// run's last other attempt may remove the empty run directory midway.
     pub async fn mkdir_p(&self, path: &str, floor: &str) -> Result<(), HostError> {
+        match self.mkdir_p_once(path, floor).await {
+            Err(HostError::Io { .. }) => self.mkdir_p_once(path, floor).await,
+            r => r,
+        }
+    }
+
+    async fn mkdir_p_once(&self, path: &str, floor: &str) -> Result<(), HostError> {
         // Usually only the leaf is new.
         if self.raw.mkdir(path, FileAttributes::empty()).await.is_ok() {
             return Ok(());
