@@ -141,6 +141,18 @@ async fn twenty_tasks_on_four_sessions_get_exactly_their_environment() {
     assert!(left.is_empty(), "remote attempt dirs left: {left:?}");
 }
 
+/// The ssh host of `sshd.worker_toml`, parsed.
+fn spec_workers_host(ws: &TestWs, sshd: &Sshd) -> orca_actors::spec::HostSpec {
+    let spec = spec_toml(
+        ws,
+        &format!(
+            "[[tasks]]\nid = \"x\"\ncommand = \"true\"\n{}",
+            sshd.worker_toml(1, "")
+        ),
+    );
+    spec.workers[0].host.clone()
+}
+
 /// The pgid an attempt journaled.
 fn started_pgid(e: &Envelope) -> i32 {
     match &e.event {
@@ -228,8 +240,26 @@ async fn interrupt_kills_the_remote_process_group() {
     tree.shutdown().await;
     let st = ws.fold(&run);
     let r = receipt(&st, "long");
-    // The host is this machine: the group has no live process left.
+    // The host is this machine: the group has no live process left …
     assert!(!group_exists(pgid), "the remote group {pgid} is gone");
+    // … and the host says so too, asked over a fresh connection.
+    let pool = orca_actors::host::ssh::Pool::default();
+    let orca_actors::spec::HostSpec::Ssh(host) = &spec_workers_host(&ws, &sshd) else {
+        unreachable!()
+    };
+    let adapter =
+        orca_actors::host::ssh::SshAdapter::new(&pool, host, ws.root(), Duration::from_secs(1))
+            .unwrap();
+    let proc = orca_actors::host::ProcHandle {
+        pid: pgid as u32,
+        pgid,
+        proc_start: 0,
+    };
+    use orca_actors::host::HostAdapter as _;
+    assert!(
+        !adapter.alive(&proc).await.unwrap(),
+        "remote liveness check"
+    );
     assert_eq!(r.result, AttemptResult::Skip, "{}", r.summary);
     assert_eq!(r.signal, Some(libc::SIGTERM), "the real signal came back");
 }

@@ -190,7 +190,9 @@ impl Sshd {
                 let _ = tx.send(false);
             }
         });
-        let ok = rx.recv_timeout(Duration::from_secs(20)).unwrap_or(false);
+        // sshd says when it listens; then the port must accept.
+        let ok = rx.recv_timeout(Duration::from_secs(20)).unwrap_or(false)
+            && std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok();
         if ok {
             self.child = Some(child);
         } else {

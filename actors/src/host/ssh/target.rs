@@ -161,6 +161,54 @@ mod tests {
     }
 
     #[test]
+    fn the_seeds_codewhale_binary_is_the_binary() {
+        use crate::spec::{check_str, Format, HostSpec, ValidateContext};
+        let text = r#"
+[[tasks]]
+id = "t"
+instructions = "Summarize."
+[[workers]]
+id = "w"
+[workers.host]
+kind = "ssh"
+host = "h"
+identity = "k"
+working_directory = "/w"
+codewhale_binary = "/opt/cw"
+keep_remote_attempt_dirs = true
+"#;
+        let ctx = ValidateContext {
+            workspace_root: None,
+            runtime: None,
+        };
+        let spec = match check_str(text, Format::Toml, "t.toml", &ctx).into_result() {
+            Ok(v) => v.spec,
+            Err(e) => panic!("{e}"),
+        };
+        let HostSpec::Ssh(h) = &spec.workers[0].host else {
+            panic!("not ssh")
+        };
+        assert_eq!(h.binary.as_deref(), Some("/opt/cw"));
+        assert!(h.keep_remote_attempt_dirs);
+        // Without it, validation names the field.
+        let err = match check_str(
+            &text.replace("codewhale_binary = \"/opt/cw\"\n", ""),
+            Format::Toml,
+            "t.toml",
+            &ctx,
+        )
+        .into_result()
+        {
+            Ok(_) => panic!("accepted without binary"),
+            Err(e) => e.to_string(),
+        };
+        assert!(
+            err.contains("workers[0].host") && err.contains("`binary`"),
+            "{err}"
+        );
+    }
+
+    #[test]
     fn posix_joins() {
         assert_eq!(join("/srv/repo", Path::new("")), "/srv/repo");
         assert_eq!(
