@@ -268,68 +268,80 @@ async fn interrupt_kills_the_remote_process_group() {
 async fn sshd_dying_mid_attempt_is_transport_and_the_retry_runs_alone() {
     let mut sshd = Sshd::start();
     let ws = TestWs::fast();
-    // Attempt 1 hangs; a later attempt fails if anything of attempt 1 is
-    // still alive on the host.
-    let spec = spec_toml(
-        &ws,
-        &format!(
+    // Two tasks hang in attempt 1; a later attempt fails if anything of its
+    // attempt 1 is still alive on the host.
+    let mut spec = String::new();
+    for id in ["flaky-a", "flaky-b"] {
+        spec.push_str(&format!(
             r#"[[tasks]]
-id = "flaky"
+id = "{id}"
 command = '''if [ "$ORCA_ATTEMPT" = 1 ]; then echo started; exec sleep 30; fi
 if grep -lzx "ORCA_ATTEMPT_ID=$ORCA_RUN_ID:$ORCA_TASK_ID:1" /proc/[0-9]*/environ 2>/dev/null; then echo "attempt 1 still runs"; exit 1; fi
 echo second'''
 retry_policy = {{ max_attempts = 4, initial_backoff_seconds = 0.2, jitter = false }}
-{}"#,
-            sshd.worker_toml(1, "")
-        ),
-    );
+"#
+        ));
+    }
+    spec.push_str(&sshd.worker_toml(2, ""));
+    let spec = spec_toml(&ws, &spec);
     let tree = Tree::boot(&ws).await;
     let mut follower = follow(&ws.ws.journal_dir(), 1).unwrap();
     let mut watch = tree.watch().await;
-    let run = tree.submit(submission(spec, 1)).await;
-    let started = wait_for(&mut follower, |e| matches!(e, Event::AttemptStarted { .. })).await;
-    let pgid = started_pgid(&started);
+    let run = tree.submit(submission(spec, 2)).await;
+    let mut pgids = Vec::new();
+    for _ in 0..2 {
+        let started = wait_for(&mut follower, |e| matches!(e, Event::AttemptStarted { .. })).await;
+        pgids.push(started_pgid(&started));
+    }
     sshd.kill_all();
-    assert!(
-        group_exists(pgid),
-        "without a pty the remote work outlives sshd"
-    );
-    let finished = wait_for(
-        &mut follower,
-        |e| matches!(e, Event::AttemptFinished { attempt, .. } if attempt.attempt == 1),
-    )
-    .await;
-    let Event::AttemptFinished {
-        result,
-        source,
-        class,
-        reason,
-        ..
-    } = &finished.event
-    else {
-        unreachable!()
-    };
-    assert_eq!(
-        (*result, *source, *class),
-        (
-            AttemptResult::Fail,
-            Some(FailureSource::Transport),
-            Some(FailureClass::Transient)
-        ),
-        "{reason}"
-    );
-    assert!(reason.contains("connection"), "{reason}");
+    for pgid in &pgids {
+        assert!(
+            group_exists(*pgid),
+            "without a pty the remote work outlives sshd"
+        );
+    }
+    for _ in 0..2 {
+        let finished = wait_for(
+            &mut follower,
+            |e| matches!(e, Event::AttemptFinished { attempt, .. } if attempt.attempt == 1),
+        )
+        .await;
+        let Event::AttemptFinished {
+            result,
+            source,
+            class,
+            reason,
+            ..
+        } = &finished.event
+        else {
+            unreachable!()
+        };
+        assert_eq!(
+            (*result, *source, *class),
+            (
+                AttemptResult::Fail,
+                Some(FailureSource::Transport),
+                Some(FailureClass::Transient)
+            ),
+            "{reason}"
+        );
+        assert!(reason.contains("connection"), "{reason}");
+    }
     sshd.restart();
     let status = wait_end(&mut watch, &run, LIMIT).await;
     tree.shutdown().await;
     let st = ws.fold(&run);
-    assert_eq!(status, RunStatus::Passed, "{:#?}", st.task("flaky"));
-    assert!(!group_exists(pgid), "the old remote group was killed");
-    let last = st.task("flaky").unwrap().attempts.len() as u32;
-    assert!(stdout_of(&ws, &run, "flaky", last).contains("second"));
+    assert_eq!(status, RunStatus::Passed, "{:#?}", st.tasks);
+    for pgid in &pgids {
+        assert!(!group_exists(*pgid), "the old remote group was killed");
+    }
+    for id in ["flaky-a", "flaky-b"] {
+        let last = st.task(id).unwrap().attempts.len() as u32;
+        assert!(stdout_of(&ws, &run, id, last).contains("second"));
+    }
     assert!(
         !sshd.remote_wd.join(".orca/runs").join(&run).exists(),
-        "the lost attempt's directory was removed once the host was back"
+        "the lost attempts' directories were removed once the host was back"
     );
 }
 

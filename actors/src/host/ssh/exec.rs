@@ -398,6 +398,8 @@ impl Pump {
                 })),
                 ChannelMsg::ExitSignal { signal_name, .. } => self.send_exit(Ok(ExitInfo {
                     code: None,
+                    // The wrapper only dies of signals sshd can name; 0 (a
+                    // failure all the same) for anything else.
                     signal: Some(signal_number(&signal_name).unwrap_or(0)),
                 })),
                 ChannelMsg::Eof => {

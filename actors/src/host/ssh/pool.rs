@@ -34,6 +34,8 @@ const BACKGROUND_RECONNECTS: u32 = 12;
 /// Bound on opening a channel (a connection that does not answer is
 /// closed and replaced).
 const CHANNEL_OPEN_TIMEOUT: Duration = Duration::from_secs(10);
+/// Lost groups killed at once on a new connection (channels in use then).
+const KILL_CONCURRENCY: usize = 8;
 /// Last delay before giving up on a refused channel open.
 const OPEN_RETRY_MAX: Duration = Duration::from_millis(64);
 
@@ -221,29 +223,15 @@ impl Connection {
             }
             p.lost.clone()
         };
-        for t in lost {
-            match self.kill_group_on(s, &t, self.grace).await {
-                Ok(killed) => {
-                    if killed {
-                        tracing::warn!(
-                            host = %self.target.display(),
-                            attempt = %t.attempt_id,
-                            pgid = t.pgid,
-                            "killed the process group of an attempt whose connection dropped"
-                        );
-                    }
-                    if let Ok(mut p) = self.procs.lock() {
-                        p.lost.retain(|x| x != &t);
-                    }
-                }
-                Err(e) => tracing::error!(
-                    host = %self.target.display(),
-                    attempt = %t.attempt_id,
-                    error = %e,
-                    "cannot kill the process group of an attempt whose connection dropped"
-                ),
+        // Concurrently (each waits out its own grace), a few at a time:
+        // this connection's channels are all theirs for now.
+        let lost = &lost;
+        let kills = (0..KILL_CONCURRENCY.min(lost.len())).map(|i| async move {
+            for t in lost.iter().skip(i).step_by(KILL_CONCURRENCY) {
+                self.kill_lost_one(s, t).await;
             }
-        }
+        });
+        futures::future::join_all(kills).await;
         let cleanups = self
             .procs
             .lock()
@@ -273,6 +261,30 @@ impl Connection {
                 p.cleanups.remove(0);
             }
             p.cleanups.push(args);
+        }
+    }
+
+    async fn kill_lost_one(&self, s: &Session, t: &Tracked) {
+        match self.kill_group_on(s, t, self.grace).await {
+            Ok(killed) => {
+                if killed {
+                    tracing::warn!(
+                        host = %self.target.display(),
+                        attempt = %t.attempt_id,
+                        pgid = t.pgid,
+                        "killed the process group of an attempt whose connection dropped"
+                    );
+                }
+                if let Ok(mut p) = self.procs.lock() {
+                    p.lost.retain(|x| x != t);
+                }
+            }
+            Err(e) => tracing::error!(
+                host = %self.target.display(),
+                attempt = %t.attempt_id,
+                error = %e,
+                "cannot kill the process group of an attempt whose connection dropped"
+            ),
         }
     }
 

@@ -51,7 +51,8 @@ pub const ERR_MARK: &str = "ORCA-ERR ";
 /// sshd's session): starts the inner half in a new session and process
 /// group and turns its end back into the task's real end — an exit code as
 /// it is, a death by signal `N` as the wrapper's own death by `N`, which
-/// sshd reports as `exit-signal`.
+/// sshd reports as `exit-signal` (for the signals sshd can name; others as
+/// exit code 128 + `N`, as a shell would).
 ///
 /// `setsid setsid -w`: a shell cannot tell `exit 143` from SIGTERM
 /// (both are `$? = 143`), but `setsid -w` can, and it forks and waits only
@@ -69,11 +70,15 @@ r=$?
 exec 3>&- 4>&-
 if [ -n "$e" ]; then
   s=$((r & 127))
-  if [ "$s" -ge 1 ] && [ "$s" -le 64 ]; then
-    ulimit -c 0 2>/dev/null
-    trap - "$s" 2>/dev/null
-    kill -"$s" $$ 2>/dev/null
-  fi
+  case $s in
+    # The signals sshd names in exit-signal (same numbers on every Linux).
+    1|2|3|4|6|8|9|11|13|14|15)
+      ulimit -c 0 2>/dev/null
+      trap - "$s" 2>/dev/null
+      kill -"$s" $$ 2>/dev/null ;;
+    # Others as a shell reports them.
+    *) [ "$s" -ge 1 ] && [ "$s" -le 64 ] && exit $((128 + s)) ;;
+  esac
   printf '%s\n' "$e" >&2
 fi
 exit "$r"
@@ -319,6 +324,8 @@ mod tests {
         let out = wrapped(d.path(), "", &["sh", "-c", "kill -TERM $$"], &[]);
         assert_eq!(out.status.signal(), Some(libc::SIGTERM));
         assert!(out.stderr.is_empty(), "{:?}", out.stderr);
+        let out = wrapped(d.path(), "", &["sh", "-c", "kill -USR2 $$"], &[]);
+        assert_eq!(out.status.code(), Some(128 + libc::SIGUSR2));
         let out = wrapped(d.path(), "", &["sh", "-c", "exit 143"], &[]);
         assert_eq!(out.status.code(), Some(143), "exit 143 is an exit code");
     }
