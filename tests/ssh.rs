@@ -476,13 +476,20 @@ async fn host_key_problems_are_transport_failures_and_nothing_runs() {
             "pinned-right",
             format!("host_key_fingerprint = \"{}\"", sshd.fingerprint),
         ),
+        (
+            "insecure",
+            format!(
+                "known_hosts = \"{}\"\ninsecure_accept_any_host_key = true",
+                empty.display()
+            ),
+        ),
     ];
     let mut spec = String::new();
     for (id, extra) in &cases {
         spec.push_str(&task_for(id, &format!("touch {wd}/ran-{id}")));
         spec.push_str(&worker(&sshd, id, extra));
     }
-    let (_, st) = run_spec(&ws, &spec, 4).await;
+    let (run, st) = run_spec(&ws, &spec, 5).await;
     for (id, want) in [
         ("pinned-wrong", "host key mismatch"),
         ("unknown", "unknown host key"),
@@ -504,6 +511,14 @@ async fn host_key_problems_are_transport_failures_and_nothing_runs() {
     let ok = receipt(&st, "pinned-right");
     assert_eq!(ok.result, AttemptResult::Pass, "{}", ok.summary);
     assert!(sshd.remote_wd.join("ran-pinned-right").exists());
+    // The lab switch connects to an unknown host, and says so in the log.
+    let lab = receipt(&st, "insecure");
+    assert_eq!(lab.result, AttemptResult::Pass, "{}", lab.summary);
+    let err = stderr_of(&ws, &run, "insecure", 1);
+    assert!(
+        err.contains("orca: warning: the host key of") && err.contains("was not checked"),
+        "{err}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
