@@ -736,3 +736,33 @@ async fn over_ssh_a_grandchild_holding_stdout_goes_with_its_group() {
     );
     assert_eq!(stdout_of(&ws, &run, "leaky", 1), "parent-done\n");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_server_that_never_answers_times_the_connect_out() {
+    let sshd = Sshd::start();
+    let ws = TestWs::fast();
+    // Accepts TCP connections (the kernel does) but never speaks SSH.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = silent.local_addr().unwrap().port();
+    let spec = format!(
+        "{}{}",
+        task_for("mute", "true"),
+        worker(
+            &sshd,
+            "mute",
+            &format!("port = {port}\nconnect_timeout_seconds = 0.3")
+        )
+    );
+    let started = std::time::Instant::now();
+    let (_, st) = run_spec(&ws, &spec, 1).await;
+    let r = receipt(&st, "mute");
+    assert_eq!(
+        (r.result, r.failure_source),
+        (AttemptResult::Fail, Some(FailureSource::Transport)),
+        "{}",
+        r.summary
+    );
+    assert!(r.summary.contains("timed out after 300ms"), "{}", r.summary);
+    assert!(started.elapsed() < Duration::from_secs(10));
+    drop(silent);
+}

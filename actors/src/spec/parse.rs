@@ -369,6 +369,7 @@ from_spec!(SshHost {
     working_directory: leaf,
     env_allowlist: leaf,
     binary | "codewhale_binary": leaf,
+    connect_timeout_seconds: leaf,
     keep_remote_attempt_dirs: leaf,
 });
 

@@ -37,7 +37,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
-pub use pool::{Connection, Need, Pool};
+pub use pool::{Connection, Limits, Need, Pool};
 pub use target::{HostKeyCheck, Target, CONTROL_CHANNELS, DEFAULT_CONNECT_TIMEOUT};
 
 use super::{HostAdapter, HostError, HostPaths, Launch, ProcHandle, RecordedProc, Running, Sig};
@@ -75,7 +75,17 @@ impl SshAdapter {
             return Err("`working_directory` holds a control character".into());
         }
         let insecure = target.check == HostKeyCheck::Insecure;
-        let conn = pool.get(&target, target::max_sessions(spec), grace);
+        let conn = pool.get(
+            &target,
+            Limits {
+                max_sessions: target::max_sessions(spec),
+                grace,
+                connect_timeout: spec
+                    .connect_timeout_seconds
+                    .map(|s| s.as_duration())
+                    .unwrap_or(DEFAULT_CONNECT_TIMEOUT),
+            },
+        );
         Ok(Self {
             conn,
             working_directory: working_directory.trim_end_matches('/').to_string(),

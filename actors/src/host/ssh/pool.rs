@@ -128,10 +128,15 @@ pub enum Need {
 }
 
 impl Connection {
-    pub fn new(target: Target, max_sessions: u32, grace: Duration) -> Arc<Self> {
+    pub fn new(target: Target, limits: Limits) -> Arc<Self> {
+        let Limits {
+            max_sessions,
+            grace,
+            connect_timeout,
+        } = limits;
         Arc::new(Self {
             target,
-            connect_timeout: DEFAULT_CONNECT_TIMEOUT,
+            connect_timeout: connect_timeout.min(Duration::from_secs(3600)),
             grace,
             state: tokio::sync::Mutex::new(State::default()),
             tasks: Arc::new(Semaphore::new(max_sessions.max(1) as usize)),
@@ -622,6 +627,26 @@ impl Connection {
     }
 }
 
+/// A connection's limits (from the first worker that asks for the host).
+#[derive(Clone, Copy, Debug)]
+pub struct Limits {
+    /// Task channels at once.
+    pub max_sessions: u32,
+    /// SIGTERM → SIGKILL grace for groups a dropped connection left.
+    pub grace: Duration,
+    pub connect_timeout: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_sessions: crate::spec::DEFAULT_SSH_MAX_SESSIONS,
+            grace: Duration::from_secs(5),
+            connect_timeout: DEFAULT_CONNECT_TIMEOUT,
+        }
+    }
+}
+
 /// Connections by target: one per host, for the whole process.
 #[derive(Debug, Default)]
 pub struct Pool {
@@ -629,14 +654,14 @@ pub struct Pool {
 }
 
 impl Pool {
-    /// The connection for `target` (created on first use; `max_sessions`
-    /// and `grace` of the first worker to ask win).
-    pub fn get(&self, target: &Target, max_sessions: u32, grace: Duration) -> Arc<Connection> {
+    /// The connection for `target` (created on first use, with the limits
+    /// of the first worker that asks).
+    pub fn get(&self, target: &Target, limits: Limits) -> Arc<Connection> {
         let Ok(mut m) = self.conns.lock() else {
-            return Connection::new(target.clone(), max_sessions, grace);
+            return Connection::new(target.clone(), limits);
         };
         m.entry(target.clone())
-            .or_insert_with(|| Connection::new(target.clone(), max_sessions, grace))
+            .or_insert_with(|| Connection::new(target.clone(), limits))
             .clone()
     }
 }
