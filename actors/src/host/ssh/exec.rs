@@ -265,11 +265,19 @@ pub async fn start(a: StartArgs<'_>) -> Result<Running, HostError> {
     let (pgid, start) = match report {
         Err(_) => {
             let _ = ch.close().await;
+            // It may have started all the same: whatever carries the
+            // attempt's id goes.
+            conn.lost_unknown(a.attempt_id);
             return Err(lost(format!(
                 "the command did not start within {REPORT_TIMEOUT:?}"
             )));
         }
-        Ok(Err(e)) => return Err(e),
+        Ok(Err(e)) => {
+            if e.is_transport() {
+                conn.lost_unknown(a.attempt_id);
+            }
+            return Err(e);
+        }
         Ok(Ok(Some(Report::Started { pgid, start }))) => (pgid, start),
         Ok(Ok(Some(Report::Refused(what)))) => {
             return Err(spawn_err(match what.as_str() {

@@ -561,14 +561,23 @@ impl Connection {
     /// The connection dropped under a running group: the next connection
     /// kills it, and one is made in the background if nobody asks.
     pub fn lost(self: &Arc<Self>, pgid: i32) {
+        let t = self
+            .procs
+            .lock()
+            .ok()
+            .and_then(|mut p| p.running.remove(&pgid));
+        if let Some(t) = t {
+            self.push_lost(t);
+        }
+    }
+
+    fn push_lost(self: &Arc<Self>, t: Tracked) {
         let start_reconnect = {
             let Ok(mut p) = self.procs.lock() else {
                 return;
             };
-            if let Some(t) = p.running.remove(&pgid) {
-                p.lost.push(t);
-            }
-            let go = !p.lost.is_empty() && !p.reconnecting;
+            p.lost.push(t);
+            let go = !p.reconnecting;
             if go {
                 p.reconnecting = true;
             }
@@ -578,9 +587,18 @@ impl Connection {
             let me = self.clone();
             tokio::spawn(async move {
                 for _ in 0..BACKGROUND_RECONNECTS {
-                    let done = me.session(Need::Wait).await.is_ok()
-                        || me.procs.lock().map(|p| p.lost.is_empty()).unwrap_or(true);
-                    if done {
+                    if me.session(Need::Wait).await.is_ok() {
+                        // Reconnecting killed what was lost by then; what
+                        // came after goes now.
+                        let rest = me.procs.lock().map(|p| p.lost.clone()).unwrap_or_default();
+                        for t in rest {
+                            if let Err(e) = me.kill_orphan(&t, me.grace).await {
+                                tracing::error!(attempt = %t.attempt_id, error = %e, "cannot kill the process group of an attempt whose connection dropped");
+                            }
+                        }
+                        break;
+                    }
+                    if me.procs.lock().map(|p| p.lost.is_empty()).unwrap_or(true) {
                         break;
                     }
                 }
@@ -588,6 +606,34 @@ impl Connection {
                     p.reconnecting = false;
                 }
             });
+        }
+    }
+
+    /// An attempt whose process may have started without orca learning
+    /// its group (the connection dropped, or the wrapper never reported):
+    /// the next connection kills whatever carries its `ORCA_ATTEMPT_ID`.
+    pub fn lost_unknown(self: &Arc<Self>, attempt_id: &str) {
+        let t = Tracked {
+            pgid: 0,
+            start: 0,
+            attempt_id: attempt_id.to_string(),
+            generation: 0,
+        };
+        let live = self
+            .state
+            .try_lock()
+            .map(|s| s.live.as_ref().is_some_and(|l| !l.is_closed()))
+            .unwrap_or(false);
+        if live {
+            // The connection is fine (the wrapper was slow): now.
+            let me = self.clone();
+            tokio::spawn(async move {
+                if let Err(e) = me.kill_orphan(&t, me.grace).await {
+                    tracing::warn!(attempt = %t.attempt_id, error = %e, "cannot stop an attempt that never reported");
+                }
+            });
+        } else {
+            self.push_lost(t);
         }
     }
 
@@ -621,7 +667,8 @@ impl Connection {
             )
             .await?;
         if let Ok(mut p) = self.procs.lock() {
-            p.lost.retain(|x| x.pgid != t.pgid);
+            p.lost
+                .retain(|x| !(x.pgid == t.pgid && x.attempt_id == t.attempt_id));
         }
         Ok(out.stdout_text().contains("killed"))
     }
