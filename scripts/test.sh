@@ -19,5 +19,8 @@ need() {
 need sh dash
 need setsid util-linux
 need curl curl
+# tests/ssh.rs runs a real OpenSSH server on loopback.
+need /usr/sbin/sshd openssh-server
+need ssh-keygen openssh-client
 
 cargo test --workspace "$@"

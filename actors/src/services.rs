@@ -68,24 +68,48 @@ pub trait HostFactory: Send + Sync + fmt::Debug {
     fn host_for(&self, worker: &WorkerSpec) -> Arc<dyn HostAdapter>;
 }
 
-/// The default factory: local workers run here; ssh workers need an ssh
-/// factory plugged in.
+/// The default factory: local workers run here, ssh workers on their host
+/// through one shared connection per host (the pool lives as long as the
+/// factory, so connections are reused across attempts and runs).
 #[derive(Debug)]
-pub struct LocalOnly {
+pub struct DefaultHosts {
     local: Arc<dyn HostAdapter>,
+    ssh: crate::host::ssh::Pool,
+    workspace_root: std::path::PathBuf,
+    /// SIGTERM → SIGKILL grace for groups a dropped connection left behind.
+    grace: Duration,
 }
 
-impl LocalOnly {
-    pub fn new(ws: &Workspace) -> Self {
+impl DefaultHosts {
+    pub fn new(ws: &Workspace, settings: &Settings) -> Self {
         Self {
             local: Arc::new(LocalHost::new(ws.root())),
+            ssh: crate::host::ssh::Pool::default(),
+            workspace_root: ws.root().to_path_buf(),
+            grace: settings.grace,
         }
     }
 }
 
-impl HostFactory for LocalOnly {
-    fn host_for(&self, _worker: &WorkerSpec) -> Arc<dyn HostAdapter> {
-        self.local.clone()
+impl HostFactory for DefaultHosts {
+    fn host_for(&self, worker: &WorkerSpec) -> Arc<dyn HostAdapter> {
+        match &worker.host {
+            HostSpec::Local(_) => self.local.clone(),
+            HostSpec::Ssh(spec) => {
+                match crate::host::ssh::SshAdapter::new(
+                    &self.ssh,
+                    spec,
+                    &self.workspace_root,
+                    self.grace,
+                ) {
+                    Ok(a) => Arc::new(a),
+                    Err(reason) => Arc::new(crate::host::ssh::Unusable {
+                        name: worker.host.display(),
+                        reason,
+                    }),
+                }
+            }
+        }
     }
 }
 

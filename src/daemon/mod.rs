@@ -13,7 +13,7 @@ use anyhow::Context as _;
 use orca_actors::journal::{open_writer, JournalError, JournalOptions};
 use orca_actors::root::{Root, RootMsg};
 use orca_actors::runs::RunsMsg;
-use orca_actors::services::{HostFactory, LocalOnly, Registry, Services, Settings, TokenIssuer};
+use orca_actors::services::{DefaultHosts, HostFactory, Registry, Services, Settings, TokenIssuer};
 use orca_actors::spec::OrcaConfig;
 use orca_actors::workspace::Workspace;
 use ractor::{Actor, ActorRef};
@@ -79,11 +79,12 @@ pub async fn boot_with(
         }
         Err(e) => return Err(e).context("cannot open the journal"),
     };
+    let settings = Settings::from_config(config);
     let services = Services {
         ws: ws.clone(),
         journal,
-        settings: Arc::new(Settings::from_config(config)),
-        hosts: hosts.unwrap_or_else(|| Arc::new(LocalOnly::new(ws))),
+        hosts: hosts.unwrap_or_else(|| Arc::new(DefaultHosts::new(ws, &settings))),
+        settings: Arc::new(settings),
         registry: Registry::default(),
         tokens,
     };

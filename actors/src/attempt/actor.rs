@@ -785,8 +785,9 @@ async fn maybe_finish(
     }
     let cap = st.a.services.settings.artifact_cap;
     if let Some(hp) = &st.paths {
-        if let Err(e) = st.a.host.collect(hp, &st.attempt_dir, cap).await {
-            st.notes.push(format!("cannot fetch artifacts: {e}"));
+        match st.a.host.collect(hp, &st.attempt_dir, cap).await {
+            Ok(notes) => st.notes.extend(notes),
+            Err(e) => st.notes.push(format!("cannot fetch artifacts: {e}")),
         }
     }
     let scan = {

@@ -212,8 +212,8 @@ impl HostAdapter for LocalHost {
         Ok(procfs::group_alive(proc.pgid))
     }
 
-    async fn collect(&self, _: &HostPaths, _: &Path, _: u64) -> Result<(), HostError> {
-        Ok(())
+    async fn collect(&self, _: &HostPaths, _: &Path, _: u64) -> Result<Vec<String>, HostError> {
+        Ok(Vec::new())
     }
 
     async fn cleanup(&self, _: &HostPaths) -> Result<(), HostError> {

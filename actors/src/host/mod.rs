@@ -8,11 +8,13 @@
 //! bounded logs is host-independent (`attempt::logs`); a restart is a stop
 //! and a new attempt, orchestrated by the run supervisor.
 //!
-//! Adapters: [`local::LocalHost`] (child processes here) and, later, SSH.
+//! Adapters: [`local::LocalHost`] (child processes here) and
+//! [`ssh::SshAdapter`] (processes on another machine, over SSH).
 
 pub mod env;
 pub mod local;
 pub mod procfs;
+pub mod ssh;
 
 use std::fmt;
 use std::path::Path;
@@ -195,13 +197,14 @@ pub trait HostAdapter: Send + Sync + fmt::Debug {
     async fn alive(&self, proc: &ProcHandle) -> Result<bool, HostError>;
 
     /// Brings the attempt's `artifacts/` back into `local_attempt_dir`
-    /// (files over `cap` bytes are skipped). Nothing to do locally.
+    /// (files over `cap` bytes are skipped). Returns notes for the receipt
+    /// about what was left behind. Nothing to do locally.
     async fn collect(
         &self,
         paths: &HostPaths,
         local_attempt_dir: &Path,
         cap: u64,
-    ) -> Result<(), HostError>;
+    ) -> Result<Vec<String>, HostError>;
 
     /// Removes what the attempt left on the host (not the local attempt
     /// directory, which holds logs and receipts).

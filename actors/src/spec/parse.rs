@@ -369,6 +369,8 @@ from_spec!(SshHost {
     working_directory: leaf,
     env_allowlist: leaf,
     binary | "codewhale_binary": leaf,
+    connect_timeout_seconds: leaf,
+    keep_remote_attempt_dirs: leaf,
 });
 
 from_spec!(AlertConfig {

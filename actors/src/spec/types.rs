@@ -947,6 +947,14 @@ pub struct SshHost {
         skip_serializing_if = "Option::is_none"
     )]
     pub binary: Option<String>,
+    /// Connects (TCP, key exchange, authentication) give up after this
+    /// long (default 10 s).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub connect_timeout_seconds: Option<Seconds>,
+    /// Debugging: leave each attempt's directory on the host instead of
+    /// removing it after the attempt (default false).
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub keep_remote_attempt_dirs: bool,
     #[serde(flatten)]
     pub extra: Extra,
 }

@@ -455,6 +455,10 @@ impl Validator<'_> {
                          `codewhale_binary` is accepted) when it may run tasks without `command`",
                     );
                 }
+                self.positive(
+                    join_key(&host_path, "connect_timeout_seconds"),
+                    s.connect_timeout_seconds,
+                );
                 if s.port == Some(0) {
                     self.error(join_key(&host_path, "port"), "must be between 1 and 65535");
                 }
