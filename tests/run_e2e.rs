@@ -294,8 +294,9 @@ async fn ctrl_c_once_stops_gracefully() {
     let spec = write(
         &ws,
         "long.toml",
-        "[[tasks]]\nid = \"long\"\ncommand = \"trap 'echo got TERM; exit 0' TERM; while true; do sleep 0.05; done\"\n[[tasks]]\nid = \"queued\"\ncommand = \"true\"\nmetadata = { priority = 9 }\n",
+        "[[tasks]]\nid = \"long\"\ncommand = \"trap 'echo got TERM; exit 0' TERM; echo trapped > \\\"$ORCA_WORKSPACE/ready\\\"; while true; do sleep 0.05; done\"\n[[tasks]]\nid = \"queued\"\ncommand = \"true\"\nmetadata = { priority = 9 }\n",
     );
+    fifo(&ws.path("ready"));
     std::fs::create_dir_all(ws.ws.journal_dir()).unwrap();
     let mut f = follow(&ws.ws.journal_dir(), 1).unwrap();
     let mut child = KillOnDrop(
@@ -310,6 +311,8 @@ async fn ctrl_c_once_stops_gracefully() {
     );
     let started = wait_event(&mut f, |e| matches!(e, Event::AttemptStarted { .. })).await;
     let run = started.event.run_id().unwrap().to_string();
+    // The worker's trap is in place before the Ctrl-C.
+    assert_eq!(wait_fifo(&ws.path("ready")).await, "trapped\n");
     sigint(&child);
     let status = child.wait().unwrap();
     assert_eq!(status.code(), Some(4), "cancelled by the operator");
@@ -340,8 +343,9 @@ async fn ctrl_c_twice_kills_at_once() {
     let spec = write(
         &ws,
         "stubborn.toml",
-        "[[tasks]]\nid = \"stubborn\"\ncommand = \"trap '' TERM; while true; do sleep 0.05; done\"\n",
+        "[[tasks]]\nid = \"stubborn\"\ncommand = \"trap '' TERM; echo trapped > \\\"$ORCA_WORKSPACE/ready\\\"; while true; do sleep 0.05; done\"\n",
     );
+    fifo(&ws.path("ready"));
     std::fs::create_dir_all(ws.ws.journal_dir()).unwrap();
     let mut f = follow(&ws.ws.journal_dir(), 1).unwrap();
     let mut child = KillOnDrop(
@@ -355,6 +359,7 @@ async fn ctrl_c_twice_kills_at_once() {
     );
     let started = wait_event(&mut f, |e| matches!(e, Event::AttemptStarted { .. })).await;
     let run = started.event.run_id().unwrap().to_string();
+    assert_eq!(wait_fifo(&ws.path("ready")).await, "trapped\n");
     sigint(&child);
     wait_event(&mut f, |e| matches!(e, Event::RunStopRequested { .. })).await;
     sigint(&child);

@@ -237,6 +237,7 @@ async fn through_daemon(
     }
     let tty = std::io::stderr().is_terminal() && !json;
     let started = Instant::now();
+    let mut sigint = interrupts()?;
     let mut events = Box::pin(client.events(from).await?);
     let mut last_draw: Option<Instant> = None;
     loop {
@@ -262,7 +263,7 @@ async fn through_daemon(
                     last_draw = Some(Instant::now());
                 }
             }
-            _ = tokio::signal::ctrl_c() => {
+            _ = sigint.recv() => {
                 if tty {
                     eprintln!();
                 }
@@ -291,6 +292,10 @@ async fn drive(
     stale_after: Option<Duration>,
     json: bool,
 ) -> anyhow::Result<i32> {
+    // Before anything starts: a Ctrl-C from here on stops the run (one
+    // handler for the whole drive; a `ctrl_c()` future made per loop turn
+    // loses a signal that lands while a batch is being applied).
+    let mut sigint = interrupts()?;
     let runs = orca.runs().await?;
     // Subscribe before submitting so no event of the run is missed.
     let mut feed = orca.services.journal.subscribe();
@@ -403,7 +408,7 @@ async fn drive(
                     anyhow::bail!("the journal stopped before run {run_id} ended");
                 }
             },
-            _ = tokio::signal::ctrl_c() => {
+            _ = sigint.recv() => {
                 interrupts += 1;
                 if interrupts == 1 {
                     if tty {
@@ -428,6 +433,12 @@ async fn drive(
     }
     print_final(&end, json)?;
     Ok(exit_code(end.status()))
+}
+
+/// SIGINT as a stream: signals that arrive between polls wait for the next.
+fn interrupts() -> anyhow::Result<tokio::signal::unix::Signal> {
+    tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())
+        .context("cannot handle Ctrl-C")
 }
 
 fn draw(st: &RunState, elapsed: Duration) {
@@ -459,16 +470,27 @@ fn print_final(st: &RunState, json: bool) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Second Ctrl-C: SIGKILL every live attempt's process group at once.
+/// Second Ctrl-C: SIGKILL every live local attempt's process group at once,
+/// and wait (at most 2 s) until no member of them is left, so that when orca
+/// exits its workers are gone. Remote (ssh) groups cannot be reached without
+/// the run; `orca run --resume` kills them (provably theirs only).
 fn kill_live_groups(st: &RunState) {
-    for t in &st.tasks {
-        for a in t.attempts.iter().filter(|a| a.is_live()) {
-            if let Some(pgid) = a.pgid.filter(|p| *p > 1) {
-                // SAFETY: kill(2) on a process group orca started.
-                unsafe {
-                    libc::kill(-pgid, libc::SIGKILL);
-                }
-            }
-        }
+    use orca_actors::host::procfs;
+    let groups: Vec<i32> = st
+        .tasks
+        .iter()
+        .flat_map(|t| t.attempts.iter())
+        .filter(|a| a.is_live() && a.host.as_deref().is_none_or(|h| h == "local"))
+        .filter_map(|a| a.pgid.filter(|p| *p > 1))
+        .collect();
+    for &pgid in &groups {
+        // A group orca started and has not reaped: its id cannot be reused.
+        let _ = procfs::signal_group(pgid, libc::SIGKILL);
+    }
+    let deadline = Instant::now() + Duration::from_secs(2);
+    while groups.iter().any(|&g| procfs::group_alive(g)) && Instant::now() < deadline {
+        // SIGKILL is delivered asynchronously; nothing signals the end of a
+        // group orca does not parent, so look again shortly.
+        std::thread::sleep(Duration::from_millis(5));
     }
 }

@@ -222,12 +222,15 @@ pub fn orca_cmd(ws: &TestWs) -> std::process::Command {
     c
 }
 
+/// How long a test waits for anything before failing.
+pub const WAIT_LIMIT: Duration = Duration::from_secs(60);
+
 /// Follows the journal until an event matches `pred` (bounded).
 pub async fn wait_event(
     f: &mut orca_actors::journal::Follower,
     pred: impl Fn(&Event) -> bool,
 ) -> Envelope {
-    tokio::time::timeout(Duration::from_secs(60), async {
+    tokio::time::timeout(WAIT_LIMIT, async {
         loop {
             let e = f.next().await.expect("journal follower");
             if pred(&e.event) {
@@ -261,4 +264,26 @@ impl std::ops::DerefMut for KillOnDrop {
     fn deref_mut(&mut self) -> &mut std::process::Child {
         &mut self.0
     }
+}
+
+/// A named pipe at `path`: a worker writes to it once it is ready (say,
+/// after installing a trap), and [`wait_fifo`] returns what it wrote.
+pub fn fifo(path: &Path) {
+    use std::os::unix::ffi::OsStrExt as _;
+    let c = std::ffi::CString::new(path.as_os_str().as_bytes()).unwrap();
+    // SAFETY: mkfifo reads one NUL-terminated path.
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0, "mkfifo");
+}
+
+/// Blocks (off the async runtime) until a writer opened, wrote and closed
+/// the pipe; returns what it wrote.
+pub async fn wait_fifo(path: &Path) -> String {
+    let p = path.to_path_buf();
+    tokio::time::timeout(
+        WAIT_LIMIT,
+        tokio::task::spawn_blocking(move || std::fs::read_to_string(p).unwrap()),
+    )
+    .await
+    .expect("the worker became ready in time")
+    .unwrap()
 }
