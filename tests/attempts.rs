@@ -31,10 +31,7 @@ retry_policy = { max_attempts = 1 }
         "SIGTERM was ignored, so SIGKILL ended it"
     );
     assert!(r.duration_ms < 5_000);
-    assert!(
-        procs_with_env(&format!("ORCA_RUN_ID={run}")).is_empty(),
-        "nothing survives"
-    );
+    assert_gone(&run, "nothing survives");
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -52,10 +49,7 @@ command = "(sleep 30 &); echo parent-done"
     let r = receipt(&st, "leaky");
     assert_eq!(r.result, AttemptResult::Pass, "{}", r.summary);
     assert!(r.summary.contains("left in the group"), "{}", r.summary);
-    assert!(
-        procs_with_env(&format!("ORCA_RUN_ID={run}")).is_empty(),
-        "the grandchild is gone"
-    );
+    assert_gone(&run, "the grandchild is gone");
     let out =
         std::fs::read_to_string(ws.ws.attempt_dir(&run, "leaky", 1).join("stdout.log")).unwrap();
     assert_eq!(out, "parent-done\n");

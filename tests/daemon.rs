@@ -335,10 +335,14 @@ async fn every_route_and_its_errors() {
         )
         .await;
     assert_eq!(code, 200);
-    wait_event(&mut f, |e| matches!(e, Event::RunFinished { .. })).await;
+    wait_event(
+        &mut f,
+        |e| matches!(e, Event::RunFinished { run: r, .. } if *r == run),
+    )
+    .await;
     let (_, one) = d.get(&format!("/v1/fleet/runs/{run}")).await;
     let s: RunSummary = serde_json::from_value(one).unwrap();
-    assert_eq!(s.status, RunStatus::Cancelled);
+    assert_eq!(s.status, RunStatus::Cancelled, "{s:#?}");
     let all = ws.journal();
     assert!(all.iter().any(|e| matches!(
         &e.event,
@@ -438,7 +442,11 @@ async fn the_cli_talks_to_the_daemon() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    wait_event(&mut f, |e| matches!(e, Event::RunFinished { .. })).await;
+    wait_event(
+        &mut f,
+        |e| matches!(e, Event::RunFinished { run: r, .. } if *r == run),
+    )
+    .await;
 
     let st = orca_cmd(&ws)
         .args(["status", &run, "--json"])
@@ -547,7 +555,7 @@ async fn kill_9_mid_run_then_up_again_finishes_every_task_once() {
     let s: RunSummary = serde_json::from_value(v).unwrap();
     assert_eq!(s.status, RunStatus::Passed);
     d.down(&ws);
-    assert!(procs_with_env(&format!("ORCA_RUN_ID={run}")).is_empty());
+    assert_gone(&run, "nothing of the run is left");
     let mut finals = std::collections::HashMap::new();
     for e in ws.journal() {
         if let Event::TaskFinished { task, run: r, .. } = &e.event {

@@ -222,10 +222,7 @@ async fn sigkill_mid_run_then_resume_finishes_every_task_once() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert!(
-        procs_with_env(&format!("ORCA_RUN_ID={run}")).is_empty(),
-        "no process of the killed run survives"
-    );
+    assert_gone(&run, "no process of the killed run survives");
 
     let all = ws.journal();
     let ev = of_run(&all, &run);
@@ -370,10 +367,7 @@ async fn ctrl_c_twice_kills_at_once() {
         t0.elapsed() < Duration::from_secs(10),
         "did not wait out the 30 s grace"
     );
-    assert!(
-        procs_with_env(&format!("ORCA_RUN_ID={run}")).is_empty(),
-        "the group was killed"
-    );
+    assert_gone(&run, "the group was killed");
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -605,10 +605,7 @@ retry_policy = {{ max_attempts = 1 }}
         "SIGTERM was ignored, so SIGKILL ended it"
     );
     assert!(s.duration_ms < 5_000);
-    assert!(
-        procs_with_env(&format!("ORCA_RUN_ID={run}")).is_empty(),
-        "nothing survives on the host"
-    );
+    assert_gone(&run, "nothing survives on the host");
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -642,7 +639,7 @@ stale_after_seconds = 0.4
     assert!(st.task("silent").unwrap().attempts[0].stale);
     assert_eq!(receipt(&st, "chatty").result, AttemptResult::Pass);
     assert!(stdout_of(&ws, &run, "chatty", 1).ends_with("tick 8\n"));
-    assert!(procs_with_env(&format!("ORCA_RUN_ID={run}")).is_empty());
+    assert_gone(&run, "nothing of the run is left");
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -730,10 +727,7 @@ async fn over_ssh_a_grandchild_holding_stdout_goes_with_its_group() {
     let r = receipt(&st, "leaky");
     assert_eq!(r.result, AttemptResult::Pass, "{}", r.summary);
     assert!(r.summary.contains("left in the group"), "{}", r.summary);
-    assert!(
-        procs_with_env(&format!("ORCA_RUN_ID={run}")).is_empty(),
-        "the grandchild is gone"
-    );
+    assert_gone(&run, "the grandchild is gone");
     assert_eq!(stdout_of(&ws, &run, "leaky", 1), "parent-done\n");
 }
 

@@ -107,10 +107,7 @@ scorer = { kind = "command", command = "sleep", args = ["30"], timeout_seconds =
         .alerts
         .iter()
         .any(|a| a.class == AlertClass::VerifierFailed));
-    assert!(
-        procs_with_env(&format!("ORCA_RUN_ID={run}")).is_empty(),
-        "the hung scorer was killed"
-    );
+    assert_gone(&run, "the hung scorer was killed");
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -51,10 +51,17 @@ pub struct ApiState {
 }
 
 impl ApiState {
-    /// Waits until the live view holds everything durable now, so every
-    /// answer reflects what was journaled before the request.
+    /// Waits until the live view holds everything written to the journal
+    /// files when the request arrived (durable, or one group commit away),
+    /// so an answer never lags what `orca journal export` already shows.
+    /// (A failed journal publishes nothing more: wait only for the durable.)
     pub async fn fresh(&self) {
-        self.view.caught_up(self.services.journal.last_seq()).await;
+        let j = &self.services.journal;
+        let seq = match j.health() {
+            orca_actors::journal::JournalHealth::Ok => j.written_seq(),
+            _ => j.last_seq(),
+        };
+        self.view.caught_up(seq).await;
     }
 }
 

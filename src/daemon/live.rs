@@ -51,9 +51,11 @@ impl LiveView {
                         if let Ok(Ok(fresh)) =
                             tokio::task::spawn_blocking(move || FleetView::load(&d)).await
                         {
+                            let seq = fresh.last_seq;
                             if let Ok(mut v) = me.inner.write() {
                                 *v = fresh;
                             }
+                            let _ = applied_tx.send(seq);
                         }
                     }
                     Err(RecvError::Closed) => break,

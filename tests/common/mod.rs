@@ -173,6 +173,26 @@ pub fn procs_with_env(entry: &str) -> Vec<i32> {
         .collect()
 }
 
+/// Asserts no live process carries the run's id; names what is left.
+pub fn assert_gone(run: &str, why: &str) {
+    let left: Vec<String> = orca_actors::host::procfs::with_env(&format!("ORCA_RUN_ID={run}"))
+        .into_iter()
+        .map(|s| {
+            let cmd = std::fs::read(format!("/proc/{}/cmdline", s.pid))
+                .map(|b| String::from_utf8_lossy(&b).replace('\0', " "))
+                .unwrap_or_default();
+            format!(
+                "pid {} state {} pgrp {}: {}",
+                s.pid,
+                s.state,
+                s.pgrp,
+                cmd.trim_end()
+            )
+        })
+        .collect();
+    assert!(left.is_empty(), "{why}; left: {left:#?}");
+}
+
 /// Type name of each event (for order assertions).
 pub fn types(events: &[&Envelope]) -> Vec<&'static str> {
     events.iter().map(|e| e.event.type_name()).collect()

@@ -332,6 +332,9 @@ struct Shared {
     dir: PathBuf,
     queue: Mutex<Queue>,
     last_seq: AtomicU64,
+    /// The highest seq written, or about to be, to the segment files
+    /// (durable or not yet): set before each write.
+    written_seq: AtomicU64,
     failed: OnceLock<String>,
     stopped: AtomicBool,
     feed: broadcast::Sender<Arc<[Envelope]>>,
@@ -619,6 +622,14 @@ impl JournalHandle {
         self.shared.last_seq.load(Ordering::Acquire)
     }
 
+    /// The highest seq written (or being written) to the segment files: a
+    /// reader of the files (`orca journal export`, a follower) never sees
+    /// more. At least [`Self::last_seq`]; ahead of it while a round is
+    /// being written or synced.
+    pub fn written_seq(&self) -> u64 {
+        self.shared.written_seq.load(Ordering::Acquire)
+    }
+
     /// The live feed: every batch, in seq order, after it is durable.
     ///
     /// To fold the journal and then follow it without a gap or a double,
@@ -699,6 +710,7 @@ pub async fn open_writer(
         dir: dir.to_path_buf(),
         queue: Mutex::new(Queue::default()),
         last_seq: AtomicU64::new(report.last_seq),
+        written_seq: AtomicU64::new(report.last_seq),
         failed: OnceLock::new(),
         stopped: AtomicBool::new(false),
         feed,
@@ -985,6 +997,10 @@ impl WriterState {
             let frame_len = (FRAME_HEADER_LEN + HEAD_ROOM + sub.records.len()) as u64;
             let used = self.seg.len + self.out.len() as u64;
             if used > HEADER_LEN as u64 && used + frame_len > self.segment_bytes {
+                // The roll writes the frames so far (see below).
+                self.shared
+                    .written_seq
+                    .fetch_max(head.first_seq - 1, Ordering::AcqRel);
                 if let Err(e) = self.roll(head.first_seq).await {
                     result = Err(e);
                     break;
@@ -999,6 +1015,11 @@ impl WriterState {
             });
         }
         if result.is_ok() {
+            // Announced before the write: a reader of the files must never
+            // see a seq the handle does not count as written yet.
+            self.shared
+                .written_seq
+                .fetch_max(self.next_seq - 1, Ordering::AcqRel);
             result = self.write_out();
         }
         match result {

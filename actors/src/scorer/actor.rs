@@ -57,8 +57,12 @@ impl Actor for ScorerActor {
                 // crash of the actor.
                 tokio::spawn(async move {
                     let timeout = req.scorer.effective_timeout().as_duration();
+                    // `score` enforces the scorer's timeout itself (and kills
+                    // and reaps a verifier process first); this backstop
+                    // only guarantees an answer should that ever hang.
+                    let backstop = timeout + super::process::REAP_LIMIT + Duration::from_secs(1);
                     let job = tokio::spawn(score(*req));
-                    let j = match tokio::time::timeout(timeout, job).await {
+                    let j = match tokio::time::timeout(backstop, job).await {
                         Ok(Ok(j)) => j,
                         Ok(Err(e)) => Judgement::verifier_error(format!("the scorer crashed: {e}")),
                         Err(_) => Judgement::verifier_error(format!(
@@ -92,7 +96,7 @@ fn secs(d: Duration) -> String {
     }
 }
 
-/// Scores one attempt (the timeout is the caller's).
+/// Scores one attempt within the scorer's `timeout_seconds`.
 pub async fn score(req: ScoreRequest) -> Judgement {
     let scorer = match req.scorer.typed() {
         Ok(s) => s,
@@ -112,7 +116,8 @@ pub async fn score(req: ScoreRequest) -> Judgement {
         Scorer::VerifierPrompt { prompt } => prompt_scorer(&req, &prompt).await,
         det => {
             let r = req.clone();
-            let res = tokio::task::spawn_blocking(move || {
+            let timeout = req.scorer.effective_timeout().as_duration();
+            let check = tokio::task::spawn_blocking(move || {
                 checks::check(
                     &det,
                     &CheckInput {
@@ -123,8 +128,14 @@ pub async fn score(req: ScoreRequest) -> Judgement {
                         exit_code: r.exit.code,
                     },
                 )
-            })
-            .await;
+            });
+            // A check stuck on a hung filesystem is abandoned, not awaited.
+            let Ok(res) = tokio::time::timeout(timeout, check).await else {
+                return Judgement::verifier_error(format!(
+                    "the scorer timed out after {}",
+                    secs(timeout)
+                ));
+            };
             match res {
                 Ok(Ok(c)) => with_score(
                     if c.pass {

@@ -16,6 +16,9 @@ use crate::attempt::stream_json::{parse_line, StreamState, MAX_PARSED_LINE};
 use crate::host::local::resolve_program;
 use crate::host::{procfs, EnvVar, ExitInfo};
 
+/// How long a killed verifier may take to close its pipes and be reaped.
+pub(crate) const REAP_LIMIT: Duration = Duration::from_secs(5);
+
 /// A verifier process to run.
 #[derive(Debug)]
 pub struct VerifierProcess {
@@ -99,7 +102,8 @@ pub async fn run(p: VerifierProcess) -> Result<Outcome, VerifierError> {
         let status = child.wait().await.ok();
         (out, status)
     };
-    match tokio::time::timeout(p.timeout, work).await {
+    let mut work = std::pin::pin!(work);
+    match tokio::time::timeout(p.timeout, &mut work).await {
         Ok((mut outcome, status)) => {
             outcome.exit = status.map(|s| ExitInfo {
                 code: s.code(),
@@ -114,6 +118,10 @@ pub async fn run(p: VerifierProcess) -> Result<Outcome, VerifierError> {
         Err(_) => {
             if pgid > 1 {
                 let _ = procfs::signal_group(pgid, libc::SIGKILL);
+                // The kill closes the group's pipes: the reads end and the
+                // verifier is reaped, so it is gone when the verdict is
+                // given (bounded, should a stray holder keep a pipe open).
+                let _ = tokio::time::timeout(REAP_LIMIT, &mut work).await;
             }
             Err(VerifierError::TimedOut(p.timeout))
         }

@@ -187,3 +187,39 @@ async fn handle_api_edges() {
     assert_eq!(report.last_seq, 15);
     h2.stop().await;
 }
+
+/// Whatever a reader of the files sees, the handle already counts as
+/// written (the daemon's views wait for `written_seq` so that they never lag
+/// `orca journal export`). Rolls segments too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readers_never_see_past_written_seq() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("journal");
+    let (h, _) = open_writer(&dir, never().with_segment_bytes(4096))
+        .await
+        .unwrap();
+    let mut follower = orca_actors::journal::follow(&dir, 1).unwrap();
+    let writer = {
+        let h = h.clone();
+        tokio::spawn(async move {
+            for i in 0..400u64 {
+                h.append(batch(1 + i * 2, 2)).await.unwrap();
+            }
+        })
+    };
+    for want in 1..=800u64 {
+        let env = follower.next().await.unwrap();
+        assert_eq!(env.seq, want);
+        assert!(
+            h.written_seq() >= env.seq,
+            "read seq {} while written_seq was {}",
+            env.seq,
+            h.written_seq()
+        );
+    }
+    writer.await.unwrap();
+    assert!(h.written_seq() >= h.last_seq());
+    assert_eq!(h.written_seq(), 800);
+    assert!(segments(&dir).len() >= 2);
+    h.stop().await;
+}

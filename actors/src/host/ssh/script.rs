@@ -390,9 +390,13 @@ mod tests {
         let out = sh(MISSING, &["/no/such/ws", "/", "x"]);
         assert_eq!(String::from_utf8_lossy(&out.stdout), "ORCA-ERR ws\n");
 
+        // Ids unique to this test process: KILL_ORPHAN finds processes by
+        // environment machine-wide, and another test run may be going on.
+        let ours = format!("r{}:t:9", std::process::id());
+        let other = format!("r{}:t:8", std::process::id());
         let mut child = Command::new("sleep")
             .arg("30")
-            .env("ORCA_ATTEMPT_ID", "r:t:9")
+            .env("ORCA_ATTEMPT_ID", &ours)
             .process_group(0)
             .spawn()
             .unwrap();
@@ -401,11 +405,11 @@ mod tests {
         assert!(out.status.success());
         assert_eq!(String::from_utf8_lossy(&out.stdout), "no-artifacts\n");
         // Not ours by start time nor by attempt id: left alone.
-        let out = sh(KILL_ORPHAN, &["r:t:8", &pgid, "1", "2"]);
+        let out = sh(KILL_ORPHAN, &[&other, &pgid, "1", "2"]);
         assert!(out.stdout.is_empty());
         assert!(sh(ALIVE, &[&pgid]).status.success());
         // Ours by its environment.
-        let out = sh(KILL_ORPHAN, &["r:t:9", "0", "0", "40"]);
+        let out = sh(KILL_ORPHAN, &[&ours, "0", "0", "40"]);
         assert_eq!(String::from_utf8_lossy(&out.stdout), "killed\n");
         assert_eq!(child.wait().unwrap().signal(), Some(libc::SIGTERM));
         assert!(!sh(ALIVE, &[&pgid, ""]).status.success());
