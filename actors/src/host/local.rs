@@ -342,13 +342,16 @@ mod tests {
     async fn kill_orphan_only_kills_ours() {
         let ws = tempfile::tempdir().unwrap();
         let host = LocalHost::new(ws.path());
+        // kill_orphan also finds the attempt's processes by environment,
+        // machine-wide: an id unique to this test process.
+        let id = format!("r{}:t:1", std::process::id());
         let r = host
             .start(launch(
                 ws.path(),
                 &["sleep", "30"],
                 vec![
                     EnvVar::plain("PATH", "/usr/bin:/bin"),
-                    EnvVar::plain("ORCA_ATTEMPT_ID", "r:t:1"),
+                    EnvVar::plain("ORCA_ATTEMPT_ID", &id),
                 ],
             ))
             .await
@@ -366,7 +369,7 @@ mod tests {
         assert!(host.alive(&r.proc).await.unwrap());
         let ours = RecordedProc {
             proc: r.proc,
-            attempt_id: "r:t:1".into(),
+            attempt_id: id.clone(),
         };
         assert!(host.kill_orphan(&ours, 2_000).await.unwrap());
         let info = exit.await.unwrap().unwrap();

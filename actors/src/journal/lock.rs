@@ -17,6 +17,9 @@ use super::error::{IoContext as _, JournalError};
 /// The lock file's name inside the journal directory.
 pub const LOCK_FILE: &str = "LOCK";
 
+/// How many times (10 ms apart) to retry a lock that no live pid holds.
+const RELEASED_TRIES: u32 = 50;
+
 /// A held writer lock; released when dropped.
 #[derive(Debug)]
 pub struct WriterLock {
@@ -36,17 +39,29 @@ impl WriterLock {
             .truncate(false)
             .open(&path)
             .ctx("open the writer lock", &path)?;
-        // SAFETY: flock on a file descriptor we own; no memory is involved.
-        let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
-        if rc != 0 {
+        // A lock whose holder cleared its pid is being released: a child
+        // forked while it was held keeps a copy of the descriptor (and so
+        // the lock) until it execs. Wait that out, briefly.
+        let mut released_tries = 0;
+        loop {
+            // SAFETY: flock on a file descriptor we own; no memory is involved.
+            let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
+            if rc == 0 {
+                break;
+            }
             let err = std::io::Error::last_os_error();
-            if err.raw_os_error() == Some(libc::EWOULDBLOCK) {
+            if err.raw_os_error() != Some(libc::EWOULDBLOCK) {
+                return Err(JournalError::io("lock", &path, err));
+            }
+            let pid = holder_pid(&file);
+            if pid.is_some() || released_tries >= RELEASED_TRIES {
                 return Err(JournalError::Locked {
                     dir: dir.to_path_buf(),
-                    pid: holder_pid(&file),
+                    pid,
                 });
             }
-            return Err(JournalError::io("lock", &path, err));
+            released_tries += 1;
+            std::thread::sleep(std::time::Duration::from_millis(10));
         }
         let pid = format!("{}\n", std::process::id());
         file.set_len(0).ctx("write the writer lock", &path)?;
