@@ -82,6 +82,11 @@ pub(crate) struct Cursor {
     /// A newer segment exists: the current one is being read to its end a
     /// last time.
     final_pass: bool,
+    /// The offset of a bad or incomplete frame with a valid one after it,
+    /// seen once: corruption only if a fresh read sees it again (a reader
+    /// racing a write, or a recovery that truncated and rewrote the tail,
+    /// can see stale bytes once).
+    suspect: Option<u64>,
 }
 
 impl Cursor {
@@ -93,6 +98,7 @@ impl Cursor {
             scan: None,
             expected: None,
             final_pass: false,
+            suspect: None,
         }
     }
 
@@ -193,6 +199,7 @@ impl Cursor {
                         decode_records(payload, &head, &path, offset, out)?;
                     }
                     self.expected = Some(head.last_seq() + 1);
+                    self.suspect = None;
                     self.scan = Some((scan, first, path));
                     return Ok(Some(head));
                 }
@@ -232,11 +239,20 @@ impl Cursor {
             }
             if let Some((offset, reason)) = problem {
                 if let Some(at) = scan.valid_frame_after(offset, expected)? {
-                    return Err(Self::corrupt(
-                        &path,
-                        offset,
-                        format!("{reason}, and a valid frame follows at byte {at}"),
-                    ));
+                    if self.suspect == Some(offset) {
+                        return Err(Self::corrupt(
+                            &path,
+                            offset,
+                            format!("{reason}, and a valid frame follows at byte {at}"),
+                        ));
+                    }
+                    // Read it again from the file before calling it corrupt:
+                    // the writer only appends, so whatever preceded the valid
+                    // frame just seen is in place for a read starting now.
+                    self.suspect = Some(offset);
+                    scan.rewind();
+                    self.scan = Some((scan, first, path));
+                    continue;
                 }
             }
             // Not written yet: next time, re-read from the last whole frame.
