@@ -8,16 +8,15 @@
 //! Anchor: on this machine the raw baseline is ~0.43 ms a process; the
 //! target is orca / raw ≤ 1.5 for 10,000 tasks on 64 workers.
 
+mod common;
+
 use std::process::Stdio;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use orca::daemon::boot;
-use orca_actors::model::{RunStatus, Surface};
-use orca_actors::runs::{RunsMsg, Submission};
-use orca_actors::spec::{CommandSpec, OrcaConfig, RunSpec, TaskSpec};
+use orca_actors::model::RunStatus;
+use orca_actors::spec::{OrcaConfig, RunSpec};
 use orca_actors::workspace::Workspace;
-use ractor::rpc::CallResult;
 use tokio::io::AsyncReadExt;
 use tokio::sync::Semaphore;
 
@@ -50,8 +49,8 @@ async fn raw(n: usize, workers: usize) -> Duration {
     start.elapsed()
 }
 
-async fn orca(n: usize, workers: u32) -> (Duration, RunStatus) {
-    let dir = tempfile::tempdir().expect("tempdir");
+/// Runs `n` tasks through orca in a fresh workspace inside `dir`.
+async fn orca(dir: &tempfile::TempDir, n: usize, workers: u32) -> (Duration, RunStatus) {
     let ws = Workspace::at(dir.path());
     std::fs::create_dir_all(ws.orca_dir()).expect("mkdir");
     let config = OrcaConfig::parse(&format!(
@@ -62,48 +61,11 @@ async fn orca(n: usize, workers: u32) -> (Duration, RunStatus) {
     .0;
     let spec = RunSpec {
         name: Some("fanout".into()),
-        tasks: (0..n)
-            .map(|i| TaskSpec {
-                id: format!("t{i}"),
-                command: Some(CommandSpec::Argv(vec!["true".into()])),
-                ..Default::default()
-            })
-            .collect(),
+        tasks: common::true_tasks(n),
         ..Default::default()
     };
-    let orca = boot(&ws, &config, None).await.expect("boot");
-    let runs = orca.runs().await.expect("runs");
-    let mut watch = match runs.call(RunsMsg::Watch, None).await {
-        Ok(CallResult::Success(rx)) => rx,
-        _ => panic!("watch"),
-    };
-    let start = Instant::now();
-    let sub = Submission {
-        spec,
-        source: "bench".into(),
-        max_workers: workers,
-        stale_after: None,
-        surface: Surface::Cli,
-        parent: None,
-        depth: 0,
-    };
-    let id = match runs
-        .call(|tx| RunsMsg::Submit(Box::new(sub), tx), None)
-        .await
-    {
-        Ok(CallResult::Success(Ok(id))) => id,
-        other => panic!("submit: {other:?}"),
-    };
-    let status = loop {
-        match watch.recv().await {
-            Ok((run, status)) if run == id => break status,
-            Ok(_) => {}
-            Err(e) => panic!("watch: {e}"),
-        }
-    };
-    let took = start.elapsed();
-    orca.shutdown().await;
-    (took, status)
+    let end = common::run_to_end(&ws, &config, spec, workers).await;
+    (end.took, end.status)
 }
 
 fn main() {
@@ -118,12 +80,19 @@ fn main() {
         &[(10_000, 64), (1_000, 4)]
     };
     println!("fan-out: orca (journal sync always, receipts) vs raw tokio::process + semaphore");
+    // Workspaces are removed only when every case has run: ext4 skips
+    // inodes freed in the last minute when it allocates new ones, so
+    // deleting one case's ~30,000 files would slow the next case's mkdirs
+    // (docs/architecture.md, "Performance").
+    let mut dirs = Vec::new();
     for &(n, workers) in cases {
+        let dir = tempfile::tempdir().expect("tempdir");
         rt.block_on(async {
             // Warm up both paths once (page cache, binaries).
             let _ = raw(50, workers).await;
             let raw_t = raw(n, workers).await;
-            let (orca_t, status) = orca(n, workers as u32).await;
+            let (orca_t, status) = orca(&dir, n, workers as u32).await;
+            dirs.push(dir);
             assert_eq!(status, RunStatus::Passed);
             println!(
                 "{n:>6} tasks on {workers:>2} workers: raw {:>7.3} s ({:.3} ms/process)  orca {:>7.3} s ({:.3} ms/task)  ratio {:.2}",

@@ -9,22 +9,18 @@
 //! one line shows the exec cost without it, where root's ~/.bashrc runs
 //! for every command.
 
+mod common;
 #[path = "../tests/sshd/mod.rs"]
 mod sshd;
 
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use orca::daemon::boot;
 use orca_actors::host::ssh::{exec, Need, Pool, SshAdapter};
 use orca_actors::host::{EnvVar, HostAdapter, HostPaths, Launch};
-use orca_actors::model::{RunStatus, Surface};
-use orca_actors::runs::{RunsMsg, Submission};
-use orca_actors::spec::{
-    CommandSpec, HostSpec, OrcaConfig, RunSpec, SshHost, TaskSpec, WorkerSpec,
-};
+use orca_actors::model::RunStatus;
+use orca_actors::spec::{HostSpec, OrcaConfig, RunSpec, SshHost, WorkerSpec};
 use orca_actors::workspace::Workspace;
-use ractor::rpc::CallResult;
 use tokio::io::AsyncReadExt;
 
 fn ssh_host(s: &sshd::Sshd, sessions: u32) -> SshHost {
@@ -51,50 +47,13 @@ async fn run(n: usize, workers: u32, worker: Option<WorkerSpec>) -> Duration {
         .0;
     let spec = RunSpec {
         name: Some("ssh-bench".into()),
-        tasks: (0..n)
-            .map(|i| TaskSpec {
-                id: format!("t{i}"),
-                command: Some(CommandSpec::Argv(vec!["true".into()])),
-                ..Default::default()
-            })
-            .collect(),
+        tasks: common::true_tasks(n),
         workers: worker.into_iter().collect(),
         ..Default::default()
     };
-    let orca = boot(&ws, &config, None).await.expect("boot");
-    let runs = orca.runs().await.expect("runs");
-    let mut watch = match runs.call(RunsMsg::Watch, None).await {
-        Ok(CallResult::Success(rx)) => rx,
-        _ => panic!("watch"),
-    };
-    let start = Instant::now();
-    let sub = Submission {
-        spec,
-        source: "bench".into(),
-        max_workers: workers,
-        stale_after: None,
-        surface: Surface::Cli,
-        parent: None,
-        depth: 0,
-    };
-    let id = match runs
-        .call(|tx| RunsMsg::Submit(Box::new(sub), tx), None)
-        .await
-    {
-        Ok(CallResult::Success(Ok(id))) => id,
-        other => panic!("submit: {other:?}"),
-    };
-    let status = loop {
-        match watch.recv().await {
-            Ok((run, status)) if run == id => break status,
-            Ok(_) => {}
-            Err(e) => panic!("watch: {e}"),
-        }
-    };
-    let took = start.elapsed();
-    orca.shutdown().await;
-    assert_eq!(status, RunStatus::Passed, "the bench run failed");
-    took
+    let end = common::run_to_end(&ws, &config, spec, workers).await;
+    assert_eq!(end.status, RunStatus::Passed, "the bench run failed");
+    end.took
 }
 
 fn median_ms(mut v: Vec<Duration>) -> (f64, f64) {

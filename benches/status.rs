@@ -5,16 +5,15 @@
 //! Run: `cargo bench --bench status` (`-- --quick` for 1,000 tasks).
 //! Target: median under 20 ms for the CLI against the daemon.
 
+mod common;
+
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use orca::daemon::boot;
 use orca::daemon::info::DaemonInfo;
-use orca_actors::model::Surface;
-use orca_actors::runs::{RunsMsg, Submission};
-use orca_actors::spec::{CommandSpec, OrcaConfig, RunSpec, TaskSpec};
+use orca_actors::model::RunStatus;
+use orca_actors::spec::{OrcaConfig, RunSpec};
 use orca_actors::workspace::Workspace;
-use ractor::rpc::CallResult;
 
 fn stats(mut v: Vec<Duration>) -> (f64, f64) {
     v.sort();
@@ -63,48 +62,14 @@ fn main() {
 
     // A workspace with one finished run of n tasks.
     let run = rt.block_on(async {
-        let orca = boot(&ws, &config, None).await.expect("boot");
-        let runs = orca.runs().await.expect("runs");
-        let mut watch = match runs.call(RunsMsg::Watch, None).await {
-            Ok(CallResult::Success(rx)) => rx,
-            _ => panic!("watch"),
-        };
         let spec = RunSpec {
             name: Some("status bench".into()),
-            tasks: (0..n_tasks)
-                .map(|i| TaskSpec {
-                    id: format!("t{i}"),
-                    command: Some(CommandSpec::Argv(vec!["true".into()])),
-                    ..Default::default()
-                })
-                .collect(),
+            tasks: common::true_tasks(n_tasks),
             ..Default::default()
         };
-        let sub = Submission {
-            spec,
-            source: "bench".into(),
-            max_workers: 64,
-            stale_after: None,
-            surface: Surface::Cli,
-            parent: None,
-            depth: 0,
-        };
-        let id = match runs
-            .call(|tx| RunsMsg::Submit(Box::new(sub), tx), None)
-            .await
-        {
-            Ok(CallResult::Success(Ok(id))) => id,
-            other => panic!("submit: {other:?}"),
-        };
-        loop {
-            match watch.recv().await {
-                Ok((r, _)) if r == id => break,
-                Ok(_) => {}
-                Err(e) => panic!("{e}"),
-            }
-        }
-        orca.shutdown().await;
-        id
+        let end = common::run_to_end(&ws, &config, spec, 64).await;
+        assert_eq!(end.status, RunStatus::Passed, "the bench run failed");
+        end.run
     });
     let events = orca_actors::journal::highest_seq(&ws.journal_dir()).unwrap_or(0);
     println!("status: {n_tasks} finished tasks ({events} journal events); {calls} calls each");

@@ -251,12 +251,16 @@ pub const DEFAULT_CONFIG_TOML: &str = r#"# orca workspace configuration. Every s
 grace_seconds = 5
 # Cap per attempt log file, kept while written (head + rolling tail).
 log_cap_bytes = 8388608
+# Cap per artifact file; a bigger one is refused with a note in the receipt.
+# artifact_cap_bytes = 67108864
 
 [journal]
 # "always": every append is durable before it is acknowledged (group commit).
 sync = "always"
 # segment_bytes = 67108864
 # snapshot_every = 10000
+# Segments `orca journal compact` keeps besides those the snapshot needs.
+# keep_segments = 2
 "#;
 
 #[cfg(test)]
