@@ -79,29 +79,44 @@ fn main() {
     } else {
         &[(10_000, 64), (1_000, 4)]
     };
-    println!("fan-out: orca (journal sync always, receipts) vs raw tokio::process + semaphore");
+    // Raw and orca alternate, so a slow spell of this shared machine hits
+    // both; the ratio reported is the median of the rounds' ratios.
+    let rounds = if quick { 1 } else { 3 };
+    println!(
+        "fan-out: orca (journal sync always, receipts) vs raw tokio::process + semaphore; {rounds} round(s) each"
+    );
     // Workspaces are removed only when every case has run: ext4 skips
     // inodes freed in the last minute when it allocates new ones, so
-    // deleting one case's ~30,000 files would slow the next case's mkdirs
+    // deleting one round's ~30,000 files would slow the next round's mkdirs
     // (docs/architecture.md, "Performance").
     let mut dirs = Vec::new();
     for &(n, workers) in cases {
-        let dir = tempfile::tempdir().expect("tempdir");
-        rt.block_on(async {
-            // Warm up both paths once (page cache, binaries).
-            let _ = raw(50, workers).await;
-            let raw_t = raw(n, workers).await;
-            let (orca_t, status) = orca(&dir, n, workers as u32).await;
+        let mut ratios = Vec::new();
+        for round in 1..=rounds {
+            let dir = tempfile::tempdir().expect("tempdir");
+            rt.block_on(async {
+                // Warm up both paths once (page cache, binaries).
+                let _ = raw(50, workers).await;
+                let raw_t = raw(n, workers).await;
+                let (orca_t, status) = orca(&dir, n, workers as u32).await;
+                assert_eq!(status, RunStatus::Passed);
+                let ratio = orca_t.as_secs_f64() / raw_t.as_secs_f64();
+                ratios.push(ratio);
+                println!(
+                    "{n:>6} tasks on {workers:>2} workers, round {round}: raw {:>7.3} s ({:.3} ms/process)  orca {:>7.3} s ({:.3} ms/task)  ratio {ratio:.2}",
+                    raw_t.as_secs_f64(),
+                    raw_t.as_secs_f64() * 1000.0 / n as f64,
+                    orca_t.as_secs_f64(),
+                    orca_t.as_secs_f64() * 1000.0 / n as f64,
+                );
+            });
             dirs.push(dir);
-            assert_eq!(status, RunStatus::Passed);
-            println!(
-                "{n:>6} tasks on {workers:>2} workers: raw {:>7.3} s ({:.3} ms/process)  orca {:>7.3} s ({:.3} ms/task)  ratio {:.2}",
-                raw_t.as_secs_f64(),
-                raw_t.as_secs_f64() * 1000.0 / n as f64,
-                orca_t.as_secs_f64(),
-                orca_t.as_secs_f64() * 1000.0 / n as f64,
-                orca_t.as_secs_f64() / raw_t.as_secs_f64()
-            );
-        });
+        }
+        ratios.sort_by(f64::total_cmp);
+        println!(
+            "{n:>6} tasks on {workers:>2} workers: median ratio {:.2} (best {:.2}, target <= 1.5 for 64 workers)",
+            ratios[ratios.len() / 2],
+            ratios[0]
+        );
     }
 }
