@@ -16,6 +16,10 @@ pub const AWAITING_VERDICT: i32 = 3;
 pub const CANCELLED: i32 = 4;
 /// `orca run`: the run was escalated (past its supervision intensity).
 pub const ESCALATED: i32 = 5;
+/// `orca run`: orca got SIGTERM or SIGHUP before the run ended; its
+/// attempts were interrupted by orca (using up no attempt) and
+/// `orca run --resume <run>` carries it on.
+pub const SUSPENDED: i32 = 6;
 
 /// An error caused by the caller's input: maps to [`INVALID`].
 #[derive(Debug, thiserror::Error)]

@@ -925,3 +925,70 @@ async fn logs_follow_prints_as_the_attempt_writes_and_stops_when_it_ends() {
     );
     d.down(&ws);
 }
+
+/// `orca down`, SIGTERM and SIGHUP (a foreground daemon's terminal went
+/// away) each suspend the daemon's runs: the attempt gets SIGTERM and its
+/// grace and is journaled as interrupted by orca, nothing of the run is
+/// left running, and the next `orca up` starts the task again without
+/// using up an attempt.
+#[tokio::test(flavor = "multi_thread")]
+async fn down_sigterm_and_sighup_suspend_and_up_resumes() {
+    use orca_actors::journal::event::InterruptCause;
+    let ws = TestWs::fast();
+    let mut d = Daemon::start(&ws);
+    let mut f = follow(&ws.ws.journal_dir(), 1).unwrap();
+    let run = d
+        .submit(
+            "[[tasks]]\nid = \"hold\"\ncommand = 'while [ ! -e \"$ORCA_WORKSPACE/hold.go\" ]; do sleep 0.02; done'\n",
+        )
+        .await;
+    for (n, how) in [(1, "down"), (2, "SIGTERM"), (3, "SIGHUP")] {
+        wait_seen(&ws, &mut f, |e| {
+            matches!(e, Event::AttemptStarted { attempt, .. } if attempt.run == run && attempt.attempt == n)
+        })
+        .await;
+        match how {
+            "down" => d.down(&ws),
+            signal => {
+                let sig = if signal == "SIGTERM" {
+                    libc::SIGTERM
+                } else {
+                    libc::SIGHUP
+                };
+                // SAFETY: signals our own child.
+                unsafe {
+                    libc::kill(d.child.id() as i32, sig);
+                }
+                let status = d.child.wait().unwrap();
+                assert!(status.success(), "{how}: {status}");
+            }
+        }
+        assert_gone(&run, how);
+        let st = ws.fold(&run);
+        let t = st.task("hold").unwrap();
+        assert_eq!(
+            t.attempts[n as usize - 1].interrupted,
+            Some(InterruptCause::OrcaShutdown),
+            "{how}"
+        );
+        assert_eq!(st.ended_as, None, "{how}: the run is suspended, not ended");
+        d = Daemon::start(&ws);
+    }
+    wait_seen(&ws, &mut f, |e| {
+        matches!(e, Event::AttemptStarted { attempt, .. } if attempt.run == run && attempt.attempt == 4)
+    })
+    .await;
+    std::fs::write(ws.path("hold.go"), "").unwrap();
+    wait_seen(
+        &ws,
+        &mut f,
+        |e| matches!(e, Event::RunFinished { run: r, .. } if *r == run),
+    )
+    .await;
+    let st = ws.fold(&run);
+    assert_eq!(st.status(), RunStatus::Passed);
+    let t = st.task("hold").unwrap();
+    assert_eq!(t.attempts.len(), 4);
+    assert_eq!(t.counted, 1, "suspensions used up no attempt");
+    d.down(&ws);
+}

@@ -428,3 +428,84 @@ async fn backoff_deadlines_survive_a_crash() {
         "a deadline that passed while orca was down fires at once, not after a fresh 1.5 s"
     );
 }
+
+/// SIGTERM or SIGHUP to `orca run` suspends the run as `orca down` does
+/// the daemon's: the worker gets SIGTERM and its grace, the attempt is
+/// interrupted by orca (using up no attempt), orca exits 6, and
+/// `--resume` carries the run on.
+async fn a_signal_suspends_the_run(signal: i32) {
+    let ws = TestWs::new("[run]\ngrace_seconds = 5\n[journal]\nsync = \"never\"\n");
+    let spec = write(
+        &ws,
+        "long.toml",
+        "[[tasks]]\nid = \"long\"\ncommand = \"if [ \\\"$ORCA_ATTEMPT\\\" != 1 ]; then exit 0; fi; trap 'echo got TERM; exit 0' TERM; echo trapped > \\\"$ORCA_WORKSPACE/ready\\\"; while true; do sleep 0.05; done\"\n[[tasks]]\nid = \"queued\"\ncommand = \"true\"\nmetadata = { priority = 9 }\n",
+    );
+    fifo(&ws.path("ready"));
+    std::fs::create_dir_all(ws.ws.journal_dir()).unwrap();
+    let mut f = follow(&ws.ws.journal_dir(), 1).unwrap();
+    let mut child = KillOnDrop(
+        orca_cmd(&ws)
+            .arg("run")
+            .arg(&spec)
+            .args(["--max-workers", "1"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let started = wait_event(&mut f, |e| matches!(e, Event::AttemptStarted { .. })).await;
+    let run = started.event.run_id().unwrap().to_string();
+    assert_eq!(wait_fifo(&ws.path("ready")).await, "trapped\n");
+    // SAFETY: signals our own child.
+    unsafe {
+        libc::kill(child.id() as i32, signal);
+    }
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
+    assert_eq!(child.wait().unwrap().code(), Some(6), "suspended: {stderr}");
+    assert!(
+        stderr.contains(&format!("orca run --resume {run}")),
+        "says how to carry on: {stderr}"
+    );
+    assert_gone(&run, "the suspended run left no process");
+    let log =
+        std::fs::read_to_string(ws.ws.attempt_dir(&run, "long", 1).join("stdout.log")).unwrap();
+    assert!(
+        log.contains("got TERM"),
+        "the worker got SIGTERM and its grace"
+    );
+    let st = ws.fold(&run);
+    assert_eq!(st.ended_as, None, "a suspended run has not ended");
+    let long = st.task("long").unwrap();
+    assert_eq!(
+        long.attempts[0].interrupted,
+        Some(InterruptCause::OrcaShutdown)
+    );
+    assert!(st.task("queued").unwrap().attempts.is_empty());
+
+    let out = orca_cmd(&ws)
+        .args(["run", "--resume", &run])
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let st = ws.fold(&run);
+    assert_eq!(st.status(), RunStatus::Passed);
+    let long = st.task("long").unwrap();
+    assert_eq!(long.attempts.len(), 2);
+    assert_eq!(long.counted, 1, "the suspension used up no attempt");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sigterm_suspends_the_run() {
+    a_signal_suspends_the_run(libc::SIGTERM).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sighup_suspends_the_run() {
+    a_signal_suspends_the_run(libc::SIGHUP).await;
+}

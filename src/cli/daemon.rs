@@ -1,5 +1,6 @@
 //! `orca up [--detach] [--bind ADDR]` and `orca down`.
 
+use std::io::Write as _;
 use std::net::SocketAddr;
 use std::os::unix::process::CommandExt as _;
 use std::path::Path;
@@ -92,12 +93,20 @@ async fn run_daemon(ws: &Workspace, config: &OrcaConfig, bind: SocketAddr) -> an
     tracing::info!(pid = served.info.pid, address = %served.info.address, "daemon serving");
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
         .context("cannot handle SIGTERM")?;
+    // A foreground daemon whose terminal goes away suspends too.
+    let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+        .context("cannot handle SIGHUP")?;
     let reason = tokio::select! {
         _ = served.shutdown_requested() => "orca down",
         _ = term.recv() => "SIGTERM",
+        _ = hup.recv() => "SIGHUP",
         _ = tokio::signal::ctrl_c() => "SIGINT",
     };
-    eprintln!("orca: {reason}: suspending runs (attempts get their grace; the next `orca up` resumes them)");
+    // After a hangup stderr may be gone: a failed write is not a panic.
+    let _ = writeln!(
+        std::io::stderr(),
+        "orca: {reason}: suspending runs (attempts get their grace; the next `orca up` resumes them)"
+    );
     tracing::info!(%reason, "daemon stopping");
     served.shutdown(reason).await;
     Ok(exit::OK)

@@ -55,7 +55,8 @@ pub enum Command {
 
     /// Run a spec's tasks under supervision until the run ends. Exit code:
     /// 0 all passed, 1 failures, 2 invalid input, 3 awaiting a verdict,
-    /// 4 cancelled, 5 escalated. Ctrl-C once stops gracefully, twice kills.
+    /// 4 cancelled, 5 escalated, 6 suspended. Ctrl-C once stops gracefully,
+    /// twice kills; SIGTERM or SIGHUP suspend the run for `--resume`.
     #[command(after_help = "Examples:
   orca run examples/smoke.toml
   orca run tasks.json --max-workers 8 --stale-after 120

@@ -18,6 +18,7 @@ use orca_actors::spec::{self, OrcaConfig, ValidateContext};
 use orca_actors::view::RunSummary;
 use orca_actors::workspace::Workspace;
 use ractor::rpc::CallResult;
+use tokio::signal::unix::{Signal, SignalKind};
 use tokio::sync::broadcast::error::RecvError;
 
 use crate::client::Client;
@@ -294,8 +295,13 @@ async fn drive(
 ) -> anyhow::Result<i32> {
     // Before anything starts: a Ctrl-C from here on stops the run (one
     // handler for the whole drive; a `ctrl_c()` future made per loop turn
-    // loses a signal that lands while a batch is being applied).
+    // loses a signal that lands while a batch is being applied). SIGTERM
+    // and SIGHUP (the terminal went away) suspend it instead, as they do
+    // the daemon: the caller's shutdown interrupts the attempts with their
+    // grace, and `--resume` carries the run on.
     let mut sigint = interrupts()?;
+    let mut sigterm = signal(SignalKind::terminate(), "SIGTERM")?;
+    let mut sighup = signal(SignalKind::hangup(), "SIGHUP")?;
     let runs = orca.runs().await?;
     // Subscribe before submitting so no event of the run is missed.
     let mut feed = orca.services.journal.subscribe();
@@ -408,6 +414,8 @@ async fn drive(
                     anyhow::bail!("the journal stopped before run {run_id} ended");
                 }
             },
+            _ = sigterm.recv() => return Ok(suspending(&run_id, "SIGTERM", tty)),
+            _ = sighup.recv() => return Ok(suspending(&run_id, "SIGHUP", tty)),
             _ = sigint.recv() => {
                 interrupts += 1;
                 if interrupts == 1 {
@@ -436,9 +444,25 @@ async fn drive(
 }
 
 /// SIGINT as a stream: signals that arrive between polls wait for the next.
-fn interrupts() -> anyhow::Result<tokio::signal::unix::Signal> {
-    tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())
-        .context("cannot handle Ctrl-C")
+fn interrupts() -> anyhow::Result<Signal> {
+    signal(SignalKind::interrupt(), "Ctrl-C")
+}
+
+fn signal(kind: SignalKind, name: &str) -> anyhow::Result<Signal> {
+    tokio::signal::unix::signal(kind).with_context(|| format!("cannot handle {name}"))
+}
+
+/// Says that the run is being suspended and how to carry it on; the exit
+/// code is [`exit::SUSPENDED`]. After a hangup stderr may be gone: a
+/// failed write is ignored, never a panic.
+fn suspending(run_id: &str, signal: &str, tty: bool) -> i32 {
+    let mut err = std::io::stderr();
+    let _ = writeln!(
+        err,
+        "{}orca: {signal}: suspending run {run_id} (attempts get their grace); `orca run --resume {run_id}` carries it on",
+        if tty { "\r\x1b[2K" } else { "" }
+    );
+    exit::SUSPENDED
 }
 
 fn draw(st: &RunState, elapsed: Duration) {
