@@ -992,3 +992,124 @@ async fn down_sigterm_and_sighup_suspend_and_up_resumes() {
     assert_eq!(t.counted, 1, "suspensions used up no attempt");
     d.down(&ws);
 }
+
+/// The four read commands' `--json` output for a run.
+fn views(ws: &TestWs, run: &str) -> Vec<String> {
+    [
+        vec!["status", run, "--json"],
+        vec!["receipts", run, "--json"],
+        vec!["tree", run, "--json"],
+        vec!["inspect", run, "t07", "--json"],
+    ]
+    .into_iter()
+    .map(|args| {
+        let out = orca_cmd(ws).args(&args).output().unwrap();
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        // The journal's node shows its last seq, which moves on.
+        String::from_utf8(out.stdout)
+            .unwrap()
+            .lines()
+            .filter(|l| !l.contains("\"detail\": \"last seq"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    })
+    .collect()
+}
+
+/// Asserts two sets of [`views`] are equal, naming the first line that differs.
+fn assert_same_views(got: &[String], want: &[String], why: &str) {
+    for (i, (g, w)) in got.iter().zip(want).enumerate() {
+        if let Some((n, (gl, wl))) = g
+            .lines()
+            .zip(w.lines())
+            .enumerate()
+            .find(|(_, (a, b))| a != b)
+        {
+            panic!("{why}: view {i}, line {n}: got {gl:?}, want {wl:?}");
+        }
+        assert_eq!(g.lines().count(), w.lines().count(), "{why}: view {i}");
+    }
+}
+
+fn fleet_snapshots(ws: &TestWs) -> Vec<u64> {
+    orca_actors::journal::snapshot::list_snapshots(&ws.ws.snapshot_dir())
+        .unwrap()
+        .into_iter()
+        .filter(|s| s.name == orca_actors::view::FleetView::SNAPSHOT)
+        .map(|s| s.last_seq)
+        .collect()
+}
+
+/// `orca journal compact` removes segments once the fleet snapshot covers
+/// them, and nothing an operator reads changes: offline reads, `--resume`
+/// and a daemon started afterwards all fold from the snapshot. The daemon
+/// writes fleet snapshots itself as events arrive.
+#[tokio::test(flavor = "multi_thread")]
+async fn compaction_keeps_every_view_and_the_daemon_snapshots() {
+    let ws =
+        TestWs::new("[journal]\nsync = \"never\"\nsegment_bytes = 4096\nsnapshot_every = 25\n");
+    let tasks = |prefix: &str| {
+        (0..30)
+            .map(|i| format!("[[tasks]]\nid = \"{prefix}{i:02}\"\ncommand = \"true\"\n"))
+            .collect::<String>()
+    };
+    std::fs::write(ws.path("first.toml"), tasks("t")).unwrap();
+    let out = orca_cmd(&ws)
+        .args(["run", "first.toml", "--json"])
+        .current_dir(ws.root())
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let summary: RunSummary = serde_json::from_slice(&out.stdout).unwrap();
+    let run = summary.run.clone();
+    let before = views(&ws, &run);
+
+    // Offline, compaction snapshots the fleet at the last event first.
+    let out = orca_cmd(&ws).args(["journal", "compact"]).output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}");
+    let last = orca_actors::journal::highest_seq(&ws.ws.journal_dir()).unwrap();
+    assert!(
+        stdout.contains(&format!("snapshot fleet at seq {last}")),
+        "{stdout}"
+    );
+    let first = orca_actors::journal::first_seq(&ws.ws.journal_dir()).unwrap();
+    assert!(first > 1, "segments were removed: {stdout}");
+    assert_same_views(&views(&ws, &run), &before, "offline reads after compaction");
+    let out = orca_cmd(&ws)
+        .args(["run", "--resume", &run])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("already ended"));
+
+    // A daemon starts from the snapshot, answers the same, and snapshots
+    // a new run as it goes.
+    let d = Daemon::start(&ws);
+    assert_same_views(&views(&ws, &run), &before, "reads through the daemon");
+    let mut f = follow(&ws.ws.journal_dir(), last + 1).unwrap();
+    let second = d.submit(&tasks("u")).await;
+    wait_event(
+        &mut f,
+        |e| matches!(e, Event::RunFinished { run: r, .. } if *r == second),
+    )
+    .await;
+    d.down(&ws);
+    assert!(
+        fleet_snapshots(&ws).iter().any(|seq| *seq > last),
+        "the daemon wrote a fleet snapshot: {:?}",
+        fleet_snapshots(&ws)
+    );
+    let st = ws.fold(&second);
+    assert_eq!(st.status(), RunStatus::Passed);
+    assert_same_views(&views(&ws, &run), &before, "offline reads after the daemon");
+}

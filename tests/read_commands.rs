@@ -49,7 +49,7 @@ fn fixture() -> Fixture {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let run = orca_actors::view::FleetView::load(&ws.ws.journal_dir())
+    let run = orca_actors::view::FleetView::load(&ws.ws)
         .unwrap()
         .latest()
         .unwrap()

@@ -343,7 +343,7 @@ fn a_manual_task_stays_partial_until_orca_verify() {
     std::fs::write(&spec, "[[tasks]]\nid = \"review\"\ncommand = \"echo reviewed\"\nscorer = { kind = \"manual\" }\n[[tasks]]\nid = \"other\"\ncommand = \"true\"\n").unwrap();
     let out = orca_cmd(&ws).arg("run").arg(&spec).output().unwrap();
     assert_eq!(out.status.code(), Some(3), "awaiting a verdict");
-    let view = orca_actors::view::FleetView::load(&ws.ws.journal_dir()).unwrap();
+    let view = orca_actors::view::FleetView::load(&ws.ws).unwrap();
     let run = view.latest().unwrap().run.clone();
     assert_eq!(
         receipt(&ws.fold(&run), "review").result,

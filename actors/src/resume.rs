@@ -8,8 +8,8 @@ use crate::view::FleetView;
 
 /// Resumes every run the journal shows as not ended. Returns the run ids.
 pub async fn resume_unfinished(services: &Services, runs: &ActorRef<RunsMsg>) -> Vec<String> {
-    let dir = services.journal.dir().to_path_buf();
-    let view = match tokio::task::spawn_blocking(move || FleetView::load(&dir)).await {
+    let ws = services.ws.clone();
+    let view = match tokio::task::spawn_blocking(move || FleetView::load(&ws)).await {
         Ok(Ok(v)) => v,
         Ok(Err(e)) => {
             tracing::error!(error = %e, "cannot read the journal to resume runs");

@@ -506,35 +506,22 @@ impl RunsState {
         }
     }
 
-    /// Folds one run from the journal files.
+    /// Folds one run from the journal files (and the fleet snapshot).
     async fn replay(&self, run: &str) -> Result<RunState, String> {
-        let dir = self.services.journal.dir().to_path_buf();
+        let ws = self.services.ws.clone();
         let run = run.to_string();
-        tokio::task::spawn_blocking(move || fold_run(&dir, &run))
+        tokio::task::spawn_blocking(move || fold_run(&ws, &run))
             .await
             .map_err(|e| e.to_string())?
     }
 }
 
-/// Folds one run from the journal directory.
-pub fn fold_run(journal_dir: &std::path::Path, run: &str) -> Result<RunState, String> {
-    let mut state: Option<RunState> = None;
-    let iter = crate::journal::read(journal_dir, crate::journal::ReadRange::all())
-        .map_err(|e| e.to_string())?;
-    for env in iter {
-        let env = env.map_err(|e| e.to_string())?;
-        if env.event.run_id() != Some(run) {
-            continue;
-        }
-        match (&env.event, state.as_mut()) {
-            (Event::RunSubmitted(s), None) => {
-                let mut st = RunState::submitted(s, env.at);
-                st.apply(env.seq, env.at, &env.event);
-                state = Some(st);
-            }
-            (_, Some(st)) => st.apply(env.seq, env.at, &env.event),
-            (_, None) => {}
-        }
-    }
-    state.ok_or_else(|| format!("no run {run} in the journal"))
+/// Folds one run: the fleet snapshot, if any, then the journal after it
+/// (so a run whose first events were compacted away still folds).
+pub fn fold_run(ws: &crate::workspace::Workspace, run: &str) -> Result<RunState, String> {
+    let mut fleet = crate::view::FleetView::load(ws).map_err(|e| e.to_string())?;
+    fleet
+        .runs
+        .remove(run)
+        .ok_or_else(|| format!("no run {run} in the journal"))
 }

@@ -13,6 +13,7 @@ use crate::journal::{Envelope, Projection};
 use crate::model::{AttemptRef, AttemptResult, NodeKind, Receipt, RunStatus, Strategy, Timestamp};
 use crate::run::state::{AlertRecord, Counts};
 use crate::run::state::{AttemptPhase, RunState, TaskPhase};
+use crate::workspace::Workspace;
 
 /// Every run in a workspace.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -22,7 +23,10 @@ pub struct FleetView {
 }
 
 impl FleetView {
-    /// The snapshot name of this projection.
+    /// The snapshot name of this projection. Its bincode encoding is pinned
+    /// by a test (`snapshot_encoding_is_pinned`): when `FleetView`'s or
+    /// `RunState`'s shape changes, bump this name (`fleet-v2`), so old
+    /// snapshots are ignored rather than misread.
     pub const SNAPSHOT: &'static str = "fleet";
 
     /// Applies one event.
@@ -40,13 +44,34 @@ impl FleetView {
         }
     }
 
-    /// Folds the whole journal in `journal_dir`.
-    pub fn load(journal_dir: &Path) -> Result<FleetView, crate::journal::JournalError> {
-        let mut v = FleetView::default();
-        if journal_dir.is_dir() {
-            crate::journal::replay(journal_dir, 0, &mut v)?;
+    /// Loads the workspace's fleet: the newest valid `fleet` snapshot, then
+    /// the events after it (the whole journal when there is none). Needs no
+    /// lock; works while a writer appends.
+    pub fn load(ws: &Workspace) -> Result<FleetView, crate::journal::JournalError> {
+        Self::load_from(&ws.journal_dir(), &ws.snapshot_dir())
+    }
+
+    /// [`FleetView::load`] from explicit directories.
+    pub fn load_from(
+        journal_dir: &Path,
+        snapshot_dir: &Path,
+    ) -> Result<FleetView, crate::journal::JournalError> {
+        if !journal_dir.is_dir() {
+            return Ok(FleetView::default());
         }
+        let (v, _, _) = crate::journal::load_projection::<FleetView>(
+            journal_dir,
+            snapshot_dir,
+            Self::SNAPSHOT,
+        )?;
         Ok(v)
+    }
+
+    /// Writes a `fleet` snapshot of this view at its last seq. Call it only
+    /// with a view whose every event is durable (from the writer's feed, or
+    /// from the files while holding the writer lock).
+    pub fn write_snapshot(&self, snapshot_dir: &Path) -> Result<(), crate::journal::JournalError> {
+        crate::journal::write_snapshot(snapshot_dir, Self::SNAPSHOT, self, self.last_seq)
     }
 
     /// The run named `name`: an exact id, or a unique prefix of one.
@@ -436,4 +461,53 @@ pub fn verdict_target(
         ));
     }
     Ok(AttemptRef::new(&r.run, &t.id, a.n))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::journal::fixture::sample_events;
+    use crate::journal::snapshot::{check_snapshot_file, list_snapshots};
+
+    /// The sha256 of the `fleet` snapshot of [`sample_fleet`]. If this test
+    /// fails, `FleetView` or `RunState` changed shape: bump
+    /// [`FleetView::SNAPSHOT`] (so snapshots written by older builds are
+    /// ignored, not misread), then update this value.
+    const PINNED: &str = "7f5febd373c49ed19067ce0ca72d8324ababde6029f4464a1e3619eeb552e070";
+
+    /// Every event variant, folded.
+    fn sample_fleet() -> FleetView {
+        let mut v = FleetView::default();
+        for (i, e) in sample_events().into_iter().enumerate() {
+            let at = Timestamp(1_795_000_000_000_000_000 + i as i64 * 1_000_000);
+            v.apply_event(i as u64 + 1, at, &e.event);
+        }
+        v
+    }
+
+    #[test]
+    fn fleet_snapshot_round_trips_and_its_encoding_is_pinned() {
+        let dir = tempfile::tempdir().unwrap();
+        let fleet = sample_fleet();
+        assert!(!fleet.runs.is_empty());
+        fleet.write_snapshot(dir.path()).unwrap();
+        let snaps = list_snapshots(dir.path()).unwrap();
+        assert_eq!(snaps.len(), 1);
+        assert_eq!(snaps[0].name, FleetView::SNAPSHOT);
+        assert_eq!(check_snapshot_file(&snaps[0].path), Ok(fleet.last_seq));
+        let bytes = std::fs::read(&snaps[0].path).unwrap();
+        let (back, used) =
+            crate::journal::schema::decode_snapshot::<FleetView>(&bytes[32..]).unwrap();
+        assert_eq!(used, bytes.len() - 32);
+        assert_eq!(back, fleet);
+        // A loaded run finds its tasks before its index is rebuilt.
+        let run = back.runs.values().next().unwrap();
+        assert!(run.task("lint").is_some());
+        use sha2::Digest as _;
+        let hash = format!("{:x}", sha2::Sha256::digest(&bytes));
+        assert_eq!(
+            hash, PINNED,
+            "FleetView's snapshot encoding changed: bump FleetView::SNAPSHOT and update PINNED"
+        );
+    }
 }

@@ -7,8 +7,10 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
 use clap::{Args, Subcommand};
+use orca_actors::journal::lock::WriterLock;
 use orca_actors::journal::{self, Envelope, JournalError, JournalOptions, ReadRange, ScanReport};
 use orca_actors::spec::OrcaConfig;
+use orca_actors::view::FleetView;
 use orca_actors::workspace::Workspace;
 
 use crate::exit::{self, InvalidInput};
@@ -293,7 +295,36 @@ fn compact(ws: &Workspace, args: CompactArgs) -> anyhow::Result<i32> {
             JournalOptions::from_config(config.journal.as_ref()).keep_segments
         }
     };
-    let r = journal::compact(&ws.journal_dir(), &ws.snapshot_dir(), keep)?;
+    let dir = ws.journal_dir();
+    // With the writer lock (no orca is writing), bring the fleet snapshot up
+    // to the last event first: every view folds from it, so then all but
+    // the kept segments may go. A running orca writes that snapshot itself
+    // every `snapshot_every` events; its events may not all be durable yet,
+    // so then compaction uses what it wrote.
+    let lock = if dir.is_dir() {
+        match WriterLock::acquire(&dir) {
+            Ok(lock) => {
+                let view = FleetView::load(ws)?;
+                if view.last_seq > 0 {
+                    view.write_snapshot(&ws.snapshot_dir())?;
+                    println!("snapshot fleet at seq {}", view.last_seq);
+                }
+                Some(lock)
+            }
+            Err(JournalError::Locked { pid, .. }) => {
+                eprintln!(
+                    "orca: {} is writing the journal; compacting up to the snapshot it wrote last",
+                    pid.map_or("another orca".to_string(), |p| format!("orca (pid {p})"))
+                );
+                None
+            }
+            Err(e) => return Err(e.into()),
+        }
+    } else {
+        None
+    };
+    let r = journal::compact(&dir, &ws.snapshot_dir(), keep)?;
+    drop(lock);
     for w in &r.warnings {
         eprintln!("warning: {w}");
     }

@@ -326,11 +326,10 @@ async fn drive(
             }
         }
         (None, Some(name)) => {
-            let dir = ws.journal_dir();
-            let view =
-                tokio::task::spawn_blocking(move || orca_actors::view::FleetView::load(&dir))
-                    .await
-                    .context("cannot read the journal")??;
+            let w = ws.clone();
+            let view = tokio::task::spawn_blocking(move || orca_actors::view::FleetView::load(&w))
+                .await
+                .context("cannot read the journal")??;
             let found = view.find_run(name).map_err(exit::InvalidInput)?.clone();
             if found.ended_as.is_some() {
                 eprintln!("orca: run {} already ended ({})", found.run, found.status());
@@ -338,14 +337,8 @@ async fn drive(
                 return Ok(exit_code(found.status()));
             }
             let id = found.run.clone();
-            let folded = {
-                let dir = ws.journal_dir();
-                let id = id.clone();
-                tokio::task::spawn_blocking(move || fold_run(&dir, &id))
-                    .await
-                    .context("cannot read the journal")?
-                    .map_err(|e| anyhow::anyhow!(e))?
-            };
+            // The fleet view holds the whole run as folded.
+            let folded = found;
             state = Some(folded.clone());
             match runs
                 .call(
@@ -401,9 +394,9 @@ async fn drive(
                 }
                 Err(RecvError::Lagged(_)) => {
                     // Fell behind the feed: catch up from the files.
-                    let dir = ws.journal_dir();
+                    let w = ws.clone();
                     let id = run_id.clone();
-                    if let Ok(Ok(st)) = tokio::task::spawn_blocking(move || fold_run(&dir, &id)).await {
+                    if let Ok(Ok(st)) = tokio::task::spawn_blocking(move || fold_run(&w, &id)).await {
                         if st.ended_as.is_some() {
                             break st;
                         }

@@ -36,9 +36,7 @@ impl Reader {
     pub fn open(ws: &Workspace) -> anyhow::Result<Reader> {
         match Client::find(ws)? {
             Some(c) => Ok(Reader::Daemon(c)),
-            None => Ok(Reader::Offline(Box::new(FleetView::load(
-                &ws.journal_dir(),
-            )?))),
+            None => Ok(Reader::Offline(Box::new(FleetView::load(ws)?))),
         }
     }
 

@@ -72,7 +72,7 @@ pub fn run(ws_flag: Option<&Path>, args: VerifyArgs) -> anyhow::Result<i32> {
             Ok(exit::OK)
         });
     }
-    let view = FleetView::load(&ws.journal_dir())?;
+    let view = FleetView::load(&ws)?;
     let r = view.find_run(&args.run).map_err(exit::InvalidInput)?;
     let target = orca_actors::view::verdict_target(r, &args.task, args.attempt)
         .map_err(exit::InvalidInput)?;
@@ -114,7 +114,7 @@ pub fn run(ws_flag: Option<&Path>, args: VerifyArgs) -> anyhow::Result<i32> {
         anyhow::Ok(())
     })?;
     // Refresh the attempt directory's copy of the receipt.
-    if let Ok(st) = fold_run(&ws.journal_dir(), &target.run) {
+    if let Ok(st) = fold_run(&ws, &target.run) {
         if let Some(rec) = st
             .task(&target.task)
             .and_then(|t| t.attempt(target.attempt))

@@ -1,10 +1,13 @@
 //! The daemon's live view: the fleet folded from the journal at start, then
 //! kept current from the journal's feed (every batch once it is durable).
 
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
 
 use orca_actors::journal::JournalHandle;
 use orca_actors::view::FleetView;
+use orca_actors::workspace::Workspace;
 use tokio::sync::broadcast::error::RecvError;
 
 /// A shared, always-current fleet view.
@@ -16,20 +19,29 @@ pub struct LiveView {
 }
 
 impl LiveView {
-    /// Subscribes to the feed, folds the files, then follows the feed
-    /// (applying only what the files did not hold: no gap, no double).
-    pub async fn start(journal: &JournalHandle) -> anyhow::Result<LiveView> {
+    /// Subscribes to the feed, loads the fleet (its snapshot and the files
+    /// after it), then follows the feed (applying only what the files did
+    /// not hold: no gap, no double). Every `snapshot_every` events from the
+    /// feed it writes a `fleet` snapshot, so the next start — and offline
+    /// reads, and `orca journal compact` — need not replay everything.
+    pub async fn start(
+        journal: &JournalHandle,
+        ws: &Workspace,
+        snapshot_every: u64,
+    ) -> anyhow::Result<LiveView> {
         let mut feed = journal.subscribe();
-        let dir = journal.dir().to_path_buf();
-        let loaded = tokio::task::spawn_blocking(move || FleetView::load(&dir)).await??;
+        let w = ws.clone();
+        let loaded = tokio::task::spawn_blocking(move || FleetView::load(&w)).await??;
         let (applied_tx, applied) = tokio::sync::watch::channel(loaded.last_seq);
         let live = LiveView {
             inner: Arc::new(RwLock::new(loaded)),
             applied,
         };
         let me = live.clone();
-        let dir = journal.dir().to_path_buf();
+        let ws = ws.clone();
+        let journal = journal.clone();
         tokio::spawn(async move {
+            let mut snapshots = Snapshots::new(ws.snapshot_dir(), snapshot_every);
             loop {
                 match feed.recv().await {
                     Ok(batch) => {
@@ -41,15 +53,16 @@ impl LiveView {
                                 }
                             }
                             last = Some(v.last_seq);
+                            snapshots.applied(batch.len() as u64, &v, journal.last_seq());
                         }
                         if let Some(seq) = last {
                             let _ = applied_tx.send(seq);
                         }
                     }
                     Err(RecvError::Lagged(_)) => {
-                        let d = dir.clone();
+                        let w = ws.clone();
                         if let Ok(Ok(fresh)) =
-                            tokio::task::spawn_blocking(move || FleetView::load(&d)).await
+                            tokio::task::spawn_blocking(move || FleetView::load(&w)).await
                         {
                             let seq = fresh.last_seq;
                             if let Ok(mut v) = me.inner.write() {
@@ -82,5 +95,51 @@ impl LiveView {
             Ok(v) => f(&v),
             Err(poisoned) => f(&poisoned.into_inner()),
         }
+    }
+}
+
+/// When the live view writes `fleet` snapshots: after every `every` events
+/// applied, one at a time, in a blocking task on a copy of the view.
+struct Snapshots {
+    dir: PathBuf,
+    every: u64,
+    since: u64,
+    writing: Arc<AtomicBool>,
+}
+
+impl Snapshots {
+    fn new(dir: PathBuf, every: u64) -> Self {
+        Self {
+            dir,
+            every: every.max(1),
+            since: 0,
+            writing: Arc::new(AtomicBool::new(false)),
+        }
+    }
+
+    /// `n` more events were applied to `view`; `durable` is the journal's
+    /// last durable seq. A view ahead of it (loaded from the files after a
+    /// lag) is not snapshotted: a snapshot must never hold an event a crash
+    /// could still take back.
+    fn applied(&mut self, n: u64, view: &FleetView, durable: u64) {
+        self.since += n;
+        if self.since < self.every
+            || view.last_seq > durable
+            || self.writing.swap(true, Ordering::AcqRel)
+        {
+            return;
+        }
+        self.since = 0;
+        let copy = view.clone();
+        let dir = self.dir.clone();
+        let writing = self.writing.clone();
+        tokio::task::spawn_blocking(move || {
+            if let Err(e) = copy.write_snapshot(&dir) {
+                tracing::warn!(error = %e, "cannot write the fleet snapshot");
+            } else {
+                tracing::debug!(seq = copy.last_seq, "fleet snapshot written");
+            }
+            writing.store(false, Ordering::Release);
+        });
     }
 }

@@ -62,17 +62,21 @@ pub async fn serve_with(
     let addr = listener.local_addr()?;
     let token = info::token(ws)?;
     let attempts = AttemptTokens::new(format!("http://{addr}"));
+    let journal_opts = journal.unwrap_or_else(|| {
+        orca_actors::journal::JournalOptions::from_config(config.journal.as_ref())
+    });
     let orca = boot_with(
         ws,
         config,
         BootOptions {
             hosts: None,
             tokens: Some(attempts.clone()),
-            journal,
+            journal: Some(journal_opts.clone()),
         },
     )
     .await?;
-    let view = LiveView::start(&orca.services.journal).await?;
+    let snapshot_every = journal_opts.snapshot_every;
+    let view = LiveView::start(&orca.services.journal, ws, snapshot_every).await?;
     let runs = orca.runs().await?;
     let shutdown = Arc::new(Notify::new());
     let started = Timestamp::now();

@@ -60,7 +60,7 @@ impl TestWs {
     }
 
     pub fn fold(&self, run: &str) -> RunState {
-        fold_run(&self.ws.journal_dir(), run).expect("fold")
+        fold_run(&self.ws, run).expect("fold")
     }
 }
 
