@@ -760,3 +760,54 @@ async fn a_server_that_never_answers_times_the_connect_out() {
     assert!(started.elapsed() < Duration::from_secs(10));
     drop(silent);
 }
+
+/// A second Ctrl-C to `orca run` kills remote groups too (with no grace,
+/// over the pooled connection), not only local ones.
+#[tokio::test(flavor = "multi_thread")]
+async fn ctrl_c_twice_kills_the_remote_group_too() {
+    let sshd = Sshd::start();
+    let ws = TestWs::new("[run]\ngrace_seconds = 30\n[journal]\nsync = \"never\"\n");
+    let ready = sshd.remote_wd.join("ready");
+    fifo(&ready);
+    std::fs::write(
+        ws.path("stubborn.toml"),
+        format!(
+            "[[tasks]]\nid = \"stubborn\"\ncommand = \"trap '' TERM; echo trapped > \\\"$ORCA_WORKSPACE/ready\\\"; while true; do sleep 0.05; done\"\n{}",
+            sshd.worker_toml(1, "")
+        ),
+    )
+    .unwrap();
+    std::fs::create_dir_all(ws.ws.journal_dir()).unwrap();
+    let mut f = follow(&ws.ws.journal_dir(), 1).unwrap();
+    let mut child = KillOnDrop(
+        orca_cmd(&ws)
+            .arg("run")
+            .arg(ws.path("stubborn.toml"))
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let started = wait_for(&mut f, |e| matches!(e, Event::AttemptStarted { .. })).await;
+    let run = started.event.run_id().unwrap().to_string();
+    let pgid = started_pgid(&started);
+    assert_eq!(wait_fifo(&ready).await, "trapped\n");
+    let sigint = |c: &std::process::Child| {
+        // SAFETY: signals our own child.
+        unsafe {
+            libc::kill(c.id() as i32, libc::SIGINT);
+        }
+    };
+    sigint(&child);
+    wait_for(&mut f, |e| matches!(e, Event::RunStopRequested { .. })).await;
+    sigint(&child);
+    let t0 = std::time::Instant::now();
+    assert_eq!(child.wait().unwrap().code(), Some(4));
+    assert!(
+        t0.elapsed() < Duration::from_secs(10),
+        "did not wait out the 30 s grace"
+    );
+    // The host is this machine: the remote group is gone once orca exits.
+    assert!(!group_exists(pgid), "the remote group {pgid} is gone");
+    assert_gone(&run, "nothing of the run is left, here or on the host");
+}

@@ -423,6 +423,7 @@ async fn drive(
                     eprintln!("orca: killing the run's attempts");
                     if let Some(st) = &state {
                         kill_live_groups(st);
+                        kill_remote_groups(orca, st).await;
                     }
                     std::process::exit(exit::CANCELLED);
                 }
@@ -458,6 +459,42 @@ fn suspending(run_id: &str, signal: &str, tty: bool) -> i32 {
     exit::SUSPENDED
 }
 
+/// Second Ctrl-C, remote attempts: over the host's pooled connection, kill
+/// each live remote group that is still the attempt's (checked by its
+/// `ORCA_ATTEMPT_ID`), with no grace; at most 2 s for them all. A host that
+/// does not answer in time keeps its group; `orca run --resume` kills it.
+async fn kill_remote_groups(orca: &Orca, st: &RunState) {
+    use orca_actors::host::{ProcHandle, RecordedProc};
+    use orca_actors::model::AttemptRef;
+    let remote: Vec<_> = st
+        .tasks
+        .iter()
+        .flat_map(|t| t.attempts.iter().map(move |a| (t, a)))
+        .filter(|(_, a)| a.is_live() && a.host.as_deref().is_some_and(|h| h != "local"))
+        .collect();
+    if remote.is_empty() {
+        return;
+    }
+    let Some(spec) = st.spec() else { return };
+    let kills = remote.into_iter().filter_map(|(t, a)| {
+        let worker = spec
+            .workers
+            .iter()
+            .find(|w| Some(w.id.as_str()) == a.worker.as_deref())?;
+        let host = orca.services.host_for(Some(worker));
+        let rec = RecordedProc {
+            proc: ProcHandle {
+                pid: a.pid.unwrap_or(0),
+                pgid: a.pgid.unwrap_or(0),
+                proc_start: a.proc_start,
+            },
+            attempt_id: AttemptRef::new(&st.run, &t.id, a.n).to_string(),
+        };
+        Some(async move { host.kill_orphan(&rec, 0).await })
+    });
+    let _ = tokio::time::timeout(Duration::from_secs(2), futures::future::join_all(kills)).await;
+}
+
 fn draw(st: &RunState, elapsed: Duration) {
     let line = render::run::progress_line(
         &st.run,
@@ -489,8 +526,7 @@ fn print_final(st: &RunState, json: bool) -> anyhow::Result<()> {
 
 /// Second Ctrl-C: SIGKILL every live local attempt's process group at once,
 /// and wait (at most 2 s) until no member of them is left, so that when orca
-/// exits its workers are gone. Remote (ssh) groups cannot be reached without
-/// the run; `orca run --resume` kills them (provably theirs only).
+/// exits its workers are gone. Remote groups: [`kill_remote_groups`].
 fn kill_live_groups(st: &RunState) {
     use orca_actors::host::procfs;
     let groups: Vec<i32> = st
