@@ -811,3 +811,47 @@ async fn ctrl_c_twice_kills_the_remote_group_too() {
     assert!(!group_exists(pgid), "the remote group {pgid} is gone");
     assert_gone(&run, "nothing of the run is left, here or on the host");
 }
+
+/// An `orca run` serves the API: local workers get `ORCA_API` and a
+/// per-attempt `ORCA_TOKEN`; remote workers, which cannot reach a loopback
+/// API, get neither (a token is not sent where it is useless).
+#[tokio::test(flavor = "multi_thread")]
+async fn api_tokens_stay_on_this_machine() {
+    let sshd = Sshd::start();
+    let ws = TestWs::fast();
+    let names = "env | grep ^ORCA_ | cut -d= -f1 | sort | tr '\\\\n' ' '";
+    std::fs::write(
+        ws.path("env.toml"),
+        format!(
+            "[[tasks]]\nid = \"here\"\ncommand = \"{names}\"\nworker = {{ capabilities = [\"here\"] }}\n\
+             [[workers]]\nid = \"local\"\ncapabilities = [\"here\"]\n\
+             {}{}",
+            task_for("remote", names),
+            worker(&sshd, "remote", "")
+        ),
+    )
+    .unwrap();
+    let out = orca_cmd(&ws)
+        .args(["run", "env.toml", "--json"])
+        .current_dir(ws.root())
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let summary: orca_actors::view::RunSummary = serde_json::from_slice(&out.stdout).unwrap();
+    let here = stdout_of(&ws, &summary.run, "here", 1);
+    let remote = stdout_of(&ws, &summary.run, "remote", 1);
+    assert!(
+        here.contains("ORCA_API ") && here.contains("ORCA_TOKEN "),
+        "{here}"
+    );
+    assert!(remote.contains("ORCA_ATTEMPT_ID "), "{remote}");
+    assert!(
+        !remote.contains("ORCA_API") && !remote.contains("ORCA_TOKEN"),
+        "{remote}"
+    );
+}

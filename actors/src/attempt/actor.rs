@@ -413,12 +413,17 @@ async fn launch(myself: &ActorRef<AttemptMsg>, st: &mut AttemptState) -> Result<
     } else {
         None
     };
-    let api = a.services.tokens.as_ref().map(|t| {
-        (
-            t.api_url(),
-            crate::host::EnvValue::secret(t.issue(&a.attempt, a.spawn_depth)),
-        )
-    });
+    let api = a
+        .services
+        .tokens
+        .as_ref()
+        .filter(|_| a.host.reaches_local_api())
+        .map(|t| {
+            (
+                t.api_url(),
+                crate::host::EnvValue::secret(t.issue(&a.attempt, a.spawn_depth)),
+            )
+        });
     let ctx = OrcaContext {
         run: a.attempt.run.clone(),
         task: a.attempt.task.clone(),

@@ -63,6 +63,10 @@ impl HostAdapter for LocalHost {
         "local".into()
     }
 
+    fn reaches_local_api(&self) -> bool {
+        true
+    }
+
     fn paths(&self, task_root_rel: &Path, attempt_dir_rel: &Path) -> HostPaths {
         HostPaths {
             workspace: self.workspace_root.display().to_string(),

@@ -160,6 +160,13 @@ pub trait HostAdapter: Send + Sync + fmt::Debug {
     /// `local`, or the ssh host.
     fn name(&self) -> String;
 
+    /// Whether a process started here can reach orca's API, which listens
+    /// on this machine's loopback: only then does it get `ORCA_API` and a
+    /// per-attempt `ORCA_TOKEN` (a token is not sent where it is useless).
+    fn reaches_local_api(&self) -> bool {
+        false
+    }
+
     /// Where an attempt's directories are on this host, given the task's
     /// working directory and the attempt directory relative to the
     /// workspace.
