@@ -195,3 +195,35 @@ fn every_command_help_has_an_example() {
         );
     }
 }
+
+/// A command whose reader went away (`orca validate … | head -1`) ends by
+/// SIGPIPE, quietly, as Unix filters do — not with a panic.
+#[test]
+fn a_closed_output_pipe_ends_quietly() {
+    use std::os::fd::FromRawFd as _;
+    use std::os::unix::process::ExitStatusExt as _;
+    let mut fds = [0; 2];
+    // SAFETY: pipe(2) fills the two descriptors we own from here on.
+    assert_eq!(unsafe { libc::pipe(fds.as_mut_ptr()) }, 0);
+    // SAFETY: both descriptors are fresh and owned by nobody else.
+    let (reader, writer) = unsafe {
+        (
+            std::fs::File::from_raw_fd(fds[0]),
+            std::fs::File::from_raw_fd(fds[1]),
+        )
+    };
+    drop(reader);
+    let ws = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_orca"))
+        .arg("--workspace")
+        .arg(ws.path())
+        .args(["validate", "examples/smoke.toml", "--json"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .stdout(writer)
+        .stderr(std::process::Stdio::piped())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.signal(), Some(libc::SIGPIPE), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}

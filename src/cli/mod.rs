@@ -177,6 +177,9 @@ pub enum Command {
 /// Runs the CLI; returns the process exit code.
 pub fn main() -> i32 {
     let cli = Cli::parse();
+    if !matches!(cli.command, Command::Run(_) | Command::Up(_)) {
+        end_quietly_on_a_closed_pipe();
+    }
     init_tracing();
     match run(cli) {
         Ok(code) => code,
@@ -184,6 +187,20 @@ pub fn main() -> i32 {
             eprintln!("error: {err:#}");
             exit::code_for(&err)
         }
+    }
+}
+
+/// Commands that print and end (`orca receipts <run> | head`) stop quietly
+/// when their reader goes away, as Unix filters do, instead of failing on a
+/// write to the closed pipe: SIGPIPE gets its default action back (Rust
+/// ignores it). Sockets are unaffected (std sends with MSG_NOSIGNAL), and
+/// `orca run` / `orca up` keep ignoring it: they supervise workers and
+/// must not die because a terminal pipe closed.
+fn end_quietly_on_a_closed_pipe() {
+    // SAFETY: sets a signal disposition before any thread is started; no
+    // handler function is involved.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
 }
 
