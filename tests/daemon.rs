@@ -1113,3 +1113,43 @@ async fn compaction_keeps_every_view_and_the_daemon_snapshots() {
     assert_eq!(st.status(), RunStatus::Passed);
     assert_same_views(&views(&ws, &run), &before, "offline reads after the daemon");
 }
+
+/// A child spec cannot lift the spawn-depth limit a run above it set: the
+/// strictest `max_spawn_depth` along the chain of ancestors holds.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_child_run_cannot_raise_its_ancestors_depth_limit() {
+    let ws = TestWs::fast();
+    let d = Daemon::start(&ws);
+    let mut f = follow(&ws.ws.journal_dir(), 1).unwrap();
+    let script = ws.path("nest.sh");
+    std::fs::write(
+        &script,
+        format!(
+            r#"#!/bin/sh
+spec='max_spawn_depth = 3
+[[tasks]]
+id = "nest"
+command = ["sh", "{script}"]'
+code=$(curl -s -o /dev/null -w '%{{http_code}}' -X POST \
+  -H "Authorization: Bearer $ORCA_TOKEN" -H 'Content-Type: application/toml' \
+  --data-binary "$spec" "$ORCA_API/v1/fleet/runs")
+echo "depth $ORCA_SPAWN_DEPTH submit $code" >> "$ORCA_WORKSPACE/nesting.log"
+"#,
+            script = script.display()
+        ),
+    )
+    .unwrap();
+    d.submit(&format!(
+        "max_spawn_depth = 1\n[[tasks]]\nid = \"nest\"\ncommand = [\"sh\", \"{}\"]\n",
+        script.display()
+    ))
+    .await;
+    for _ in 0..2 {
+        wait_event(&mut f, |e| matches!(e, Event::RunFinished { .. })).await;
+    }
+    let log = std::fs::read_to_string(ws.path("nesting.log")).unwrap();
+    assert!(log.contains("depth 0 submit 201"), "{log}");
+    assert!(log.contains("depth 1 submit 422"), "{log}");
+    assert!(!log.contains("depth 2"), "{log}");
+    d.down(&ws);
+}

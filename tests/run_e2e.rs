@@ -101,6 +101,19 @@ fn exit_codes_reflect_the_receipts() {
             String::from_utf8_lossy(&out.stderr)
         );
     }
+    // A duration no clock can hold is invalid input, not a panic.
+    let spec = write(&ws, "passes.toml", "[[tasks]]\nid = \"p\"\ncommand = \"true\"\n");
+    for bad in ["1e300", "0", "-1", "NaN"] {
+        let out = orca_cmd(&ws)
+            .arg("run")
+            .arg(&spec)
+            .arg(format!("--stale-after={bad}"))
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "--stale-after {bad}: {stderr}");
+        assert!(stderr.contains("--stale-after"), "{stderr}");
+    }
 }
 
 #[test]

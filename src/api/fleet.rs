@@ -387,12 +387,23 @@ pub async fn submit(
     let (parent, depth) = match &p {
         Principal::Operator => (None, 0),
         Principal::Attempt(g) => {
+            // The strictest limit along the chain of ancestors: a child
+            // spec cannot lift the limit a run above it set.
             let max = s.view.read(|v| {
-                v.runs
-                    .get(&g.attempt.run)
-                    .and_then(|r| r.spec())
-                    .map(|spec| spec.effective_max_spawn_depth())
-                    .unwrap_or(orca_actors::spec::MAX_SPAWN_DEPTH)
+                let mut max = orca_actors::spec::MAX_SPAWN_DEPTH;
+                let mut run = Some(g.attempt.run.as_str());
+                let mut hops = 0;
+                while let Some(r) = run.and_then(|id| v.runs.get(id)) {
+                    if let Some(spec) = r.spec() {
+                        max = max.min(spec.effective_max_spawn_depth());
+                    }
+                    run = r.parent.as_ref().map(|p| p.run.as_str());
+                    hops += 1;
+                    if hops > orca_actors::spec::MAX_SPAWN_DEPTH {
+                        break;
+                    }
+                }
+                max
             });
             if g.depth + 1 > max {
                 return Err(ApiError::new(
@@ -417,10 +428,19 @@ pub async fn submit(
         spec: valid.spec,
         source,
         max_workers,
-        stale_after: q
-            .stale_after
-            .filter(|s| s.is_finite() && *s > 0.0)
-            .map(Duration::from_secs_f64),
+        stale_after: match q.stale_after {
+            None => None,
+            Some(secs) => Some(
+                Duration::try_from_secs_f64(secs)
+                    .ok()
+                    .filter(|d| !d.is_zero())
+                    .ok_or_else(|| {
+                        ApiError::bad_request(format!(
+                            "stale_after: expected a positive number of seconds, got {secs}"
+                        ))
+                    })?,
+            ),
+        },
         surface: p.surface(&headers),
         parent,
         depth,

@@ -108,15 +108,19 @@ async fn run_async(ws_flag: Option<&Path>, args: RunArgs) -> anyhow::Result<i32>
             return Ok(exit::INVALID);
         }
     };
-    if let Some(s) = args.stale_after {
-        if !(s.is_finite() && s > 0.0) {
-            return Err(exit::InvalidInput(
-                "--stale-after must be a positive number of seconds".into(),
-            )
-            .into());
-        }
-    }
-    let stale_after = args.stale_after.map(Duration::from_secs_f64);
+    let stale_after = match args.stale_after {
+        None => None,
+        Some(s) => Some(
+            Duration::try_from_secs_f64(s)
+                .ok()
+                .filter(|d| !d.is_zero())
+                .ok_or_else(|| {
+                    exit::InvalidInput(format!(
+                        "--stale-after must be a positive number of seconds, got {s}"
+                    ))
+                })?,
+        ),
+    };
 
     // Check the spec before taking the workspace.
     let submission = match &args.spec {
