@@ -182,6 +182,48 @@ async fn every_route_and_its_errors() {
         .await
         .unwrap();
     assert_eq!(resp.status().as_u16(), 401, "another workspace's token");
+    // Without the token, an unknown route or a wrong method tells nothing
+    // more; with it, they are JSON errors like every other.
+    let unauthorized = json!({"error": {"code": "unauthorized", "message": "unauthorized"}});
+    for req in [
+        d.http.get(d.url("/v1/no-such-route")),
+        d.http.delete(d.url("/v1/fleet/runs")),
+    ] {
+        let resp = req.send().await.unwrap();
+        assert_eq!(resp.status().as_u16(), 401);
+        assert!(resp.headers().get("allow").is_none());
+        assert_eq!(resp.json::<Value>().await.unwrap(), unauthorized);
+    }
+    for (req, code, error) in [
+        (d.http.get(d.url("/v1/no-such-route")), 404, "not_found"),
+        (
+            d.http.delete(d.url("/v1/fleet/runs")),
+            405,
+            "method_not_allowed",
+        ),
+        (d.http.get(d.url("/v1/events?from=abc")), 400, "bad_request"),
+        (
+            d.http.get(d.url("/v1/fleet/runs?brief=maybe")),
+            400,
+            "bad_request",
+        ),
+    ] {
+        let (got, v) = d.req(req).await;
+        assert_eq!(
+            (got, v["error"]["code"].as_str()),
+            (code, Some(error)),
+            "{v}"
+        );
+    }
+    // The scheme name is case-insensitive (RFC 9110).
+    let resp = d
+        .http
+        .get(d.url("/v1/fleet/runs"))
+        .header("authorization", format!("bearer {}", d.token))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 200);
 
     // Submit: invalid → 422 with the validator's messages; valid → 201.
     let resp = d
@@ -352,6 +394,34 @@ async fn every_route_and_its_errors() {
         }
     )));
     assert!(all.iter().any(|e| matches!(&e.event, Event::ControlRequested { message, surface: orca_actors::model::Surface::Api, .. } if message == "restart")));
+
+    // The event stream resumes after Last-Event-ID (and after ?from=).
+    for (req, first) in [
+        (
+            d.http.get(d.url("/v1/events")).header("last-event-id", "5"),
+            6,
+        ),
+        (d.http.get(d.url("/v1/events?from=9")), 9),
+    ] {
+        let mut resp = req.bearer_auth(&d.token).send().await.unwrap();
+        assert_eq!(resp.status().as_u16(), 200);
+        let mut text = String::new();
+        let id = tokio::time::timeout(LIMIT, async {
+            loop {
+                let chunk = resp.chunk().await.unwrap().expect("the stream goes on");
+                text.push_str(&String::from_utf8_lossy(&chunk));
+                if let Some(id) = text
+                    .lines()
+                    .find_map(|l| l.strip_prefix("id:").map(|v| v.trim().to_string()))
+                {
+                    break id;
+                }
+            }
+        })
+        .await
+        .expect("an event within the limit");
+        assert_eq!(id, first.to_string(), "{text}");
+    }
     d.down(&ws);
     assert!(!ws.ws.daemon_info_path().exists());
 }

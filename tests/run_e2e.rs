@@ -102,7 +102,11 @@ fn exit_codes_reflect_the_receipts() {
         );
     }
     // A duration no clock can hold is invalid input, not a panic.
-    let spec = write(&ws, "passes.toml", "[[tasks]]\nid = \"p\"\ncommand = \"true\"\n");
+    let spec = write(
+        &ws,
+        "passes.toml",
+        "[[tasks]]\nid = \"p\"\ncommand = \"true\"\n",
+    );
     for bad in ["1e300", "0", "-1", "NaN"] {
         let out = orca_cmd(&ws)
             .arg("run")

@@ -1,7 +1,7 @@
 //! `GET /v1/tree` (the live supervision tree) and `POST /v1/actors/messages`
 //! (a typed control message to the actor at a path).
 
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::{Extension, Json};
 use orca_actors::control::{deliver, ControlMessage};
@@ -11,7 +11,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::fleet::control_error;
-use super::{ApiError, ApiState, Body, Principal};
+use super::{ApiError, ApiState, Body, Principal, Query};
 
 #[derive(Debug, Deserialize)]
 pub struct TreeQuery {

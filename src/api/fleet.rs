@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::IntoResponse;
 use axum::{Extension, Json};
@@ -17,7 +17,7 @@ use ractor::rpc::CallResult;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use super::{ApiError, ApiState, Body, Principal};
+use super::{ApiError, ApiState, Body, Path, Principal, Query};
 use crate::render::inspect::TaskInspection;
 
 /// A worker slot of a run, with its current attempt.

@@ -91,7 +91,8 @@ impl Principal {
 }
 
 /// An error answer. Codes: `unauthorized` 401, `forbidden` 403,
-/// `not_found` 404, `ambiguous` 400, `bad_request` 400,
+/// `not_found` 404, `method_not_allowed` 405, `ambiguous` 400,
+/// `bad_request` 400,
 /// `payload_too_large` 413, `invalid_spec` 422, `not_accepted` 422,
 /// `spawn_depth` 422, `not_awaiting_verdict` 409, `conflict` 409,
 /// `degraded` 503, `internal` 500.
@@ -150,6 +151,50 @@ impl IntoResponse for ApiError {
     }
 }
 
+/// A query string parsed into `T`; a malformed one is a JSON
+/// `bad_request` error, like every other error of this API.
+pub struct Query<T>(pub T);
+
+impl<T, S> axum::extract::FromRequestParts<S> for Query<T>
+where
+    T: serde::de::DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &S,
+    ) -> Result<Self, ApiError> {
+        axum::extract::Query::<T>::from_request_parts(parts, state)
+            .await
+            .map(|q| Query(q.0))
+            .map_err(|e| ApiError::bad_request(e.body_text()))
+    }
+}
+
+/// Path parameters parsed into `T`; a malformed one (say, percent-encoded
+/// bytes that are not UTF-8) is a JSON `bad_request` error.
+pub struct Path<T>(pub T);
+
+impl<T, S> axum::extract::FromRequestParts<S> for Path<T>
+where
+    T: serde::de::DeserializeOwned + Send,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &S,
+    ) -> Result<Self, ApiError> {
+        axum::extract::Path::<T>::from_request_parts(parts, state)
+            .await
+            .map(|p| Path(p.0))
+            .map_err(|e| ApiError::bad_request(e.body_text()))
+    }
+}
+
 /// A request body of at most [`MAX_BODY`] bytes (413 otherwise).
 pub struct Body(pub Bytes);
 
@@ -170,15 +215,19 @@ impl<S: Send + Sync> FromRequest<S> for Body {
     }
 }
 
-/// Checks the bearer token before anything else; a missing or wrong token
-/// gets 401 and nothing more.
+/// Checks the bearer token before anything else — before routing, so an
+/// unknown route or a wrong method tells nothing without it either; a
+/// missing or wrong token gets 401 and nothing more. Only `GET /healthz`
+/// is open.
 async fn auth(State(s): State<ApiState>, mut req: Request, next: Next) -> Response {
+    if req.uri().path() == "/healthz" {
+        return next.run(req).await;
+    }
     let presented = req
         .headers()
         .get(axum::http::header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .map(str::trim)
+        .and_then(bearer)
         .unwrap_or_default()
         .to_string();
     let principal = if constant_time_eq(presented.as_bytes(), s.token.as_bytes()) {
@@ -209,9 +258,19 @@ async fn auth(State(s): State<ApiState>, mut req: Request, next: Next) -> Respon
     next.run(req).await
 }
 
-/// The router.
+/// The credentials of an `Authorization: Bearer <token>` value (the scheme
+/// name is case-insensitive, RFC 9110).
+fn bearer(value: &str) -> Option<&str> {
+    let (scheme, token) = value.trim().split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
+}
+
+/// The router: [`auth`] wraps the whole of it as its fallback service, so
+/// the token is checked before any routing (a layer on the routes would
+/// run only once a route and method matched).
 pub fn router(state: ApiState) -> Router {
-    let authed = Router::new()
+    let routes = Router::new()
+        .route("/healthz", get(health::healthz))
         .route("/v1/fleet/runs", get(fleet::list_runs).post(fleet::submit))
         .route("/v1/fleet/runs/{run_id}", get(fleet::get_run))
         .route("/v1/fleet/runs/{run_id}/workers", get(fleet::run_workers))
@@ -240,10 +299,16 @@ pub fn router(state: ApiState) -> Router {
         .route("/v1/actors/messages", post(actors::message))
         .route("/v1/events", get(events::events))
         .route("/v1/daemon/shutdown", post(health::shutdown))
-        .route_layer(axum::middleware::from_fn_with_state(state.clone(), auth));
-    Router::new()
-        .route("/healthz", get(health::healthz))
-        .merge(authed)
         .fallback(|| async { ApiError::not_found("no such route") })
-        .with_state(state)
+        .method_not_allowed_fallback(|| async {
+            ApiError::new(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method_not_allowed",
+                "this route does not take that method",
+            )
+        })
+        .with_state(state.clone());
+    Router::new()
+        .fallback_service(routes)
+        .layer(axum::middleware::from_fn_with_state(state, auth))
 }
