@@ -173,7 +173,8 @@ exit $r
 /// every group with a process carrying `ORCA_ATTEMPT_ID=<id>` in its
 /// environment (pids are reused; these two are not). SIGTERM, up to
 /// `ticks` × 50 ms for the groups to go (a shell has no pidfd to wait on),
-/// then SIGKILL. Prints `killed` when there was anything to stop.
+/// then SIGKILL and up to a second more until no member is left. Prints
+/// `killed` when there was anything to stop.
 ///
 /// Arguments: attempt id, pgid, start time (0 = unknown), ticks.
 pub const KILL_ORPHAN: &str = concat!(
@@ -204,6 +205,16 @@ while [ "$i" -lt "$n" ]; do
   i=$((i + 1))
 done
 for g in $gs; do kill -s KILL -- "-$g" 2>/dev/null; done
+# SIGKILL lands asynchronously: answer once the groups are gone (at most
+# a second), so that "killed" means no member is left running.
+i=0
+while [ -n "$gs" ] && [ "$i" -lt 20 ]; do
+  a=""
+  for g in $gs; do live "$g" && a="$a $g"; done
+  gs=$a
+  [ -n "$gs" ] && sleep 0.05
+  i=$((i + 1))
+done
 echo killed
 "#
 );
