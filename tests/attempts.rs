@@ -330,7 +330,7 @@ workspace = { environment = { allowlist = ["ORCA_TEST_ALLOWED"] } }
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn the_runtime_template_gets_the_prompt_and_secrets_stay_out_of_the_journal() {
+async fn the_runtime_template_gets_the_prompt_and_secrets_stay_out_of_journal_and_logs() {
     let secret = "sk-orca-test-0123456789";
     std::env::set_var("ORCA_TEST_PROVIDER_KEY", secret);
     let ws = TestWs::new(
@@ -378,4 +378,8 @@ command = "env"
     assert!(!String::from_utf8_lossy(&journal_bytes).contains(secret));
     let receipt_json = std::fs::read_to_string(dir.join("receipt.json")).unwrap();
     assert!(!receipt_json.contains(secret));
+    // The log holds the line, with the key replaced.
+    let log = std::fs::read_to_string(dir.join("stdout.log")).unwrap();
+    assert!(log.contains("bad key <redacted>"), "{log}");
+    assert!(!log.contains(secret), "{log}");
 }

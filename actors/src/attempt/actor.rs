@@ -12,7 +12,7 @@ use tokio::task::AbortHandle;
 
 use super::artifacts::{self, ScanInput};
 use super::judge::{self, Evidence, Judgement, StopCause};
-use super::logcap::{CappedLog, LineSplitter};
+use super::logcap::{CappedLog, LineSplitter, Redactor};
 use super::stream_json::{parse_line, Change, Signal, StreamState, MAX_PARSED_LINE};
 use super::{AttemptArgs, AttemptEnd, AttemptMsg, AttemptStatus, DeadlineKind};
 use crate::host::env::{build_env, OrcaContext};
@@ -543,6 +543,8 @@ fn spawn_reader(
 ) {
     let last_output = st.last_output.clone();
     let mut abandon = st.abandon.subscribe();
+    // Secret values the worker prints never reach the log files.
+    let mut redactor = Redactor::new(&st.secrets);
     tokio::spawn(async move {
         // Created on the first output: a silent stream leaves no file (an
         // attempt's directory stays cheap on the filesystem).
@@ -576,7 +578,7 @@ fn spawn_reader(
                 }
             }
             if let Some(l) = log.as_mut() {
-                match l.write(&buf[..n]) {
+                match l.write(&redactor.feed(&buf[..n])) {
                     Ok(true) => {
                         let _ = me.cast(AttemptMsg::LogCapped(which));
                     }
@@ -595,7 +597,16 @@ fn spawn_reader(
         if parse {
             splitter.finish(|line| forward(line, &me));
         }
-        if let Some(l) = log {
+        if let Some(mut l) = log {
+            match l.write(&redactor.finish()) {
+                Ok(true) => {
+                    let _ = me.cast(AttemptMsg::LogCapped(which));
+                }
+                Ok(false) => {}
+                Err(e) => {
+                    tracing::error!(path = %path.display(), error = %e, "cannot write the attempt log");
+                }
+            }
             if let Err(e) = l.finish() {
                 tracing::error!(path = %path.display(), error = %e, "cannot finish the attempt log");
             }

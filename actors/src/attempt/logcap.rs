@@ -175,9 +175,120 @@ impl LineSplitter {
     }
 }
 
+/// What replaces a secret value in attempt logs.
+pub const REDACTED: &[u8] = b"<redacted>";
+
+/// Replaces secret values in a byte stream before it reaches a log file,
+/// also when a value is split across reads: bytes that could begin a
+/// secret are held back until the next read (or [`Redactor::finish`])
+/// tells. With no secrets it passes data through untouched.
+#[derive(Debug, Default)]
+pub struct Redactor {
+    secrets: Vec<Vec<u8>>,
+    held: Vec<u8>,
+}
+
+impl Redactor {
+    /// `secrets`: the values to hide (empty ones are ignored).
+    pub fn new<I, S>(secrets: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<[u8]>,
+    {
+        let mut secrets: Vec<Vec<u8>> = secrets
+            .into_iter()
+            .map(|s| s.as_ref().to_vec())
+            .filter(|s| !s.is_empty())
+            .collect();
+        // Longest first: a secret that contains another is hidden whole.
+        secrets.sort_by_key(|s| std::cmp::Reverse(s.len()));
+        Self {
+            secrets,
+            held: Vec::new(),
+        }
+    }
+
+    /// The bytes of `data` (after what was held back) that are safe to
+    /// write now, secrets replaced.
+    pub fn feed<'a>(&mut self, data: &'a [u8]) -> std::borrow::Cow<'a, [u8]> {
+        if self.secrets.is_empty() {
+            return std::borrow::Cow::Borrowed(data);
+        }
+        self.held.extend_from_slice(data);
+        let input = std::mem::take(&mut self.held);
+        let (out, rest) = self.scan(&input, false);
+        self.held = input[rest..].to_vec();
+        std::borrow::Cow::Owned(out)
+    }
+
+    /// What is still held back, secrets replaced: the stream ended.
+    pub fn finish(&mut self) -> Vec<u8> {
+        let input = std::mem::take(&mut self.held);
+        self.scan(&input, true).0
+    }
+
+    /// Copies `input` replacing whole secrets; unless `end`, stops at the
+    /// first position where a secret may begin but the input ends first.
+    /// Returns the output and how much of `input` it consumed.
+    fn scan(&self, input: &[u8], end: bool) -> (Vec<u8>, usize) {
+        let mut out = Vec::with_capacity(input.len());
+        let mut i = 0;
+        'outer: while i < input.len() {
+            let rest = &input[i..];
+            for s in &self.secrets {
+                if rest.starts_with(s) {
+                    out.extend_from_slice(REDACTED);
+                    i += s.len();
+                    continue 'outer;
+                }
+            }
+            if !end
+                && self
+                    .secrets
+                    .iter()
+                    .any(|s| s.len() > rest.len() && s.starts_with(rest))
+            {
+                break;
+            }
+            out.push(input[i]);
+            i += 1;
+        }
+        (out, i)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn redact_in_pieces(secrets: &[&str], text: &str, piece: usize) -> String {
+        let mut r = Redactor::new(secrets);
+        let mut out = Vec::new();
+        for chunk in text.as_bytes().chunks(piece.max(1)) {
+            out.extend_from_slice(&r.feed(chunk));
+        }
+        out.extend_from_slice(&r.finish());
+        String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn secrets_are_redacted_however_the_stream_is_cut() {
+        let text =
+            "key=sk-supersecret-777 and again sk-supersecret-777, not sk-super.\nalso tok3n!";
+        let want = "key=<redacted> and again <redacted>, not sk-super.\nalso <redacted>!";
+        for piece in 1..=text.len() {
+            assert_eq!(
+                redact_in_pieces(&["sk-supersecret-777", "tok3n"], text, piece),
+                want,
+                "pieces of {piece}"
+            );
+        }
+        // A prefix of a secret at the very end is flushed as it is.
+        assert_eq!(redact_in_pieces(&["secret"], "a secr", 2), "a secr");
+        // No secrets: untouched, and borrowed.
+        let mut r = Redactor::new(Vec::<String>::new());
+        assert!(matches!(r.feed(b"abc"), std::borrow::Cow::Borrowed(_)));
+    }
 
     #[test]
     fn small_logs_are_untouched() {
