@@ -242,6 +242,10 @@ command = '''printf '{"type":"error","error":"provider refused"}\n' '''
 id = "human"
 command = '''printf '{"type":"metadata","needs_human":{"reason":"needs a deploy key"}}\n{"type":"done"}\n' '''
 retry_policy = { retry_on = ["transient", "timeout", "task"] }
+[[tasks]]
+id = "human-then-exit"
+command = '''printf '{"type":"metadata","needs_human":{"reason":"which branch?"}}\n'; exit 1'''
+retry_policy = { retry_on = ["transient", "timeout", "task"] }
 "#,
     )
     .await;
@@ -255,6 +259,12 @@ retry_policy = { retry_on = ["transient", "timeout", "task"] }
         Some(FailureClass::NeedsHuman)
     );
     assert!(st.alerts.iter().any(|a| a.class == AlertClass::NeedsHuman));
+    // Asking for a human, then exiting non-zero, still needs the human.
+    let h = st.task("human-then-exit").unwrap();
+    assert_eq!(h.attempts.len(), 1, "not retried as a task failure");
+    let r = h.final_receipt().unwrap();
+    assert_eq!(r.class, Some(FailureClass::NeedsHuman));
+    assert!(r.summary.contains("which branch?"), "{}", r.summary);
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -2,11 +2,14 @@
 //!
 //! The process exits (`AttemptExited`, not terminal). Then: a stop orca or
 //! an operator asked for decides (timeout, stale, budget, cancel, …); else a
-//! non-zero exit fails (source task) unless an `exit_code` scorer expects
-//! that code — and an agent runtime exiting 75 (EX_TEMPFAIL) is transient;
-//! a final stream-json `error` fails; a `needs_human` metadata line ends it
-//! as needs_human; a missing expected artifact fails (task); otherwise the
-//! scorer decides.
+//! `needs_human` metadata line ends it as needs_human, whatever the exit
+//! code (the "never retried" wins over DESIGN.md's order, which
+//! checked the exit code first: a worker that asks for a human and then
+//! exits non-zero must not be retried into asking again); else a non-zero
+//! exit fails (source task) unless an `exit_code` scorer expects that code
+//! — and an agent runtime exiting 75 (EX_TEMPFAIL) is transient; a final
+//! stream-json `error` fails; a missing expected artifact fails (task);
+//! otherwise the scorer decides.
 
 use crate::host::ExitInfo;
 use crate::journal::event::BudgetLimit;
@@ -187,6 +190,19 @@ pub fn judge(e: &Evidence<'_>) -> Option<Judgement> {
             ),
         });
     }
+    if let Some(reason) = e.needs_human {
+        let how = match (e.exit.code, e.exit.signal) {
+            (Some(0), _) | (None, None) => String::new(),
+            (Some(code), _) => format!(" (then exited with code {code})"),
+            (None, Some(sig)) => format!(" (then killed by signal {sig})"),
+        };
+        return Some(Judgement::new(
+            AttemptResult::Fail,
+            Some(FailureSource::Task),
+            Some(FailureClass::NeedsHuman),
+            format!("needs a human: {reason}{how}"),
+        ));
+    }
     match (e.exit.code, e.exit.signal) {
         (Some(EX_TEMPFAIL), _) if e.runtime => {
             return Some(Judgement::transport(
@@ -203,14 +219,6 @@ pub fn judge(e: &Evidence<'_>) -> Option<Judgement> {
         return Some(Judgement::task_fail(format!(
             "the worker reported an error: {err}"
         )));
-    }
-    if let Some(reason) = e.needs_human {
-        return Some(Judgement::new(
-            AttemptResult::Fail,
-            Some(FailureSource::Task),
-            Some(FailureClass::NeedsHuman),
-            format!("needs a human: {reason}"),
-        ));
     }
     if !e.missing_artifacts.is_empty() {
         return Some(Judgement::task_fail(format!(
@@ -254,10 +262,24 @@ mod tests {
     fn order_of_checks() {
         // Clean exit: the scorer decides.
         assert_eq!(judge(&ev(Some(0))), None);
-        // Non-zero exit fails before anything else is looked at.
+        // A worker that asked for a human needs one, whatever its exit.
         let j = judge(&Evidence {
             stream_error: Some("boom"),
-            needs_human: Some("x"),
+            needs_human: Some("which branch?"),
+            ..ev(Some(2))
+        })
+        .unwrap();
+        assert_eq!(
+            (j.result, j.class),
+            (AttemptResult::Fail, Some(FailureClass::NeedsHuman))
+        );
+        assert_eq!(
+            j.reason,
+            "needs a human: which branch? (then exited with code 2)"
+        );
+        // Else a non-zero exit fails before anything else is looked at.
+        let j = judge(&Evidence {
+            stream_error: Some("boom"),
             ..ev(Some(2))
         })
         .unwrap();
@@ -274,10 +296,11 @@ mod tests {
             }),
             None
         );
-        // Then a final stream error, then needs_human, then artifacts.
+        // Then a final stream error, then artifacts.
+        let missing = vec!["report".to_string()];
         let j = judge(&Evidence {
             stream_error: Some("boom"),
-            needs_human: Some("x"),
+            missing_artifacts: &missing,
             ..ev(Some(0))
         })
         .unwrap();
