@@ -340,6 +340,32 @@ retry_policy = { max_attempts = 2, initial_backoff_seconds = 0, retry_on = ["tas
         .filter(|e| matches!(&e.event, Event::TaskFinished { .. }))
         .count();
     assert_eq!(finished, 1);
+    // Each failure is journaled as one, the last (no restart) too, before
+    // what the supervisor decided.
+    let all = ws.journal();
+    let decisions: Vec<&str> = of_run(&all, &run)
+        .into_iter()
+        .filter(|e| {
+            matches!(
+                &e.event,
+                Event::ChildFailed {
+                    class: FailureClass::Task,
+                    ..
+                } | Event::RestartScheduled { .. }
+                    | Event::TaskFinished { .. }
+            )
+        })
+        .map(|e| e.event.type_name())
+        .collect();
+    assert_eq!(
+        decisions,
+        [
+            "ChildFailed",
+            "RestartScheduled",
+            "ChildFailed",
+            "TaskFinished"
+        ]
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]

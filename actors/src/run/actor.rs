@@ -717,6 +717,8 @@ impl Sup {
         };
         match decision {
             Decision::Finish { alert } => {
+                // A failure is journaled as one whatever follows from it.
+                failed(&mut events);
                 let result = if exit == ChildExit::Cancelled && end.result != AttemptResult::Pass {
                     AttemptResult::Skip
                 } else {

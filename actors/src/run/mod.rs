@@ -21,7 +21,7 @@
 //! | variant | what it does | reply | journals |
 //! |---|---|---|---|
 //! | `Boot` | (to itself) new run: lease; resumed run: reconcile attempts found running (kill their groups if still ours, interrupt them without using up an attempt), re-arm backoff deadlines, lease | — | `AttemptInterrupted`, `AttemptFinished`, `ReceiptRecorded`, `RestartScheduled` for interrupted attempts; `ChildStarted` / `ChildRestarted` for leases |
-//! | `AttemptEnded(end)` | an attempt reported its end: decide and act | — | `TaskFinished` (+ `AlertRaised` restart_exhausted / needs_human), or `ChildFailed` + `RestartScheduled`, or `ChildFailed` + `IntensityExceeded` + `Escalated` + `AlertRaised` needs_human; at the end `RunFinished` + `AlertRaised` run_completed |
+//! | `AttemptEnded(end)` | an attempt reported its end: decide and act | — | `ChildFailed` if it failed, then `TaskFinished` (+ `AlertRaised` restart_exhausted / needs_human), or `ChildFailed` + `RestartScheduled`, or `ChildFailed` + `IntensityExceeded` + `Escalated` + `AlertRaised` needs_human; at the end `RunFinished` + `AlertRaised` run_completed |
 //! | `Persisted(effects)` | an append became durable: carry out its effects | — | — |
 //! | `BackoffDue{task, attempt}` | a restart deadline came: queue the task | — | `ChildRestarted` when leased |
 //! | `Stop{surface, reason, reply}` | cancel the run: queued tasks end `skip`, attempts are stopped with their grace | `()` once the stop is journaled | `RunStopRequested`, `TaskFinished` (skip) |
