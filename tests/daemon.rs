@@ -1149,7 +1149,10 @@ async fn compaction_keeps_every_view_and_the_daemon_snapshots() {
     assert!(out.status.success(), "{stdout}");
     let last = orca_actors::journal::highest_seq(&ws.ws.journal_dir()).unwrap();
     assert!(
-        stdout.contains(&format!("snapshot fleet at seq {last}")),
+        stdout.contains(&format!(
+            "snapshot {} at seq {last}",
+            orca_actors::view::FleetView::SNAPSHOT
+        )),
         "{stdout}"
     );
     let first = orca_actors::journal::first_seq(&ws.ws.journal_dir()).unwrap();

@@ -406,6 +406,13 @@ fn a_manual_task_stays_partial_until_orca_verify() {
     )
     .unwrap();
     assert_eq!(on_disk.verdict.unwrap().note, "misses the edge case");
+    // The summary no longer says it awaits the verdict.
+    for summary in [&r.summary, &on_disk.summary] {
+        assert_eq!(
+            summary.as_str(),
+            "manual verdict: fail by alice: misses the edge case"
+        );
+    }
     // A second verdict is refused.
     let out = orca_cmd(&ws)
         .args(["verify", &run, "review", "--pass"])

@@ -307,7 +307,7 @@ fn compact(ws: &Workspace, args: CompactArgs) -> anyhow::Result<i32> {
                 let view = FleetView::load(ws)?;
                 if view.last_seq > 0 {
                     view.write_snapshot(&ws.snapshot_dir())?;
-                    println!("snapshot fleet at seq {}", view.last_seq);
+                    println!("snapshot {} at seq {}", FleetView::SNAPSHOT, view.last_seq);
                 }
                 Some(lock)
             }

@@ -22,7 +22,7 @@ impl LiveView {
     /// Subscribes to the feed, loads the fleet (its snapshot and the files
     /// after it), then follows the feed (applying only what the files did
     /// not hold: no gap, no double). Every `snapshot_every` events from the
-    /// feed it writes a `fleet` snapshot, so the next start — and offline
+    /// feed it writes a fleet snapshot, so the next start — and offline
     /// reads, and `orca journal compact` — need not replay everything.
     pub async fn start(
         journal: &JournalHandle,
@@ -98,7 +98,7 @@ impl LiveView {
     }
 }
 
-/// When the live view writes `fleet` snapshots: after every `every` events
+/// When the live view writes fleet snapshots: after every `every` events
 /// applied, one at a time, in a blocking task on a copy of the view.
 struct Snapshots {
     dir: PathBuf,

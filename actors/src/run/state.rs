@@ -521,11 +521,31 @@ impl RunState {
                             a.source = None;
                             a.class = None;
                         }
+                        // The summary said it awaited this verdict: it now
+                        // says what the verdict was.
+                        let summary = crate::model::bounded(
+                            &format!(
+                                "manual verdict: {} by {}{}",
+                                match verdict.verdict {
+                                    Verdict::Pass => "pass",
+                                    Verdict::Fail => "fail",
+                                },
+                                verdict.who,
+                                if verdict.note.is_empty() {
+                                    String::new()
+                                } else {
+                                    format!(": {}", verdict.note)
+                                }
+                            ),
+                            500,
+                        );
+                        a.reason = Some(summary.clone());
                         if let Some(r) = &mut a.receipt {
                             r.result = result;
                             r.failure_source = a.source;
                             r.class = a.class;
                             r.verdict = Some(verdict.clone());
+                            r.summary = summary;
                         }
                         if is_final {
                             t.result = Some(result);
