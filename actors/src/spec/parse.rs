@@ -136,6 +136,18 @@ pub fn take_leaf<T: DeserializeOwned + Default>(
     }
 }
 
+/// A field whose presence matters even when its value is `null`
+/// (`equals: null` compares with null): absent → `None`, present → `Some`.
+pub fn take_present(
+    obj: &mut Map<String, Value>,
+    name: &str,
+    aliases: &[&str],
+    _path: &str,
+    _diags: &mut Diags,
+) -> Option<Value> {
+    take_field(obj, name, aliases)
+}
+
 /// A required leaf field; absent → an error at the field's own path.
 pub fn take_required<T: DeserializeOwned + Default>(
     obj: &mut Map<String, Value>,
@@ -262,6 +274,9 @@ macro_rules! from_spec {
     };
     (@take required, $obj:ident, $name:expr, $aliases:expr, $path:ident, $diags:ident) => {
         $crate::spec::parse::take_required(&mut $obj, $name, $aliases, $path, $diags)
+    };
+    (@take present, $obj:ident, $name:expr, $aliases:expr, $path:ident, $diags:ident) => {
+        $crate::spec::parse::take_present(&mut $obj, $name, $aliases, $path, $diags)
     };
     (@take nested, $obj:ident, $name:expr, $aliases:expr, $path:ident, $diags:ident) => {
         $crate::spec::parse::take_nested(&mut $obj, $name, $aliases, $path, $diags)
@@ -408,7 +423,7 @@ from_spec!(ScorerSpec {
     path: leaf,
     pattern: leaf,
     expression: leaf,
-    equals: leaf,
+    equals: present,
     fresh: leaf,
     command: leaf,
     args: leaf,

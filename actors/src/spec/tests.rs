@@ -686,6 +686,27 @@ fn journal_json_reads_back() {
     assert_eq!(from_journal_json(&text).unwrap(), spec);
 }
 
+#[test]
+fn json_path_equals_null_is_a_value_not_an_absent_field() {
+    let spec = check_json(&serde_json::json!({"tasks": [{
+        "id": "t",
+        "command": "true",
+        "scorer": {"kind": "json_path", "path": "r.json", "expression": "$.a", "equals": null}
+    }]}))
+    .spec
+    .unwrap();
+    let scorer = spec.tasks[0].scorer.as_ref().unwrap();
+    assert_eq!(scorer.equals, Some(Value::Null));
+    assert!(matches!(
+        scorer.typed(),
+        Ok(crate::spec::Scorer::JsonPath { equals: Some(Value::Null), .. })
+    ));
+    // Written back and read from the journal, it stays a null to compare.
+    let text = serde_json::to_string(&spec).unwrap();
+    assert!(text.contains(r#""equals":null"#), "{text}");
+    assert_eq!(from_journal_json(&text).unwrap(), spec);
+}
+
 // ---------------------------------------------------------------------------
 // Property tests
 // ---------------------------------------------------------------------------
