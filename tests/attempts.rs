@@ -298,6 +298,49 @@ instructions = "Summarize the repository."
         .any(|e| matches!(e.event, Event::AttemptStarted { .. })));
 }
 
+/// Symlinks inside the workspace that lead out of it: a task's
+/// `workspace.root` through one does not start; a required file through one
+/// is reported as leading outside, not as missing.
+#[tokio::test(flavor = "multi_thread")]
+async fn symlinks_out_of_the_workspace_stop_a_task_before_it_starts() {
+    let ws = TestWs::fast();
+    let outside = tempfile::tempdir().unwrap();
+    std::fs::write(outside.path().join("file.txt"), "x").unwrap();
+    std::os::unix::fs::symlink(outside.path(), ws.path("linkdir")).unwrap();
+    std::os::unix::fs::symlink(outside.path().join("file.txt"), ws.path("linkfile")).unwrap();
+    let (run, st) = run_one(
+        &ws,
+        r#"
+[[tasks]]
+id = "root-out"
+command = "pwd -P > escaped"
+workspace = { root = "linkdir" }
+[[tasks]]
+id = "file-out"
+command = "true"
+workspace = { required_files = ["linkfile"] }
+"#,
+    )
+    .await;
+    for task in ["root-out", "file-out"] {
+        let r = receipt(&st, task);
+        assert_eq!(r.result, AttemptResult::Fail, "{task}");
+        assert!(
+            r.summary.contains("outside the workspace"),
+            "{task}: {}",
+            r.summary
+        );
+    }
+    assert!(
+        !outside.path().join("escaped").exists(),
+        "nothing ran outside"
+    );
+    let all = ws.journal();
+    assert!(!of_run(&all, &run)
+        .iter()
+        .any(|e| matches!(e.event, Event::AttemptStarted { .. })));
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn the_environment_is_exactly_the_documented_one() {
     let ws = TestWs::fast();

@@ -95,16 +95,19 @@ impl HostAdapter for LocalHost {
             .filter(|p| !p.is_empty());
         Ok(files
             .iter()
-            .filter(|f| {
-                !crate::spec::paths::resolve_existing(
+            .filter_map(|f| {
+                match crate::spec::paths::resolve_existing(
                     &self.workspace_root,
                     task_root.as_deref(),
                     None,
                     f,
-                )
-                .is_ok_and(|p| p.exists())
+                ) {
+                    Ok(p) if p.exists() => None,
+                    Ok(_) => Some(f.clone()),
+                    // Say why, not just "missing".
+                    Err(e) => Some(format!("{f} ({e})")),
+                }
             })
-            .cloned()
             .collect())
     }
 
@@ -145,6 +148,23 @@ impl HostAdapter for LocalHost {
                 program: program.clone(),
                 reason: format!("not found in the worker's PATH ({path_var})"),
             })?;
+        // The task's working directory (its `workspace.root`) must not lead
+        // out of the workspace through a symlink: validation checked the
+        // path's text, this checks the filesystem as it is now.
+        if let Ok(rel) = Path::new(&launch.paths.cwd).strip_prefix(&self.workspace_root) {
+            if !rel.as_os_str().is_empty() {
+                crate::spec::paths::resolve_existing(
+                    &self.workspace_root,
+                    None,
+                    None,
+                    &rel.display().to_string(),
+                )
+                .map_err(|e| HostError::Spawn {
+                    program: program.clone(),
+                    reason: format!("its working directory (workspace.root): {e}"),
+                })?;
+            }
+        }
         let mut cmd = tokio::process::Command::new(&resolved);
         cmd.arg0(program);
         cmd.args(args)

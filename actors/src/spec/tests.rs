@@ -699,7 +699,10 @@ fn json_path_equals_null_is_a_value_not_an_absent_field() {
     assert_eq!(scorer.equals, Some(Value::Null));
     assert!(matches!(
         scorer.typed(),
-        Ok(crate::spec::Scorer::JsonPath { equals: Some(Value::Null), .. })
+        Ok(crate::spec::Scorer::JsonPath {
+            equals: Some(Value::Null),
+            ..
+        })
     ));
     // Written back and read from the journal, it stays a null to compare.
     let text = serde_json::to_string(&spec).unwrap();
