@@ -153,10 +153,20 @@ fn add(out: &mut Scan, root: &Path, p: &Path, kind: &str, cap: u64) {
             size,
         }),
         Ok(None) => out.notes.push(format!(
-            "artifact {shown} is over the {} MiB cap; refused",
-            cap >> 20
+            "artifact {shown} is over the {} cap; refused",
+            cap_text(cap)
         )),
         Err(e) => out.notes.push(format!("cannot read artifact {shown}: {e}")),
+    }
+}
+
+/// A cap in the largest unit that shows it exactly (`64 MiB`, `1500
+/// bytes`).
+pub(crate) fn cap_text(cap: u64) -> String {
+    match cap {
+        c if c >= 1 << 20 && c % (1 << 20) == 0 => format!("{} MiB", c >> 20),
+        c if c >= 1 << 10 && c % (1 << 10) == 0 => format!("{} KiB", c >> 10),
+        c => format!("{c}-byte"),
     }
 }
 
@@ -221,6 +231,13 @@ pub fn mime_for(p: &Path) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn caps_are_shown_exactly() {
+        assert_eq!(cap_text(64 << 20), "64 MiB");
+        assert_eq!(cap_text(512 << 10), "512 KiB");
+        assert_eq!(cap_text(1500), "1500-byte");
+    }
 
     #[test]
     fn finds_refs_and_missing_kinds() {

@@ -638,6 +638,19 @@ fn runtime_configured_silences_the_warning() {
         &ctx,
     );
     assert_eq!(r.diagnostics, []);
+    // A verifier_prompt scorer needs the runtime too: a warning without it.
+    let spec =
+        r#"{"id": "t", "command": "true", "scorer": {"kind": "verifier_prompt", "prompt": "ok?"}}"#;
+    assert_eq!(check_str(spec, Format::Json, "s", &ctx).diagnostics, []);
+    let none = self::ctx();
+    let r = check_str(spec, Format::Json, "s", &none);
+    assert_eq!(r.diagnostics.len(), 1, "{:?}", r.diagnostics);
+    assert_eq!(r.diagnostics[0].path, "scorer");
+    assert!(r.diagnostics[0].message.contains("verifier_prompt"));
+    assert!(r.diagnostics[0]
+        .hint
+        .as_deref()
+        .is_some_and(|h| h.contains("[runtime]")));
 }
 
 #[test]

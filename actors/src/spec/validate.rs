@@ -342,6 +342,14 @@ impl Validator<'_> {
 
     fn scorer(&mut self, path: &str, task_root: Option<&str>, s: &ScorerSpec) {
         let (required, allowed) = s.kind.fields();
+        if s.kind == ScorerKind::VerifierPrompt && self.ctx.runtime.is_none() {
+            self.warn(
+                path,
+                "a verifier_prompt scorer runs the agent runtime and none is configured; \
+                 the attempt will fail (source verifier) when it is scored",
+            )
+            .hint = Some(RUNTIME_HINT.into());
+        }
         let present = |name: &str| match name {
             "expected" => s.expected.is_some(),
             "path" => s.path.is_some(),

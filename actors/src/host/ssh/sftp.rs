@@ -222,8 +222,8 @@ impl Sftp {
                         count += 1;
                         if attrs.len() > cap {
                             notes.push(format!(
-                                "artifact {shown_path} is over the {} MiB cap; not fetched",
-                                cap >> 20
+                                "artifact {shown_path} is over the {} cap; not fetched",
+                                crate::attempt::artifacts::cap_text(cap)
                             ));
                             continue;
                         }
@@ -306,8 +306,8 @@ impl Sftp {
                     offset += d.data.len() as u64;
                     if offset > cap {
                         note = Some(format!(
-                            "grew over the {} MiB cap while it was fetched; not kept",
-                            cap >> 20
+                            "grew over the {} cap while it was fetched; not kept",
+                            crate::attempt::artifacts::cap_text(cap)
                         ));
                         break;
                     }
