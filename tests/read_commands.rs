@@ -121,6 +121,19 @@ fn read_commands_render_and_round_trip() {
         "first attempt fails\n"
     );
     assert_eq!(f.out(&["logs", prefix, "build", "--tail", "4"]), "ing\n");
+    let log: orca::render::inspect::LogExcerpt = f.json(&["logs", prefix, "report"]);
+    assert_eq!(
+        (log.text.as_str(), log.stream.as_str(), log.offset, log.size),
+        (
+            "green done\n",
+            "stdout",
+            0,
+            "\x1b[32mgreen\x1b[0m done\n".len() as u64
+        )
+    );
+    assert!(!log.capped && !log.live && log.path.ends_with("report/1/stdout.log"));
+    let log: orca::render::inspect::LogExcerpt = f.json(&["logs", prefix, "build", "--tail", "4"]);
+    assert_eq!((log.text.as_str(), log.offset), ("ing\n", log.size - 4));
 
     // --json parses back into the public types.
     let all: Vec<RunSummary> = f.json(&["status"]);

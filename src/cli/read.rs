@@ -45,6 +45,9 @@ pub struct LogsArgs {
     /// Keep ANSI escape sequences.
     #[arg(long)]
     pub raw: bool,
+    /// The shown part and what is known about the log, as JSON.
+    #[arg(long, conflicts_with = "follow")]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]
@@ -175,6 +178,39 @@ pub fn logs(ws_flag: Option<&Path>, args: LogsArgs) -> anyhow::Result<i32> {
     } else {
         "stdout.log"
     });
+    if args.json {
+        let (offset, size, bytes) = read_tail(&file, args.tail)?;
+        let stream = if args.stderr {
+            orca_actors::journal::event::LogStream::Stderr
+        } else {
+            orca_actors::journal::event::LogStream::Stdout
+        };
+        let text = String::from_utf8_lossy(&bytes);
+        let excerpt = render::inspect::LogExcerpt {
+            run: i.run.clone(),
+            task: t.id.clone(),
+            attempt: n,
+            stream: if args.stderr { "stderr" } else { "stdout" }.into(),
+            path: file
+                .strip_prefix(ws.root())
+                .unwrap_or(&file)
+                .display()
+                .to_string(),
+            size,
+            offset,
+            capped: t
+                .attempt(n)
+                .is_some_and(|a| a.logs_capped.contains(&stream)),
+            live,
+            text: if args.raw {
+                text.into_owned()
+            } else {
+                render::inspect::strip_ansi(&text)
+            },
+        };
+        println!("{}", serde_json::to_string_pretty(&excerpt)?);
+        return Ok(exit::OK);
+    }
     let mut offset = print_tail(&file, args.tail, args.raw)?;
     if args.follow && live {
         rt.block_on(follow_log(
@@ -204,22 +240,29 @@ fn emit(bytes: &[u8], raw: bool) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Prints the last `max` bytes of `file` (a missing file is a silent
-/// stream); returns the offset read up to.
-fn print_tail(file: &Path, max: u64, raw: bool) -> anyhow::Result<u64> {
+/// The last `max` bytes of `file`: (where they start, the file's size,
+/// the bytes). A missing file is a silent stream: (0, 0, nothing).
+fn read_tail(file: &Path, max: u64) -> anyhow::Result<(u64, u64, Vec<u8>)> {
     let mut f = match std::fs::File::open(file) {
         Ok(f) => f,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok((0, 0, Vec::new())),
         Err(e) => return Err(e).with_context(|| format!("cannot read {}", file.display())),
     };
     let len = f.metadata()?.len();
     let start = len.saturating_sub(max);
-    if start > 0 {
-        eprintln!("[orca: {start} earlier bytes not shown; --tail {len} shows them all]");
-    }
     f.seek(SeekFrom::Start(start))?;
     let mut buf = Vec::new();
     f.take(max).read_to_end(&mut buf)?;
+    Ok((start, len, buf))
+}
+
+/// Prints the last `max` bytes of `file` (a missing file is a silent
+/// stream); returns the offset read up to.
+fn print_tail(file: &Path, max: u64, raw: bool) -> anyhow::Result<u64> {
+    let (start, len, buf) = read_tail(file, max)?;
+    if start > 0 {
+        eprintln!("[orca: {start} earlier bytes not shown; --tail {len} shows them all]");
+    }
     emit(&buf, raw)?;
     Ok(start + buf.len() as u64)
 }

@@ -8,6 +8,30 @@ use serde::{Deserialize, Serialize};
 
 use super::{ellipsize, table};
 
+/// What `orca logs <run> <task> --json` prints: the shown part of one log.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct LogExcerpt {
+    pub run: String,
+    pub task: String,
+    pub attempt: u32,
+    /// `stdout` or `stderr`.
+    pub stream: String,
+    /// The log file, relative to the workspace.
+    pub path: String,
+    /// The file's size in bytes (0: the stream was silent, no file).
+    pub size: u64,
+    /// Where `text` starts in the file (> 0: earlier bytes not shown).
+    pub offset: u64,
+    /// Whether orca capped the log while it was written (head, marker,
+    /// tail).
+    pub capped: bool,
+    /// Whether the attempt is still running (the log may grow).
+    pub live: bool,
+    /// The bytes shown, as text (invalid UTF-8 replaced; ANSI stripped
+    /// unless `--raw`).
+    pub text: String,
+}
+
 /// What `orca inspect <run> <task> --json` prints.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct TaskInspection {
