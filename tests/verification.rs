@@ -436,8 +436,26 @@ async fn killing_orca_never_splits_a_terminal_event_from_its_receipt() {
     std::fs::create_dir_all(ws.ws.journal_dir()).unwrap();
     let mut f = follow(&ws.ws.journal_dir(), 1).unwrap();
     let mut run: Option<String> = None;
-    // Kill at varied points: after 7, 23, 41 … terminal events.
-    for (round, kill_after) in [7usize, 23, 41, 5, 30].into_iter().enumerate() {
+    // Kill at random points: after a random number of terminal events, and
+    // a random few milliseconds more, so the kill lands anywhere between
+    // them. ORCA_TEST_SEED repeats a run's points.
+    use rand::{Rng as _, SeedableRng as _};
+    let seed: u64 = std::env::var("ORCA_TEST_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(rand::random);
+    eprintln!("kill points from ORCA_TEST_SEED={seed}");
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    for _ in 0..5 {
+        let kill_after = rng.random_range(1..=40usize);
+        let later = Duration::from_millis(rng.random_range(0..15));
+        // The run may have ended within that moment last round.
+        if run
+            .as_deref()
+            .is_some_and(|r| ws.fold(r).ended_as.is_some())
+        {
+            break;
+        }
         let mut cmd = orca_cmd(&ws);
         match &run {
             None => cmd.arg("run").arg(&spec_path),
@@ -457,6 +475,9 @@ async fn killing_orca_never_splits_a_terminal_event_from_its_receipt() {
                     Event::AttemptFinished { .. } => {
                         seen += 1;
                         if seen == kill_after {
+                            // The random moment after it (not a wait for
+                            // readiness).
+                            tokio::time::sleep(later).await;
                             return false;
                         }
                     }
@@ -473,7 +494,6 @@ async fn killing_orca_never_splits_a_terminal_event_from_its_receipt() {
         }
         child.kill().unwrap();
         child.wait().unwrap();
-        assert!(round < 10);
     }
     let run = run.unwrap();
     let out = orca_cmd(&ws)
@@ -489,13 +509,13 @@ async fn killing_orca_never_splits_a_terminal_event_from_its_receipt() {
                 assert!(
                     matches!(&next.event, Event::ReceiptRecorded(r) if r.task == attempt.task && r.attempt == attempt.attempt)
                         && next.at == e.at,
-                    "terminal event of {attempt} without its receipt in the same batch"
+                    "terminal event of {attempt} without its receipt in the same batch (ORCA_TEST_SEED={seed})"
                 );
             }
             Event::ReceiptRecorded(r) => {
                 assert!(
                     matches!(&all[i - 1].event, Event::AttemptFinished { attempt, .. } if attempt.task == r.task && attempt.attempt == r.attempt),
-                    "receipt of {}:{} without its terminal event",
+                    "receipt of {}:{} without its terminal event (ORCA_TEST_SEED={seed})",
                     r.task,
                     r.attempt
                 );
