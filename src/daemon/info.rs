@@ -93,23 +93,47 @@ pub fn live(ws: &Workspace) -> Option<DaemonInfo> {
 
 /// The workspace token (256 random bits, hex), created exclusively with
 /// mode 0600 the first time and reused after.
+///
+/// The token is written to a temporary file (created exclusively, mode
+/// 0600, synced) and then hard-linked into place, which fails if a token
+/// is already there: `.orca/token` is never seen empty or half-written,
+/// even if orca dies while creating it, and of two orcas creating it at
+/// once both end up with the one that landed.
 pub fn token(ws: &Workspace) -> anyhow::Result<String> {
     let path = ws.token_path();
-    match std::fs::OpenOptions::new()
+    if path.exists() {
+        return read_token(&path);
+    }
+    let dir = path.parent().unwrap_or_else(|| Path::new("."));
+    let tmp = dir.join(format!(
+        ".token.tmp-{}-{}",
+        std::process::id(),
+        &random_token()[..8]
+    ));
+    let t = random_token();
+    let written = std::fs::OpenOptions::new()
         .write(true)
         .create_new(true)
         .mode(0o600)
-        .open(&path)
-    {
-        Ok(mut f) => {
-            let t = random_token();
-            f.write_all(t.as_bytes())
-                .and_then(|_| f.sync_all())
-                .with_context(|| format!("cannot write {}", path.display()))?;
-            Ok(t)
-        }
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => read_token(&path),
+        .open(&tmp)
+        .and_then(|mut f| {
+            f.write_all(t.as_bytes())?;
+            f.sync_all()
+        })
+        .with_context(|| format!("cannot write {}", tmp.display()));
+    let linked = written.and_then(|()| match std::fs::hard_link(&tmp, &path) {
+        Ok(()) => Ok(true),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(false),
         Err(e) => Err(e).with_context(|| format!("cannot create {}", path.display())),
+    });
+    let _ = std::fs::remove_file(&tmp);
+    if linked? {
+        if let Ok(d) = std::fs::File::open(dir) {
+            let _ = d.sync_all();
+        }
+        Ok(t)
+    } else {
+        read_token(&path)
     }
 }
 
@@ -130,7 +154,10 @@ pub fn read_token(path: &Path) -> anyhow::Result<String> {
         std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
     let t = t.trim().to_string();
     if t.len() != 64 || !t.bytes().all(|b| b.is_ascii_hexdigit()) {
-        anyhow::bail!("{} does not hold an orca token", path.display());
+        anyhow::bail!(
+            "{} does not hold an orca token; remove it and the next `orca up` or `orca run` makes a new one",
+            path.display()
+        );
     }
     Ok(t)
 }
@@ -175,6 +202,24 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("readable by others"));
+    }
+
+    #[test]
+    fn racing_creators_agree_and_leave_no_temporary_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let ws = Workspace::at(dir.path());
+        std::fs::create_dir_all(ws.orca_dir()).unwrap();
+        let tokens: Vec<String> = std::thread::scope(|s| {
+            let handles: Vec<_> = (0..8).map(|_| s.spawn(|| token(&ws).unwrap())).collect();
+            handles.into_iter().map(|h| h.join().unwrap()).collect()
+        });
+        assert!(tokens.iter().all(|t| *t == tokens[0]), "{tokens:?}");
+        assert_eq!(read_token(&ws.token_path()).unwrap(), tokens[0]);
+        let names: Vec<String> = std::fs::read_dir(ws.orca_dir())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(names, ["token"]);
     }
 
     #[test]
