@@ -336,6 +336,42 @@ async fn every_route_and_its_errors() {
     assert_eq!(code, 200, "{v}");
     wait_seen(&ws, &mut f, |e| matches!(e, Event::AttemptStarted { attempt, counted: false, .. } if attempt.task == "blocked" && attempt.attempt == 2)).await;
 
+    // Pause and resume through their routes, journaled as the API's.
+    for (route, status) in [("pause", "paused"), ("resume", "running")] {
+        let (code, v) = d
+            .post(&format!("/v1/fleet/runs/{run}/{route}"), json!({}))
+            .await;
+        assert_eq!(code, 200, "{route}: {v}");
+        let (_, one) = d.get(&format!("/v1/fleet/runs/{run}?brief=true")).await;
+        assert_eq!(one["status"], status, "after {route}");
+    }
+    let all = ws.journal();
+    assert!(all.iter().any(|e| matches!(
+        &e.event,
+        Event::RunPaused {
+            surface: orca_actors::model::Surface::Api,
+            ..
+        }
+    )));
+    assert!(all.iter().any(|e| matches!(
+        &e.event,
+        Event::RunResumed {
+            surface: orca_actors::model::Surface::Api,
+            ..
+        }
+    )));
+    // One task, inspected through its route.
+    let (code, v) = d.get(&format!("/v1/fleet/runs/{run}/tasks/blocked")).await;
+    assert_eq!(code, 200, "{v}");
+    let i: orca::render::inspect::TaskInspection = serde_json::from_value(v).unwrap();
+    assert_eq!((i.task.id.as_str(), i.task.attempts.len()), ("blocked", 2));
+    let (code, v) = d.get(&format!("/v1/fleet/runs/{run}/tasks/nope")).await;
+    assert_eq!(
+        (code, v["error"]["code"].as_str()),
+        (404, Some("not_found")),
+        "{v}"
+    );
+
     // The manual task's verdict.
     wait_seen(
         &ws,
@@ -1225,4 +1261,27 @@ echo "depth $ORCA_SPAWN_DEPTH submit $code" >> "$ORCA_WORKSPACE/nesting.log"
     assert!(log.contains("depth 1 submit 422"), "{log}");
     assert!(!log.contains("depth 2"), "{log}");
     d.down(&ws);
+}
+
+/// A non-loopback `--bind` is allowed but warned about; the default is
+/// loopback.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_non_loopback_bind_prints_a_warning() {
+    let ws = TestWs::fast();
+    let mut child = orca_cmd(&ws)
+        .args(["up", "--bind", "0.0.0.0:0"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let info = wait_daemon_json(&ws, child.id(), &mut child);
+    assert!(info.address.starts_with("0.0.0.0:"), "{}", info.address);
+    let out = orca_cmd(&ws).arg("down").output().unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("WARNING") && stderr.contains("0.0.0.0"),
+        "{stderr}"
+    );
 }
