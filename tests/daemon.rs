@@ -108,12 +108,7 @@ impl Daemon {
 
     fn down(mut self, ws: &TestWs) {
         let out = orca_cmd(ws).arg("down").output().unwrap();
-        assert_eq!(
-            out.status.code(),
-            Some(0),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        assert_exit(&out, 0);
         assert!(self.child.wait().unwrap().success());
     }
 }
@@ -486,12 +481,7 @@ async fn the_cli_talks_to_the_daemon() {
         .arg(&spec)
         .output()
         .unwrap();
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_exit(&out, 0);
     let run = String::from_utf8(out.stdout).unwrap().trim().to_string();
     wait_event(
         &mut f,
@@ -523,12 +513,7 @@ async fn the_cli_talks_to_the_daemon() {
         .args(["interrupt", &a_worker])
         .output()
         .unwrap();
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_exit(&out, 0);
     // A run does not take `interrupt` (asked while b still blocks: once b
     // restarts, its second attempt passes and the run ends).
     let out = orca_cmd(&ws)
@@ -542,12 +527,7 @@ async fn the_cli_talks_to_the_daemon() {
         .args(["send", &format!("/runs/{run}/attempts/b:1"), "restart"])
         .output()
         .unwrap();
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_exit(&out, 0);
     wait_event(
         &mut f,
         |e| matches!(e, Event::RunFinished { run: r, .. } if *r == run),
@@ -892,12 +872,7 @@ async fn an_embedded_run_serves_the_api_and_refuses_a_second_run() {
         .args(["interrupt", &format!("{run}:local-1")])
         .output()
         .unwrap();
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_exit(&out, 0);
     assert_eq!(
         first.wait().unwrap().code(),
         Some(4),
@@ -910,12 +885,7 @@ async fn an_embedded_run_serves_the_api_and_refuses_a_second_run() {
 async fn detach_and_down() {
     let ws = TestWs::fast();
     let out = orca_cmd(&ws).args(["up", "--detach"]).output().unwrap();
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_exit(&out, 0);
     let info = DaemonInfo::read(&ws.ws).expect("daemon.json once --detach returns");
     assert_eq!(info.mode, Mode::Daemon);
     let h: Value = reqwest::get(format!("http://{}/healthz", info.address))
@@ -926,12 +896,7 @@ async fn detach_and_down() {
         .unwrap();
     assert_eq!(h["pid"], info.pid);
     let out = orca_cmd(&ws).arg("down").output().unwrap();
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_exit(&out, 0);
     assert!(!orca_actors::host::procfs::group_alive(info.pid as i32));
     let log = std::fs::read_to_string(ws.ws.daemon_log_path()).unwrap();
     assert!(
@@ -1169,12 +1134,7 @@ async fn compaction_keeps_every_view_and_the_daemon_snapshots() {
         .current_dir(ws.root())
         .output()
         .unwrap();
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_exit(&out, 0);
     let summary: RunSummary = serde_json::from_slice(&out.stdout).unwrap();
     let run = summary.run.clone();
     let before = views(&ws, &run);

@@ -43,12 +43,7 @@ fn fixture() -> Fixture {
         .arg(&spec)
         .output()
         .unwrap();
-    assert_eq!(
-        out.status.code(),
-        Some(1),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_exit(&out, 1);
     let run = orca_actors::view::FleetView::load(&ws.ws)
         .unwrap()
         .latest()

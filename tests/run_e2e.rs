@@ -233,12 +233,7 @@ async fn sigkill_mid_run_then_resume_finishes_every_task_once() {
         .args(["run", "--resume", &run[..10], "--json"])
         .output()
         .unwrap();
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_exit(&out, 0);
     assert_gone(&run, "no process of the killed run survives");
 
     let all = ws.journal();
@@ -302,31 +297,43 @@ fn sigint(child: &std::process::Child) {
     }
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn ctrl_c_once_stops_gracefully() {
-    let ws = TestWs::new("[run]\ngrace_seconds = 5\n[journal]\nsync = \"never\"\n");
-    let spec = write(
-        &ws,
-        "long.toml",
-        "[[tasks]]\nid = \"long\"\ncommand = \"trap 'echo got TERM; exit 0' TERM; echo trapped > \\\"$ORCA_WORKSPACE/ready\\\"; while true; do sleep 0.05; done\"\n[[tasks]]\nid = \"queued\"\ncommand = \"true\"\nmetadata = { priority = 9 }\n",
-    );
+/// An `orca run --max-workers 1` of `spec`, once its first attempt wrote
+/// `trapped` to the FIFO `$ORCA_WORKSPACE/ready` (its TERM trap is in
+/// place). Returns the process (stderr piped), the journal follower and
+/// the run id.
+async fn run_until_trapped(
+    ws: &TestWs,
+    spec: &str,
+) -> (KillOnDrop, orca_actors::journal::Follower, String) {
+    let spec = write(ws, "trapped.toml", spec);
     fifo(&ws.path("ready"));
     std::fs::create_dir_all(ws.ws.journal_dir()).unwrap();
     let mut f = follow(&ws.ws.journal_dir(), 1).unwrap();
-    let mut child = KillOnDrop(
-        orca_cmd(&ws)
+    let child = KillOnDrop(
+        orca_cmd(ws)
             .arg("run")
             .arg(&spec)
             .args(["--max-workers", "1"])
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stderr(Stdio::piped())
             .spawn()
             .unwrap(),
     );
     let started = wait_event(&mut f, |e| matches!(e, Event::AttemptStarted { .. })).await;
     let run = started.event.run_id().unwrap().to_string();
-    // The worker's trap is in place before the Ctrl-C.
     assert_eq!(wait_fifo(&ws.path("ready")).await, "trapped\n");
+    (child, f, run)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn ctrl_c_once_stops_gracefully() {
+    let ws = TestWs::new("[run]\ngrace_seconds = 5\n[journal]\nsync = \"never\"\n");
+    // The worker's trap is in place before the Ctrl-C.
+    let (mut child, _f, run) = run_until_trapped(
+        &ws,
+        "[[tasks]]\nid = \"long\"\ncommand = \"trap 'echo got TERM; exit 0' TERM; echo trapped > \\\"$ORCA_WORKSPACE/ready\\\"; while true; do sleep 0.05; done\"\n[[tasks]]\nid = \"queued\"\ncommand = \"true\"\nmetadata = { priority = 9 }\n",
+    )
+    .await;
     sigint(&child);
     let status = child.wait().unwrap();
     assert_eq!(status.code(), Some(4), "cancelled by the operator");
@@ -354,26 +361,11 @@ async fn ctrl_c_once_stops_gracefully() {
 #[tokio::test(flavor = "multi_thread")]
 async fn ctrl_c_twice_kills_at_once() {
     let ws = TestWs::new("[run]\ngrace_seconds = 30\n[journal]\nsync = \"never\"\n");
-    let spec = write(
+    let (mut child, mut f, run) = run_until_trapped(
         &ws,
-        "stubborn.toml",
         "[[tasks]]\nid = \"stubborn\"\ncommand = \"trap '' TERM; echo trapped > \\\"$ORCA_WORKSPACE/ready\\\"; while true; do sleep 0.05; done\"\n",
-    );
-    fifo(&ws.path("ready"));
-    std::fs::create_dir_all(ws.ws.journal_dir()).unwrap();
-    let mut f = follow(&ws.ws.journal_dir(), 1).unwrap();
-    let mut child = KillOnDrop(
-        orca_cmd(&ws)
-            .arg("run")
-            .arg(&spec)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    let started = wait_event(&mut f, |e| matches!(e, Event::AttemptStarted { .. })).await;
-    let run = started.event.run_id().unwrap().to_string();
-    assert_eq!(wait_fifo(&ws.path("ready")).await, "trapped\n");
+    )
+    .await;
     sigint(&child);
     wait_event(&mut f, |e| matches!(e, Event::RunStopRequested { .. })).await;
     sigint(&child);
@@ -421,12 +413,7 @@ async fn backoff_deadlines_survive_a_crash() {
         .args(["run", "--resume", &run])
         .output()
         .unwrap();
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_exit(&out, 0);
     let all = ws.journal();
     let ev = of_run(&all, &run);
     let (_, resumed) = find(
@@ -452,27 +439,11 @@ async fn backoff_deadlines_survive_a_crash() {
 /// `--resume` carries the run on.
 async fn a_signal_suspends_the_run(signal: i32) {
     let ws = TestWs::new("[run]\ngrace_seconds = 5\n[journal]\nsync = \"never\"\n");
-    let spec = write(
+    let (mut child, _f, run) = run_until_trapped(
         &ws,
-        "long.toml",
         "[[tasks]]\nid = \"long\"\ncommand = \"if [ \\\"$ORCA_ATTEMPT\\\" != 1 ]; then exit 0; fi; trap 'echo got TERM; exit 0' TERM; echo trapped > \\\"$ORCA_WORKSPACE/ready\\\"; while true; do sleep 0.05; done\"\n[[tasks]]\nid = \"queued\"\ncommand = \"true\"\nmetadata = { priority = 9 }\n",
-    );
-    fifo(&ws.path("ready"));
-    std::fs::create_dir_all(ws.ws.journal_dir()).unwrap();
-    let mut f = follow(&ws.ws.journal_dir(), 1).unwrap();
-    let mut child = KillOnDrop(
-        orca_cmd(&ws)
-            .arg("run")
-            .arg(&spec)
-            .args(["--max-workers", "1"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap(),
-    );
-    let started = wait_event(&mut f, |e| matches!(e, Event::AttemptStarted { .. })).await;
-    let run = started.event.run_id().unwrap().to_string();
-    assert_eq!(wait_fifo(&ws.path("ready")).await, "trapped\n");
+    )
+    .await;
     // SAFETY: signals our own child.
     unsafe {
         libc::kill(child.id() as i32, signal);
@@ -504,12 +475,7 @@ async fn a_signal_suspends_the_run(signal: i32) {
         .args(["run", "--resume", &run])
         .output()
         .unwrap();
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_exit(&out, 0);
     let st = ws.fold(&run);
     assert_eq!(st.status(), RunStatus::Passed);
     let long = st.task("long").unwrap();

@@ -836,12 +836,7 @@ async fn api_tokens_stay_on_this_machine() {
         .current_dir(ws.root())
         .output()
         .unwrap();
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_exit(&out, 0);
     let summary: orca_actors::view::RunSummary = serde_json::from_slice(&out.stdout).unwrap();
     let here = stdout_of(&ws, &summary.run, "here", 1);
     let remote = stdout_of(&ws, &summary.run, "remote", 1);

@@ -370,12 +370,7 @@ fn a_manual_task_stays_partial_until_orca_verify() {
         .env("USER", "alice")
         .output()
         .unwrap();
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_exit(&out, 0);
     // The verdict is in the journal: it survives any restart (a fresh fold).
     let st = ws.fold(&run);
     let r = receipt(&st, "review");

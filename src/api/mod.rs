@@ -151,49 +151,42 @@ impl IntoResponse for ApiError {
     }
 }
 
-/// A query string parsed into `T`; a malformed one is a JSON
-/// `bad_request` error, like every other error of this API.
-pub struct Query<T>(pub T);
+/// An axum extractor whose rejection becomes a JSON `bad_request` error,
+/// like every other error of this API (axum's own are plain text).
+macro_rules! json_rejecting {
+    ($(#[$doc:meta])* $name:ident => $inner:ident) => {
+        $(#[$doc])*
+        pub struct $name<T>(pub T);
 
-impl<T, S> axum::extract::FromRequestParts<S> for Query<T>
-where
-    T: serde::de::DeserializeOwned,
-    S: Send + Sync,
-{
-    type Rejection = ApiError;
+        impl<T, S> axum::extract::FromRequestParts<S> for $name<T>
+        where
+            T: serde::de::DeserializeOwned + Send,
+            S: Send + Sync,
+        {
+            type Rejection = ApiError;
 
-    async fn from_request_parts(
-        parts: &mut axum::http::request::Parts,
-        state: &S,
-    ) -> Result<Self, ApiError> {
-        axum::extract::Query::<T>::from_request_parts(parts, state)
-            .await
-            .map(|q| Query(q.0))
-            .map_err(|e| ApiError::bad_request(e.body_text()))
-    }
+            async fn from_request_parts(
+                parts: &mut axum::http::request::Parts,
+                state: &S,
+            ) -> Result<Self, ApiError> {
+                axum::extract::$inner::<T>::from_request_parts(parts, state)
+                    .await
+                    .map(|x| $name(x.0))
+                    .map_err(|e| ApiError::bad_request(e.body_text()))
+            }
+        }
+    };
 }
 
-/// Path parameters parsed into `T`; a malformed one (say, percent-encoded
-/// bytes that are not UTF-8) is a JSON `bad_request` error.
-pub struct Path<T>(pub T);
-
-impl<T, S> axum::extract::FromRequestParts<S> for Path<T>
-where
-    T: serde::de::DeserializeOwned + Send,
-    S: Send + Sync,
-{
-    type Rejection = ApiError;
-
-    async fn from_request_parts(
-        parts: &mut axum::http::request::Parts,
-        state: &S,
-    ) -> Result<Self, ApiError> {
-        axum::extract::Path::<T>::from_request_parts(parts, state)
-            .await
-            .map(|p| Path(p.0))
-            .map_err(|e| ApiError::bad_request(e.body_text()))
-    }
-}
+json_rejecting!(
+    /// A query string parsed into `T`.
+    Query => Query
+);
+json_rejecting!(
+    /// Path parameters parsed into `T` (a malformed one: say,
+    /// percent-encoded bytes that are not UTF-8).
+    Path => Path
+);
 
 /// A request body of at most [`MAX_BODY`] bytes (413 otherwise).
 pub struct Body(pub Bytes);

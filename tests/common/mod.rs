@@ -242,6 +242,17 @@ pub fn orca_cmd(ws: &TestWs) -> std::process::Command {
     c
 }
 
+/// Asserts a finished `orca` exited with `code`, showing its stderr if not.
+#[track_caller]
+pub fn assert_exit(out: &std::process::Output, code: i32) {
+    assert_eq!(
+        out.status.code(),
+        Some(code),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 /// How long a test waits for anything before failing.
 pub const WAIT_LIMIT: Duration = Duration::from_secs(60);
 
