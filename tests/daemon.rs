@@ -1160,6 +1160,21 @@ async fn compaction_keeps_every_view_and_the_daemon_snapshots() {
         .unwrap();
     assert_eq!(out.status.code(), Some(0));
     assert!(String::from_utf8_lossy(&out.stderr).contains("already ended"));
+    // A build whose fleet snapshots have a newer version, on this compacted
+    // journal: it starts from the older version's snapshot.
+    let snaps = orca_actors::journal::snapshot::list_snapshots(&ws.ws.snapshot_dir()).unwrap();
+    for s in snaps
+        .iter()
+        .filter(|s| s.name == orca_actors::view::FleetView::SNAPSHOT)
+    {
+        let older = ws
+            .ws
+            .snapshot_dir()
+            .join(format!("fleet-{:020}.snap", s.last_seq));
+        std::fs::rename(&s.path, older).unwrap();
+    }
+    assert!(fleet_snapshots(&ws).is_empty());
+    assert_same_views(&views(&ws, &run), &before, "from an older snapshot version");
 
     // A daemon starts from the snapshot, answers the same, and snapshots
     // a new run as it goes.
@@ -1177,6 +1192,17 @@ async fn compaction_keeps_every_view_and_the_daemon_snapshots() {
         fleet_snapshots(&ws).iter().any(|seq| *seq > last),
         "the daemon wrote a fleet snapshot: {:?}",
         fleet_snapshots(&ws)
+    );
+    let names: Vec<String> = orca_actors::journal::snapshot::list_snapshots(&ws.ws.snapshot_dir())
+        .unwrap()
+        .into_iter()
+        .map(|s| s.name)
+        .collect();
+    assert!(
+        names
+            .iter()
+            .all(|n| n == orca_actors::view::FleetView::SNAPSHOT),
+        "older versions are gone once this version's exists: {names:?}"
     );
     let st = ws.fold(&second);
     assert_eq!(st.status(), RunStatus::Passed);

@@ -54,31 +54,73 @@ impl FleetView {
     }
 
     /// [`FleetView::load`] from explicit directories.
+    ///
+    /// After `orca journal compact` the journal no longer starts at seq 1,
+    /// so a fold needs a snapshot. When no snapshot of this build's version
+    /// covers the journal's start (a new build on a compacted workspace),
+    /// the newest readable snapshot of an older version is the base
+    /// instead: what the fold derived up to it follows the older fold (a
+    /// warning says so), everything after follows this one, and the next
+    /// snapshot written is of this version. A snapshot written while this
+    /// read was under way is picked up by one more look.
     pub fn load_from(
         journal_dir: &Path,
         snapshot_dir: &Path,
     ) -> Result<FleetView, crate::journal::JournalError> {
+        use crate::journal::{load_projection, JournalError};
         if !journal_dir.is_dir() {
             return Ok(FleetView::default());
         }
-        let (v, _, _) = crate::journal::load_projection::<FleetView>(
-            journal_dir,
-            snapshot_dir,
-            Self::SNAPSHOT,
-        )?;
-        Ok(v)
+        let mut looked_again = false;
+        loop {
+            let err = match load_projection::<FleetView>(journal_dir, snapshot_dir, Self::SNAPSHOT)
+            {
+                Ok((v, _, _)) => return Ok(v),
+                Err(e @ JournalError::Compacted { .. }) => e,
+                Err(e) => return Err(e),
+            };
+            let current = fleet_version(Self::SNAPSHOT).unwrap_or(0);
+            let mut older: Vec<(u32, String)> =
+                crate::journal::snapshot::list_snapshots(snapshot_dir)?
+                    .into_iter()
+                    .filter_map(|s| fleet_version(&s.name).map(|v| (v, s.name)))
+                    .filter(|(v, _)| *v < current)
+                    .collect();
+            older.sort();
+            older.dedup();
+            for (_, name) in older.iter().rev() {
+                if let Ok((v, seq, _)) =
+                    load_projection::<FleetView>(journal_dir, snapshot_dir, name)
+                {
+                    tracing::warn!(
+                        snapshot = %name,
+                        "the journal is compacted and no {} snapshot covers its start: \
+                         loaded from {name}; what was folded up to seq {seq} follows that \
+                         older version",
+                        Self::SNAPSHOT
+                    );
+                    return Ok(v);
+                }
+            }
+            if looked_again {
+                return Err(err);
+            }
+            looked_again = true;
+        }
     }
 
     /// Writes a fleet snapshot of this view at its last seq, then removes
-    /// fleet snapshots of older versions (nothing reads them, and
-    /// compaction would otherwise wait on them forever). Call it only with a
-    /// view whose every event is durable (from the writer's feed, or from
-    /// the files while holding the writer lock).
+    /// fleet snapshots of older versions: nothing needs them once one of
+    /// this version exists, and compaction would otherwise wait on them
+    /// forever. (Newer versions are left alone: they belong to a newer
+    /// build.) Call it only with a view whose every event is durable (from
+    /// the writer's feed, or from synced files while holding the writer
+    /// lock).
     pub fn write_snapshot(&self, snapshot_dir: &Path) -> Result<(), crate::journal::JournalError> {
         crate::journal::write_snapshot(snapshot_dir, Self::SNAPSHOT, self, self.last_seq)?;
+        let current = fleet_version(Self::SNAPSHOT).unwrap_or(0);
         for old in crate::journal::snapshot::list_snapshots(snapshot_dir)? {
-            let older = old.name == "fleet" || old.name.starts_with("fleet-v");
-            if older && old.name != Self::SNAPSHOT {
+            if fleet_version(&old.name).is_some_and(|v| v < current) {
                 if let Err(e) = std::fs::remove_file(&old.path) {
                     tracing::warn!(path = %old.path.display(), error = %e, "cannot remove an old fleet snapshot");
                 }
@@ -112,6 +154,14 @@ impl FleetView {
     pub fn latest(&self) -> Option<&RunState> {
         self.runs.values().next_back()
     }
+}
+
+/// The version a fleet snapshot name carries: `fleet` is 1, `fleet-vN` N.
+fn fleet_version(name: &str) -> Option<u32> {
+    if name == "fleet" {
+        return Some(1);
+    }
+    name.strip_prefix("fleet-v")?.parse().ok()
 }
 
 fn candidates<'a>(it: impl Iterator<Item = &'a String>) -> String {

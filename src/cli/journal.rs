@@ -304,6 +304,14 @@ fn compact(ws: &Workspace, args: CompactArgs) -> anyhow::Result<i32> {
     let lock = if dir.is_dir() {
         match WriterLock::acquire(&dir) {
             Ok(lock) => {
+                // What a writer left may be written but not yet synced (it
+                // died, or ran with sync = "never"): make it durable before
+                // a snapshot depends on it.
+                if let Some(last) = journal::segment::list_segments(&dir)?.last() {
+                    std::fs::File::open(&last.path)
+                        .and_then(|f| f.sync_data())
+                        .with_context(|| format!("cannot sync {}", last.path.display()))?;
+                }
                 let view = FleetView::load(ws)?;
                 if view.last_seq > 0 {
                     view.write_snapshot(&ws.snapshot_dir())?;

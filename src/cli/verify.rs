@@ -91,7 +91,7 @@ pub fn run(ws_flag: Option<&Path>, args: VerifyArgs) -> anyhow::Result<i32> {
         .unwrap_or_default();
     super::runtime()?.block_on(async {
         // Without a daemon the CLI appends to the journal itself.
-        let (journal, _) = match open_writer(&ws.journal_dir(), JournalOptions::from_config(config.journal.as_ref())).await {
+        let (journal, report) = match open_writer(&ws.journal_dir(), JournalOptions::from_config(config.journal.as_ref())).await {
             Ok(j) => j,
             Err(JournalError::Locked { pid, .. }) => {
                 anyhow::bail!(
@@ -101,6 +101,12 @@ pub fn run(ws_flag: Option<&Path>, args: VerifyArgs) -> anyhow::Result<i32> {
             }
             Err(e) => return Err(e.into()),
         };
+        if let Err(e) =
+            orca_actors::journal::snapshot::discard_ahead(&ws.snapshot_dir(), report.last_seq)
+        {
+            journal.stop().await;
+            return Err(e.into());
+        }
         let event = Event::VerdictRecorded {
             attempt: target.clone(),
             verdict: verdict.clone(),

@@ -39,12 +39,18 @@ impl LiveView {
         };
         let me = live.clone();
         let ws = ws.clone();
-        let journal = journal.clone();
         tokio::spawn(async move {
             let mut snapshots = Snapshots::new(ws.snapshot_dir(), snapshot_every);
+            // Every batch on the feed is durable, so the highest seq seen
+            // there is. (No JournalHandle is held here: the task ends when
+            // the journal's feed closes.)
+            let mut durable = 0;
             loop {
                 match feed.recv().await {
                     Ok(batch) => {
+                        if let Some(e) = batch.last() {
+                            durable = durable.max(e.seq);
+                        }
                         let mut last = None;
                         if let Ok(mut v) = me.inner.write() {
                             for env in batch.iter() {
@@ -53,23 +59,43 @@ impl LiveView {
                                 }
                             }
                             last = Some(v.last_seq);
-                            snapshots.applied(batch.len() as u64, &v, journal.last_seq());
+                            snapshots.applied(batch.len() as u64, &v, durable);
                         }
                         if let Some(seq) = last {
                             let _ = applied_tx.send(seq);
                         }
                     }
                     Err(RecvError::Lagged(_)) => {
-                        let w = ws.clone();
-                        if let Ok(Ok(fresh)) =
-                            tokio::task::spawn_blocking(move || FleetView::load(&w)).await
-                        {
-                            let seq = fresh.last_seq;
-                            if let Ok(mut v) = me.inner.write() {
-                                *v = fresh;
+                        // Fell behind: reload from the files. Until that
+                        // works the view must not apply later batches over
+                        // the gap, so a failed reload is retried.
+                        let mut tries = 0u32;
+                        let fresh = loop {
+                            let w = ws.clone();
+                            match tokio::task::spawn_blocking(move || FleetView::load(&w)).await {
+                                Ok(Ok(fresh)) => break Some(fresh),
+                                Ok(Err(e)) => {
+                                    tracing::error!(error = %e, "the live view cannot reload the journal; retrying")
+                                }
+                                Err(e) => {
+                                    tracing::error!(error = %e, "the live view cannot reload the journal; retrying")
+                                }
                             }
-                            let _ = applied_tx.send(seq);
+                            tries += 1;
+                            if tries >= 30 {
+                                break None;
+                            }
+                            tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+                        };
+                        let Some(fresh) = fresh else {
+                            tracing::error!("the live view gave up reloading the journal; it stops following it (restart orca)");
+                            break;
+                        };
+                        let seq = fresh.last_seq;
+                        if let Ok(mut v) = me.inner.write() {
+                            *v = fresh;
                         }
+                        let _ = applied_tx.send(seq);
                     }
                     Err(RecvError::Closed) => break,
                 }

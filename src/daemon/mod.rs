@@ -79,6 +79,15 @@ pub async fn boot_with(
         }
         Err(e) => return Err(e).context("cannot open the journal"),
     };
+    let mut recovery_warnings = report.warnings.clone();
+    for p in orca_actors::journal::snapshot::discard_ahead(&ws.snapshot_dir(), report.last_seq)
+        .context("cannot check the snapshots against the journal")?
+    {
+        recovery_warnings.push(format!(
+            "removed snapshot {}: it is ahead of the journal",
+            p.display()
+        ));
+    }
     let settings = Settings::from_config(config);
     let services = Services {
         ws: ws.clone(),
@@ -94,7 +103,7 @@ pub async fn boot_with(
     Ok(Orca {
         services,
         root,
-        recovery_warnings: report.warnings,
+        recovery_warnings,
     })
 }
 

@@ -1,9 +1,10 @@
 //! Compaction: removing segments the snapshots make unnecessary, so a
 //! long-lived workspace's journal does not grow without bound.
 //!
-//! A segment is removed only if every event in it is covered by the newest
-//! valid snapshot of *every* snapshot name in the snapshot directory (the
-//! oldest of those newest snapshots decides), it is not among the
+//! A segment is removed only if every event in it is covered, for *every*
+//! snapshot name in the snapshot directory, by the older of that name's two
+//! newest valid snapshots (or its only one) — so a damaged newest snapshot
+//! can still fall back to the previous one — it is not among the
 //! `keep_segments` most recent segments, and it is not the last (active)
 //! segment. Segments are removed oldest first, so an interrupted compaction
 //! leaves a contiguous journal. A projection that never wrote a snapshot
@@ -17,7 +18,7 @@ use serde::Serialize;
 use super::error::{IoContext as _, JournalError};
 use super::reader::highest_seq;
 use super::segment::{list_segments, sync_dir};
-use super::snapshot::{check_snapshot_file, list_snapshots};
+use super::snapshot::{check_snapshot_file, list_snapshots, KEEP_SNAPSHOTS};
 
 /// What `compact` did.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
@@ -43,20 +44,19 @@ pub fn compact(
 ) -> Result<CompactReport, JournalError> {
     let mut report = CompactReport::default();
     let highest = highest_seq(journal_dir)?;
-    // The newest valid snapshot per name; the oldest of those bounds what
-    // may go.
+    // Per name, the older of its two newest valid snapshots (or its only
+    // one): if the newest is damaged later, or a reader loaded the previous
+    // one just before this compaction, the events after that one are still
+    // here. The lowest of those over every name bounds what may go; a name
+    // with no valid snapshot keeps everything.
     let mut covered: Option<u64> = None;
-    let mut current: Option<String> = None;
-    let mut found_for_current = false;
+    let mut valid: Vec<(String, u64)> = Vec::new();
+    let mut names: Vec<String> = Vec::new();
     for snap in list_snapshots(snapshot_dir)? {
-        if current.as_deref() != Some(snap.name.as_str()) {
-            if current.is_some() && !found_for_current {
-                covered = Some(0);
-            }
-            current = Some(snap.name.clone());
-            found_for_current = false;
+        if !names.contains(&snap.name) {
+            names.push(snap.name.clone());
         }
-        if found_for_current {
+        if valid.iter().filter(|(n, _)| *n == snap.name).count() >= KEEP_SNAPSHOTS {
             continue;
         }
         if snap.last_seq > highest {
@@ -68,10 +68,7 @@ pub fn compact(
             continue;
         }
         match check_snapshot_file(&snap.path) {
-            Ok(seq) if seq == snap.last_seq => {
-                found_for_current = true;
-                covered = Some(covered.map_or(seq, |c| c.min(seq)));
-            }
+            Ok(seq) if seq == snap.last_seq => valid.push((snap.name.clone(), seq)),
             Ok(seq) => report.warnings.push(format!(
                 "snapshot {} says seq {seq}, its name {}; ignored",
                 snap.path.display(),
@@ -83,8 +80,15 @@ pub fn compact(
             )),
         }
     }
-    if current.is_some() && !found_for_current {
-        covered = Some(0);
+    for name in &names {
+        // Newest first, as listed: the last kept is the older one.
+        let seq = valid
+            .iter()
+            .filter(|(n, _)| n == name)
+            .map(|(_, s)| *s)
+            .next_back()
+            .unwrap_or(0);
+        covered = Some(covered.map_or(seq, |c| c.min(seq)));
     }
     report.covered_seq = covered.unwrap_or(0);
 

@@ -223,6 +223,27 @@ pub fn write_snapshot<P: Serialize>(
     Ok(())
 }
 
+/// Removes every snapshot (of any name) ahead of `last_seq`, the journal's
+/// last seq as a writer recovered it. Such a snapshot holds events the
+/// journal lost (a torn or unsynced tail after a crash, a repair): left in
+/// place, it would be taken for valid as soon as new events reused those
+/// seqs. Returns what was removed. Call it whenever a writer opens, before
+/// it appends.
+pub fn discard_ahead(snapshot_dir: &Path, last_seq: u64) -> Result<Vec<PathBuf>, JournalError> {
+    let mut removed = Vec::new();
+    for s in list_snapshots(snapshot_dir)? {
+        if s.last_seq > last_seq {
+            std::fs::remove_file(&s.path).ctx("remove a snapshot ahead of the journal", &s.path)?;
+            tracing::warn!(path = %s.path.display(), last_seq, "removed a snapshot ahead of the journal");
+            removed.push(s.path);
+        }
+    }
+    if !removed.is_empty() {
+        sync_dir(snapshot_dir)?;
+    }
+    Ok(removed)
+}
+
 /// Loads the projection `name`: the newest valid snapshot, then a replay of
 /// the events after it. A snapshot ahead of the journal, or unreadable, is
 /// discarded with a warning (and the next older one tried); with none, the

@@ -133,7 +133,14 @@ async fn stale_or_damaged_snapshots_are_ignored() {
         w.len() == 1 && w[0].contains("ahead of the journal"),
         "{w:?}"
     );
-    std::fs::remove_file(&ahead).unwrap();
+    // A writer opening at seq 39 removes it (new events would reuse its
+    // seqs), and only it.
+    assert_eq!(
+        orca_actors::journal::snapshot::discard_ahead(&snaps, 39).unwrap(),
+        std::slice::from_ref(&ahead)
+    );
+    assert!(!ahead.exists());
+    assert!(snaps.join(snapshot_file_name("counts", 30)).exists());
 
     // Damaged: the newest is discarded, the older one used.
     let newest = snaps.join(snapshot_file_name("counts", 30));
@@ -174,6 +181,8 @@ async fn compact_removes_covered_segments_and_keeps_recent_ones() {
     // 120 events in many small segments.
     assert_eq!(journal_of(&dir, 60, 256).await, 120);
     let full = from_zero(&dir);
+    let mut at119 = Counts::default();
+    replay(&dir, 1, &mut TakeUntil(&mut at119, 119)).unwrap();
     let before = segments(&dir);
     assert!(before.len() > 8, "{} segments", before.len());
 
@@ -219,12 +228,28 @@ async fn compact_removes_covered_segments_and_keeps_recent_ones() {
         first
     );
 
-    // Once every snapshot catches up, more goes; the last `keep` segments
-    // always stay.
-    write_snapshot(&snaps, "other", &full, 120).unwrap();
-    write_snapshot(&snaps, "counts", &full, 120).unwrap();
+    // Once every name's two newest snapshots catch up, more goes (the older
+    // of the two bounds it, so a damaged newest one can fall back); the
+    // last `keep` segments always stay.
+    for name in ["other", "counts"] {
+        write_snapshot(&snaps, name, &at119, 119).unwrap();
+        write_snapshot(&snaps, name, &full, 120).unwrap();
+    }
     let r = compact(&dir, &snaps, 3).unwrap();
+    assert_eq!(r.covered_seq, 119);
     assert_eq!(r.kept, 3);
+    let newest = snaps.join("counts-00000000000000000120.snap");
+    let mut bytes = std::fs::read(&newest).unwrap();
+    let end = bytes.len() - 1;
+    bytes[end] ^= 0xff;
+    std::fs::write(&newest, bytes).unwrap();
+    let (p, last, warnings) = load_projection::<Counts>(&dir, &snaps, "counts").unwrap();
+    assert_eq!(
+        (&p, last),
+        (&full, 120),
+        "fell back to seq 119: {warnings:?}"
+    );
+    write_snapshot(&snaps, "counts", &full, 120).unwrap();
     assert_eq!(segments(&dir), before[before.len() - 3..].to_vec());
     let r = compact(&dir, &snaps, 0).unwrap();
     assert_eq!(r.kept, 1, "the active segment always stays");
