@@ -150,27 +150,37 @@ impl HostAdapter for LocalHost {
             })?;
         // The task's working directory (its `workspace.root`) must not lead
         // out of the workspace through a symlink: validation checked the
-        // path's text, this checks the filesystem as it is now.
-        if let Ok(rel) = Path::new(&launch.paths.cwd).strip_prefix(&self.workspace_root) {
-            if !rel.as_os_str().is_empty() {
-                crate::spec::paths::resolve_existing(
-                    &self.workspace_root,
-                    None,
-                    None,
-                    &rel.display().to_string(),
-                )
-                .map_err(|e| HostError::Spawn {
+        // path's text, this checks the filesystem as it is now, and the
+        // process starts in the resolved directory (no symlink left to
+        // swap between the check and the start).
+        let cwd = match Path::new(&launch.paths.cwd).strip_prefix(&self.workspace_root) {
+            Ok(rel) if rel.as_os_str().is_empty() => PathBuf::from(&launch.paths.cwd),
+            Ok(rel) => crate::spec::paths::resolve_existing(
+                &self.workspace_root,
+                None,
+                None,
+                &rel.display().to_string(),
+            )
+            .map_err(|e| HostError::Spawn {
+                program: program.clone(),
+                reason: format!("its working directory (workspace.root): {e}"),
+            })?,
+            Err(_) => {
+                return Err(HostError::Spawn {
                     program: program.clone(),
-                    reason: format!("its working directory (workspace.root): {e}"),
-                })?;
+                    reason: format!(
+                        "its working directory {} is not inside the workspace",
+                        launch.paths.cwd
+                    ),
+                })
             }
-        }
+        };
         let mut cmd = tokio::process::Command::new(&resolved);
         cmd.arg0(program);
         cmd.args(args)
             .env_clear()
             .envs(launch.env.iter().map(|v| (&v.name, v.value.expose())))
-            .current_dir(&launch.paths.cwd)
+            .current_dir(&cwd)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
