@@ -98,7 +98,8 @@ pub fn live(ws: &Workspace) -> Option<DaemonInfo> {
 /// 0600, synced) and then hard-linked into place, which fails if a token
 /// is already there: `.orca/token` is never seen empty or half-written,
 /// even if orca dies while creating it, and of two orcas creating it at
-/// once both end up with the one that landed.
+/// once both end up with the one that landed. (Where the filesystem has no
+/// hard links, the file is created in place, exclusively.)
 pub fn token(ws: &Workspace) -> anyhow::Result<String> {
     let path = ws.token_path();
     if path.exists() {
@@ -124,7 +125,22 @@ pub fn token(ws: &Workspace) -> anyhow::Result<String> {
     let linked = written.and_then(|()| match std::fs::hard_link(&tmp, &path) {
         Ok(()) => Ok(true),
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(false),
-        Err(e) => Err(e).with_context(|| format!("cannot create {}", path.display())),
+        // A filesystem without hard links (some FUSE and SMB mounts):
+        // create the file in place, exclusively, as a last resort.
+        Err(_) => match std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&path)
+        {
+            Ok(mut f) => f
+                .write_all(t.as_bytes())
+                .and_then(|()| f.sync_all())
+                .map(|()| true)
+                .with_context(|| format!("cannot write {}", path.display())),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(false),
+            Err(e) => Err(e).with_context(|| format!("cannot create {}", path.display())),
+        },
     });
     let _ = std::fs::remove_file(&tmp);
     if linked? {
