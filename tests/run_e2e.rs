@@ -470,6 +470,10 @@ async fn a_signal_suspends_the_run(signal: i32) {
         Some(InterruptCause::OrcaShutdown)
     );
     assert!(st.task("queued").unwrap().attempts.is_empty());
+    assert!(ws.journal().iter().any(|e| matches!(
+        &e.event,
+        Event::DaemonStopped { reason, .. } if reason.contains("suspended")
+    )));
 
     let out = orca_cmd(&ws)
         .args(["run", "--resume", &run])
@@ -491,4 +495,40 @@ async fn sigterm_suspends_the_run() {
 #[tokio::test(flavor = "multi_thread")]
 async fn sighup_suspends_the_run() {
     a_signal_suspends_the_run(libc::SIGHUP).await;
+}
+
+/// A second signal while a suspension waits out a long grace kills the
+/// attempts at once (as a second Ctrl-C does), still exiting 6.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_second_signal_while_suspending_kills_at_once() {
+    use std::io::BufRead as _;
+    let ws = TestWs::new("[run]\ngrace_seconds = 30\n[journal]\nsync = \"never\"\n");
+    let (mut child, _f, run) = run_until_trapped(
+        &ws,
+        "[[tasks]]\nid = \"stubborn\"\ncommand = \"trap '' TERM; echo trapped > \\\"$ORCA_WORKSPACE/ready\\\"; while true; do sleep 0.05; done\"\n",
+    )
+    .await;
+    let signal = |c: &std::process::Child, sig| {
+        // SAFETY: signals our own child.
+        unsafe {
+            libc::kill(c.id() as i32, sig);
+        }
+    };
+    signal(&child, libc::SIGTERM);
+    // Once orca says it is suspending, the second signal is a second one.
+    let mut stderr = std::io::BufReader::new(child.stderr.take().unwrap());
+    let mut said = String::new();
+    while !said.contains("suspending run") {
+        let mut line = String::new();
+        assert!(stderr.read_line(&mut line).unwrap() > 0, "{said}");
+        said.push_str(&line);
+    }
+    let t0 = std::time::Instant::now();
+    signal(&child, libc::SIGTERM);
+    assert_eq!(child.wait().unwrap().code(), Some(6));
+    assert!(
+        t0.elapsed() < Duration::from_secs(10),
+        "did not wait out the 30 s grace"
+    );
+    assert_gone(&run, "the second signal killed the group");
 }

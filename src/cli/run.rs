@@ -188,6 +188,7 @@ async fn run_async(ws_flag: Option<&Path>, args: RunArgs) -> anyhow::Result<i32>
     for w in &served.orca.recovery_warnings {
         eprintln!("orca: journal recovery: {w}");
     }
+    let mut suspended_by = None;
     let result = drive(
         &served.orca,
         &ws,
@@ -195,9 +196,14 @@ async fn run_async(ws_flag: Option<&Path>, args: RunArgs) -> anyhow::Result<i32>
         args.resume.as_deref(),
         stale_after,
         args.json,
+        &mut suspended_by,
     )
     .await;
-    served.shutdown("the embedded run ended").await;
+    let reason = match suspended_by {
+        Some(sig) => format!("{sig}: the run was suspended"),
+        None => "the embedded run ended".to_string(),
+    };
+    served.shutdown(&reason).await;
     result
 }
 
@@ -296,6 +302,7 @@ async fn drive(
     resume: Option<&str>,
     stale_after: Option<Duration>,
     json: bool,
+    suspended_by: &mut Option<&'static str>,
 ) -> anyhow::Result<i32> {
     // Before anything starts: a Ctrl-C from here on stops the run (one
     // handler for the whole drive; a `ctrl_c()` future made per loop turn
@@ -368,7 +375,10 @@ async fn drive(
     let started = Instant::now();
     let mut last_draw: Option<Instant> = None;
     let mut interrupts = 0u32;
+    // Set once the run's attempts are all suspended after SIGTERM/SIGHUP.
+    let (suspended_tx, mut suspended) = tokio::sync::watch::channel(false);
     let end = loop {
+        let mut stop_signal = None;
         tokio::select! {
             batch = feed.recv() => match batch {
                 Ok(envs) => {
@@ -411,11 +421,14 @@ async fn drive(
                     anyhow::bail!("the journal stopped before run {run_id} ended");
                 }
             },
-            _ = sigterm.recv() => return Ok(suspending(&run_id, "SIGTERM", tty)),
-            _ = sighup.recv() => return Ok(suspending(&run_id, "SIGHUP", tty)),
+            _ = sigterm.recv() => stop_signal = Some("SIGTERM"),
+            _ = sighup.recv() => stop_signal = Some("SIGHUP"),
+            Ok(()) = suspended.changed(), if suspended_by.is_some() => return Ok(exit::SUSPENDED),
             _ = sigint.recv() => {
                 interrupts += 1;
-                if interrupts == 1 {
+                if suspended_by.is_some() {
+                    stop_signal = Some("SIGINT");
+                } else if interrupts == 1 {
                     if tty {
                         eprintln!();
                     }
@@ -431,6 +444,32 @@ async fn drive(
                     }
                     std::process::exit(exit::CANCELLED);
                 }
+            }
+        }
+        if let Some(sig) = stop_signal {
+            if suspended_by.is_none() {
+                // Suspend the run as `orca down` does; the loop goes on
+                // (following the journal, listening for signals) until its
+                // attempts are all suspended.
+                *suspended_by = Some(sig);
+                suspending(&run_id, sig, tty);
+                let tx = suspended_tx.clone();
+                let runs = runs.clone();
+                tokio::spawn(async move {
+                    let _ = runs.call(RunsMsg::Suspend, None).await;
+                    let _ = tx.send(true);
+                });
+            } else {
+                // Another signal while attempts take their grace: now.
+                let _ = writeln!(
+                    std::io::stderr(),
+                    "orca: {sig} while suspending: killing the run's attempts now; `orca run --resume {run_id}` carries the run on"
+                );
+                if let Some(st) = &state {
+                    kill_live_groups(st);
+                    kill_remote_groups(orca, st).await;
+                }
+                std::process::exit(exit::SUSPENDED);
             }
         }
     };
@@ -450,17 +489,15 @@ fn signal(kind: SignalKind, name: &str) -> anyhow::Result<Signal> {
     tokio::signal::unix::signal(kind).with_context(|| format!("cannot handle {name}"))
 }
 
-/// Says that the run is being suspended and how to carry it on; the exit
-/// code is [`exit::SUSPENDED`]. After a hangup stderr may be gone: a
-/// failed write is ignored, never a panic.
-fn suspending(run_id: &str, signal: &str, tty: bool) -> i32 {
+/// Says that the run is being suspended and how to carry it on. After a
+/// hangup stderr may be gone: a failed write is ignored, never a panic.
+fn suspending(run_id: &str, signal: &str, tty: bool) {
     let mut err = std::io::stderr();
     let _ = writeln!(
         err,
-        "{}orca: {signal}: suspending run {run_id} (attempts get their grace); `orca run --resume {run_id}` carries it on",
+        "{}orca: {signal}: suspending run {run_id} (attempts get their grace; a second signal kills them now); `orca run --resume {run_id}` carries it on",
         if tty { "\r\x1b[2K" } else { "" }
     );
-    exit::SUSPENDED
 }
 
 /// Second Ctrl-C, remote attempts: over the host's pooled connection, kill
