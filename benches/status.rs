@@ -1,6 +1,7 @@
 //! `orca status` against a daemon holding 10,000 finished tasks (the real
 //! binary; median and p99 over 50 calls), beside the same command reading
-//! the journal offline, and `GET /v1/fleet/runs/{id}` through reqwest.
+//! the journal offline (replayed, then from a fleet snapshot), and
+//! `GET /v1/fleet/runs/{id}` through reqwest.
 //!
 //! Run: `cargo bench --bench status` (`-- --quick` for 1,000 tasks).
 //! Target: median under 20 ms for the CLI against the daemon.
@@ -78,6 +79,21 @@ fn main() {
     println!(
         "  orca status <run>, offline (journal replay): median {:6.2} ms  p99 {:6.2} ms",
         offline.0, offline.1
+    );
+    // With a fleet snapshot at the last event (what `orca journal compact`
+    // writes first; a daemon writes one every snapshot_every events).
+    let compact = Command::new(env!("CARGO_BIN_EXE_orca"))
+        .arg("--workspace")
+        .arg(ws.root())
+        .args(["journal", "compact"])
+        .stdout(Stdio::null())
+        .status()
+        .expect("orca journal compact");
+    assert!(compact.success());
+    let snap = stats(time_cli(&ws, &["status", &run], calls));
+    println!(
+        "  orca status <run>, offline (fleet snapshot): median {:6.2} ms  p99 {:6.2} ms",
+        snap.0, snap.1
     );
 
     let mut daemon = Command::new(env!("CARGO_BIN_EXE_orca"))
