@@ -532,3 +532,46 @@ async fn a_second_signal_while_suspending_kills_at_once() {
     );
     assert_gone(&run, "the second signal killed the group");
 }
+
+/// A closing terminal sends SIGHUP more than once: a repeated SIGHUP does
+/// not cut the grace short; the attempt is suspended as usual (journaled as
+/// interrupted by orca), not killed.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_repeated_sighup_keeps_the_grace() {
+    use std::io::BufRead as _;
+    let ws = TestWs::new("[run]\ngrace_seconds = 1\n[journal]\nsync = \"never\"\n");
+    let (mut child, _f, run) = run_until_trapped(
+        &ws,
+        "[[tasks]]\nid = \"stubborn\"\ncommand = \"if [ \\\"$ORCA_ATTEMPT\\\" != 1 ]; then exit 0; fi; trap '' TERM; echo trapped > \\\"$ORCA_WORKSPACE/ready\\\"; while true; do sleep 0.05; done\"\n",
+    )
+    .await;
+    let hup = |c: &std::process::Child| {
+        // SAFETY: signals our own child.
+        unsafe {
+            libc::kill(c.id() as i32, libc::SIGHUP);
+        }
+    };
+    hup(&child);
+    let mut stderr = std::io::BufReader::new(child.stderr.take().unwrap());
+    let mut said = String::new();
+    while !said.contains("suspending run") {
+        let mut line = String::new();
+        assert!(stderr.read_line(&mut line).unwrap() > 0, "{said}");
+        said.push_str(&line);
+    }
+    hup(&child);
+    assert_eq!(child.wait().unwrap().code(), Some(6));
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut stderr, &mut rest).unwrap();
+    assert!(
+        !rest.contains("killing"),
+        "the second SIGHUP killed: {rest}"
+    );
+    assert_gone(&run, "the grace ended with SIGKILL to the group");
+    let st = ws.fold(&run);
+    assert_eq!(
+        st.task("stubborn").unwrap().attempts[0].interrupted,
+        Some(InterruptCause::OrcaShutdown),
+        "suspended through the grace, not killed by the second SIGHUP"
+    );
+}

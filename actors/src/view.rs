@@ -31,6 +31,11 @@ impl FleetView {
     /// v2: a manual verdict rewrites the receipt's summary.
     pub const SNAPSHOT: &'static str = "fleet-v2";
 
+    /// Older snapshot names whose encoding is the same as this version's
+    /// (only what the fold derives changed), so a compacted journal can
+    /// start from them. Review at every bump: a shape change empties it.
+    pub const SAME_SHAPE_AS: &'static [&'static str] = &["fleet"];
+
     /// Applies one event.
     pub fn apply_event(&mut self, seq: u64, at: Timestamp, event: &Event) {
         self.last_seq = self.last_seq.max(seq);
@@ -56,13 +61,16 @@ impl FleetView {
     /// [`FleetView::load`] from explicit directories.
     ///
     /// After `orca journal compact` the journal no longer starts at seq 1,
-    /// so a fold needs a snapshot. When no snapshot of this build's version
-    /// covers the journal's start (a new build on a compacted workspace),
-    /// the newest readable snapshot of an older version is the base
-    /// instead: what the fold derived up to it follows the older fold (a
-    /// warning says so), everything after follows this one, and the next
-    /// snapshot written is of this version. A snapshot written while this
-    /// read was under way is picked up by one more look.
+    /// so a fold needs a snapshot. A snapshot written while this read was
+    /// under way is picked up by one more look. When still no snapshot of
+    /// this build's version covers the journal's start (a new build on a
+    /// compacted workspace), the newest readable snapshot of an older
+    /// version *with the same shape* ([`FleetView::SAME_SHAPE_AS`]) is the
+    /// base instead: what the fold derived up to it follows the older fold
+    /// (a warning says so), everything after follows this one, and the next
+    /// snapshot written is of this version. Snapshots of other versions are
+    /// never decoded: bincode has no field names, so a different shape
+    /// could decode into wrong values without an error.
     pub fn load_from(
         journal_dir: &Path,
         snapshot_dir: &Path,
@@ -72,26 +80,24 @@ impl FleetView {
             return Ok(FleetView::default());
         }
         let mut looked_again = false;
-        loop {
-            let err = match load_projection::<FleetView>(journal_dir, snapshot_dir, Self::SNAPSHOT)
-            {
+        let err = loop {
+            match load_projection::<FleetView>(journal_dir, snapshot_dir, Self::SNAPSHOT) {
                 Ok((v, _, _)) => return Ok(v),
-                Err(e @ JournalError::Compacted { .. }) => e,
+                Err(e @ JournalError::Compacted { .. }) if looked_again => break e,
+                Err(JournalError::Compacted { .. }) => looked_again = true,
                 Err(e) => return Err(e),
-            };
-            let current = fleet_version(Self::SNAPSHOT).unwrap_or(0);
-            let mut older: Vec<(u32, String)> =
-                crate::journal::snapshot::list_snapshots(snapshot_dir)?
-                    .into_iter()
-                    .filter_map(|s| fleet_version(&s.name).map(|v| (v, s.name)))
-                    .filter(|(v, _)| *v < current)
-                    .collect();
-            older.sort();
-            older.dedup();
-            for (_, name) in older.iter().rev() {
-                if let Ok((v, seq, _)) =
-                    load_projection::<FleetView>(journal_dir, snapshot_dir, name)
-                {
+            }
+        };
+        let mut older: Vec<(u32, String)> = crate::journal::snapshot::list_snapshots(snapshot_dir)?
+            .into_iter()
+            .filter(|s| Self::SAME_SHAPE_AS.contains(&s.name.as_str()))
+            .filter_map(|s| fleet_version(&s.name).map(|v| (v, s.name)))
+            .collect();
+        older.sort();
+        older.dedup();
+        for (_, name) in older.iter().rev() {
+            match load_projection::<FleetView>(journal_dir, snapshot_dir, name) {
+                Ok((v, seq, _)) => {
                     tracing::warn!(
                         snapshot = %name,
                         "the journal is compacted and no {} snapshot covers its start: \
@@ -101,12 +107,12 @@ impl FleetView {
                     );
                     return Ok(v);
                 }
+                Err(e) => {
+                    tracing::warn!(snapshot = %name, error = %e, "cannot load an older fleet snapshot")
+                }
             }
-            if looked_again {
-                return Err(err);
-            }
-            looked_again = true;
         }
+        Err(err)
     }
 
     /// Writes a fleet snapshot of this view at its last seq, then removes

@@ -297,21 +297,26 @@ fn compact(ws: &Workspace, args: CompactArgs) -> anyhow::Result<i32> {
     };
     let dir = ws.journal_dir();
     // With the writer lock (no orca is writing), bring the fleet snapshot up
-    // to the last event first: every view folds from it, so then all but
-    // the kept segments may go. A running orca writes that snapshot itself
+    // to the last event first: every view folds from it. (Compaction keeps
+    // what the previous snapshot needs too, so a later compact, after the
+    // next snapshot, removes more.) A running orca writes that snapshot itself
     // every `snapshot_every` events; its events may not all be durable yet,
     // so then compaction uses what it wrote.
     let lock = if dir.is_dir() {
         match WriterLock::acquire(&dir) {
             Ok(lock) => {
                 // What a writer left may be written but not yet synced (it
-                // died, or ran with sync = "never"): make it durable before
-                // a snapshot depends on it.
-                if let Some(last) = journal::segment::list_segments(&dir)?.last() {
-                    std::fs::File::open(&last.path)
+                // died, or ran with sync = "never", which syncs neither
+                // segments nor the directory): make it durable before a
+                // snapshot depends on it.
+                for seg in journal::segment::list_segments(&dir)? {
+                    std::fs::File::open(&seg.path)
                         .and_then(|f| f.sync_data())
-                        .with_context(|| format!("cannot sync {}", last.path.display()))?;
+                        .with_context(|| format!("cannot sync {}", seg.path.display()))?;
                 }
+                std::fs::File::open(&dir)
+                    .and_then(|d| d.sync_all())
+                    .with_context(|| format!("cannot sync {}", dir.display()))?;
                 let view = FleetView::load(ws)?;
                 if view.last_seq > 0 {
                     view.write_snapshot(&ws.snapshot_dir())?;

@@ -459,6 +459,10 @@ async fn drive(
                     let _ = runs.call(RunsMsg::Suspend, None).await;
                     let _ = tx.send(true);
                 });
+            } else if sig == "SIGHUP" {
+                // A closing terminal sends SIGHUP more than once (the
+                // shell to its jobs, the kernel to the foreground group):
+                // no one asked to skip the grace.
             } else {
                 // Another signal while attempts take their grace: now.
                 let _ = writeln!(
@@ -473,8 +477,11 @@ async fn drive(
             }
         }
     };
+    // The run ended after all (maybe while suspending: then the journal
+    // says it ended, not that it was suspended).
+    *suspended_by = None;
     if tty {
-        eprint!("\r\x1b[2K");
+        let _ = write!(std::io::stderr(), "\r\x1b[2K");
     }
     print_final(&end, json)?;
     Ok(exit_code(end.status()))
@@ -556,12 +563,19 @@ fn terminal_width() -> usize {
         .unwrap_or(100)
 }
 
+/// Prints the run's final view. A closed stdout (the terminal went away,
+/// the reader of a pipe left) is an error, never a panic: orca run must
+/// still shut down cleanly.
 fn print_final(st: &RunState, json: bool) -> anyhow::Result<()> {
-    if json {
-        println!("{}", serde_json::to_string_pretty(&RunSummary::of(st))?);
+    let text = if json {
+        format!("{}\n", serde_json::to_string_pretty(&RunSummary::of(st))?)
     } else {
-        print!("{}", render::run::results(&RunSummary::of(st)));
-    }
+        render::run::results(&RunSummary::of(st))
+    };
+    let mut out = std::io::stdout().lock();
+    out.write_all(text.as_bytes())
+        .and_then(|()| out.flush())
+        .context("cannot print the run's results")?;
     Ok(())
 }
 

@@ -133,11 +133,14 @@ pub fn token(ws: &Workspace) -> anyhow::Result<String> {
             .mode(0o600)
             .open(&path)
         {
-            Ok(mut f) => f
-                .write_all(t.as_bytes())
-                .and_then(|()| f.sync_all())
-                .map(|()| true)
-                .with_context(|| format!("cannot write {}", path.display())),
+            Ok(mut f) => match f.write_all(t.as_bytes()).and_then(|()| f.sync_all()) {
+                Ok(()) => Ok(true),
+                Err(e) => {
+                    // Leave no partial token behind.
+                    let _ = std::fs::remove_file(&path);
+                    Err(e).with_context(|| format!("cannot write {}", path.display()))
+                }
+            },
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(false),
             Err(e) => Err(e).with_context(|| format!("cannot create {}", path.display())),
         },
@@ -166,8 +169,19 @@ pub fn read_token(path: &Path) -> anyhow::Result<String> {
             path.display()
         );
     }
-    let t =
-        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    // Where a token is created in place (no hard links), another orca may
+    // be between creating and writing it: a short file is looked at again
+    // for a moment before it counts as bad.
+    let mut tries = 0;
+    let t = loop {
+        let t = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read {}", path.display()))?;
+        if t.trim().len() >= 64 || tries >= 50 {
+            break t;
+        }
+        tries += 1;
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    };
     let t = t.trim().to_string();
     if t.len() != 64 || !t.bytes().all(|b| b.is_ascii_hexdigit()) {
         anyhow::bail!(

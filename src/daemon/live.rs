@@ -69,11 +69,11 @@ impl LiveView {
                         // Fell behind: reload from the files. Until that
                         // works the view must not apply later batches over
                         // the gap, so a failed reload is retried.
-                        let mut tries = 0u32;
+                        let mut wait = std::time::Duration::from_millis(100);
                         let fresh = loop {
                             let w = ws.clone();
                             match tokio::task::spawn_blocking(move || FleetView::load(&w)).await {
-                                Ok(Ok(fresh)) => break Some(fresh),
+                                Ok(Ok(fresh)) => break fresh,
                                 Ok(Err(e)) => {
                                     tracing::error!(error = %e, "the live view cannot reload the journal; retrying")
                                 }
@@ -81,15 +81,10 @@ impl LiveView {
                                     tracing::error!(error = %e, "the live view cannot reload the journal; retrying")
                                 }
                             }
-                            tries += 1;
-                            if tries >= 30 {
-                                break None;
-                            }
-                            tokio::time::sleep(std::time::Duration::from_secs(1)).await;
-                        };
-                        let Some(fresh) = fresh else {
-                            tracing::error!("the live view gave up reloading the journal; it stops following it (restart orca)");
-                            break;
+                            // Keep trying (up to every 30 s): giving up would
+                            // leave the daemon serving a frozen view.
+                            tokio::time::sleep(wait).await;
+                            wait = (wait * 2).min(std::time::Duration::from_secs(30));
                         };
                         let seq = fresh.last_seq;
                         if let Ok(mut v) = me.inner.write() {

@@ -80,9 +80,15 @@ pub async fn boot_with(
         Err(e) => return Err(e).context("cannot open the journal"),
     };
     let mut recovery_warnings = report.warnings.clone();
-    for p in orca_actors::journal::snapshot::discard_ahead(&ws.snapshot_dir(), report.last_seq)
-        .context("cannot check the snapshots against the journal")?
-    {
+    let discarded =
+        match orca_actors::journal::snapshot::discard_ahead(&ws.snapshot_dir(), report.last_seq) {
+            Ok(d) => d,
+            Err(e) => {
+                journal.stop().await;
+                return Err(e).context("cannot check the snapshots against the journal");
+            }
+        };
+    for p in discarded {
         recovery_warnings.push(format!(
             "removed snapshot {}: it is ahead of the journal",
             p.display()

@@ -143,11 +143,6 @@ impl HostAdapter for LocalHost {
             .find(|v| v.name == "PATH")
             .map(|v| v.value.expose().to_string())
             .unwrap_or_default();
-        let resolved = resolve_program(program, &path_var, Path::new(&launch.paths.cwd))
-            .ok_or_else(|| HostError::Spawn {
-                program: program.clone(),
-                reason: format!("not found in the worker's PATH ({path_var})"),
-            })?;
         // The task's working directory (its `workspace.root`) must not lead
         // out of the workspace through a symlink: validation checked the
         // path's text, this checks the filesystem as it is now, and the
@@ -175,6 +170,11 @@ impl HostAdapter for LocalHost {
                 })
             }
         };
+        let resolved =
+            resolve_program(program, &path_var, &cwd).ok_or_else(|| HostError::Spawn {
+                program: program.clone(),
+                reason: format!("not found in the worker's PATH ({path_var})"),
+            })?;
         let mut cmd = tokio::process::Command::new(&resolved);
         cmd.arg0(program);
         cmd.args(args)
