@@ -509,8 +509,9 @@ fn suspending(run_id: &str, signal: &str, tty: bool) {
 
 /// Second Ctrl-C, remote attempts: over the host's pooled connection, kill
 /// each live remote group that is still the attempt's (checked by its
-/// `ORCA_ATTEMPT_ID`), with no grace; at most 2 s for them all. A host that
-/// does not answer in time keeps its group; `orca run --resume` kills it.
+/// `ORCA_ATTEMPT_ID`), with no grace, hosts in parallel, at most
+/// [`REMOTE_KILL_LIMIT`] each. An attempt that could not be confirmed killed
+/// is named on stderr; `orca run --resume` kills it later.
 async fn kill_remote_groups(orca: &Orca, st: &RunState) {
     use orca_actors::host::{ProcHandle, RecordedProc};
     use orca_actors::model::AttemptRef;
@@ -538,10 +539,29 @@ async fn kill_remote_groups(orca: &Orca, st: &RunState) {
             },
             attempt_id: AttemptRef::new(&st.run, &t.id, a.n).to_string(),
         };
-        Some(async move { host.kill_orphan(&rec, 0).await })
+        Some(async move {
+            let r = tokio::time::timeout(REMOTE_KILL_LIMIT, host.kill_orphan(&rec, 0)).await;
+            (rec.attempt_id, host.name(), r)
+        })
     });
-    let _ = tokio::time::timeout(Duration::from_secs(2), futures::future::join_all(kills)).await;
+    // Say which could not be confirmed: the operator must know what may
+    // still run on a host.
+    for (attempt, host, r) in futures::future::join_all(kills).await {
+        let why = match r {
+            Ok(Ok(_)) => continue,
+            Ok(Err(e)) => e.to_string(),
+            Err(_) => format!("no answer within {}s", REMOTE_KILL_LIMIT.as_secs()),
+        };
+        let _ = writeln!(
+            std::io::stderr(),
+            "orca: could not kill attempt {attempt} on {host} ({why}); `orca run --resume {}` kills what is left",
+            st.run
+        );
+    }
 }
+
+/// How long the second Ctrl-C waits for each remote host to kill.
+const REMOTE_KILL_LIMIT: Duration = Duration::from_secs(5);
 
 fn draw(st: &RunState, elapsed: Duration) {
     let line = render::run::progress_line(
