@@ -616,6 +616,7 @@ async fn kill_9_mid_run_then_up_again_finishes_every_task_once() {
         ));
     }
     let run = d.submit(&spec).await;
+    let _reap = ReapRun(run.clone());
     for _ in 0..50 {
         wait_event(&mut f, |e| matches!(e, Event::TaskFinished { .. })).await;
     }
@@ -1013,6 +1014,7 @@ async fn down_sigterm_and_sighup_suspend_and_up_resumes() {
             "[[tasks]]\nid = \"hold\"\ncommand = 'while [ ! -e \"$ORCA_WORKSPACE/hold.go\" ]; do sleep 0.02; done'\n",
         )
         .await;
+    let _reap = ReapRun(run.clone());
     for (n, how) in [(1, "down"), (2, "SIGTERM"), (3, "SIGHUP")] {
         wait_seen(&ws, &mut f, |e| {
             matches!(e, Event::AttemptStarted { attempt, .. } if attempt.run == run && attempt.attempt == n)

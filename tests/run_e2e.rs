@@ -223,6 +223,7 @@ async fn sigkill_mid_run_then_resume_finishes_every_task_once() {
     child.kill().unwrap(); // SIGKILL
     child.wait().unwrap();
     let run = run.expect("run id");
+    let _reap = ReapRun(run.clone());
     let long_alive = procs_with_env(&format!("ORCA_RUN_ID={run}"));
     assert!(
         !long_alive.is_empty(),
@@ -334,6 +335,7 @@ async fn ctrl_c_once_stops_gracefully() {
         "[[tasks]]\nid = \"long\"\ncommand = \"trap 'echo got TERM; exit 0' TERM; echo trapped > \\\"$ORCA_WORKSPACE/ready\\\"; while true; do sleep 0.05; done\"\n[[tasks]]\nid = \"queued\"\ncommand = \"true\"\nmetadata = { priority = 9 }\n",
     )
     .await;
+    let _reap = ReapRun(run.clone());
     sigint(&child);
     let status = child.wait().unwrap();
     assert_eq!(status.code(), Some(4), "cancelled by the operator");
@@ -366,6 +368,7 @@ async fn ctrl_c_twice_kills_at_once() {
         "[[tasks]]\nid = \"stubborn\"\ncommand = \"trap '' TERM; echo trapped > \\\"$ORCA_WORKSPACE/ready\\\"; while true; do sleep 0.05; done\"\n",
     )
     .await;
+    let _reap = ReapRun(run.clone());
     sigint(&child);
     wait_event(&mut f, |e| matches!(e, Event::RunStopRequested { .. })).await;
     sigint(&child);
@@ -444,6 +447,7 @@ async fn a_signal_suspends_the_run(signal: i32) {
         "[[tasks]]\nid = \"long\"\ncommand = \"if [ \\\"$ORCA_ATTEMPT\\\" != 1 ]; then exit 0; fi; trap 'echo got TERM; exit 0' TERM; echo trapped > \\\"$ORCA_WORKSPACE/ready\\\"; while true; do sleep 0.05; done\"\n[[tasks]]\nid = \"queued\"\ncommand = \"true\"\nmetadata = { priority = 9 }\n",
     )
     .await;
+    let _reap = ReapRun(run.clone());
     // SAFETY: signals our own child.
     unsafe {
         libc::kill(child.id() as i32, signal);
@@ -508,6 +512,7 @@ async fn a_second_signal_while_suspending_kills_at_once() {
         "[[tasks]]\nid = \"stubborn\"\ncommand = \"trap '' TERM; echo trapped > \\\"$ORCA_WORKSPACE/ready\\\"; while true; do sleep 0.05; done\"\n",
     )
     .await;
+    let _reap = ReapRun(run.clone());
     let signal = |c: &std::process::Child, sig| {
         // SAFETY: signals our own child.
         unsafe {
@@ -545,6 +550,7 @@ async fn a_repeated_sighup_keeps_the_grace() {
         "[[tasks]]\nid = \"stubborn\"\ncommand = \"if [ \\\"$ORCA_ATTEMPT\\\" != 1 ]; then exit 0; fi; trap '' TERM; echo trapped > \\\"$ORCA_WORKSPACE/ready\\\"; while true; do sleep 0.05; done\"\n",
     )
     .await;
+    let _reap = ReapRun(run.clone());
     let hup = |c: &std::process::Child| {
         // SAFETY: signals our own child.
         unsafe {

@@ -790,6 +790,7 @@ async fn ctrl_c_twice_kills_the_remote_group_too() {
     );
     let started = wait_for(&mut f, |e| matches!(e, Event::AttemptStarted { .. })).await;
     let run = started.event.run_id().unwrap().to_string();
+    let _reap = ReapRun(run.clone());
     let pgid = started_pgid(&started);
     assert_eq!(wait_fifo(&ready).await, "trapped\n");
     let sigint = |c: &std::process::Child| {

@@ -173,6 +173,22 @@ pub fn procs_with_env(entry: &str) -> Vec<i32> {
         .collect()
 }
 
+/// Kills every process carrying the run's id (`ORCA_RUN_ID` in its
+/// environment) when dropped, so a test that fails half-way leaves no
+/// worker running (run ids are unique: nothing else is touched).
+pub struct ReapRun(pub String);
+
+impl Drop for ReapRun {
+    fn drop(&mut self) {
+        for s in orca_actors::host::procfs::with_env(&format!("ORCA_RUN_ID={}", self.0)) {
+            // SAFETY: plain kill(2) of a process started for this test's run.
+            unsafe {
+                libc::kill(s.pid, libc::SIGKILL);
+            }
+        }
+    }
+}
+
 /// Asserts no live process carries the run's id; names what is left.
 pub fn assert_gone(run: &str, why: &str) {
     let left: Vec<String> = orca_actors::host::procfs::with_env(&format!("ORCA_RUN_ID={run}"))
