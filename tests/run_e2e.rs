@@ -291,11 +291,42 @@ async fn sigkill_mid_run_then_resume_finishes_every_task_once() {
     }
 }
 
-fn sigint(child: &std::process::Child) {
+fn send(child: &std::process::Child, sig: i32) {
     // SAFETY: signals our own child.
     unsafe {
-        libc::kill(child.id() as i32, libc::SIGINT);
+        libc::kill(child.id() as i32, sig);
     }
+}
+
+fn sigint(child: &std::process::Child) {
+    send(child, libc::SIGINT);
+}
+
+/// Reads `child`'s stderr until it has said `needle` (a signal to wait on,
+/// not a sleep); returns the reader for the rest.
+fn stderr_until(
+    child: &mut std::process::Child,
+    needle: &str,
+) -> std::io::BufReader<std::process::ChildStderr> {
+    use std::io::BufRead as _;
+    let mut stderr = std::io::BufReader::new(child.stderr.take().unwrap());
+    let mut said = String::new();
+    while !said.contains(needle) {
+        let mut line = String::new();
+        assert!(stderr.read_line(&mut line).unwrap() > 0, "{said}");
+        said.push_str(&line);
+    }
+    stderr
+}
+
+/// Waits for `child` to exit with `code`, well before a 30 s grace.
+fn assert_exits_at_once(child: &mut std::process::Child, code: i32) {
+    let t0 = std::time::Instant::now();
+    assert_eq!(child.wait().unwrap().code(), Some(code));
+    assert!(
+        t0.elapsed() < Duration::from_secs(10),
+        "did not wait out the 30 s grace"
+    );
 }
 
 /// An `orca run --max-workers 1` of `spec`, once its first attempt wrote
@@ -372,13 +403,7 @@ async fn ctrl_c_twice_kills_at_once() {
     sigint(&child);
     wait_event(&mut f, |e| matches!(e, Event::RunStopRequested { .. })).await;
     sigint(&child);
-    let t0 = std::time::Instant::now();
-    let status = child.wait().unwrap();
-    assert_eq!(status.code(), Some(4));
-    assert!(
-        t0.elapsed() < Duration::from_secs(10),
-        "did not wait out the 30 s grace"
-    );
+    assert_exits_at_once(&mut child, 4);
     assert_gone(&run, "the group was killed");
 }
 
@@ -505,7 +530,6 @@ async fn sighup_suspends_the_run() {
 /// attempts at once (as a second Ctrl-C does), still exiting 6.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_second_signal_while_suspending_kills_at_once() {
-    use std::io::BufRead as _;
     let ws = TestWs::new("[run]\ngrace_seconds = 30\n[journal]\nsync = \"never\"\n");
     let (mut child, _f, run) = run_until_trapped(
         &ws,
@@ -513,28 +537,11 @@ async fn a_second_signal_while_suspending_kills_at_once() {
     )
     .await;
     let _reap = ReapRun(run.clone());
-    let signal = |c: &std::process::Child, sig| {
-        // SAFETY: signals our own child.
-        unsafe {
-            libc::kill(c.id() as i32, sig);
-        }
-    };
-    signal(&child, libc::SIGTERM);
+    send(&child, libc::SIGTERM);
     // Once orca says it is suspending, the second signal is a second one.
-    let mut stderr = std::io::BufReader::new(child.stderr.take().unwrap());
-    let mut said = String::new();
-    while !said.contains("suspending run") {
-        let mut line = String::new();
-        assert!(stderr.read_line(&mut line).unwrap() > 0, "{said}");
-        said.push_str(&line);
-    }
-    let t0 = std::time::Instant::now();
-    signal(&child, libc::SIGTERM);
-    assert_eq!(child.wait().unwrap().code(), Some(6));
-    assert!(
-        t0.elapsed() < Duration::from_secs(10),
-        "did not wait out the 30 s grace"
-    );
+    stderr_until(&mut child, "suspending run");
+    send(&child, libc::SIGTERM);
+    assert_exits_at_once(&mut child, 6);
     assert_gone(&run, "the second signal killed the group");
 }
 
@@ -543,7 +550,6 @@ async fn a_second_signal_while_suspending_kills_at_once() {
 /// interrupted by orca), not killed.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_repeated_sighup_keeps_the_grace() {
-    use std::io::BufRead as _;
     let ws = TestWs::new("[run]\ngrace_seconds = 1\n[journal]\nsync = \"never\"\n");
     let (mut child, _f, run) = run_until_trapped(
         &ws,
@@ -551,21 +557,9 @@ async fn a_repeated_sighup_keeps_the_grace() {
     )
     .await;
     let _reap = ReapRun(run.clone());
-    let hup = |c: &std::process::Child| {
-        // SAFETY: signals our own child.
-        unsafe {
-            libc::kill(c.id() as i32, libc::SIGHUP);
-        }
-    };
-    hup(&child);
-    let mut stderr = std::io::BufReader::new(child.stderr.take().unwrap());
-    let mut said = String::new();
-    while !said.contains("suspending run") {
-        let mut line = String::new();
-        assert!(stderr.read_line(&mut line).unwrap() > 0, "{said}");
-        said.push_str(&line);
-    }
-    hup(&child);
+    send(&child, libc::SIGHUP);
+    let mut stderr = stderr_until(&mut child, "suspending run");
+    send(&child, libc::SIGHUP);
     assert_eq!(child.wait().unwrap().code(), Some(6));
     let mut rest = String::new();
     std::io::Read::read_to_string(&mut stderr, &mut rest).unwrap();

@@ -434,6 +434,15 @@ pub struct Receipt {
     pub verdict: Option<VerdictRecord>,
 }
 
+/// A positive number of seconds as a `Duration`; `None` for zero, a
+/// negative number, NaN, or more than a `Duration` holds (input from a flag
+/// or a query string, never a panic).
+pub fn positive_seconds(secs: f64) -> Option<std::time::Duration> {
+    std::time::Duration::try_from_secs_f64(secs)
+        .ok()
+        .filter(|d| !d.is_zero())
+}
+
 /// Bounds a free-text summary to `max` bytes on a char boundary, marking the
 /// cut.
 pub fn bounded(text: &str, max: usize) -> String {

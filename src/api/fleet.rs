@@ -1,8 +1,6 @@
 //! The seed's `/v1/fleet/...` routes: runs, workers, receipts, submit,
 //! stop/pause/resume, interrupt/restart, manual verdicts.
 
-use std::time::Duration;
-
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::IntoResponse;
@@ -430,16 +428,11 @@ pub async fn submit(
         max_workers,
         stale_after: match q.stale_after {
             None => None,
-            Some(secs) => Some(
-                Duration::try_from_secs_f64(secs)
-                    .ok()
-                    .filter(|d| !d.is_zero())
-                    .ok_or_else(|| {
-                        ApiError::bad_request(format!(
-                            "stale_after: expected a positive number of seconds, got {secs}"
-                        ))
-                    })?,
-            ),
+            Some(secs) => Some(orca_actors::model::positive_seconds(secs).ok_or_else(|| {
+                ApiError::bad_request(format!(
+                    "stale_after: expected a positive number of seconds, got {secs}"
+                ))
+            })?),
         },
         surface: p.surface(&headers),
         parent,

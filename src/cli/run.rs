@@ -110,16 +110,11 @@ async fn run_async(ws_flag: Option<&Path>, args: RunArgs) -> anyhow::Result<i32>
     };
     let stale_after = match args.stale_after {
         None => None,
-        Some(s) => Some(
-            Duration::try_from_secs_f64(s)
-                .ok()
-                .filter(|d| !d.is_zero())
-                .ok_or_else(|| {
-                    exit::InvalidInput(format!(
-                        "--stale-after must be a positive number of seconds, got {s}"
-                    ))
-                })?,
-        ),
+        Some(s) => Some(orca_actors::model::positive_seconds(s).ok_or_else(|| {
+            exit::InvalidInput(format!(
+                "--stale-after must be a positive number of seconds, got {s}"
+            ))
+        })?),
     };
 
     // Check the spec before taking the workspace.
