@@ -14,7 +14,6 @@ use orca_actors::journal::{follow, Envelope, Event};
 use orca_actors::model::{AttemptResult, FailureClass, FailureSource, RunStatus, Surface};
 use orca_actors::run::state::RunState;
 use orca_actors::run::RunMsg;
-use orca_actors::runs::RunsMsg;
 use ractor::rpc::CallResult;
 use sshd::{Sshd, ACCEPTED_VAR};
 
@@ -209,21 +208,9 @@ async fn interrupt_kills_the_remote_process_group() {
     let started = wait_for(&mut follower, |e| matches!(e, Event::AttemptStarted { .. })).await;
     let pgid = started_pgid(&started);
     assert!(group_exists(pgid), "the remote group runs");
-    let actor = match tree
-        .runs()
+    let actor = orca_actors::runs::lookup(&tree.runs().await, &run)
         .await
-        .call(
-            |tx| RunsMsg::Lookup {
-                run: run.clone(),
-                reply: tx,
-            },
-            None,
-        )
-        .await
-    {
-        Ok(CallResult::Success(Some(a))) => a,
-        other => panic!("lookup: {other:?}"),
-    };
+        .expect("the run is running");
     let r = actor
         .call(
             |tx| RunMsg::Interrupt {

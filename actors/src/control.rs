@@ -114,18 +114,8 @@ pub async fn deliver(
     let run = crate::journal::event::run_of_path(path)
         .ok_or_else(|| ControlError::NotFound(path.to_string()))?
         .to_string();
-    let run_ref = match runs
-        .call(
-            |tx| RunsMsg::Lookup {
-                run: run.clone(),
-                reply: tx,
-            },
-            None,
-        )
-        .await
-    {
-        Ok(CallResult::Success(Some(r))) => r,
-        _ => return Err(ControlError::NotFound(path.to_string())),
+    let Some(run_ref) = crate::runs::lookup(runs, &run).await else {
+        return Err(ControlError::NotFound(path.to_string()));
     };
     match msg {
         ControlMessage::Interrupt | ControlMessage::Restart => {

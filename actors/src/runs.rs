@@ -516,6 +516,24 @@ impl RunsState {
     }
 }
 
+/// The supervisor of a running run, if `runs` knows it (`RunsMsg::Lookup`;
+/// `None` also when `runs` does not answer).
+pub async fn lookup(runs: &ActorRef<RunsMsg>, run: &str) -> Option<ActorRef<RunMsg>> {
+    match runs
+        .call(
+            |tx| RunsMsg::Lookup {
+                run: run.to_string(),
+                reply: tx,
+            },
+            None,
+        )
+        .await
+    {
+        Ok(ractor::rpc::CallResult::Success(found)) => found,
+        _ => None,
+    }
+}
+
 /// Folds one run: the fleet snapshot, if any, then the journal after it
 /// (so a run whose first events were compacted away still folds).
 pub fn fold_run(ws: &crate::workspace::Workspace, run: &str) -> Result<RunState, String> {

@@ -428,7 +428,7 @@ async fn drive(
                         eprintln!();
                     }
                     eprintln!("orca: stopping run {run_id}: attempts get their grace period; press Ctrl-C again to kill them now");
-                    if let Ok(CallResult::Success(Some(r))) = runs.call(|tx| RunsMsg::Lookup { run: run_id.clone(), reply: tx }, None).await {
+                    if let Some(r) = orca_actors::runs::lookup(&runs, &run_id).await {
                         let _ = r.cast(RunMsg::Stop { surface: Surface::Cli, reason: "Ctrl-C".into(), reply: None });
                     }
                 } else {
@@ -508,7 +508,6 @@ fn suspending(run_id: &str, signal: &str, tty: bool) {
 /// [`REMOTE_KILL_LIMIT`] each. An attempt that could not be confirmed killed
 /// is named on stderr; `orca run --resume` kills it later.
 async fn kill_remote_groups(orca: &Orca, st: &RunState) {
-    use orca_actors::host::{ProcHandle, RecordedProc};
     use orca_actors::model::AttemptRef;
     let remote: Vec<_> = st
         .tasks
@@ -526,14 +525,8 @@ async fn kill_remote_groups(orca: &Orca, st: &RunState) {
             .iter()
             .find(|w| Some(w.id.as_str()) == a.worker.as_deref())?;
         let host = orca.services.host_for(Some(worker));
-        let rec = RecordedProc {
-            proc: ProcHandle {
-                pid: a.pid.unwrap_or(0),
-                pgid: a.pgid.unwrap_or(0),
-                proc_start: a.proc_start,
-            },
-            attempt_id: AttemptRef::new(&st.run, &t.id, a.n).to_string(),
-        };
+        let rec =
+            orca_actors::run::state::recorded_proc(&AttemptRef::new(&st.run, &t.id, a.n), Some(a));
         Some(async move {
             let r = tokio::time::timeout(REMOTE_KILL_LIMIT, host.kill_orphan(&rec, 0)).await;
             (rec.attempt_id, host.name(), r)

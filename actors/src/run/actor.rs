@@ -12,7 +12,6 @@ use super::lease::{Inbox, Slot, Slots};
 use super::state::{status_from_results, AttemptPhase, RunState, TaskPhase};
 use super::RunMsg;
 use crate::attempt::{AttemptActor, AttemptArgs, AttemptEnd, AttemptMsg, StopCause};
-use crate::host::{ProcHandle, RecordedProc};
 use crate::journal::event::{Event, InterruptCause};
 use crate::journal::NewEvent;
 use crate::model::{
@@ -1046,11 +1045,7 @@ impl Sup {
     /// Kills an attempt's process group if it is still alive and ours.
     async fn kill_if_ours(&self, attempt: &AttemptRef, t: usize) {
         let a = self.state.tasks[t].attempt(attempt.attempt);
-        let proc = ProcHandle {
-            pid: a.and_then(|a| a.pid).unwrap_or(0),
-            pgid: a.and_then(|a| a.pgid).unwrap_or(0),
-            proc_start: a.map(|a| a.proc_start).unwrap_or(0),
-        };
+        let rec = super::state::recorded_proc(attempt, a);
         let slot = a
             .and_then(|a| a.worker.as_deref())
             .and_then(|w| self.slots.by_name(w));
@@ -1059,10 +1054,6 @@ impl Sup {
             _ => None,
         };
         let host = self.services.host_for(worker_spec);
-        let rec = RecordedProc {
-            proc,
-            attempt_id: attempt.to_string(),
-        };
         match host
             .kill_orphan(&rec, self.services.settings.grace.as_millis() as u64)
             .await

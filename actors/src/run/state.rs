@@ -40,6 +40,20 @@ pub enum AttemptPhase {
     Finished,
 }
 
+/// What orca recorded of attempt `attempt`'s process (`a`, if it got that
+/// far), to find it again later and check it is still the attempt's: its
+/// pid, group and start time, and its `ORCA_ATTEMPT_ID`.
+pub fn recorded_proc(attempt: &AttemptRef, a: Option<&AttemptState>) -> crate::host::RecordedProc {
+    crate::host::RecordedProc {
+        proc: crate::host::ProcHandle {
+            pid: a.and_then(|a| a.pid).unwrap_or(0),
+            pgid: a.and_then(|a| a.pgid).unwrap_or(0),
+            proc_start: a.map(|a| a.proc_start).unwrap_or(0),
+        },
+        attempt_id: attempt.to_string(),
+    }
+}
+
 /// One attempt of a task.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct AttemptState {
