@@ -54,11 +54,6 @@ impl FleetView {
     /// Loads the workspace's fleet: the newest valid fleet snapshot, then
     /// the events after it (the whole journal when there is none). Needs no
     /// lock; works while a writer appends.
-    pub fn load(ws: &Workspace) -> Result<FleetView, crate::journal::JournalError> {
-        Self::load_from(&ws.journal_dir(), &ws.snapshot_dir())
-    }
-
-    /// [`FleetView::load`] from explicit directories.
     ///
     /// After `orca journal compact` the journal no longer starts at seq 1,
     /// so a fold needs a snapshot. A snapshot written while this read was
@@ -71,11 +66,9 @@ impl FleetView {
     /// snapshot written is of this version. Snapshots of other versions are
     /// never decoded: bincode has no field names, so a different shape
     /// could decode into wrong values without an error.
-    pub fn load_from(
-        journal_dir: &Path,
-        snapshot_dir: &Path,
-    ) -> Result<FleetView, crate::journal::JournalError> {
+    pub fn load(ws: &Workspace) -> Result<FleetView, crate::journal::JournalError> {
         use crate::journal::{load_projection, JournalError};
+        let (journal_dir, snapshot_dir) = (&ws.journal_dir(), &ws.snapshot_dir());
         if !journal_dir.is_dir() {
             return Ok(FleetView::default());
         }

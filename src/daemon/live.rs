@@ -121,6 +121,9 @@ impl LiveView {
 
 /// When the live view writes fleet snapshots: after every `every` events
 /// applied, one at a time, in a blocking task on a copy of the view.
+/// (`journal::Snapshotter` counts the same way but owns its projection and
+/// writes inline; the live view shares its view with readers behind a lock
+/// and must not block the runtime on a multi-megabyte write.)
 struct Snapshots {
     dir: PathBuf,
     every: u64,

@@ -11,6 +11,7 @@
 //! cannot be rebuilt from the beginning after compaction: its fold fails
 //! with [`JournalError::Compacted`] rather than starting in the middle.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use serde::Serialize;
@@ -49,14 +50,12 @@ pub fn compact(
     // one just before this compaction, the events after that one are still
     // here. The lowest of those over every name bounds what may go; a name
     // with no valid snapshot keeps everything.
-    let mut covered: Option<u64> = None;
-    let mut valid: Vec<(String, u64)> = Vec::new();
-    let mut names: Vec<String> = Vec::new();
+    // Every name, with its valid snapshots' seqs, newest first (at most
+    // KEEP_SNAPSHOTS of them).
+    let mut valid: BTreeMap<String, Vec<u64>> = BTreeMap::new();
     for snap in list_snapshots(snapshot_dir)? {
-        if !names.contains(&snap.name) {
-            names.push(snap.name.clone());
-        }
-        if valid.iter().filter(|(n, _)| *n == snap.name).count() >= KEEP_SNAPSHOTS {
+        let seqs = valid.entry(snap.name.clone()).or_default();
+        if seqs.len() >= KEEP_SNAPSHOTS {
             continue;
         }
         if snap.last_seq > highest {
@@ -68,7 +67,7 @@ pub fn compact(
             continue;
         }
         match check_snapshot_file(&snap.path) {
-            Ok(seq) if seq == snap.last_seq => valid.push((snap.name.clone(), seq)),
+            Ok(seq) if seq == snap.last_seq => seqs.push(seq),
             Ok(seq) => report.warnings.push(format!(
                 "snapshot {} says seq {seq}, its name {}; ignored",
                 snap.path.display(),
@@ -80,17 +79,11 @@ pub fn compact(
             )),
         }
     }
-    for name in &names {
-        // Newest first, as listed: the last kept is the older one.
-        let seq = valid
-            .iter()
-            .filter(|(n, _)| n == name)
-            .map(|(_, s)| *s)
-            .next_back()
-            .unwrap_or(0);
-        covered = Some(covered.map_or(seq, |c| c.min(seq)));
-    }
-    report.covered_seq = covered.unwrap_or(0);
+    report.covered_seq = valid
+        .values()
+        .map(|seqs| seqs.last().copied().unwrap_or(0))
+        .min()
+        .unwrap_or(0);
 
     let segments = list_segments(journal_dir)?;
     let keep = (keep_segments as usize).max(1);
