@@ -213,11 +213,15 @@ async fn interrupt_kills_the_remote_process_group() {
         .expect("the run is running");
     let r = actor
         .call(
-            |tx| RunMsg::Interrupt {
-                task: "long".into(),
-                surface: Surface::Cli,
-                restart: false,
-                reply: Some(tx),
+            |tx| {
+                RunMsg::Request(
+                    orca_actors::run::RunRequest::Interrupt {
+                        task: "long".into(),
+                        surface: Surface::Cli,
+                        restart: false,
+                    },
+                    Some(tx),
+                )
             },
             None,
         )

@@ -311,9 +311,9 @@ metadata = { priority = 5 }
         .orca
         .services
         .registry
-        .get(&format!("/runs/{run}/scorer"))
+        .get(&orca_actors::path::ActorPath::scorer(&run))
         .expect("scorer registered");
-    scorer.cell.kill();
+    scorer.kill();
     std::fs::write(ws.path("go"), "").unwrap();
     let status = wait_end(&mut watch, &run, LIMIT).await;
     tree.shutdown().await;

@@ -1,18 +1,22 @@
 //! The control vocabulary: typed messages an operator (CLI, HTTP API) or an
-//! agent sends to a running actor by its path. One vocabulary for every
-//! surface; each delivery is journaled with the surface that asked.
+//! agent sends to a running actor by its path. One vocabulary and one
+//! delivery path for every surface; each delivery is journaled with the
+//! surface that asked.
 //!
 //! | actor kind | messages it accepts |
 //! |---|---|
 //! | `attempt` (`/runs/<run>/attempts/<task>:<n>`) | `interrupt`, `restart` |
 //! | `run` (`/runs/<run>`) | `stop {reason?}`, `pause`, `resume` |
-//! | `runs`, `root`, `journal`, `scorer` | none |
+//! | `runs`, `root`, `journal`, `scorer`, … | none |
+
+use std::time::Duration;
 
 use ractor::rpc::CallResult;
 use serde::{Deserialize, Serialize};
 
-use crate::model::{NodeKind, Surface};
-use crate::run::RunMsg;
+use crate::model::{AttemptRef, NodeKind, Surface};
+use crate::path::ActorPath;
+use crate::run::{Answer, RunError, RunMsg, RunRequest};
 use crate::runs::RunsMsg;
 use crate::services::Registry;
 
@@ -35,163 +39,225 @@ pub enum ControlMessage {
     Resume,
 }
 
-impl ControlMessage {
-    pub fn name(&self) -> &'static str {
+/// The name of a control message, without its arguments.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ControlKind {
+    Interrupt,
+    Restart,
+    Stop,
+    Pause,
+    Resume,
+}
+
+impl ControlKind {
+    /// Every message, in the order help texts list them.
+    pub const ALL: [ControlKind; 5] = [
+        ControlKind::Interrupt,
+        ControlKind::Restart,
+        ControlKind::Stop,
+        ControlKind::Pause,
+        ControlKind::Resume,
+    ];
+
+    pub fn name(self) -> &'static str {
         match self {
-            ControlMessage::Interrupt => "interrupt",
-            ControlMessage::Restart => "restart",
-            ControlMessage::Stop { .. } => "stop",
-            ControlMessage::Pause => "pause",
-            ControlMessage::Resume => "resume",
+            ControlKind::Interrupt => "interrupt",
+            ControlKind::Restart => "restart",
+            ControlKind::Stop => "stop",
+            ControlKind::Pause => "pause",
+            ControlKind::Resume => "resume",
         }
     }
 
+    /// The messages an actor kind accepts.
+    pub fn accepted_by(kind: NodeKind) -> &'static [ControlKind] {
+        match kind {
+            NodeKind::Attempt => &[ControlKind::Interrupt, ControlKind::Restart],
+            NodeKind::Run => &[ControlKind::Stop, ControlKind::Pause, ControlKind::Resume],
+            NodeKind::Root
+            | NodeKind::Journal
+            | NodeKind::AlertRouter
+            | NodeKind::Agents
+            | NodeKind::Agent
+            | NodeKind::Runs
+            | NodeKind::Scorer => &[],
+        }
+    }
+
+    /// Every message name (for help and errors).
+    pub fn names() -> Vec<&'static str> {
+        Self::ALL.iter().map(|k| k.name()).collect()
+    }
+}
+
+impl std::fmt::Display for ControlKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl ControlMessage {
+    pub fn kind(&self) -> ControlKind {
+        match self {
+            ControlMessage::Interrupt => ControlKind::Interrupt,
+            ControlMessage::Restart => ControlKind::Restart,
+            ControlMessage::Stop { .. } => ControlKind::Stop,
+            ControlMessage::Pause => ControlKind::Pause,
+            ControlMessage::Resume => ControlKind::Resume,
+        }
+    }
+
+    pub fn name(&self) -> &'static str {
+        self.kind().name()
+    }
+
     /// From a name and `key=value` arguments (the CLI's `orca send`).
-    pub fn parse(name: &str, args: &[(String, String)]) -> Result<Self, String> {
+    pub fn parse(name: &str, args: &[(String, String)]) -> Result<Self, ControlError> {
         let mut obj = serde_json::Map::new();
         obj.insert("type".into(), serde_json::Value::String(name.to_string()));
         for (k, v) in args {
             obj.insert(k.clone(), serde_json::Value::String(v.clone()));
         }
-        serde_json::from_value(serde_json::Value::Object(obj))
-            .map_err(|e| format!("not a control message ({e}); messages: {}", ALL.join(", ")))
+        Self::from_json(serde_json::Value::Object(obj))
     }
-}
 
-/// Every message name.
-pub const ALL: &[&str] = &["interrupt", "restart", "stop", "pause", "resume"];
-
-/// The messages an actor kind accepts.
-pub fn accepted(kind: NodeKind) -> &'static [&'static str] {
-    match kind {
-        NodeKind::Attempt => &["interrupt", "restart"],
-        NodeKind::Run => &["stop", "pause", "resume"],
-        NodeKind::Root
-        | NodeKind::Journal
-        | NodeKind::AlertRouter
-        | NodeKind::Agents
-        | NodeKind::Agent
-        | NodeKind::Runs
-        | NodeKind::Scorer => &[],
+    /// From JSON: a bare name (`"interrupt"`) or an object with `type`.
+    pub fn from_json(v: serde_json::Value) -> Result<Self, ControlError> {
+        let v = match v {
+            serde_json::Value::String(name) => serde_json::json!({ "type": name }),
+            other => other,
+        };
+        let name = v
+            .get("type")
+            .and_then(|t| t.as_str())
+            .unwrap_or_default()
+            .to_string();
+        serde_json::from_value(v).map_err(|e| ControlError::Unknown {
+            message: name,
+            reason: e.to_string(),
+        })
     }
 }
 
 /// Why a message was not delivered.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum ControlError {
+    #[error("{0:?} is not an actor path")]
+    BadPath(String),
     #[error("no running actor at {0}")]
-    NotFound(String),
-    #[error("{path} ({kind}) does not accept `{message}`; it accepts: {}", if .accepted.is_empty() { "nothing".to_string() } else { .accepted.join(", ") })]
+    NotFound(ActorPath),
+    #[error("not a control message ({reason}); messages: {}", ControlKind::names().join(", "))]
+    Unknown { message: String, reason: String },
+    #[error("{path} ({}) does not accept `{message}`; it accepts: {}", .path.kind(), if .accepted.is_empty() { "nothing".to_string() } else { .accepted.iter().map(|k| k.name()).collect::<Vec<_>>().join(", ") })]
     NotAccepted {
-        path: String,
-        kind: NodeKind,
-        message: String,
-        accepted: Vec<String>,
+        path: ActorPath,
+        message: ControlKind,
+        accepted: Vec<ControlKind>,
     },
-    #[error("{0}")]
-    Failed(String),
+    #[error(transparent)]
+    Refused(#[from] RunError),
+    #[error("{0} did not answer")]
+    NoAnswer(ActorPath),
 }
 
-/// Delivers `msg` to the actor at `path`; answers what it did.
+/// What a delivered message did.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Delivered {
+    /// One line for people (`interrupting r-1:lint:2`).
+    pub result: String,
+    pub path: ActorPath,
+    /// The attempt an interrupt or restart went to.
+    pub attempt: Option<AttemptRef>,
+}
+
+/// How long a control message may take to be journaled.
+const ANSWER_LIMIT: Duration = Duration::from_secs(30);
+
+/// Delivers `msg` to the actor at `path`; answers what it did once it is
+/// journaled.
 pub async fn deliver(
     registry: &Registry,
     runs: &ractor::ActorRef<RunsMsg>,
-    path: &str,
+    path: &ActorPath,
     msg: &ControlMessage,
     surface: Surface,
-) -> Result<String, ControlError> {
-    let entry = registry
-        .get(path)
-        .ok_or_else(|| ControlError::NotFound(path.to_string()))?;
-    if !accepted(entry.kind).contains(&msg.name()) {
+) -> Result<Delivered, ControlError> {
+    if registry.get(path).is_none() {
+        return Err(ControlError::NotFound(path.clone()));
+    }
+    let accepted = ControlKind::accepted_by(path.kind());
+    if !accepted.contains(&msg.kind()) {
         return Err(ControlError::NotAccepted {
-            path: path.to_string(),
-            kind: entry.kind,
-            message: msg.name().to_string(),
-            accepted: accepted(entry.kind).iter().map(|s| s.to_string()).collect(),
+            path: path.clone(),
+            message: msg.kind(),
+            accepted: accepted.to_vec(),
         });
     }
-    let run = crate::journal::event::run_of_path(path)
-        .ok_or_else(|| ControlError::NotFound(path.to_string()))?
+    let run = path
+        .run_id()
+        .ok_or_else(|| ControlError::NotFound(path.clone()))?
         .to_string();
     let Some(run_ref) = crate::runs::lookup(runs, &run).await else {
-        return Err(ControlError::NotFound(path.to_string()));
+        return Err(ControlError::NotFound(path.clone()));
     };
-    match msg {
-        ControlMessage::Interrupt | ControlMessage::Restart => {
-            let (task, n) = crate::run::state::attempt_of_path(path)
-                .ok_or_else(|| ControlError::NotFound(path.to_string()))?;
-            let restart = *msg == ControlMessage::Restart;
-            let task = task.to_string();
-            match run_ref
-                .call(
-                    |tx| RunMsg::Interrupt {
-                        task: task.clone(),
-                        surface,
-                        restart,
-                        reply: Some(tx),
-                    },
-                    None,
-                )
-                .await
-            {
-                Ok(CallResult::Success(Ok(attempt))) if attempt.ends_with(&format!(":{n}")) => {
-                    Ok(format!(
-                        "{} {attempt}",
-                        if restart {
-                            "restarting"
-                        } else {
-                            "interrupting"
-                        }
-                    ))
-                }
-                Ok(CallResult::Success(Ok(attempt))) => Ok(format!(
-                    "{} {attempt} (the task's current attempt)",
-                    if restart {
-                        "restarting"
-                    } else {
-                        "interrupting"
-                    }
-                )),
-                Ok(CallResult::Success(Err(e))) => Err(ControlError::Failed(e)),
-                _ => Err(ControlError::NotFound(path.to_string())),
+    let req = match (msg, path) {
+        (ControlMessage::Interrupt | ControlMessage::Restart, ActorPath::Attempt(a)) => {
+            RunRequest::Interrupt {
+                task: a.task.clone(),
+                surface,
+                restart: *msg == ControlMessage::Restart,
             }
         }
-        ControlMessage::Stop { reason } => {
-            let reason = reason
+        (ControlMessage::Stop { reason }, _) => RunRequest::Stop {
+            surface,
+            reason: reason
                 .clone()
-                .unwrap_or_else(|| format!("stopped from the {surface}"));
-            call_unit(&run_ref, |tx| RunMsg::Stop {
-                surface,
-                reason,
-                reply: Some(tx),
+                .unwrap_or_else(|| format!("stopped from the {surface}")),
+        },
+        (ControlMessage::Pause, _) => RunRequest::Pause { surface },
+        (ControlMessage::Resume, _) => RunRequest::Resume { surface },
+        (ControlMessage::Interrupt | ControlMessage::Restart, _) => {
+            return Err(ControlError::NotAccepted {
+                path: path.clone(),
+                message: msg.kind(),
+                accepted: accepted.to_vec(),
             })
-            .await
-            .map(|_| format!("stopping run {run}"))
         }
-        ControlMessage::Pause => call_unit(&run_ref, |tx| RunMsg::Pause {
-            surface,
-            reply: Some(tx),
-        })
+    };
+    let answer = match run_ref
+        .call(|tx| RunMsg::Request(req, Some(tx)), Some(ANSWER_LIMIT))
         .await
-        .map(|_| format!("paused run {run}")),
-        ControlMessage::Resume => call_unit(&run_ref, |tx| RunMsg::Resume {
-            surface,
-            reply: Some(tx),
-        })
-        .await
-        .map(|_| format!("resumed run {run}")),
-    }
-}
-
-async fn call_unit(
-    r: &ractor::ActorRef<RunMsg>,
-    f: impl FnOnce(ractor::RpcReplyPort<()>) -> RunMsg,
-) -> Result<(), ControlError> {
-    match r.call(f, None).await {
-        Ok(CallResult::Success(())) => Ok(()),
-        _ => Err(ControlError::Failed("the run did not answer".into())),
-    }
+    {
+        Ok(CallResult::Success(r)) => r?,
+        _ => return Err(ControlError::NoAnswer(path.clone())),
+    };
+    let result = match (msg, &answer) {
+        (ControlMessage::Interrupt | ControlMessage::Restart, Answer::Attempt(a)) => {
+            let verb = if *msg == ControlMessage::Restart {
+                "restarting"
+            } else {
+                "interrupting"
+            };
+            if ActorPath::Attempt(a.clone()) == *path {
+                format!("{verb} {a}")
+            } else {
+                format!("{verb} {a} (the task's current attempt)")
+            }
+        }
+        (ControlMessage::Stop { .. }, _) => format!("stopping run {run}"),
+        (ControlMessage::Pause, _) => format!("paused run {run}"),
+        (ControlMessage::Resume, _) => format!("resumed run {run}"),
+        (ControlMessage::Interrupt | ControlMessage::Restart, _) => format!("{msg:?} {path}"),
+    };
+    Ok(Delivered {
+        result,
+        path: path.clone(),
+        attempt: match answer {
+            Answer::Attempt(a) => Some(a),
+            Answer::Done | Answer::Verdict(_) => None,
+        },
+    })
 }
 
 #[cfg(test)]
@@ -210,16 +276,28 @@ mod tests {
                 reason: Some("done".into())
             }
         );
-        assert!(ControlMessage::parse("explode", &[])
-            .unwrap_err()
-            .contains("interrupt, restart"));
+        let err = ControlMessage::parse("explode", &[]).unwrap_err();
+        assert!(err.to_string().contains("interrupt, restart"), "{err}");
         let v: ControlMessage = serde_json::from_str(r#"{"type":"pause"}"#).unwrap();
         assert_eq!(v, ControlMessage::Pause);
+        assert_eq!(
+            ControlMessage::from_json(serde_json::json!("resume")).unwrap(),
+            ControlMessage::Resume
+        );
     }
 
     #[test]
-    fn kinds_accept_their_messages() {
-        assert_eq!(accepted(NodeKind::Attempt), ["interrupt", "restart"]);
-        assert!(accepted(NodeKind::Scorer).is_empty());
+    fn kinds_accept_their_messages_and_names_come_from_the_enum() {
+        assert_eq!(
+            ControlKind::accepted_by(NodeKind::Attempt),
+            [ControlKind::Interrupt, ControlKind::Restart]
+        );
+        assert!(ControlKind::accepted_by(NodeKind::Scorer).is_empty());
+        for k in ControlKind::ALL {
+            let json = serde_json::to_string(&k).unwrap();
+            assert_eq!(json, format!("\"{}\"", k.name()));
+            let m = ControlMessage::parse(k.name(), &[]).unwrap();
+            assert_eq!(m.kind(), k);
+        }
     }
 }

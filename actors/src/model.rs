@@ -338,40 +338,14 @@ impl AttemptRef {
     }
 
     /// The attempt actor's path: `/runs/<run>/attempts/<task>:<n>`.
-    pub fn actor_path(&self) -> String {
-        format!("/runs/{}/attempts/{}:{}", self.run, self.task, self.attempt)
+    pub fn actor_path(&self) -> crate::path::ActorPath {
+        crate::path::ActorPath::Attempt(self.clone())
     }
 }
 
 impl fmt::Display for AttemptRef {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}:{}:{}", self.run, self.task, self.attempt)
-    }
-}
-
-/// Actor path helpers (orca keeps its own path → actor map; ractor's
-/// registry is global and flat).
-pub mod paths {
-    pub const ROOT: &str = "/";
-    pub const JOURNAL: &str = "/journal";
-    pub const ALERT_ROUTER: &str = "/alert-router";
-    pub const AGENTS: &str = "/agents";
-    pub const RUNS: &str = "/runs";
-
-    pub fn run(run: &str) -> String {
-        format!("/runs/{run}")
-    }
-
-    pub fn scorer(run: &str) -> String {
-        format!("/runs/{run}/scorer")
-    }
-
-    pub fn attempt(run: &str, task: &str, attempt: u32) -> String {
-        format!("/runs/{run}/attempts/{task}:{attempt}")
-    }
-
-    pub fn agent(id: &str) -> String {
-        format!("/agents/{id}")
     }
 }
 

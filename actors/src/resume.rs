@@ -21,13 +21,24 @@ pub async fn resume_unfinished(services: &Services, runs: &ActorRef<RunsMsg>) ->
         }
     };
     let mut resumed = Vec::new();
-    for state in view.runs.into_values().filter(|r| r.ended_as.is_none()) {
+    let limits: Vec<u32> = view
+        .runs
+        .values()
+        .map(|r| crate::view::spawn_limit(&view, r))
+        .collect();
+    for (state, limit) in view
+        .runs
+        .into_values()
+        .zip(limits)
+        .filter(|(r, _)| r.ended_as.is_none())
+    {
         let run = state.run.clone();
         match runs
             .call(
                 |tx| RunsMsg::Resume {
                     state: Box::new(state),
                     stale_after: None,
+                    limit,
                     reply: Some(tx),
                 },
                 None,

@@ -1,37 +1,43 @@
-//! `orca` (`/`): the root supervisor, one_for_one over the journal writer
-//! and `runs` (the alert router and `agents` join it as they land).
+//! `orca` (`/`): the root supervisor, one_for_one, 3 restarts in 5 s.
 //!
-//! `runs` failing is orca's own bug: the root restarts it (3 in 5 s) and
-//! resumes the runs that had not ended; past that intensity the root stops
-//! and the process reports the failure. The journal writer failing (an
-//! `fdatasync` error) makes orca *degraded*: appends are refused, so runs
-//! stop, and every surface shows why.
+//! Its children are the rows of [`Root::children`]: the journal writer
+//! (adopted: it is opened before the tree) and `runs`; the alert router and
+//! `agents` join as one row each. A child's end goes through the
+//! [`ChildTable`]: decide, journal, then act.
+//!
+//! - `runs` failing is orca's own bug: its row restarts it (journaled
+//!   `ChildFailed` + `ChildRestarted`) and resumes the runs that had not
+//!   ended; past the intensity the root gives up and the process reports
+//!   the failure.
+//! - The journal writer failing (an `fdatasync` error) makes orca
+//!   *degraded*: appends are refused, so runs stop, and every surface shows
+//!   why. A supervision decision that cannot be journaled is never acted on
+//!   and degrades orca the same way.
 //!
 //! # Messages ([`RootMsg`])
 //!
 //! | variant | what it does | reply | journals |
 //! |---|---|---|---|
-//! | `Runs(reply)` | the `runs` supervisor | `ActorRef<RunsMsg>` | — |
+//! | `Runs(reply)` | the `runs` supervisor | `Option<ActorRef<RunsMsg>>` (none while it restarts) | — |
 //! | `Health(reply)` | ok, or degraded with the reason | [`Health`] | — |
-//! | `Shutdown(reply)` | suspend every run (attempts interrupted by orca, resumed by the next start), then stop | `()` | — (attempts journal their interruption) |
+//! | `Shutdown(reply)` | suspend every run (attempts interrupted by orca, resumed by the next start), then stop | `()` | — (attempts' ends and their restarts are journaled by their runs) |
 
-use std::time::Duration;
+use std::sync::Arc;
 
-use ractor::{Actor, ActorId, ActorProcessingErr, ActorRef, RpcReplyPort, SupervisionEvent};
+use ractor::{Actor, ActorCell, ActorProcessingErr, ActorRef, RpcReplyPort, SupervisionEvent};
 
 use crate::journal::JournalHealth;
-use crate::model::{paths, NodeKind, Timestamp};
+use crate::path::ActorPath;
 use crate::runs::{Runs, RunsMsg};
 use crate::services::Services;
-use crate::supervision::{
-    decide, ChildExit, ChildPolicy, Decision, RestartWindow, SupervisorPolicy,
-};
+use crate::supervision::{ChildSpec, ChildTable, Outcome, SupervisorPolicy};
 
 /// Whether orca can work.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Health {
     Ok,
-    /// The journal refuses appends (a failed sync); nothing new can start.
+    /// The journal refuses appends (a failed sync), or a supervision
+    /// decision could not be journaled; nothing new can start.
     Degraded {
         reason: String,
     },
@@ -40,7 +46,7 @@ pub enum Health {
 /// Messages of the root (see the table above).
 #[derive(Debug)]
 pub enum RootMsg {
-    Runs(RpcReplyPort<ActorRef<RunsMsg>>),
+    Runs(RpcReplyPort<Option<ActorRef<RunsMsg>>>),
     Health(RpcReplyPort<Health>),
     Shutdown(RpcReplyPort<()>),
 }
@@ -49,12 +55,35 @@ pub enum RootMsg {
 #[derive(Debug, Default)]
 pub struct Root;
 
+impl Root {
+    /// The root's permanent children, in start order: one row each.
+    pub fn children(services: &Services) -> Vec<ChildSpec> {
+        let s = services.clone();
+        vec![
+            ChildSpec::adopted(ActorPath::Journal),
+            ChildSpec::permanent(
+                ActorPath::Runs,
+                Arc::new(move |sup: ActorCell, restarts: u32| {
+                    let s = s.clone();
+                    let fut: futures::future::BoxFuture<'static, _> = Box::pin(async move {
+                        let (runs, _) = Actor::spawn_linked(None, Runs, s.clone(), sup).await?;
+                        if restarts > 0 {
+                            // The runs it supervised went with it.
+                            crate::resume::resume_unfinished(&s, &runs).await;
+                        }
+                        Ok(runs.get_cell())
+                    });
+                    fut
+                }),
+            ),
+        ]
+    }
+}
+
 /// Its state.
 pub struct RootState {
     services: Services,
-    runs: ActorRef<RunsMsg>,
-    journal: ActorId,
-    window: RestartWindow,
+    children: ChildTable,
     degraded: Option<String>,
 }
 
@@ -69,17 +98,22 @@ impl Actor for Root {
         services: Services,
     ) -> Result<RootState, ActorProcessingErr> {
         let reg = &services.registry;
-        reg.register(paths::ROOT, NodeKind::Root, myself.get_cell());
+        reg.register(ActorPath::Root, myself.get_cell());
         let journal = services.journal.actor();
         journal.link(myself.get_cell());
-        reg.register(paths::JOURNAL, NodeKind::Journal, journal.clone());
-        let (runs, _) =
-            Actor::spawn_linked(None, Runs, services.clone(), myself.get_cell()).await?;
+        reg.register(ActorPath::Journal, journal.clone());
+        let mut children = ChildTable::new(ActorPath::Root, SupervisorPolicy::internal());
+        for row in Root::children(&services) {
+            if row.starter.is_none() {
+                let cell = (row.path == ActorPath::Journal).then(|| journal.clone());
+                children.insert(row, cell);
+            } else {
+                children.start(row, myself.get_cell()).await?;
+            }
+        }
         Ok(RootState {
-            journal: journal.get_id(),
             services,
-            runs,
-            window: RestartWindow::default(),
+            children,
             degraded: None,
         })
     }
@@ -92,17 +126,29 @@ impl Actor for Root {
     ) -> Result<(), ActorProcessingErr> {
         match msg {
             RootMsg::Runs(reply) => {
-                let _ = reply.send(s.runs.clone());
+                let _ = reply.send(
+                    s.children
+                        .cell(&ActorPath::Runs)
+                        .cloned()
+                        .map(ActorRef::from),
+                );
             }
             RootMsg::Health(reply) => {
                 let _ = reply.send(s.health());
             }
             RootMsg::Shutdown(reply) => {
-                let runs = s.runs.clone();
+                s.children.stop_restarting();
+                let runs: Option<ActorRef<RunsMsg>> = s
+                    .children
+                    .cell(&ActorPath::Runs)
+                    .cloned()
+                    .map(ActorRef::from);
                 let journal = s.services.journal.clone();
                 let me = myself.clone();
                 tokio::spawn(async move {
-                    let _ = runs.call(RunsMsg::Suspend, None).await;
+                    if let Some(runs) = runs {
+                        let _ = runs.call(RunsMsg::Suspend, None).await;
+                    }
                     journal.actor().unlink(me.get_cell());
                     journal.stop().await;
                     me.stop(Some("shutdown".into()));
@@ -119,60 +165,32 @@ impl Actor for Root {
         evt: SupervisionEvent,
         s: &mut RootState,
     ) -> Result<(), ActorProcessingErr> {
-        let (cell, reason) = match &evt {
-            SupervisionEvent::ActorFailed(cell, err) => (cell.clone(), Some(err.to_string())),
-            SupervisionEvent::ActorTerminated(cell, _, why) => (cell.clone(), why.clone()),
-            SupervisionEvent::ActorStarted(_) | SupervisionEvent::ProcessGroupChanged(_) => {
-                return Ok(())
-            }
-        };
-        if cell.get_id() == s.journal {
-            if s.degraded.is_none() && s.services.journal.health() != JournalHealth::Ok {
-                let why = match s.services.journal.health() {
-                    JournalHealth::Failed(r) => r,
-                    _ => reason.unwrap_or_else(|| "the journal writer stopped".into()),
-                };
-                tracing::error!(reason = %why, "orca is degraded: the journal refuses appends");
-                s.degraded = Some(why);
-            }
-            return Ok(());
-        }
-        if cell.get_id() == s.runs.get_id() {
-            let Some(reason) = (match evt {
-                SupervisionEvent::ActorFailed(..) => reason,
-                _ => None,
-            }) else {
-                return Ok(());
-            };
-            let now = Timestamp::now();
-            let policy = SupervisorPolicy::internal();
-            match decide(
-                &policy,
-                &s.window,
-                now,
-                &ChildPolicy::internal(),
-                1,
-                ChildExit::Failed(crate::model::FailureClass::Transient),
-                0.0,
-            ) {
-                Decision::Restart { .. } => {
-                    s.window.record(now, policy.intensity.within_ms);
-                    tracing::error!(%reason, "`runs` failed: restarting it and resuming its runs");
-                    cell.stop_children_and_wait(
-                        Some("runs failed".into()),
-                        Some(Duration::from_secs(30)),
-                    )
-                    .await;
-                    let (runs, _) =
-                        Actor::spawn_linked(None, Runs, s.services.clone(), myself.get_cell())
-                            .await?;
-                    crate::resume::resume_unfinished(&s.services, &runs).await;
-                    s.runs = runs;
-                }
-                Decision::Escalate { .. } | Decision::Finish { .. } => {
-                    return Err(format!("`runs` kept failing: {reason}").into());
+        let journal = s.services.journal.clone();
+        match s
+            .children
+            .handle(evt, &journal, &myself.get_cell(), |_| Vec::new())
+            .await
+        {
+            Outcome::Lost { path, reason } => {
+                if path == ActorPath::Journal && s.degraded.is_none() {
+                    let why = match s.services.journal.health() {
+                        JournalHealth::Failed(r) => r,
+                        JournalHealth::Ok | JournalHealth::Stopped => reason,
+                    };
+                    tracing::error!(reason = %why, "orca is degraded: the journal refuses appends");
+                    s.degraded = Some(why);
                 }
             }
+            Outcome::Degraded(e) => {
+                if s.degraded.is_none() {
+                    s.degraded = Some(format!("cannot journal a supervision decision: {e}"));
+                }
+            }
+            Outcome::Escalate { path, reason } => {
+                return Err(format!("{path} kept failing: {reason}").into());
+            }
+            Outcome::Restarted(path) => tracing::error!(%path, "restarted a failed child"),
+            Outcome::NotMine | Outcome::Ignored | Outcome::Removed(_) => {}
         }
         Ok(())
     }

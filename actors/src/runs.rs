@@ -2,46 +2,52 @@
 //!
 //! It accepts submissions (journaling the run's submission, its tasks and
 //! its supervision policy in one batch before the run supervisor exists),
-//! resumes runs from the journal, routes to running runs, and supervises
-//! them one_for_one with orca's internal intensity (3 restarts in 5 s). A run
-//! supervisor that fails (orca's bug) is restarted from the journal, as at
-//! resume; past the intensity that run alone ends `escalated`. A run that
-//! escalates on its own (past its spec's intensity) stops there: `runs`
-//! records the end and never touches other runs or the root.
+//! applies the spawn-depth policy to nested runs, resumes runs from the
+//! journal, routes to running runs, records manual verdicts, and
+//! supervises run supervisors — one row each in its
+//! [`ChildTable`], one_for_one, 3 restarts in 5 s. A run supervisor that
+//! fails (orca's bug) is restarted from the journal, as at resume; past the
+//! intensity that run alone ends `escalated`. A run that escalates on its
+//! own (past its spec's intensity) stops there: `runs` records its end and
+//! never touches other runs or the root.
 //!
 //! # Messages ([`RunsMsg`])
 //!
 //! | variant | what it does | reply | journals |
 //! |---|---|---|---|
-//! | `Submit(sub, reply)` | assigns a run id, journals the run, spawns its supervisor | `Result<run id, String>` | `RunSubmitted`, `ChildStarted` (the run), `SupervisorConfigured`, `TaskEnqueued` × tasks — one batch |
-//! | `Resume{state, stale_after, reply}` | spawns a supervisor for a run folded from the journal (it reconciles interrupted attempts) | `Result<(), String>` | `ChildRestarted` (the run) |
+//! | `Submit(sub, reply)` | checks the spawn depth of a nested run, assigns a run id, journals the run, starts its supervisor | `Result<Submitted, SubmitError>` | `RunSubmitted`, `ChildStarted` (the run), `SupervisorConfigured`, `TaskEnqueued` × tasks — one batch |
+//! | `Resume{state, stale_after, limit, reply}` | starts a supervisor for a run folded from the journal (it reconciles interrupted attempts) | `Result<(), SubmitError>` | `ChildRestarted` (the run) |
 //! | `Lookup{run, reply}` | the run's supervisor, if it runs | `Option<ActorRef<RunMsg>>` | — |
 //! | `List(reply)` | the runs that run | `Vec<(String, ActorRef<RunMsg>)>` | — |
-//! | `RunEnded{run, status}` | a run finished | — | `ChildStopped` (the run) |
-//! | `RunFailed{run, reason}` | a run cannot go on (journal failure) | — | — |
+//! | `Report(report)` | a run supervisor says it ended or cannot go on | — | — (its row journals `ChildStopped` when it stops) |
+//! | `Verdict{run, req, reply}` | a manual verdict: the running run decides it; an ended run is folded from the journal and decided here, with the same function — one at a time, so two verdicts never both pass the check | `Result<AttemptRef, RunError>` | `VerdictRecorded` (and `receipt.json` is rewritten) |
 //! | `Suspend(reply)` | orca shuts down: suspend every run (attempts interrupted by orca, resumed later) | `()` once all are suspended | — |
 //! | `Watch(reply)` | a receiver told of every run's end | `broadcast::Receiver<(String, RunStatus)>` | — |
-//! | `RecordVerdict{attempt, verdict, surface, reply}` | a manual verdict (checked by the caller against the view) | `Result<(), String>` | `VerdictRecorded` |
+//!
+//! Supervision events go through the table: a run supervisor's end is
+//! decided, journaled (`ChildStopped`; or `ChildFailed` + `ChildRestarted`;
+//! or `ChildFailed` + `IntensityExceeded` + `Escalated` + `AlertRaised`
+//! needs_human + `RunFinished` escalated), and only then acted on.
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use ractor::{Actor, ActorId, ActorProcessingErr, ActorRef, RpcReplyPort, SupervisionEvent};
+use ractor::{Actor, ActorCell, ActorProcessingErr, ActorRef, RpcReplyPort, SupervisionEvent};
 use tokio::sync::broadcast;
 
 use crate::journal::event::{Event, RunSubmitted};
-use crate::journal::NewEvent;
+use crate::journal::{JournalError, NewEvent};
 use crate::model::{
-    new_run_id, paths, AttemptRef, NodeKind, RestartType, RunStatus, Surface, Timestamp,
+    new_run_id, AlertClass, AttemptRef, NodeKind, RestartType, RunStatus, Surface, Timestamp,
 };
+use crate::path::ActorPath;
+use crate::run::decide::{decide, Answer, RunCommand, RunCtx, RunError, VerdictRequest};
 use crate::run::state::RunState;
-use crate::run::{RunArgs, RunMode, RunMsg, RunSupervisor};
+use crate::run::{RunArgs, RunMode, RunMsg, RunReport, RunRequest, RunSupervisor};
 use crate::services::Services;
 use crate::spec::RunSpec;
-use crate::supervision::{
-    decide, ChildExit, ChildPolicy, Decision, RestartWindow, SupervisorPolicy,
-};
+use crate::supervision::{ChildSpec, ChildTable, Escalation, Outcome, SupervisorPolicy};
 
 /// A run to start.
 #[derive(Clone, Debug)]
@@ -54,60 +60,103 @@ pub struct Submission {
     /// `--stale-after`.
     pub stale_after: Option<Duration>,
     pub surface: Surface,
-    /// Nested runs: the submitting attempt and the new run's depth.
+    /// A nested run: the attempt that submits it (its depth and limit are
+    /// the submitting run's business, checked by `runs`).
     pub parent: Option<AttemptRef>,
+}
+
+/// A run that was accepted.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Submitted {
+    pub run: String,
     pub depth: u32,
+}
+
+/// Why a run could not be started or resumed.
+#[derive(Debug, thiserror::Error)]
+pub enum SubmitError {
+    #[error("attempt {attempt} runs at depth {depth}, the maximum (max_spawn_depth {max}): it may not submit child runs")]
+    SpawnDepth {
+        attempt: AttemptRef,
+        depth: u32,
+        max: u32,
+    },
+    #[error("the submitting attempt's run {run} is not running")]
+    NoParent { run: String },
+    #[error("run {0} is already running")]
+    AlreadyRunning(String),
+    #[error("run {run}: its journaled spec does not parse")]
+    BadJournal { run: String },
+    #[error("cannot journal the run: {0}")]
+    Journal(#[from] JournalError),
+    #[error("cannot start run {run}: {reason}")]
+    Start { run: String, reason: String },
 }
 
 /// Messages of `runs` (see the table above).
 #[derive(Debug)]
 pub enum RunsMsg {
-    Submit(Box<Submission>, RpcReplyPort<Result<String, String>>),
+    Submit(
+        Box<Submission>,
+        RpcReplyPort<Result<Submitted, SubmitError>>,
+    ),
     Resume {
         state: Box<RunState>,
         stale_after: Option<Duration>,
-        reply: Option<RpcReplyPort<Result<(), String>>>,
+        /// The strictest `max_spawn_depth` of its ancestors
+        /// ([`crate::view::spawn_limit`]).
+        limit: u32,
+        reply: Option<RpcReplyPort<Result<(), SubmitError>>>,
     },
     Lookup {
         run: String,
         reply: RpcReplyPort<Option<ActorRef<RunMsg>>>,
     },
     List(RpcReplyPort<Vec<(String, ActorRef<RunMsg>)>>),
-    RunEnded {
+    Report(RunReport),
+    Verdict {
         run: String,
-        status: RunStatus,
-    },
-    RunFailed {
-        run: String,
-        reason: String,
+        req: VerdictRequest,
+        reply: RpcReplyPort<Result<AttemptRef, RunError>>,
     },
     Suspend(RpcReplyPort<()>),
     Watch(RpcReplyPort<broadcast::Receiver<(String, RunStatus)>>),
-    RecordVerdict {
-        attempt: AttemptRef,
-        verdict: crate::model::VerdictRecord,
-        surface: Surface,
-        reply: RpcReplyPort<Result<(), String>>,
-    },
+}
+
+impl From<RunReport> for RunsMsg {
+    fn from(r: RunReport) -> Self {
+        RunsMsg::Report(r)
+    }
+}
+
+impl TryFrom<RunsMsg> for RunReport {
+    type Error = ();
+
+    fn try_from(m: RunsMsg) -> Result<Self, ()> {
+        match m {
+            RunsMsg::Report(r) => Ok(r),
+            _ => Err(()),
+        }
+    }
 }
 
 /// The `runs` supervisor.
 #[derive(Debug, Default)]
 pub struct Runs;
 
-struct Child {
-    actor: ActorRef<RunMsg>,
-    spec: Arc<RunSpec>,
-    stale_after: Option<Duration>,
+/// Where a run sits for the spawn-depth policy.
+#[derive(Clone, Copy, Debug)]
+struct Depth {
+    depth: u32,
+    /// The strictest `max_spawn_depth` along its chain.
+    limit: u32,
 }
 
 /// Its state.
 pub struct RunsState {
     services: Services,
-    children: HashMap<String, Child>,
-    by_actor: HashMap<ActorId, String>,
-    window: RestartWindow,
-    policy: SupervisorPolicy,
+    children: ChildTable,
+    depths: HashMap<String, Depth>,
     ended: broadcast::Sender<(String, RunStatus)>,
 }
 
@@ -123,13 +172,11 @@ impl Actor for Runs {
     ) -> Result<RunsState, ActorProcessingErr> {
         services
             .registry
-            .register(paths::RUNS, NodeKind::Runs, myself.get_cell());
+            .register(ActorPath::Runs, myself.get_cell());
         Ok(RunsState {
             services,
-            children: HashMap::new(),
-            by_actor: HashMap::new(),
-            window: RestartWindow::default(),
-            policy: SupervisorPolicy::internal(),
+            children: ChildTable::new(ActorPath::Runs, SupervisorPolicy::internal()),
+            depths: HashMap::new(),
             ended: broadcast::channel(1024).0,
         })
     }
@@ -148,52 +195,46 @@ impl Actor for Runs {
             RunsMsg::Resume {
                 state,
                 stale_after,
+                limit,
                 reply,
             } => {
-                let r = s.resume(&myself, *state, stale_after).await;
+                let r = s.resume(&myself, *state, stale_after, limit).await;
                 if let Some(reply) = reply {
                     let _ = reply.send(r);
                 }
             }
             RunsMsg::Lookup { run, reply } => {
-                let _ = reply.send(s.children.get(&run).map(|c| c.actor.clone()));
+                let _ = reply.send(s.run(&run));
             }
             RunsMsg::List(reply) => {
-                let mut v: Vec<(String, ActorRef<RunMsg>)> = s
+                let v = s
                     .children
-                    .iter()
-                    .map(|(k, c)| (k.clone(), c.actor.clone()))
+                    .children()
+                    .filter_map(|(p, c)| match (p, c) {
+                        (ActorPath::Run(id), Some(c)) => Some((id.clone(), c.clone().into())),
+                        _ => None,
+                    })
                     .collect();
-                v.sort_by(|a, b| a.0.cmp(&b.0));
                 let _ = reply.send(v);
             }
-            RunsMsg::RunEnded { run, status } => {
-                if let Some(c) = s.children.remove(&run) {
-                    s.by_actor.remove(&c.actor.get_id());
-                    let _ = s
-                        .services
-                        .journal
-                        .append(vec![NewEvent::new(
-                            paths::RUNS,
-                            Event::ChildStopped {
-                                path: paths::run(&run),
-                                reason: format!("ended {status}"),
-                            },
-                        )])
-                        .await;
-                }
+            RunsMsg::Report(RunReport::Ended { run, status }) => {
                 let _ = s.ended.send((run, status));
             }
-            RunsMsg::RunFailed { run, reason } => {
+            RunsMsg::Report(RunReport::Failed { run, reason }) => {
                 tracing::error!(%run, %reason, "run cannot go on");
-                if let Some(c) = s.children.remove(&run) {
-                    s.by_actor.remove(&c.actor.get_id());
-                }
                 let _ = s.ended.send((run, RunStatus::Failed));
             }
+            RunsMsg::Verdict { run, req, reply } => {
+                let r = s.verdict(&run, req).await;
+                let _ = reply.send(r);
+            }
             RunsMsg::Suspend(reply) => {
-                let runs: Vec<ActorRef<RunMsg>> =
-                    s.children.values().map(|c| c.actor.clone()).collect();
+                s.children.stop_restarting();
+                let runs: Vec<ActorRef<RunMsg>> = s
+                    .children
+                    .children()
+                    .filter_map(|(_, c)| c.cloned().map(ActorRef::from))
+                    .collect();
                 tokio::spawn(async move {
                     let waits = runs.into_iter().map(|r| async move {
                         let _ = r.call(|tx| RunMsg::Suspend { reply: Some(tx) }, None).await;
@@ -205,29 +246,6 @@ impl Actor for Runs {
             RunsMsg::Watch(reply) => {
                 let _ = reply.send(s.ended.subscribe());
             }
-            RunsMsg::RecordVerdict {
-                attempt,
-                verdict,
-                surface,
-                reply,
-            } => {
-                let path = paths::run(&attempt.run);
-                let r = s
-                    .services
-                    .journal
-                    .append(vec![NewEvent::new(
-                        path,
-                        Event::VerdictRecorded {
-                            attempt,
-                            verdict,
-                            surface,
-                        },
-                    )])
-                    .await
-                    .map(|_| ())
-                    .map_err(|e| e.to_string());
-                let _ = reply.send(r);
-            }
         }
         Ok(())
     }
@@ -238,32 +256,43 @@ impl Actor for Runs {
         evt: SupervisionEvent,
         s: &mut RunsState,
     ) -> Result<(), ActorProcessingErr> {
-        match evt {
-            SupervisionEvent::ActorFailed(cell, err) => {
-                let Some(run) = s.by_actor.remove(&cell.get_id()) else {
-                    return Ok(());
-                };
-                let Some(child) = s.children.remove(&run) else {
-                    return Ok(());
-                };
-                tracing::error!(%run, error = %err, "run supervisor failed");
-                // Its attempts must not outlive it: stop them first.
-                cell.stop_children_and_wait(
-                    Some("run supervisor failed".into()),
-                    Some(Duration::from_secs(30)),
-                )
-                .await;
-                s.restart_failed(&myself, &run, child, err.to_string())
-                    .await;
-            }
-            SupervisionEvent::ActorTerminated(cell, _, _) => {
-                // A clean stop after RunEnded; a run that stopped without
-                // reporting (suspended) is forgotten.
-                if let Some(run) = s.by_actor.remove(&cell.get_id()) {
-                    s.children.remove(&run);
+        let journal = s.services.journal.clone();
+        let outcome = s
+            .children
+            .handle(evt, &journal, &myself.get_cell(), |plan| {
+                // Past the intensity: that run alone ends escalated.
+                let run = plan.path.run_id().unwrap_or_default().to_string();
+                vec![
+                    Event::AlertRaised {
+                        class: AlertClass::NeedsHuman,
+                        run: run.clone(),
+                        task: None,
+                        attempt: None,
+                        reason: format!("run {run} escalated: its supervisor kept failing"),
+                    },
+                    Event::RunFinished {
+                        run,
+                        status: RunStatus::Escalated,
+                    },
+                ]
+            })
+            .await;
+        match outcome {
+            Outcome::Escalate { path, .. } => {
+                if let Some(run) = path.run_id() {
+                    s.depths.remove(run);
+                    let _ = s.ended.send((run.to_string(), RunStatus::Escalated));
                 }
             }
-            SupervisionEvent::ActorStarted(_) | SupervisionEvent::ProcessGroupChanged(_) => {}
+            Outcome::Removed(path) => {
+                if let Some(run) = path.run_id() {
+                    s.depths.remove(run);
+                }
+            }
+            Outcome::Degraded(e) => {
+                tracing::error!(error = %e, "runs cannot journal a supervision decision");
+            }
+            Outcome::NotMine | Outcome::Ignored | Outcome::Restarted(_) | Outcome::Lost { .. } => {}
         }
         Ok(())
     }
@@ -273,7 +302,7 @@ impl Actor for Runs {
         _myself: ActorRef<RunsMsg>,
         s: &mut RunsState,
     ) -> Result<(), ActorProcessingErr> {
-        s.services.registry.unregister(paths::RUNS);
+        s.services.registry.unregister(&ActorPath::Runs);
         Ok(())
     }
 }
@@ -282,6 +311,7 @@ impl Actor for Runs {
 pub fn submission_events(
     run: &str,
     sub: &Submission,
+    depth: u32,
     spec_json: String,
     now: Timestamp,
 ) -> (Vec<Event>, RunState) {
@@ -292,20 +322,21 @@ pub fn submission_events(
         source: sub.source.clone(),
         max_workers: sub.max_workers,
         stale_after_ms: sub.stale_after.map(|d| d.as_millis() as u64),
-        depth: sub.depth,
+        depth,
         parent: sub.parent.clone(),
         surface: sub.surface,
     };
     let (max_restarts, within) = sub.spec.effective_intensity();
+    let path = ActorPath::run(run).to_string();
     let mut events = vec![
         Event::RunSubmitted(submitted.clone()),
         Event::ChildStarted {
-            path: paths::run(run),
+            path: path.clone(),
             kind: NodeKind::Run,
             restart: RestartType::Transient,
         },
         Event::SupervisorConfigured {
-            path: paths::run(run),
+            path,
             strategy: sub.spec.effective_strategy(),
             max_restarts,
             within_ms: within.as_millis(),
@@ -327,41 +358,71 @@ pub fn submission_events(
 }
 
 impl RunsState {
+    fn run(&self, id: &str) -> Option<ActorRef<RunMsg>> {
+        self.children
+            .cell(&ActorPath::run(id))
+            .cloned()
+            .map(ActorRef::from)
+    }
+
     /// Appends events as `/runs` and waits until they are durable.
-    async fn journal(
-        &self,
-        events: Vec<Event>,
-    ) -> Result<crate::journal::AppendAck, crate::journal::JournalError> {
-        self.services
-            .journal
-            .append(
-                events
-                    .into_iter()
-                    .map(|e| NewEvent::new(paths::RUNS, e))
-                    .collect(),
-            )
-            .await
+    async fn journal(&self, events: Vec<Event>) -> Result<(), JournalError> {
+        let batch = events
+            .into_iter()
+            .map(|e| NewEvent::new(ActorPath::Runs.to_string(), e))
+            .collect();
+        self.services.journal.append(batch).await.map(|_| ())
     }
 
     async fn submit(
         &mut self,
         myself: &ActorRef<RunsMsg>,
         sub: Submission,
-    ) -> Result<String, String> {
-        let spec_json = serde_json::to_string(&sub.spec).map_err(|e| e.to_string())?;
+    ) -> Result<Submitted, SubmitError> {
+        // Nested runs: one level deeper than their parent, within the
+        // strictest limit of every run above them.
+        let (depth, chain_limit) = match &sub.parent {
+            None => (0, u32::MAX),
+            Some(p) => {
+                let d = self
+                    .depths
+                    .get(&p.run)
+                    .copied()
+                    .ok_or_else(|| SubmitError::NoParent { run: p.run.clone() })?;
+                if d.depth + 1 > d.limit {
+                    return Err(SubmitError::SpawnDepth {
+                        attempt: p.clone(),
+                        depth: d.depth,
+                        max: d.limit,
+                    });
+                }
+                (d.depth + 1, d.limit)
+            }
+        };
+        let limit = sub.spec.effective_max_spawn_depth().min(chain_limit);
+        let spec_json = serde_json::to_string(&sub.spec).map_err(|e| SubmitError::Start {
+            run: String::new(),
+            reason: e.to_string(),
+        })?;
         let mut run = new_run_id(Timestamp::now());
-        while self.children.contains_key(&run) || self.services.ws.run_dir(&run).exists() {
+        while self.children.contains(&ActorPath::run(&run))
+            || self.services.ws.run_dir(&run).exists()
+        {
             run = new_run_id(Timestamp::now());
         }
         let now = Timestamp::now();
-        let (events, state) = submission_events(&run, &sub, spec_json, now);
-        self.journal(events)
-            .await
-            .map_err(|e| format!("cannot journal the run: {e}"))?;
-        let spec = Arc::new(sub.spec);
-        self.spawn(myself, state, spec, RunMode::New, sub.stale_after)
-            .await?;
-        Ok(run)
+        let (events, state) = submission_events(&run, &sub, depth, spec_json, now);
+        self.journal(events).await?;
+        self.start(
+            myself,
+            state,
+            Arc::new(sub.spec),
+            RunMode::New,
+            sub.stale_after,
+            limit,
+        )
+        .await?;
+        Ok(Submitted { run, depth })
     }
 
     async fn resume(
@@ -369,150 +430,180 @@ impl RunsState {
         myself: &ActorRef<RunsMsg>,
         state: RunState,
         stale_after: Option<Duration>,
-    ) -> Result<(), String> {
-        if self.children.contains_key(&state.run) {
-            return Err(format!("run {} is already running", state.run));
+        limit: u32,
+    ) -> Result<(), SubmitError> {
+        if self.children.contains(&ActorPath::run(&state.run)) {
+            return Err(SubmitError::AlreadyRunning(state.run.clone()));
         }
-        let spec = state
-            .spec()
-            .ok_or_else(|| format!("run {}: its journaled spec does not parse", state.run))?;
-        let ev = Event::ChildRestarted {
-            path: paths::run(&state.run),
+        let spec = state.spec().ok_or_else(|| SubmitError::BadJournal {
+            run: state.run.clone(),
+        })?;
+        self.journal(vec![Event::ChildRestarted {
+            path: ActorPath::run(&state.run).to_string(),
             attempt: 0,
-        };
-        self.services
-            .journal
-            .append(vec![NewEvent::new(paths::RUNS, ev)])
-            .await
-            .map_err(|e| format!("cannot journal the resume: {e}"))?;
+        }])
+        .await?;
         let stale = stale_after.or(state.stale_after_ms.map(Duration::from_millis));
-        self.spawn(myself, state, Arc::new(spec), RunMode::Resume, stale)
+        self.start(myself, state, Arc::new(spec), RunMode::Resume, stale, limit)
             .await
     }
 
-    async fn spawn(
+    /// Adds the run's row and starts its supervisor. A restart of the row
+    /// (the supervisor failed) rebuilds the run from the journal.
+    async fn start(
         &mut self,
         myself: &ActorRef<RunsMsg>,
         state: RunState,
         spec: Arc<RunSpec>,
         mode: RunMode,
         stale_after: Option<Duration>,
-    ) -> Result<(), String> {
+        limit: u32,
+    ) -> Result<(), SubmitError> {
         let run = state.run.clone();
-        let args = RunArgs {
-            state,
-            spec: spec.clone(),
-            services: self.services.clone(),
-            mode,
-            stale_after,
-            parent: Some(myself.clone()),
-        };
-        let (actor, _) = Actor::spawn_linked(None, RunSupervisor, args, myself.get_cell())
-            .await
-            .map_err(|e| format!("cannot start run {run}: {e}"))?;
-        self.by_actor.insert(actor.get_id(), run.clone());
-        self.children.insert(
-            run,
-            Child {
-                actor,
-                spec,
-                stale_after,
+        self.depths.insert(
+            run.clone(),
+            Depth {
+                depth: state.depth,
+                limit,
             },
         );
+        let first = Arc::new(Mutex::new(Some((state, mode))));
+        let services = self.services.clone();
+        let parent = myself.get_derived::<RunReport>();
+        let id = run.clone();
+        let starter = move |sup: ActorCell, _restarts: u32| {
+            let first = first.lock().ok().and_then(|mut f| f.take());
+            let (services, spec, parent, id) =
+                (services.clone(), spec.clone(), parent.clone(), id.clone());
+            let fut: futures::future::BoxFuture<'static, _> = Box::pin(async move {
+                let (state, mode) = match first {
+                    Some(f) => f,
+                    None => {
+                        let ws = services.ws.clone();
+                        let st = tokio::task::spawn_blocking(move || fold_run(&ws, &id))
+                            .await
+                            .map_err(|e| e.to_string())??;
+                        (st, RunMode::Resume)
+                    }
+                };
+                let args = RunArgs {
+                    state,
+                    spec,
+                    services,
+                    mode,
+                    stale_after,
+                    parent: Some(parent),
+                };
+                let (actor, _) = Actor::spawn_linked(None, RunSupervisor, args, sup).await?;
+                Ok(actor.get_cell())
+            });
+            fut
+        };
+        let row = ChildSpec::transient(ActorPath::run(&run), Arc::new(starter))
+            .escalating(Escalation::ChildAlone);
+        self.children
+            .start(row, myself.get_cell())
+            .await
+            .map_err(|e| SubmitError::Start {
+                run,
+                reason: e.to_string(),
+            })?;
         Ok(())
     }
 
-    /// A run supervisor failed: restart it from the journal, or — past the
-    /// intensity — end that run escalated.
-    async fn restart_failed(
-        &mut self,
-        myself: &ActorRef<RunsMsg>,
-        run: &str,
-        child: Child,
-        err: String,
-    ) {
-        let now = Timestamp::now();
-        let d = decide(
-            &self.policy,
-            &self.window,
-            now,
-            &ChildPolicy::internal(),
-            1,
-            ChildExit::Failed(crate::model::FailureClass::Transient),
-            0.0,
-        );
-        let path = paths::run(run);
-        let mut events = vec![Event::ChildFailed {
-            path: path.clone(),
-            class: crate::model::FailureClass::Transient,
-            reason: crate::model::bounded(&err, 500),
-        }];
-        match d {
-            Decision::Restart { .. } => {
-                self.window.record(now, self.policy.intensity.within_ms);
-                let _ = self.journal(events).await;
-                match self.replay(run).await {
-                    Ok(state) => {
-                        if let Err(e) = self
-                            .spawn(
-                                myself,
-                                state,
-                                child.spec,
-                                RunMode::Resume,
-                                child.stale_after,
-                            )
-                            .await
-                        {
-                            tracing::error!(%run, error = %e, "cannot restart the run supervisor");
-                        }
-                    }
-                    Err(e) => {
-                        tracing::error!(%run, error = %e, "cannot rebuild the run from the journal")
-                    }
+    /// A manual verdict (see the table above).
+    async fn verdict(&mut self, run: &str, req: VerdictRequest) -> Result<AttemptRef, RunError> {
+        if let Some(actor) = self.run(run) {
+            let asked = actor
+                .call(
+                    |tx| RunMsg::Request(RunRequest::Verdict(req.clone()), Some(tx)),
+                    Some(Duration::from_secs(30)),
+                )
+                .await;
+            match asked {
+                Ok(ractor::rpc::CallResult::Success(Ok(Answer::Verdict(a)))) => return Ok(a),
+                Ok(ractor::rpc::CallResult::Success(Ok(_))) => {
+                    return Err(RunError::Ended {
+                        run: run.to_string(),
+                    })
                 }
-            }
-            other => {
-                let (restarts, within_ms) = match other {
-                    Decision::Escalate {
-                        restarts,
-                        within_ms,
-                    } => (restarts, within_ms),
-                    _ => (0, self.policy.intensity.within_ms),
-                };
-                events.push(Event::IntensityExceeded {
-                    supervisor: paths::RUNS.into(),
-                    restarts,
-                    within_ms,
-                });
-                events.push(Event::Escalated {
-                    from: path,
-                    to: paths::RUNS.into(),
-                    reason: format!("its supervisor kept failing: {err}"),
-                });
-                events.push(Event::AlertRaised {
-                    class: crate::model::AlertClass::NeedsHuman,
-                    run: run.to_string(),
-                    task: None,
-                    attempt: None,
-                    reason: format!("run {run} escalated: its supervisor kept failing"),
-                });
-                events.push(Event::RunFinished {
-                    run: run.to_string(),
-                    status: RunStatus::Escalated,
-                });
-                let _ = self.journal(events).await;
-                let _ = self.ended.send((run.to_string(), RunStatus::Escalated));
+                Ok(ractor::rpc::CallResult::Success(Err(
+                    RunError::Ended { .. } | RunError::Halted { .. },
+                ))) => {}
+                Ok(ractor::rpc::CallResult::Success(Err(e))) => return Err(e),
+                // The run stopped meanwhile: decided here below.
+                Ok(_) | Err(_) => {}
             }
         }
-    }
-
-    /// Folds one run from the journal files (and the fleet snapshot).
-    async fn replay(&self, run: &str) -> Result<RunState, String> {
-        let ws = self.services.ws.clone();
-        let run = run.to_string();
-        tokio::task::spawn_blocking(move || fold_run(&ws, &run))
+        // Every earlier append (the run's own last decisions) is in the
+        // files before the run is folded from them.
+        let unavailable = |e: String| RunError::Unavailable {
+            run: run.to_string(),
+            reason: e,
+        };
+        self.services
+            .journal
+            .flush()
             .await
-            .map_err(|e| e.to_string())?
+            .map_err(|e| unavailable(e.to_string()))?;
+        let ws = self.services.ws.clone();
+        let id = run.to_string();
+        let mut state = tokio::task::spawn_blocking(move || fold_run(&ws, &id))
+            .await
+            .map_err(|e| unavailable(e.to_string()))?
+            .map_err(unavailable)?;
+        let spec = state
+            .spec()
+            .ok_or_else(|| unavailable("its journaled spec does not parse".into()))?;
+        let tasks: Vec<Arc<crate::spec::TaskSpec>> = state
+            .tasks
+            .iter()
+            .filter_map(|t| {
+                spec.tasks
+                    .iter()
+                    .find(|s| s.id == t.id)
+                    .cloned()
+                    .map(Arc::new)
+            })
+            .collect();
+        let policy = SupervisorPolicy::for_run(&spec, 0);
+        let ctx = RunCtx {
+            tasks: &tasks,
+            policy: &policy,
+        };
+        let d = decide(
+            &state,
+            &ctx,
+            RunCommand::Verdict(req),
+            Timestamp::now(),
+            &mut || 0.0,
+        )?;
+        let Answer::Verdict(attempt) = d.answer else {
+            return Err(unavailable("no verdict was decided".into()));
+        };
+        let batch = d
+            .events
+            .iter()
+            .map(|e| NewEvent::new(ActorPath::run(run).to_string(), e.clone()))
+            .collect();
+        self.services
+            .journal
+            .append(batch)
+            .await
+            .map_err(|e| unavailable(e.to_string()))?;
+        let now = Timestamp::now();
+        for e in &d.events {
+            let seq = state.last_seq;
+            state.apply(seq, now, e);
+        }
+        if let Some(r) = state
+            .task(&attempt.task)
+            .and_then(|t| t.attempt(attempt.attempt))
+            .and_then(|a| a.receipt.as_ref())
+        {
+            crate::outcome::write_receipt(&self.services.ws, r);
+        }
+        Ok(attempt)
     }
 }
 

@@ -10,7 +10,7 @@ use std::time::Duration;
 use crate::host::local::LocalHost;
 use crate::host::HostAdapter;
 use crate::journal::JournalHandle;
-use crate::model::NodeKind;
+use crate::path::ActorPath;
 use crate::spec::{HostSpec, OrcaConfig, RuntimeConfig, WorkerSpec};
 use crate::workspace::Workspace;
 
@@ -36,7 +36,7 @@ impl Settings {
                 .unwrap_or(Duration::from_secs(5)),
             log_cap: run
                 .and_then(|r| r.log_cap_bytes)
-                .unwrap_or(crate::attempt::logcap::DEFAULT_LOG_CAP),
+                .unwrap_or(crate::host::logcap::DEFAULT_LOG_CAP),
             artifact_cap: run
                 .and_then(|r| r.artifact_cap_bytes)
                 .unwrap_or(crate::attempt::artifacts::DEFAULT_ARTIFACT_CAP),
@@ -113,45 +113,33 @@ impl HostFactory for DefaultHosts {
     }
 }
 
-/// A registered actor: its kind and how to reach it.
-#[derive(Clone)]
-pub struct Entry {
-    pub kind: NodeKind,
-    pub cell: ractor::ActorCell,
-}
-
-impl fmt::Debug for Entry {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{:?}({})", self.kind, self.cell.get_id())
-    }
-}
-
-/// orca's path → actor map.
+/// orca's path → actor map (ractor's registry is global and flat).
 #[derive(Clone, Debug, Default)]
 pub struct Registry {
-    inner: Arc<RwLock<HashMap<String, Entry>>>,
+    inner: Arc<RwLock<HashMap<ActorPath, ractor::ActorCell>>>,
 }
 
 impl Registry {
-    pub fn register(&self, path: impl Into<String>, kind: NodeKind, cell: ractor::ActorCell) {
+    pub fn register(&self, path: ActorPath, cell: ractor::ActorCell) {
         if let Ok(mut m) = self.inner.write() {
-            m.insert(path.into(), Entry { kind, cell });
+            m.insert(path, cell);
         }
     }
 
-    pub fn unregister(&self, path: &str) {
+    pub fn unregister(&self, path: &ActorPath) {
         if let Ok(mut m) = self.inner.write() {
             m.remove(path);
         }
     }
 
-    pub fn get(&self, path: &str) -> Option<Entry> {
+    /// The running actor at `path`.
+    pub fn get(&self, path: &ActorPath) -> Option<ractor::ActorCell> {
         self.inner.read().ok().and_then(|m| m.get(path).cloned())
     }
 
     /// Every registered path, sorted.
-    pub fn paths(&self) -> Vec<String> {
-        let mut v: Vec<String> = self
+    pub fn paths(&self) -> Vec<ActorPath> {
+        let mut v: Vec<ActorPath> = self
             .inner
             .read()
             .map(|m| m.keys().cloned().collect())

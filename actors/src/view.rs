@@ -129,23 +129,26 @@ impl FleetView {
     }
 
     /// The run named `name`: an exact id, or a unique prefix of one.
-    pub fn find_run(&self, name: &str) -> Result<&RunState, String> {
+    pub fn find_run(&self, name: &str) -> Result<&RunState, LookupError> {
         if let Some(r) = self.runs.get(name) {
             return Ok(r);
         }
         let matches: Vec<&String> = self.runs.keys().filter(|k| k.starts_with(name)).collect();
         match matches.as_slice() {
             [one] => Ok(&self.runs[*one]),
-            [] if self.runs.is_empty() => Err(format!("no run {name:?}: the journal has no runs")),
-            [] => Err(format!(
-                "no run {name:?}; runs: {}",
-                candidates(self.runs.keys().rev().take(10))
-            )),
-            many => Err(format!(
-                "{name:?} matches {} runs: {}",
-                many.len(),
-                candidates(many.iter().copied().take(10))
-            )),
+            [] => Err(LookupError::NotFound {
+                what: Named::Run,
+                name: name.to_string(),
+                within: None,
+                candidates: self.runs.keys().rev().take(10).cloned().collect(),
+            }),
+            many => Err(LookupError::Ambiguous {
+                what: Named::Run,
+                name: name.to_string(),
+                within: None,
+                count: many.len(),
+                candidates: many.iter().take(10).map(|s| s.to_string()).collect(),
+            }),
         }
     }
 
@@ -163,13 +166,66 @@ fn fleet_version(name: &str) -> Option<u32> {
     name.strip_prefix("fleet-v")?.parse().ok()
 }
 
-fn candidates<'a>(it: impl Iterator<Item = &'a String>) -> String {
-    it.map(String::as_str).collect::<Vec<_>>().join(", ")
-}
-
 impl Projection for FleetView {
     fn apply(&mut self, env: &Envelope) {
         self.apply_event(env.seq, env.at, &env.event);
+    }
+}
+
+/// What a name was looked up as.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Named {
+    Run,
+    Task,
+    Worker,
+}
+
+impl Named {
+    fn noun(self) -> &'static str {
+        match self {
+            Named::Run => "run",
+            Named::Task => "task",
+            Named::Worker => "worker",
+        }
+    }
+}
+
+/// A name (an id or a unique prefix) that names nothing, or several
+/// things.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum LookupError {
+    #[error("{}", not_found(*.what, .name, .within.as_deref(), .candidates))]
+    NotFound {
+        what: Named,
+        name: String,
+        /// The run a task or worker was looked for in.
+        within: Option<String>,
+        /// Some that exist (at most 20).
+        candidates: Vec<String>,
+    },
+    #[error("{name:?} matches {count} {}s{}: {}", .what.noun(), .within.as_ref().map(|r| format!(" of run {r}")).unwrap_or_default(), .candidates.join(", "))]
+    Ambiguous {
+        what: Named,
+        name: String,
+        within: Option<String>,
+        count: usize,
+        candidates: Vec<String>,
+    },
+}
+
+fn not_found(what: Named, name: &str, within: Option<&str>, candidates: &[String]) -> String {
+    match (what, within) {
+        (Named::Run, _) if candidates.is_empty() => {
+            format!("no run {name:?}: the journal has no runs")
+        }
+        (Named::Run, _) => format!("no run {name:?}; runs: {}", candidates.join(", ")),
+        (_, Some(run)) => format!(
+            "run {run} has no {} {name:?}; {}s: {}",
+            what.noun(),
+            what.noun(),
+            candidates.join(", ")
+        ),
+        (_, None) => format!("no {} {name:?}", what.noun()),
     }
 }
 
@@ -177,7 +233,7 @@ impl Projection for FleetView {
 pub fn find_task<'a>(
     run: &'a RunState,
     name: &str,
-) -> Result<&'a crate::run::state::TaskState, String> {
+) -> Result<&'a crate::run::state::TaskState, LookupError> {
     if let Some(t) = run.task(name) {
         return Ok(t);
     }
@@ -188,26 +244,19 @@ pub fn find_task<'a>(
         .collect();
     match matches.as_slice() {
         [one] => Ok(one),
-        [] => Err(format!(
-            "run {} has no task {name:?}; tasks: {}",
-            run.run,
-            run.tasks
-                .iter()
-                .take(20)
-                .map(|t| t.id.as_str())
-                .collect::<Vec<_>>()
-                .join(", ")
-        )),
-        many => Err(format!(
-            "{name:?} matches {} tasks of run {}: {}",
-            many.len(),
-            run.run,
-            many.iter()
-                .take(20)
-                .map(|t| t.id.as_str())
-                .collect::<Vec<_>>()
-                .join(", ")
-        )),
+        [] => Err(LookupError::NotFound {
+            what: Named::Task,
+            name: name.to_string(),
+            within: Some(run.run.clone()),
+            candidates: run.tasks.iter().take(20).map(|t| t.id.clone()).collect(),
+        }),
+        many => Err(LookupError::Ambiguous {
+            what: Named::Task,
+            name: name.to_string(),
+            within: Some(run.run.clone()),
+            count: many.len(),
+            candidates: many.iter().take(20).map(|t| t.id.clone()).collect(),
+        }),
     }
 }
 
@@ -284,7 +333,7 @@ pub fn tree(view: &FleetView, journal: &JournalFacts, only: Option<&str>) -> Tre
         let Some(child) = nodes.remove(&r.run) else {
             continue;
         };
-        let attempt_path = parent.actor_path();
+        let attempt_path = parent.actor_path().to_string();
         if let Some(p) = nodes.get_mut(&parent.run) {
             match p.children.iter_mut().find(|c| c.path == attempt_path) {
                 Some(a) => a.children.push(child),
@@ -343,7 +392,7 @@ pub fn run_node(r: &RunState) -> TreeNode {
             )
         },
         ..TreeNode::leaf(
-            crate::model::paths::run(&r.run),
+            crate::path::ActorPath::run(&r.run).to_string(),
             format!("run:{}", r.run),
             NodeKind::Run,
             status.as_str(),
@@ -354,7 +403,7 @@ pub fn run_node(r: &RunState) -> TreeNode {
             restarts: r.scorer_restarts,
             strategy: None,
             ..TreeNode::leaf(
-                crate::model::paths::scorer(&r.run),
+                crate::path::ActorPath::scorer(&r.run).to_string(),
                 "scorer".into(),
                 NodeKind::Scorer,
                 if r.ended_as.is_some() {
@@ -400,7 +449,7 @@ pub fn run_node(r: &RunState) -> TreeNode {
             restarts: t.restarts,
             detail: detail.join(", "),
             ..TreeNode::leaf(
-                crate::model::paths::attempt(&r.run, &t.id, a.n),
+                crate::path::ActorPath::attempt(&r.run, &t.id, a.n).to_string(),
                 format!("attempt:{}:{}", t.id, a.n),
                 NodeKind::Attempt,
                 state,
@@ -484,45 +533,89 @@ impl RunSummary {
     }
 }
 
+/// Why a verdict cannot be given.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum VerdictError {
+    #[error(transparent)]
+    Lookup(#[from] LookupError),
+    #[error("task {task} has no attempt {attempt}")]
+    NoSuchAttempt { task: String, attempt: u32 },
+    #[error("{}", match .attempt { Some(n) => format!("attempt {n} of {} has no receipt yet", .task), None => format!("task {} has no receipt yet", .task) })]
+    NoReceipt { task: String, attempt: Option<u32> },
+    #[error("attempt {attempt} of {task} already has a verdict: {verdict} by {who} at {}", .at.rfc3339())]
+    AlreadyGiven {
+        task: String,
+        attempt: u32,
+        verdict: crate::model::Verdict,
+        who: String,
+        at: Timestamp,
+    },
+    #[error("attempt {attempt} of {task} is not awaiting a verdict (its receipt says {result})")]
+    NotAwaiting {
+        task: String,
+        attempt: u32,
+        result: AttemptResult,
+    },
+}
+
 /// Checks that a verdict may be given, and returns the attempt it amends.
 pub fn verdict_target(
     r: &RunState,
     task: &str,
     attempt: Option<u32>,
-) -> Result<AttemptRef, String> {
+) -> Result<AttemptRef, VerdictError> {
     let t = find_task(r, task)?;
     let a = match attempt {
-        Some(n) => t
-            .attempt(n)
-            .ok_or_else(|| format!("task {} has no attempt {n}", t.id))?,
+        Some(n) => t.attempt(n).ok_or_else(|| VerdictError::NoSuchAttempt {
+            task: t.id.clone(),
+            attempt: n,
+        })?,
         None => t
             .attempts
             .iter()
             .rev()
             .find(|a| a.receipt.is_some())
-            .ok_or_else(|| format!("task {} has no receipt yet", t.id))?,
+            .ok_or_else(|| VerdictError::NoReceipt {
+                task: t.id.clone(),
+                attempt: None,
+            })?,
     };
-    let receipt = a
-        .receipt
-        .as_ref()
-        .ok_or_else(|| format!("attempt {} of {} has no receipt yet", a.n, t.id))?;
+    let receipt = a.receipt.as_ref().ok_or_else(|| VerdictError::NoReceipt {
+        task: t.id.clone(),
+        attempt: Some(a.n),
+    })?;
     if let Some(v) = &receipt.verdict {
-        return Err(format!(
-            "attempt {} of {} already has a verdict: {} by {} at {}",
-            a.n,
-            t.id,
-            v.verdict,
-            v.who,
-            v.at.rfc3339()
-        ));
+        return Err(VerdictError::AlreadyGiven {
+            task: t.id.clone(),
+            attempt: a.n,
+            verdict: v.verdict,
+            who: v.who.clone(),
+            at: v.at,
+        });
     }
     if receipt.result != AttemptResult::Partial {
-        return Err(format!(
-            "attempt {} of {} is not awaiting a verdict (its receipt says {})",
-            a.n, t.id, receipt.result
-        ));
+        return Err(VerdictError::NotAwaiting {
+            task: t.id.clone(),
+            attempt: a.n,
+            result: receipt.result,
+        });
     }
     Ok(AttemptRef::new(&r.run, &t.id, a.n))
+}
+
+/// The strictest `max_spawn_depth` along a run's chain of ancestors
+/// (itself included): a child run cannot lift a limit a run above it set.
+pub fn spawn_limit(view: &FleetView, run: &RunState) -> u32 {
+    let mut max = crate::spec::MAX_SPAWN_DEPTH;
+    let mut cur = Some(run);
+    for _ in 0..=crate::spec::MAX_SPAWN_DEPTH + 1 {
+        let Some(r) = cur else { break };
+        if let Some(spec) = r.spec() {
+            max = max.min(spec.effective_max_spawn_depth());
+        }
+        cur = r.parent.as_ref().and_then(|p| view.runs.get(&p.run));
+    }
+    max
 }
 
 #[cfg(test)]

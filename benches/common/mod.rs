@@ -55,13 +55,12 @@ pub async fn run_to_end(
         stale_after: None,
         surface: Surface::Cli,
         parent: None,
-        depth: 0,
     };
     let run = match runs
         .call(|tx| RunsMsg::Submit(Box::new(sub), tx), None)
         .await
     {
-        Ok(CallResult::Success(Ok(id))) => id,
+        Ok(CallResult::Success(Ok(done))) => done.run,
         other => panic!("submit: {other:?}"),
     };
     let status = loop {

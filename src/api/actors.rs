@@ -4,13 +4,14 @@
 use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::{Extension, Json};
-use orca_actors::control::{deliver, ControlMessage};
+use orca_actors::control::{ControlError, ControlKind, ControlMessage};
 use orca_actors::journal::JournalHealth;
+use orca_actors::ops;
+use orca_actors::path::ActorPath;
 use orca_actors::view::{tree as build_tree, JournalFacts, TreeNode};
 use serde::Deserialize;
 use serde_json::json;
 
-use super::fleet::control_error;
 use super::{ApiError, ApiState, Body, Principal, Query};
 
 #[derive(Debug, Deserialize)]
@@ -37,7 +38,7 @@ pub async fn tree(
 ) -> Result<Json<TreeNode>, ApiError> {
     s.view.read(|v| {
         let only = match &q.run {
-            Some(name) => Some(v.find_run(name).map_err(ApiError::not_found)?.run.clone()),
+            Some(name) => Some(v.find_run(name)?.run.clone()),
             None => None,
         };
         Ok(Json(build_tree(
@@ -65,45 +66,44 @@ pub async fn message(
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let b: MessageBody = serde_json::from_slice(&body)
         .map_err(|e| ApiError::bad_request(format!("expected {{\"path\", \"message\"}}: {e}")))?;
-    let msg_value = match b.message {
-        serde_json::Value::String(name) => json!({ "type": name }),
-        other => other,
-    };
-    let name = msg_value
-        .get("type")
-        .and_then(|t| t.as_str())
-        .unwrap_or_default()
-        .to_string();
-    let msg: ControlMessage = match serde_json::from_value(msg_value) {
+    let msg = match ControlMessage::from_json(b.message) {
         Ok(m) => m,
-        Err(e) => {
-            // Not a message orca knows at all: list what the actor takes.
-            let accepted: Vec<&str> = s
-                .services
-                .registry
-                .get(&b.path)
-                .map(|entry| orca_actors::control::accepted(entry.kind).to_vec())
-                .ok_or_else(|| ApiError::not_found(format!("no running actor at {}", b.path)))?;
+        // Not a message orca knows at all: say what this actor takes.
+        Err(ControlError::Unknown { message, reason }) => {
+            let path: ActorPath = b
+                .path
+                .parse()
+                .map_err(|_| ControlError::BadPath(b.path.clone()))?;
+            if s.services.registry.get(&path).is_none() {
+                return Err(ControlError::NotFound(path).into());
+            }
+            let accepted = ControlKind::accepted_by(path.kind());
+            let names: Vec<&str> = accepted.iter().map(|k| k.name()).collect();
             return Err(ApiError::new(
                 axum::http::StatusCode::UNPROCESSABLE_ENTITY,
                 "not_accepted",
                 format!(
-                    "{} does not accept `{name}` ({e}); it accepts: {}",
-                    b.path,
-                    accepted.join(", ")
+                    "{path} does not accept `{message}` ({reason}); it accepts: {}",
+                    if names.is_empty() {
+                        "nothing".to_string()
+                    } else {
+                        names.join(", ")
+                    }
                 ),
             )
-            .with_details(json!({ "accepted": accepted })));
+            .with_details(json!({ "accepted": names })));
         }
+        Err(e) => return Err(e.into()),
     };
-    let result = deliver(
+    let r = ops::control(
         &s.services.registry,
-        &s.runs,
+        &s.runs()?,
         &b.path,
         &msg,
         p.surface(&headers),
     )
-    .await
-    .map_err(control_error)?;
-    Ok(Json(json!({ "result": result, "path": b.path })))
+    .await?;
+    Ok(Json(
+        json!({ "result": r.result, "path": b.path, "attempt": r.attempt }),
+    ))
 }

@@ -5,13 +5,14 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::IntoResponse;
 use axum::{Extension, Json};
-use orca_actors::control::{deliver, ControlError, ControlMessage};
+use orca_actors::control::{ControlError, ControlMessage};
 use orca_actors::model::{AttemptRef, Receipt, Timestamp, Verdict, VerdictRecord};
+use orca_actors::ops::{self, SubmitRequest};
+use orca_actors::path::ActorPath;
 use orca_actors::run::state::RunState;
-use orca_actors::runs::{RunsMsg, Submission};
-use orca_actors::spec::{self, Format, ValidateContext};
-use orca_actors::view::{find_task, RunSummary};
-use ractor::rpc::CallResult;
+use orca_actors::run::VerdictRequest;
+use orca_actors::spec::{Format, ValidateContext};
+use orca_actors::view::{find_task, LookupError, Named, RunSummary};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
@@ -52,13 +53,7 @@ fn summary(r: &RunState, brief: bool) -> RunSummary {
 }
 
 fn find_run<'a>(v: &'a orca_actors::view::FleetView, name: &str) -> Result<&'a RunState, ApiError> {
-    v.find_run(name).map_err(|e| {
-        if e.contains("matches") {
-            ApiError::new(StatusCode::BAD_REQUEST, "ambiguous", e)
-        } else {
-            ApiError::not_found(e)
-        }
-    })
+    Ok(v.find_run(name)?)
 }
 
 pub async fn list_runs(
@@ -86,7 +81,7 @@ pub async fn get_task(
 ) -> Result<Json<TaskInspection>, ApiError> {
     s.view.read(|v| {
         let r = find_run(v, &run_id)?;
-        let t = find_task(r, &task_id).map_err(ApiError::not_found)?;
+        let t = find_task(r, &task_id)?;
         Ok(Json(TaskInspection::of(r, t, r.spec().as_ref())))
     })
 }
@@ -152,10 +147,20 @@ pub async fn run_workers(
 fn find_worker(v: &orca_actors::view::FleetView, id: &str) -> Result<WorkerView, ApiError> {
     if let Some((run, worker)) = id.rsplit_once(':') {
         let r = find_run(v, run)?;
-        return workers_of(r)
+        let workers = workers_of(r);
+        let names: Vec<String> = workers.iter().map(|w| w.worker.clone()).collect();
+        return workers
             .into_iter()
             .find(|w| w.worker == worker)
-            .ok_or_else(|| ApiError::not_found(format!("run {} has no worker {worker}", r.run)));
+            .ok_or_else(|| {
+                LookupError::NotFound {
+                    what: Named::Worker,
+                    name: worker.to_string(),
+                    within: Some(r.run.clone()),
+                    candidates: names,
+                }
+                .into()
+            });
     }
     let mut candidates: Vec<WorkerView> = v
         .runs
@@ -169,18 +174,14 @@ fn find_worker(v: &orca_actors::view::FleetView, id: &str) -> Result<WorkerView,
         0 => Err(ApiError::not_found(format!(
             "no active run has a worker {id:?}; use <run>:<worker>"
         ))),
-        _ => Err(ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "ambiguous",
-            format!(
-                "worker {id:?} is in several active runs: {}",
-                candidates
-                    .iter()
-                    .map(|w| w.id.as_str())
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ),
-        )),
+        n => Err(LookupError::Ambiguous {
+            what: Named::Worker,
+            name: id.to_string(),
+            within: None,
+            count: n,
+            candidates: candidates.iter().map(|w| w.id.clone()).collect(),
+        }
+        .into()),
     }
 }
 
@@ -189,25 +190,6 @@ pub async fn get_worker(
     Path(worker_id): Path<String>,
 ) -> Result<Json<WorkerView>, ApiError> {
     s.view.read(|v| find_worker(v, &worker_id)).map(Json)
-}
-
-pub fn control_error(e: ControlError) -> ApiError {
-    match e {
-        ControlError::NotFound(p) => ApiError::not_found(format!("no running actor at {p}")),
-        e @ ControlError::NotAccepted { .. } => {
-            let accepted = match &e {
-                ControlError::NotAccepted { accepted, .. } => accepted.clone(),
-                _ => Vec::new(),
-            };
-            ApiError::new(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "not_accepted",
-                e.to_string(),
-            )
-            .with_details(json!({ "accepted": accepted }))
-        }
-        ControlError::Failed(m) => ApiError::new(StatusCode::CONFLICT, "conflict", m),
-    }
 }
 
 async fn worker_control(
@@ -226,16 +208,17 @@ async fn worker_control(
         ));
     };
     let path = AttemptRef::new(&w.run, task, n).actor_path();
-    let r = deliver(
+    let r = orca_actors::control::deliver(
         &s.services.registry,
-        &s.runs,
+        &s.runs()?,
         &path,
         &msg,
         p.surface(headers),
     )
-    .await
-    .map_err(control_error)?;
-    Ok(Json(json!({ "result": r, "worker": w.id, "path": path })))
+    .await?;
+    Ok(Json(
+        json!({ "result": r.result, "worker": w.id, "path": path, "attempt": r.attempt }),
+    ))
 }
 
 pub async fn interrupt_worker(
@@ -266,24 +249,25 @@ async fn run_control(
     let run = s
         .view
         .read(|v| find_run(v, run_id).map(|r| r.run.clone()))?;
-    let path = orca_actors::model::paths::run(&run);
-    let r = deliver(
+    let path = ActorPath::run(&run);
+    let r = orca_actors::control::deliver(
         &s.services.registry,
-        &s.runs,
+        &s.runs()?,
         &path,
         &msg,
         p.surface(headers),
     )
     .await
     .map_err(|e| match e {
+        // The run exists (it was found) but no supervisor runs it.
         ControlError::NotFound(_) => ApiError::new(
             StatusCode::CONFLICT,
             "conflict",
             format!("run {run} is not running"),
         ),
-        e => control_error(e),
+        e => e.into(),
     })?;
-    Ok(Json(json!({ "result": r, "run": run })))
+    Ok(Json(json!({ "result": r.result, "run": run })))
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -342,7 +326,8 @@ pub struct SubmitQuery {
 }
 
 /// Submits a spec (JSON or TOML body). An attempt's token submits a child
-/// run of its attempt, one level deeper, refused past `max_spawn_depth`.
+/// run of its attempt, one level deeper, refused past the strictest
+/// `max_spawn_depth` above it (`runs` checks it).
 pub async fn submit(
     State(s): State<ApiState>,
     headers: HeaderMap,
@@ -364,96 +349,39 @@ pub async fn submit(
     } else {
         Format::detect(&source, &text)
     };
+    let stale_after = match q.stale_after {
+        None => None,
+        Some(secs) => Some(orca_actors::model::positive_seconds(secs).ok_or_else(|| {
+            ApiError::bad_request(format!(
+                "stale_after: expected a positive number of seconds, got {secs}"
+            ))
+        })?),
+    };
     let ctx = ValidateContext {
         workspace_root: Some(s.services.ws.root()),
         runtime: s.config.runtime(),
     };
-    let report = spec::check_str(&text, format, &source, &ctx);
-    let valid = report.into_result().map_err(|e| {
-        let lines: Vec<String> = e
-            .diagnostics
-            .iter()
-            .map(|d| d.display(&e.origin).to_string())
-            .collect();
-        ApiError::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "invalid_spec",
-            lines.join("\n"),
-        )
-        .with_details(json!({ "diagnostics": e.diagnostics }))
-    })?;
-    let (parent, depth) = match &p {
-        Principal::Operator => (None, 0),
-        Principal::Attempt(g) => {
-            // The strictest limit along the chain of ancestors: a child
-            // spec cannot lift the limit a run above it set.
-            let max = s.view.read(|v| {
-                let mut max = orca_actors::spec::MAX_SPAWN_DEPTH;
-                let mut run = Some(g.attempt.run.as_str());
-                let mut hops = 0;
-                while let Some(r) = run.and_then(|id| v.runs.get(id)) {
-                    if let Some(spec) = r.spec() {
-                        max = max.min(spec.effective_max_spawn_depth());
-                    }
-                    run = r.parent.as_ref().map(|p| p.run.as_str());
-                    hops += 1;
-                    if hops > orca_actors::spec::MAX_SPAWN_DEPTH {
-                        break;
-                    }
-                }
-                max
-            });
-            if g.depth + 1 > max {
-                return Err(ApiError::new(
-                    StatusCode::UNPROCESSABLE_ENTITY,
-                    "spawn_depth",
-                    format!(
-                        "attempt {} runs at depth {}, the maximum (max_spawn_depth {max}): it may not submit child runs",
-                        g.attempt, g.depth
-                    ),
-                ));
-            }
-            (Some(g.attempt.clone()), g.depth + 1)
-        }
-    };
-    let settings = &s.services.settings;
-    let max_workers = q
-        .max_workers
-        .filter(|n| *n > 0)
-        .or(valid.spec.max_workers)
-        .unwrap_or(settings.default_max_workers);
-    let sub = Submission {
-        spec: valid.spec,
-        source,
-        max_workers,
-        stale_after: match q.stale_after {
-            None => None,
-            Some(secs) => Some(orca_actors::model::positive_seconds(secs).ok_or_else(|| {
-                ApiError::bad_request(format!(
-                    "stale_after: expected a positive number of seconds, got {secs}"
-                ))
-            })?),
+    let (sub, warnings) = ops::prepare(
+        SubmitRequest {
+            text: &text,
+            format,
+            source,
+            max_workers: q.max_workers,
+            stale_after,
+            surface: p.surface(&headers),
+            parent: match &p {
+                Principal::Operator => None,
+                Principal::Attempt(g) => Some(g.attempt.clone()),
+            },
         },
-        surface: p.surface(&headers),
-        parent,
-        depth,
-    };
-    match s
-        .runs
-        .call(|tx| RunsMsg::Submit(Box::new(sub), tx), None)
-        .await
-    {
-        Ok(CallResult::Success(Ok(run))) => Ok((
-            StatusCode::CREATED,
-            Json(json!({ "run": run, "depth": depth, "warnings": valid.warnings })),
-        )),
-        Ok(CallResult::Success(Err(e))) => Err(ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "degraded",
-            e,
-        )),
-        _ => Err(ApiError::internal("the supervision tree did not answer")),
-    }
+        &ctx,
+        &s.services.settings,
+    )?;
+    let done = ops::submit(&s.runs()?, sub).await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({ "run": done.run, "depth": done.depth, "warnings": warnings })),
+    ))
 }
 
 #[derive(Debug, Deserialize)]
@@ -467,7 +395,8 @@ pub struct VerdictBody {
     pub attempt: Option<u32>,
 }
 
-/// A manual verdict (the verification issue's `orca verify`).
+/// A manual verdict (the verification issue's `orca verify`): checked and
+/// recorded by the actor that writes it, which rewrites `receipt.json`.
 pub async fn verdict(
     State(s): State<ApiState>,
     headers: HeaderMap,
@@ -480,45 +409,29 @@ pub async fn verdict(
             "expected {{\"verdict\": \"pass\" | \"fail\", \"note\"?, \"who\"?, \"attempt\"?}}: {e}"
         ))
     })?;
-    let target = s.view.read(|v| {
-        let r = find_run(v, &run_id)?;
-        orca_actors::view::verdict_target(r, &task_id, b.attempt).map_err(|e| {
-            if e.contains("not awaiting") || e.contains("already has a verdict") {
-                ApiError::new(StatusCode::CONFLICT, "not_awaiting_verdict", e)
-            } else {
-                ApiError::not_found(e)
-            }
-        })
-    })?;
+    let run = s
+        .view
+        .read(|v| find_run(v, &run_id).map(|r| r.run.clone()))?;
+    let surface = p.surface(&headers);
     let record = VerdictRecord {
         verdict: b.verdict,
-        who: b.who.unwrap_or_else(|| p.surface(&headers).to_string()),
+        who: b.who.unwrap_or_else(|| surface.to_string()),
         at: Timestamp::now(),
         note: orca_actors::model::bounded(&b.note, 2000),
     };
-    let surface = p.surface(&headers);
-    match s
-        .runs
-        .call(
-            |tx| RunsMsg::RecordVerdict {
-                attempt: target.clone(),
-                verdict: record.clone(),
-                surface,
-                reply: tx,
-            },
-            None,
-        )
-        .await
-    {
-        Ok(CallResult::Success(Ok(()))) => Ok(Json(json!({
-            "attempt": target.to_string(),
-            "verdict": record,
-        }))),
-        Ok(CallResult::Success(Err(e))) => Err(ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "degraded",
-            e,
-        )),
-        _ => Err(ApiError::internal("the supervision tree did not answer")),
-    }
+    let attempt = ops::verdict(
+        &s.runs()?,
+        &run,
+        VerdictRequest {
+            task: task_id,
+            attempt: b.attempt,
+            verdict: record.clone(),
+            surface,
+        },
+    )
+    .await?;
+    Ok(Json(json!({
+        "attempt": attempt.to_string(),
+        "verdict": record,
+    })))
 }

@@ -18,11 +18,17 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
+use orca_actors::control::{ControlError, ControlKind};
 use orca_actors::model::{Surface, Timestamp};
+use orca_actors::ops::SubmitRejected;
+use orca_actors::path::ActorPath;
 use orca_actors::root::RootMsg;
-use orca_actors::runs::RunsMsg;
+use orca_actors::run::RunError;
+use orca_actors::runs::{RunsMsg, SubmitError};
 use orca_actors::services::Services;
 use orca_actors::spec::OrcaConfig;
+use orca_actors::spec::SpecError;
+use orca_actors::view::{LookupError, VerdictError};
 use ractor::ActorRef;
 use serde_json::json;
 
@@ -37,7 +43,6 @@ pub const MAX_BODY: usize = 1 << 20;
 #[derive(Clone)]
 pub struct ApiState {
     pub services: Services,
-    pub runs: ActorRef<RunsMsg>,
     pub root: ActorRef<RootMsg>,
     pub view: LiveView,
     pub token: Arc<String>,
@@ -51,6 +56,21 @@ pub struct ApiState {
 }
 
 impl ApiState {
+    /// The `runs` supervisor as it is now (its row may have restarted it).
+    pub fn runs(&self) -> Result<ActorRef<RunsMsg>, ApiError> {
+        self.services
+            .registry
+            .get(&ActorPath::Runs)
+            .map(ActorRef::from)
+            .ok_or_else(|| {
+                ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "degraded",
+                    "the runs supervisor is not running",
+                )
+            })
+    }
+
     /// Waits until the live view holds everything written to the journal
     /// files when the request arrived (durable, or one group commit away),
     /// so an answer never lags what `orca journal export` already shows.
@@ -148,6 +168,109 @@ impl IntoResponse for ApiError {
             );
         }
         resp
+    }
+}
+
+// Typed errors from the domain, each mapped to its status with a `match`
+// (never by the text of a message).
+
+impl From<LookupError> for ApiError {
+    fn from(e: LookupError) -> Self {
+        match e {
+            LookupError::NotFound { .. } => ApiError::not_found(e.to_string()),
+            LookupError::Ambiguous { .. } => {
+                ApiError::new(StatusCode::BAD_REQUEST, "ambiguous", e.to_string())
+            }
+        }
+    }
+}
+
+impl From<SpecError> for ApiError {
+    fn from(e: SpecError) -> Self {
+        let lines: Vec<String> = e
+            .diagnostics
+            .iter()
+            .map(|d| d.display(&e.origin).to_string())
+            .collect();
+        ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_spec",
+            lines.join("\n"),
+        )
+        .with_details(json!({ "diagnostics": e.diagnostics }))
+    }
+}
+
+impl From<SubmitRejected> for ApiError {
+    fn from(e: SubmitRejected) -> Self {
+        match e {
+            SubmitRejected::Invalid(spec) => spec.into(),
+            SubmitRejected::Refused(refused) => {
+                let message = refused.to_string();
+                match refused {
+                    SubmitError::SpawnDepth { .. } => {
+                        ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "spawn_depth", message)
+                    }
+                    SubmitError::NoParent { .. } | SubmitError::AlreadyRunning(_) => {
+                        ApiError::new(StatusCode::CONFLICT, "conflict", message)
+                    }
+                    SubmitError::Journal(_) => {
+                        ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "degraded", message)
+                    }
+                    SubmitError::BadJournal { .. } | SubmitError::Start { .. } => {
+                        ApiError::internal(message)
+                    }
+                }
+            }
+            SubmitRejected::NoAnswer => ApiError::internal(e.to_string()),
+        }
+    }
+}
+
+impl From<RunError> for ApiError {
+    fn from(e: RunError) -> Self {
+        let message = e.to_string();
+        match e {
+            RunError::NoSuchTask { .. } => ApiError::not_found(message),
+            RunError::NotRunning { .. } | RunError::Ended { .. } => {
+                ApiError::new(StatusCode::CONFLICT, "conflict", message)
+            }
+            RunError::Halted { .. } | RunError::Unavailable { .. } => {
+                ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "degraded", message)
+            }
+            RunError::Verdict(v) => match v {
+                VerdictError::Lookup(l) => l.into(),
+                VerdictError::NoSuchAttempt { .. } => ApiError::not_found(message),
+                VerdictError::NoReceipt { .. }
+                | VerdictError::AlreadyGiven { .. }
+                | VerdictError::NotAwaiting { .. } => {
+                    ApiError::new(StatusCode::CONFLICT, "not_awaiting_verdict", message)
+                }
+            },
+        }
+    }
+}
+
+impl From<ControlError> for ApiError {
+    fn from(e: ControlError) -> Self {
+        let message = e.to_string();
+        match e {
+            // Not a path orca could have: no actor is there.
+            ControlError::BadPath(_) => ApiError::not_found(message),
+            ControlError::NotFound(_) => ApiError::not_found(message),
+            ControlError::Unknown { .. } => {
+                ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "not_accepted", message)
+                    .with_details(json!({ "accepted": ControlKind::names() }))
+            }
+            ControlError::NotAccepted { accepted, .. } => {
+                ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "not_accepted", message)
+                    .with_details(json!({
+                        "accepted": accepted.iter().map(|k| k.name()).collect::<Vec<_>>()
+                    }))
+            }
+            ControlError::Refused(r) => r.into(),
+            ControlError::NoAnswer(_) => ApiError::internal(message),
+        }
     }
 }
 

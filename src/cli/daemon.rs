@@ -75,8 +75,8 @@ async fn run_daemon(ws: &Workspace, config: &OrcaConfig, bind: SocketAddr) -> an
         tracing::warn!("journal recovery: {w}");
         eprintln!("orca: journal recovery: {w}");
     }
-    let resumed =
-        orca_actors::resume::resume_unfinished(&served.orca.services, &served.state.runs).await;
+    let runs = served.orca.runs().await?;
+    let resumed = orca_actors::resume::resume_unfinished(&served.orca.services, &runs).await;
     if !resumed.is_empty() {
         eprintln!(
             "orca: resumed {} run(s): {}",

@@ -9,22 +9,23 @@ use std::time::{Duration, Instant};
 use anyhow::Context as _;
 use clap::Args;
 use futures::StreamExt as _;
+use orca_actors::control::ControlMessage;
 use orca_actors::model::{RunStatus, Surface};
+use orca_actors::ops::{self, SubmitRequest};
+use orca_actors::path::ActorPath;
 use orca_actors::run::state::RunState;
 use orca_actors::run::RunMsg;
-use orca_actors::runs::{fold_run, RunsMsg, Submission};
+use orca_actors::runs::{RunsMsg, Submission};
 use orca_actors::services::Settings;
-use orca_actors::spec::{self, OrcaConfig, ValidateContext};
+use orca_actors::spec::{self, Format, OrcaConfig, ValidateContext};
 use orca_actors::view::RunSummary;
 use orca_actors::workspace::Workspace;
 use ractor::rpc::CallResult;
 use tokio::signal::unix::{Signal, SignalKind};
-use tokio::sync::broadcast::error::RecvError;
 
 use crate::client::Client;
 use crate::daemon::info::Mode;
-use crate::daemon::server::serve;
-use crate::daemon::Orca;
+use crate::daemon::server::{serve, Served};
 use crate::exit;
 use crate::render;
 
@@ -117,34 +118,45 @@ async fn run_async(ws_flag: Option<&Path>, args: RunArgs) -> anyhow::Result<i32>
         })?),
     };
 
-    // Check the spec before taking the workspace.
+    // Check the spec before taking the workspace: read once, and what was
+    // validated is what runs (here or in the daemon).
     let submission = match &args.spec {
         Some(path) => {
+            let origin = path.display().to_string();
+            let text = match std::fs::read(path).map(String::from_utf8) {
+                Ok(Ok(text)) => text,
+                // Say why as `orca validate` does.
+                _ => {
+                    let ctx = ValidateContext::default();
+                    if let Err(e) = spec::check_file(path, &ctx).into_result() {
+                        eprint!("{e}");
+                    }
+                    return Ok(exit::INVALID);
+                }
+            };
             let ctx = ValidateContext {
                 workspace_root: Some(ws.root()),
                 runtime: config.runtime(),
             };
-            let report = spec::check_file(path, &ctx);
-            let origin = report.origin.clone();
-            match report.into_result() {
-                Ok(valid) => {
-                    for w in &valid.warnings {
+            let prepared = ops::prepare(
+                SubmitRequest {
+                    text: &text,
+                    format: Format::detect(&origin, &text),
+                    source: origin.clone(),
+                    max_workers: args.max_workers,
+                    stale_after,
+                    surface: Surface::Cli,
+                    parent: None,
+                },
+                &ctx,
+                &Settings::from_config(&config),
+            );
+            match prepared {
+                Ok((sub, warnings)) => {
+                    for w in &warnings {
                         eprintln!("{}", w.display(&origin));
                     }
-                    let settings = Settings::from_config(&config);
-                    let max_workers = args
-                        .max_workers
-                        .or(valid.spec.max_workers)
-                        .unwrap_or(settings.default_max_workers);
-                    Some(Submission {
-                        spec: valid.spec,
-                        source: origin,
-                        max_workers,
-                        stale_after,
-                        surface: Surface::Cli,
-                        parent: None,
-                        depth: 0,
-                    })
+                    Some((sub, text))
                 }
                 Err(e) => {
                     eprint!("{e}");
@@ -163,13 +175,12 @@ async fn run_async(ws_flag: Option<&Path>, args: RunArgs) -> anyhow::Result<i32>
                 client.info.pid
             );
         }
-        let Some(sub) = submission else {
+        let Some((sub, text)) = submission else {
             anyhow::bail!(
                 "the daemon (pid {}) resumes interrupted runs itself; follow them with `orca status`",
                 client.info.pid
             );
         };
-        let text = std::fs::read_to_string(args.spec.as_deref().unwrap_or(Path::new("")))?;
         return through_daemon(&client, sub, text, args.detach, args.json).await;
     }
 
@@ -185,9 +196,8 @@ async fn run_async(ws_flag: Option<&Path>, args: RunArgs) -> anyhow::Result<i32>
     }
     let mut suspended_by = None;
     let result = drive(
-        &served.orca,
-        &ws,
-        submission,
+        &served,
+        submission.map(|(sub, _)| sub),
         args.resume.as_deref(),
         stale_after,
         args.json,
@@ -250,14 +260,11 @@ async fn through_daemon(
         tokio::select! {
             ev = events.next() => {
                 let Some(ev) = ev else { anyhow::bail!("the daemon's event stream ended") };
-                let ev = ev?;
-                let ours = ev["run"].as_str() == Some(run.as_str())
-                    || ev["attempt"]["run"].as_str() == Some(run.as_str())
-                    || ev["actor"].as_str().is_some_and(|a| a.starts_with(&format!("/runs/{run}")));
-                if !ours {
+                let env = ev?;
+                if env.event.run_id() != Some(run.as_str()) {
                     continue;
                 }
-                if ev["type"] == "RunFinished" {
+                if matches!(env.event, orca_actors::journal::Event::RunFinished { .. }) {
                     break;
                 }
                 if tty && last_draw.is_none_or(|t| t.elapsed() >= Duration::from_millis(100)) {
@@ -291,8 +298,7 @@ async fn through_daemon(
 }
 
 async fn drive(
-    orca: &Orca,
-    ws: &Workspace,
+    served: &Served,
     submission: Option<Submission>,
     resume: Option<&str>,
     stale_after: Option<Duration>,
@@ -308,49 +314,48 @@ async fn drive(
     let mut sigint = interrupts()?;
     let mut sigterm = signal(SignalKind::terminate(), "SIGTERM")?;
     let mut sighup = signal(SignalKind::hangup(), "SIGHUP")?;
+    let orca = &served.orca;
+    // The run is followed in the live view the API serves (the fleet as
+    // the journal holds it): no fold of its own.
+    let view = &served.state.view;
+    let mut changes = view.watch();
     let runs = orca.runs().await?;
-    // Subscribe before submitting so no event of the run is missed.
-    let mut feed = orca.services.journal.subscribe();
-    let mut state: Option<RunState> = None;
     let run_id = match (submission, resume) {
         (Some(sub), _) => {
             let tasks = sub.spec.tasks.len();
             let workers = sub.max_workers;
-            match runs
-                .call(|tx| RunsMsg::Submit(Box::new(sub), tx), None)
+            let done = ops::submit(&runs, sub)
                 .await
-            {
-                Ok(CallResult::Success(Ok(id))) => {
-                    eprintln!(
-                        "orca: run {id}: {tasks} task{}, up to {workers} at once",
-                        if tasks == 1 { "" } else { "s" }
-                    );
-                    id
-                }
-                Ok(CallResult::Success(Err(e))) => anyhow::bail!("cannot start the run: {e}"),
-                _ => anyhow::bail!("cannot start the run: the supervision tree did not answer"),
-            }
+                .map_err(|e| anyhow::anyhow!("cannot start the run: {e}"))?;
+            eprintln!(
+                "orca: run {}: {tasks} task{}, up to {workers} at once",
+                done.run,
+                if tasks == 1 { "" } else { "s" }
+            );
+            done.run
         }
         (None, Some(name)) => {
-            let w = ws.clone();
-            let view = tokio::task::spawn_blocking(move || orca_actors::view::FleetView::load(&w))
+            let w = orca.services.ws.clone();
+            let fleet = tokio::task::spawn_blocking(move || orca_actors::view::FleetView::load(&w))
                 .await
                 .context("cannot read the journal")??;
-            let found = view.find_run(name).map_err(exit::InvalidInput)?.clone();
+            let found = fleet
+                .find_run(name)
+                .map_err(|e| exit::InvalidInput(e.to_string()))?
+                .clone();
             if found.ended_as.is_some() {
                 eprintln!("orca: run {} already ended ({})", found.run, found.status());
                 print_final(&found, json)?;
                 return Ok(exit_code(found.status()));
             }
             let id = found.run.clone();
-            // The fleet view holds the whole run as folded.
-            let folded = found;
-            state = Some(folded.clone());
+            let limit = orca_actors::view::spawn_limit(&fleet, &found);
             match runs
                 .call(
                     |tx| RunsMsg::Resume {
-                        state: Box::new(folded),
+                        state: Box::new(found),
                         stale_after,
+                        limit,
                         reply: Some(tx),
                     },
                     None,
@@ -375,45 +380,30 @@ async fn drive(
     let end = loop {
         let mut stop_signal = None;
         tokio::select! {
-            batch = feed.recv() => match batch {
-                Ok(envs) => {
-                    for env in envs.iter() {
-                        if env.event.run_id() != Some(run_id.as_str()) {
-                            continue;
-                        }
-                        match (&env.event, state.as_mut()) {
-                            (orca_actors::journal::Event::RunSubmitted(s), None) => {
-                                let mut st = RunState::submitted(s, env.at);
-                                st.apply(env.seq, env.at, &env.event);
-                                state = Some(st);
-                            }
-                            (_, Some(st)) if env.seq > st.last_seq => st.apply(env.seq, env.at, &env.event),
-                            _ => {}
-                        }
-                    }
-                    if let Some(st) = &state {
-                        if tty && last_draw.is_none_or(|t| t.elapsed() >= Duration::from_millis(100)) {
-                            draw(st, started.elapsed());
-                            last_draw = Some(Instant::now());
-                        }
-                        if st.ended_as.is_some() {
-                            break st.clone();
-                        }
-                    }
-                }
-                Err(RecvError::Lagged(_)) => {
-                    // Fell behind the feed: catch up from the files.
-                    let w = ws.clone();
-                    let id = run_id.clone();
-                    if let Ok(Ok(st)) = tokio::task::spawn_blocking(move || fold_run(&w, &id)).await {
-                        if st.ended_as.is_some() {
-                            break st;
-                        }
-                        state = Some(st);
-                    }
-                }
-                Err(RecvError::Closed) => {
+            changed = changes.changed() => {
+                if changed.is_err() {
                     anyhow::bail!("the journal stopped before run {run_id} ended");
+                }
+                let ended = view.read(|v| match v.runs.get(&run_id) {
+                    Some(r) if r.ended_as.is_some() => Some(Some(r.clone())),
+                    Some(_) => Some(None),
+                    None => None,
+                });
+                match ended {
+                    Some(Some(r)) => break r,
+                    Some(None) if tty && last_draw.is_none_or(|t| t.elapsed() >= Duration::from_millis(100)) => {
+                        if let Some(line) = view.read(|v| {
+                            v.runs.get(&run_id).map(|r| {
+                                render::run::progress_line(&r.run, &r.counts(), r.status(), started.elapsed(), terminal_width())
+                            })
+                        }) {
+                            let mut err = std::io::stderr().lock();
+                            let _ = write!(err, "\r\x1b[2K{line}");
+                            let _ = err.flush();
+                        }
+                        last_draw = Some(Instant::now());
+                    }
+                    Some(None) | None => {}
                 }
             },
             _ = sigterm.recv() => stop_signal = Some("SIGTERM"),
@@ -428,15 +418,17 @@ async fn drive(
                         eprintln!();
                     }
                     eprintln!("orca: stopping run {run_id}: attempts get their grace period; press Ctrl-C again to kill them now");
-                    if let Some(r) = orca_actors::runs::lookup(&runs, &run_id).await {
-                        let _ = r.cast(RunMsg::Stop { surface: Surface::Cli, reason: "Ctrl-C".into(), reply: None });
-                    }
+                    let (registry, runs) = (orca.services.registry.clone(), runs.clone());
+                    let path = ActorPath::run(&run_id).to_string();
+                    tokio::spawn(async move {
+                        let stop = ControlMessage::Stop { reason: Some("Ctrl-C".into()) };
+                        if let Err(e) = ops::control(&registry, &runs, &path, &stop, Surface::Cli).await {
+                            tracing::warn!(error = %e, "cannot stop the run");
+                        }
+                    });
                 } else {
                     eprintln!("orca: killing the run's attempts");
-                    if let Some(st) = &state {
-                        kill_live_groups(st);
-                        kill_remote_groups(orca, st).await;
-                    }
+                    kill_attempts(&runs, &run_id).await;
                     std::process::exit(exit::CANCELLED);
                 }
             }
@@ -464,10 +456,7 @@ async fn drive(
                     std::io::stderr(),
                     "orca: {sig} while suspending: killing the run's attempts now; `orca run --resume {run_id}` carries the run on"
                 );
-                if let Some(st) = &state {
-                    kill_live_groups(st);
-                    kill_remote_groups(orca, st).await;
-                }
+                kill_attempts(&runs, &run_id).await;
                 std::process::exit(exit::SUSPENDED);
             }
         }
@@ -481,6 +470,39 @@ async fn drive(
     print_final(&end, json)?;
     Ok(exit_code(end.status()))
 }
+
+/// Second Ctrl-C: the run's attempts kill their process groups at once
+/// (locally and over SSH) and answer once they are gone. An attempt that
+/// could not be confirmed killed is named on stderr; `orca run --resume`
+/// kills what is left.
+async fn kill_attempts(runs: &ractor::ActorRef<RunsMsg>, run: &str) {
+    let Some(r) = orca_actors::runs::lookup(runs, run).await else {
+        return;
+    };
+    let failed = match r
+        .call(|tx| RunMsg::Kill { reply: tx }, Some(KILL_LIMIT))
+        .await
+    {
+        Ok(CallResult::Success(f)) => f,
+        _ => {
+            let _ = writeln!(
+                std::io::stderr(),
+                "orca: the run did not confirm its attempts were killed within {}s; `orca run --resume {run}` kills what is left",
+                KILL_LIMIT.as_secs()
+            );
+            return;
+        }
+    };
+    for (attempt, why) in failed {
+        let _ = writeln!(
+            std::io::stderr(),
+            "orca: could not kill attempt {attempt} ({why}); `orca run --resume {run}` kills what is left"
+        );
+    }
+}
+
+/// How long a second Ctrl-C waits for the attempts to be killed.
+const KILL_LIMIT: Duration = Duration::from_secs(7);
 
 /// SIGINT as a stream: signals that arrive between polls wait for the next.
 fn interrupts() -> anyhow::Result<Signal> {
@@ -500,68 +522,6 @@ fn suspending(run_id: &str, signal: &str, tty: bool) {
         "{}orca: {signal}: suspending run {run_id} (attempts get their grace; a second signal kills them now); `orca run --resume {run_id}` carries it on",
         if tty { "\r\x1b[2K" } else { "" }
     );
-}
-
-/// Second Ctrl-C, remote attempts: over the host's pooled connection, kill
-/// each live remote group that is still the attempt's (checked by its
-/// `ORCA_ATTEMPT_ID`), with no grace, hosts in parallel, at most
-/// [`REMOTE_KILL_LIMIT`] each. An attempt that could not be confirmed killed
-/// is named on stderr; `orca run --resume` kills it later.
-async fn kill_remote_groups(orca: &Orca, st: &RunState) {
-    use orca_actors::model::AttemptRef;
-    let remote: Vec<_> = st
-        .tasks
-        .iter()
-        .flat_map(|t| t.attempts.iter().map(move |a| (t, a)))
-        .filter(|(_, a)| a.is_live() && a.host.as_deref().is_some_and(|h| h != "local"))
-        .collect();
-    if remote.is_empty() {
-        return;
-    }
-    let Some(spec) = st.spec() else { return };
-    let kills = remote.into_iter().filter_map(|(t, a)| {
-        let worker = spec
-            .workers
-            .iter()
-            .find(|w| Some(w.id.as_str()) == a.worker.as_deref())?;
-        let host = orca.services.host_for(Some(worker));
-        let rec =
-            orca_actors::run::state::recorded_proc(&AttemptRef::new(&st.run, &t.id, a.n), Some(a));
-        Some(async move {
-            let r = tokio::time::timeout(REMOTE_KILL_LIMIT, host.kill_orphan(&rec, 0)).await;
-            (rec.attempt_id, host.name(), r)
-        })
-    });
-    // Say which could not be confirmed: the operator must know what may
-    // still run on a host.
-    for (attempt, host, r) in futures::future::join_all(kills).await {
-        let why = match r {
-            Ok(Ok(_)) => continue,
-            Ok(Err(e)) => e.to_string(),
-            Err(_) => format!("no answer within {}s", REMOTE_KILL_LIMIT.as_secs()),
-        };
-        let _ = writeln!(
-            std::io::stderr(),
-            "orca: could not kill attempt {attempt} on {host} ({why}); `orca run --resume {}` kills what is left",
-            st.run
-        );
-    }
-}
-
-/// How long the second Ctrl-C waits for each remote host to kill.
-const REMOTE_KILL_LIMIT: Duration = Duration::from_secs(5);
-
-fn draw(st: &RunState, elapsed: Duration) {
-    let line = render::run::progress_line(
-        &st.run,
-        &st.counts(),
-        st.status(),
-        elapsed,
-        terminal_width(),
-    );
-    let mut err = std::io::stderr().lock();
-    let _ = write!(err, "\r\x1b[2K{line}");
-    let _ = err.flush();
 }
 
 fn terminal_width() -> usize {
@@ -585,28 +545,4 @@ fn print_final(st: &RunState, json: bool) -> anyhow::Result<()> {
         .and_then(|()| out.flush())
         .context("cannot print the run's results")?;
     Ok(())
-}
-
-/// Second Ctrl-C: SIGKILL every live local attempt's process group at once,
-/// and wait (at most 2 s) until no member of them is left, so that when orca
-/// exits its workers are gone. Remote groups: [`kill_remote_groups`].
-fn kill_live_groups(st: &RunState) {
-    use orca_actors::host::procfs;
-    let groups: Vec<i32> = st
-        .tasks
-        .iter()
-        .flat_map(|t| t.attempts.iter())
-        .filter(|a| a.is_live() && a.host.as_deref().is_none_or(|h| h == "local"))
-        .filter_map(|a| a.pgid.filter(|p| *p > 1))
-        .collect();
-    for &pgid in &groups {
-        // A group orca started and has not reaped: its id cannot be reused.
-        let _ = procfs::signal_group(pgid, libc::SIGKILL);
-    }
-    let deadline = Instant::now() + Duration::from_secs(2);
-    while groups.iter().any(|&g| procfs::group_alive(g)) && Instant::now() < deadline {
-        // SIGKILL is delivered asynchronously; nothing signals the end of a
-        // group orca does not parent, so look again shortly.
-        std::thread::sleep(Duration::from_millis(5));
-    }
 }

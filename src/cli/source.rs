@@ -17,8 +17,8 @@ pub enum Reader {
     Offline(Box<FleetView>),
 }
 
-fn invalid(e: String) -> anyhow::Error {
-    exit::InvalidInput(e).into()
+fn invalid(e: impl ToString) -> anyhow::Error {
+    exit::InvalidInput(e.to_string()).into()
 }
 
 /// Percent-encodes a path segment (ids are plain, but prefixes come from

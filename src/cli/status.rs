@@ -166,16 +166,14 @@ pub fn events(ws_flag: Option<&Path>, args: EventsArgs) -> anyhow::Result<i32> {
             return Ok(exit::OK);
         }
         while let Some(ev) = events.next().await {
-            let ev = ev?;
+            let env = ev?;
             {
                 let mut out = std::io::stdout().lock();
-                writeln!(out, "{ev}")?;
+                writeln!(out, "{}", env.export_json())?;
                 out.flush()?;
             }
-            if let (Some(last), Some(seq)) = (last, ev["seq"].as_u64()) {
-                if seq >= last {
-                    break;
-                }
+            if last.is_some_and(|last| env.seq >= last) {
+                break;
             }
         }
         Ok(exit::OK)

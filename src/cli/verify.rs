@@ -5,9 +5,9 @@
 use std::path::Path;
 
 use clap::Args;
-use orca_actors::journal::Event;
-use orca_actors::journal::{open_writer, JournalError, JournalOptions, NewEvent};
-use orca_actors::model::{paths, Surface, Timestamp, Verdict, VerdictRecord};
+use orca_actors::model::{Surface, Timestamp, Verdict, VerdictRecord};
+use orca_actors::ops;
+use orca_actors::run::{RunError, VerdictRequest};
 use orca_actors::runs::fold_run;
 use orca_actors::spec::OrcaConfig;
 use orca_actors::view::FleetView;
@@ -72,10 +72,14 @@ pub fn run(ws_flag: Option<&Path>, args: VerifyArgs) -> anyhow::Result<i32> {
             Ok(exit::OK)
         });
     }
+    // Without a running orca, the same `runs` actor decides and records
+    // the verdict, in a tree booted for this command (it resumes nothing).
     let view = FleetView::load(&ws)?;
-    let r = view.find_run(&args.run).map_err(exit::InvalidInput)?;
-    let target = orca_actors::view::verdict_target(r, &args.task, args.attempt)
-        .map_err(exit::InvalidInput)?;
+    let run = view
+        .find_run(&args.run)
+        .map_err(|e| exit::InvalidInput(e.to_string()))?
+        .run
+        .clone();
     let verdict = VerdictRecord {
         verdict: if args.pass {
             Verdict::Pass
@@ -89,48 +93,39 @@ pub fn run(ws_flag: Option<&Path>, args: VerifyArgs) -> anyhow::Result<i32> {
     let config = OrcaConfig::load(&ws.config_path())
         .map(|c| c.0)
         .unwrap_or_default();
-    super::runtime()?.block_on(async {
-        // Without a daemon the CLI appends to the journal itself.
-        let (journal, report) = match open_writer(&ws.journal_dir(), JournalOptions::from_config(config.journal.as_ref())).await {
-            Ok(j) => j,
-            Err(JournalError::Locked { pid, .. }) => {
-                anyhow::bail!(
-                    "an orca process{} holds this workspace; give the verdict through it (`orca up` serves the verdict route) or once it has stopped",
-                    pid.map(|p| format!(" (pid {p})")).unwrap_or_default()
+    let target = super::runtime()?.block_on(async {
+        let orca = crate::daemon::boot(&ws, &config, None).await?;
+        let r = match orca.runs().await {
+            Ok(runs) => {
+                ops::verdict(
+                    &runs,
+                    &run,
+                    VerdictRequest {
+                        task: args.task.clone(),
+                        attempt: args.attempt,
+                        verdict: verdict.clone(),
+                        surface: Surface::Cli,
+                    },
                 )
+                .await
             }
-            Err(e) => return Err(e.into()),
+            Err(e) => {
+                orca.shutdown().await;
+                return Err(e);
+            }
         };
-        if let Err(e) =
-            orca_actors::journal::snapshot::discard_ahead(&ws.snapshot_dir(), report.last_seq)
-        {
-            journal.stop().await;
-            return Err(e.into());
-        }
-        let event = Event::VerdictRecorded {
-            attempt: target.clone(),
-            verdict: verdict.clone(),
-            surface: Surface::Cli,
-        };
-        let r = journal
-            .append(vec![NewEvent::new(paths::run(&target.run), event)])
-            .await;
-        journal.stop().await;
-        r?;
-        anyhow::Ok(())
+        orca.shutdown().await;
+        r.map_err(|e| match e {
+            RunError::NoSuchTask { .. } | RunError::Verdict(_) => {
+                exit::InvalidInput(e.to_string()).into()
+            }
+            RunError::NotRunning { .. }
+            | RunError::Ended { .. }
+            | RunError::Halted { .. }
+            | RunError::Unavailable { .. } => anyhow::Error::from(e),
+        })
     })?;
-    // Refresh the attempt directory's copy of the receipt.
     if let Ok(st) = fold_run(&ws, &target.run) {
-        if let Some(rec) = st
-            .task(&target.task)
-            .and_then(|t| t.attempt(target.attempt))
-            .and_then(|a| a.receipt.as_ref())
-        {
-            orca_actors::attempt::actor::write_receipt_file(
-                &ws.attempt_dir(&target.run, &target.task, target.attempt),
-                rec,
-            );
-        }
         println!(
             "{target}: {} (verdict by {}{}); run {} is {}",
             verdict.verdict,

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use futures::StreamExt as _;
+use orca_actors::journal::Envelope;
 use orca_actors::workspace::Workspace;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
@@ -113,12 +114,12 @@ impl Client {
         resp.json().await.context("unexpected answer from orca")
     }
 
-    /// The journal's events from `from` on, as the server sends them (the
-    /// export JSON objects), forever.
+    /// The journal's events from `from` on, typed (the server sends the
+    /// export JSON of each envelope), until the stream ends.
     pub async fn events(
         &self,
         from: u64,
-    ) -> anyhow::Result<impl futures::Stream<Item = anyhow::Result<Value>> + use<>> {
+    ) -> anyhow::Result<impl futures::Stream<Item = anyhow::Result<Envelope>> + use<>> {
         let resp = self
             .send(self.http.get(self.url(&format!("/v1/events?from={from}"))))
             .await?;
@@ -131,9 +132,11 @@ impl Client {
                     if let Some(end) = find_blank_line(&buf) {
                         let block: Vec<u8> = buf.drain(..end).collect();
                         if let Some(data) = sse_data(&block) {
-                            let v = serde_json::from_str::<Value>(&data)
-                                .context("a malformed event from orca");
-                            return Some((v, (bytes, buf)));
+                            let env = serde_json::from_str::<Value>(&data)
+                                .map_err(|e| e.to_string())
+                                .and_then(|v| Envelope::from_export_json(&v))
+                                .map_err(|e| anyhow::anyhow!("a malformed event from orca: {e}"));
+                            return Some((env, (bytes, buf)));
                         }
                         continue;
                     }

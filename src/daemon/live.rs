@@ -110,6 +110,11 @@ impl LiveView {
         .await;
     }
 
+    /// Changes whenever the view applied more events (its last seq).
+    pub fn watch(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.applied.clone()
+    }
+
     /// Runs `f` on the current view.
     pub fn read<T>(&self, f: impl FnOnce(&FleetView) -> T) -> T {
         match self.inner.read() {

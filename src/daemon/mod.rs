@@ -117,7 +117,7 @@ impl Orca {
     /// The `runs` supervisor.
     pub async fn runs(&self) -> anyhow::Result<ActorRef<RunsMsg>> {
         match self.root.call(RootMsg::Runs, None).await {
-            Ok(ractor::rpc::CallResult::Success(r)) => Ok(r),
+            Ok(ractor::rpc::CallResult::Success(Some(r))) => Ok(r),
             _ => anyhow::bail!("the supervision tree is not running"),
         }
     }

@@ -7,7 +7,8 @@ use std::sync::Arc;
 
 use anyhow::Context as _;
 use orca_actors::journal::{Event, NewEvent};
-use orca_actors::model::{paths, Timestamp};
+use orca_actors::model::Timestamp;
+use orca_actors::path::ActorPath;
 use orca_actors::runs::RunsMsg;
 use orca_actors::spec::OrcaConfig;
 use orca_actors::workspace::Workspace;
@@ -77,13 +78,11 @@ pub async fn serve_with(
     .await?;
     let snapshot_every = journal_opts.snapshot_every;
     let view = LiveView::start(&orca.services.journal, ws, snapshot_every).await?;
-    let runs = orca.runs().await?;
     let shutdown = Arc::new(Notify::new());
     let started = Timestamp::now();
     let (closing_tx, closing) = tokio::sync::watch::channel(false);
     let state = ApiState {
         services: orca.services.clone(),
-        runs,
         root: orca.root.clone(),
         view,
         token: Arc::new(token),
@@ -115,7 +114,7 @@ pub async fn serve_with(
     orca.services
         .journal
         .append(vec![NewEvent::new(
-            paths::ROOT,
+            ActorPath::Root.to_string(),
             Event::DaemonStarted {
                 pid: info.pid,
                 version: info.version.clone(),
@@ -148,13 +147,15 @@ impl Served {
     /// stops serving and closes the journal.
     pub async fn shutdown(self, reason: &str) {
         DaemonInfo::remove(&self.ws);
-        let _ = self.state.runs.call(RunsMsg::Suspend, None).await;
+        if let Ok(runs) = self.state.runs() {
+            let _ = runs.call(RunsMsg::Suspend, None).await;
+        }
         let _ = self
             .orca
             .services
             .journal
             .append(vec![NewEvent::new(
-                paths::ROOT,
+                ActorPath::Root.to_string(),
                 Event::DaemonStopped {
                     pid: self.info.pid,
                     reason: reason.to_string(),

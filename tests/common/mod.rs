@@ -85,7 +85,6 @@ pub fn submission(spec: spec::RunSpec, max_workers: u32) -> Submission {
         stale_after: None,
         surface: Surface::Cli,
         parent: None,
-        depth: 0,
     }
 }
 
@@ -112,7 +111,7 @@ impl Tree {
             .call(|tx| RunsMsg::Submit(Box::new(sub), tx), None)
             .await
         {
-            Ok(CallResult::Success(Ok(id))) => id,
+            Ok(CallResult::Success(Ok(done))) => done.run,
             other => panic!("submit failed: {other:?}"),
         }
     }

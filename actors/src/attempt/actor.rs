@@ -7,24 +7,26 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use ractor::{Actor, ActorProcessingErr, ActorRef};
-use tokio::io::AsyncReadExt;
 use tokio::task::AbortHandle;
 
 use super::artifacts::{self, ScanInput};
-use super::judge::{self, Evidence, Judgement, StopCause};
-use super::logcap::{CappedLog, LineSplitter, Redactor};
-use super::stream_json::{parse_line, Change, Signal, StreamState, MAX_PARSED_LINE};
-use super::{AttemptArgs, AttemptEnd, AttemptMsg, AttemptStatus, DeadlineKind};
+use super::{AttemptArgs, AttemptMsg, AttemptStatus, DeadlineKind};
 use crate::host::env::{build_env, OrcaContext};
+use crate::host::process::{pump, Pumped};
 use crate::host::{ExitInfo, HostPaths, Launch, OutputStream, ProcHandle, RecordedProc, Sig};
 use crate::journal::event::{BudgetLimit, Event, LogStream, WorkerEvent};
 use crate::journal::NewEvent;
-use crate::model::{bounded, NodeKind, Receipt, Timestamp};
-use crate::spec::config::{MAX_INLINE_PROMPT_BYTES, RUNTIME_HINT};
+use crate::model::{bounded, Timestamp};
+use crate::outcome::{
+    judge, AttemptOutcome, Evidence, Judgement, ReceiptDraft, StopCause, SUMMARY_MAX,
+};
+use crate::path::ActorPath;
+use crate::persist::Persister;
+use crate::redact::Secrets;
+use crate::spec::config::RUNTIME_HINT;
+use crate::spec::template::{build_prompt, runtime_argv};
 use crate::spec::{paths, CommandSpec, Scorer};
-
-/// Receipts' summaries are bounded to this many bytes.
-const SUMMARY_MAX: usize = 600;
+use crate::stream_json::{parse_line, Change, Signal, StreamState, MAX_PARSED_LINE};
 
 /// The `attempt` actor.
 #[derive(Debug, Default)]
@@ -33,13 +35,13 @@ pub struct AttemptActor;
 /// The actor's state.
 pub struct AttemptState {
     a: AttemptArgs,
-    path: String,
+    path: ActorPath,
     attempt_dir: PathBuf,
     attempt_dir_rel: PathBuf,
     paths: Option<HostPaths>,
     runtime: bool,
-    /// Secret values, redacted from anything journaled.
-    secrets: Vec<String>,
+    /// Secret values, redacted from logs and anything journaled.
+    secrets: Secrets,
     started: Timestamp,
     started_sys: SystemTime,
     proc: Option<ProcHandle>,
@@ -55,6 +57,7 @@ pub struct AttemptState {
     notes: Vec<String>,
     /// The host lost the process (transport), if it did.
     lost: Option<String>,
+    persister: Persister<()>,
 }
 
 impl Actor for AttemptActor {
@@ -67,10 +70,10 @@ impl Actor for AttemptActor {
         myself: ActorRef<AttemptMsg>,
         a: AttemptArgs,
     ) -> Result<AttemptState, ActorProcessingErr> {
-        let path = a.attempt.actor_path();
+        let path = ActorPath::Attempt(a.attempt.clone());
         a.services
             .registry
-            .register(path.clone(), NodeKind::Attempt, myself.get_cell());
+            .register(path.clone(), myself.get_cell());
         let attempt_dir =
             a.services
                 .ws
@@ -81,14 +84,23 @@ impl Actor for AttemptActor {
             .unwrap_or_else(|_| attempt_dir.clone());
         let runtime = a.task.needs_runtime();
         let now = Timestamp::now();
+        let me = myself.clone();
+        // Queued appends (start, worker reports) are not waited for: a
+        // failure comes back as JournalFailed, which kills the group.
+        let persister = Persister::new(a.services.journal.clone(), move |r, ()| {
+            if let Err(e) = r {
+                let _ = me.cast(AttemptMsg::JournalFailed(e.to_string()));
+            }
+        });
         myself.cast(AttemptMsg::Start)?;
         Ok(AttemptState {
+            persister,
             path,
             attempt_dir,
             attempt_dir_rel,
             paths: None,
             runtime,
-            secrets: Vec::new(),
+            secrets: Secrets::default(),
             started: now,
             started_sys: SystemTime::now(),
             proc: None,
@@ -123,7 +135,6 @@ impl Actor for AttemptActor {
             AttemptMsg::LogCapped(stream) => {
                 queue(
                     st,
-                    &myself,
                     vec![Event::WorkerReported {
                         attempt: st.a.attempt.clone(),
                         event: WorkerEvent::LogCapped { stream },
@@ -232,6 +243,11 @@ impl Actor for AttemptActor {
                 request_stop(&myself, st, cause).await;
                 Ok(())
             }
+            AttemptMsg::Kill(reply) => {
+                let r = kill_now(st).await;
+                let _ = reply.send(r);
+                Ok(())
+            }
             AttemptMsg::Status(reply) => {
                 let _ = reply.send(AttemptStatus {
                     attempt: st.a.attempt.clone(),
@@ -286,68 +302,6 @@ impl From<crate::journal::JournalError> for Launched {
     fn from(e: crate::journal::JournalError) -> Self {
         Launched::Fatal(Box::new(e))
     }
-}
-
-/// The prompt for an agent runtime: objective, instructions, context and
-/// the list of input files.
-pub fn build_prompt(task: &crate::spec::TaskSpec) -> String {
-    let mut parts = Vec::new();
-    if let Some(o) = &task.objective {
-        parts.push(format!("Objective: {o}"));
-    }
-    if let Some(i) = &task.instructions {
-        parts.push(i.clone());
-    }
-    if !task.context.is_empty() {
-        parts.push(format!(
-            "Context:\n{}",
-            task.context
-                .iter()
-                .map(|c| format!("- {c}"))
-                .collect::<Vec<_>>()
-                .join("\n")
-        ));
-    }
-    if !task.input_files.is_empty() {
-        parts.push(format!(
-            "Input files:\n{}",
-            task.input_files
-                .iter()
-                .map(|f| format!("- {f}"))
-                .collect::<Vec<_>>()
-                .join("\n")
-        ));
-    }
-    parts.join("\n\n")
-}
-
-/// Substitutes the runtime template's placeholders. Refuses to put a long
-/// prompt in argv.
-pub fn runtime_argv(
-    template: &[String],
-    prompt: &str,
-    prompt_file: &str,
-    attempt_dir: &str,
-    task_id: &str,
-) -> Result<Vec<String>, String> {
-    let inline = template.iter().any(|a| a.contains("{prompt}"));
-    if inline && prompt.len() > MAX_INLINE_PROMPT_BYTES {
-        return Err(format!(
-            "the prompt is {} bytes; prompts over {} bytes must go through {{prompt_file}}, \
-             never argv: change [runtime] command in .orca/config.toml to use {{prompt_file}}",
-            prompt.len(),
-            MAX_INLINE_PROMPT_BYTES
-        ));
-    }
-    Ok(template
-        .iter()
-        .map(|a| {
-            a.replace("{prompt_file}", prompt_file)
-                .replace("{attempt_dir}", attempt_dir)
-                .replace("{task_id}", task_id)
-                .replace("{prompt}", prompt)
-        })
-        .collect())
 }
 
 async fn launch(myself: &ActorRef<AttemptMsg>, st: &mut AttemptState) -> Result<(), Launched> {
@@ -438,11 +392,11 @@ async fn launch(myself: &ActorRef<AttemptMsg>, st: &mut AttemptState) -> Result<
         std::env::var(k).ok()
     })
     .map_err(|e| Launched::NotStarted(Judgement::task_fail(e.to_string())))?;
-    st.secrets = env
-        .iter()
-        .filter(|v| v.value.is_secret() && v.value.expose().len() >= 4)
-        .map(|v| v.value.expose().to_string())
-        .collect();
+    st.secrets = Secrets::new(
+        env.iter()
+            .filter(|v| v.value.is_secret())
+            .map(|v| v.value.expose().to_string()),
+    );
 
     a.host.prepare(&hp, &files).await.map_err(host_judgement)?;
 
@@ -504,7 +458,7 @@ async fn launch(myself: &ActorRef<AttemptMsg>, st: &mut AttemptState) -> Result<
     // Queued, not awaited: nothing waits on it, and the terminal batch's
     // durability covers it (appends are ordered). A failure comes back as
     // JournalFailed, which kills the group: unrecorded work must not run.
-    queue(st, myself, vec![started]);
+    queue(st, vec![started]);
 
     // Timers: heartbeat, timeout, budget seconds.
     let h = myself.send_after(a.stale_after, || AttemptMsg::StaleCheck);
@@ -533,7 +487,7 @@ fn host_judgement(e: crate::host::HostError) -> Launched {
 }
 
 fn spawn_reader(
-    mut stream: OutputStream,
+    stream: OutputStream,
     which: LogStream,
     path: PathBuf,
     cap: u64,
@@ -542,119 +496,56 @@ fn spawn_reader(
     st: &AttemptState,
 ) {
     let last_output = st.last_output.clone();
-    let mut abandon = st.abandon.subscribe();
+    let abandon = st.abandon.subscribe();
     // Secret values the worker prints never reach the log files.
-    let mut redactor = Redactor::new(&st.secrets);
+    let redactor = st.secrets.stream();
     tokio::spawn(async move {
-        // Created on the first output: a silent stream leaves no file (an
-        // attempt's directory stays cheap on the filesystem).
-        let mut log: Option<CappedLog> = None;
-        let mut log_failed = false;
-        let mut splitter = LineSplitter::new(MAX_PARSED_LINE);
-        let mut buf = vec![0u8; 64 * 1024];
-        let forward = |line: Option<&[u8]>, me: &ActorRef<AttemptMsg>| {
-            if let Some(signals) = line.and_then(parse_line) {
-                if signals.iter().any(|s| *s != Signal::Heartbeat) {
-                    let _ = me.cast(AttemptMsg::Signals(signals));
-                }
-            }
-        };
-        loop {
-            let n = tokio::select! {
-                r = stream.read(&mut buf) => match r {
-                    Ok(0) | Err(_) => break,
-                    Ok(n) => n,
-                },
-                _ = abandon.changed() => break,
-            };
-            last_output.store(Timestamp::now().nanos(), Ordering::Relaxed);
-            if log.is_none() && !log_failed {
-                match CappedLog::create(&path, cap) {
-                    Ok(l) => log = Some(l),
-                    Err(e) => {
-                        tracing::error!(path = %path.display(), error = %e, "cannot create the attempt log");
-                        log_failed = true;
-                    }
-                }
-            }
-            if let Some(l) = log.as_mut() {
-                match l.write(&redactor.feed(&buf[..n])) {
-                    Ok(true) => {
-                        let _ = me.cast(AttemptMsg::LogCapped(which));
-                    }
-                    Ok(false) => {}
-                    Err(e) => {
-                        tracing::error!(path = %path.display(), error = %e, "cannot write the attempt log");
-                        log = None;
-                        log_failed = true;
-                    }
-                }
-            }
-            if parse {
-                splitter.feed(&buf[..n], |line| forward(line, &me));
-            }
-        }
-        if parse {
-            splitter.finish(|line| forward(line, &me));
-        }
-        if let Some(mut l) = log {
-            match l.write(&redactor.finish()) {
-                Ok(true) => {
+        pump(
+            stream,
+            &path,
+            cap,
+            redactor,
+            parse.then_some(MAX_PARSED_LINE),
+            Some(abandon),
+            |p| match p {
+                Pumped::Output => last_output.store(Timestamp::now().nanos(), Ordering::Relaxed),
+                Pumped::Capped => {
                     let _ = me.cast(AttemptMsg::LogCapped(which));
                 }
-                Ok(false) => {}
-                Err(e) => {
-                    tracing::error!(path = %path.display(), error = %e, "cannot write the attempt log");
+                Pumped::Line(line) => {
+                    if let Some(signals) = line.and_then(parse_line) {
+                        if signals.iter().any(|s| *s != Signal::Heartbeat) {
+                            let _ = me.cast(AttemptMsg::Signals(signals));
+                        }
+                    }
                 }
-            }
-            if let Err(e) = l.finish() {
-                tracing::error!(path = %path.display(), error = %e, "cannot finish the attempt log");
-            }
-        }
+            },
+        )
+        .await;
         let _ = me.cast(AttemptMsg::OutputClosed(which));
     });
 }
 
 /// Queues events without waiting for durability (appends are ordered: the
-/// next awaited append covers them); a failure reaches the actor as
-/// `JournalFailed`.
-fn queue(st: &AttemptState, myself: &ActorRef<AttemptMsg>, events: Vec<Event>) {
+/// run's decision about this attempt comes later and is acted on only once
+/// durable); a failure reaches the actor as `JournalFailed`.
+fn queue(st: &AttemptState, events: Vec<Event>) {
     let batch = events
         .into_iter()
-        .map(|e| NewEvent::new(st.path.clone(), e))
+        .map(|e| NewEvent::new(st.path.to_string(), e))
         .collect();
-    let pending = st.a.services.journal.append(batch);
-    let me = myself.clone();
-    tokio::spawn(async move {
-        if let Err(e) = pending.await {
-            let _ = me.cast(AttemptMsg::JournalFailed(e.to_string()));
-        }
-    });
+    st.persister.append(batch, ());
 }
 
 /// Journals events for this attempt and waits until they are durable; a
 /// journal failure fails the actor.
 async fn journal(st: &AttemptState, events: Vec<Event>) -> Result<(), ActorProcessingErr> {
-    journal_raw(st, events).await
-}
-
-async fn journal_raw(st: &AttemptState, events: Vec<Event>) -> Result<(), ActorProcessingErr> {
     let batch = events
         .into_iter()
-        .map(|e| NewEvent::new(st.path.clone(), e))
+        .map(|e| NewEvent::new(st.path.to_string(), e))
         .collect();
     st.a.services.journal.append(batch).await?;
     Ok(())
-}
-
-fn redact(st: &AttemptState, text: &str) -> String {
-    let mut out = text.to_string();
-    for s in &st.secrets {
-        if out.contains(s.as_str()) {
-            out = out.replace(s.as_str(), "<redacted>");
-        }
-    }
-    out
 }
 
 async fn on_signals(
@@ -669,7 +560,7 @@ async fn on_signals(
         let event = match c {
             Change::Running => WorkerEvent::Running,
             Change::Tool(tool) => WorkerEvent::RunningTool {
-                tool: bounded(&redact(st, &tool), 200),
+                tool: bounded(&st.secrets.redact(&tool), 200),
             },
             Change::Usage { tokens, tool_calls } => {
                 if let Some(b) = &st.a.task.budget {
@@ -687,11 +578,11 @@ async fn on_signals(
                 path: bounded(&path, 1000),
             },
             Change::NeedsHuman(reason) => WorkerEvent::NeedsHuman {
-                reason: bounded(&redact(st, &reason), SUMMARY_MAX),
+                reason: bounded(&st.secrets.redact(&reason), SUMMARY_MAX),
             },
             Change::Done => WorkerEvent::Completed,
             Change::Error(error) => WorkerEvent::Failed {
-                error: bounded(&redact(st, &error), SUMMARY_MAX),
+                error: bounded(&st.secrets.redact(&error), SUMMARY_MAX),
             },
         };
         events.push(Event::WorkerReported {
@@ -709,7 +600,7 @@ async fn on_signals(
         // The report must be durable before the stop it causes.
         journal(st, events).await?;
     } else if !events.is_empty() {
-        queue(st, myself, events);
+        queue(st, events);
     }
     if let Some(limit) = budget {
         request_stop(myself, st, StopCause::Budget(limit)).await;
@@ -782,7 +673,6 @@ async fn maybe_finish(
     }
     queue(
         st,
-        myself,
         vec![Event::AttemptExited {
             attempt: st.a.attempt.clone(),
             exit_code: exit.code,
@@ -829,7 +719,7 @@ async fn maybe_finish(
         Ok(Scorer::ExitCode { expected }) => Some(expected),
         _ => None,
     });
-    let judged = judge::judge(&Evidence {
+    let judged = judge(&Evidence {
         exit,
         stop: st.stop.as_ref(),
         runtime: st.runtime,
@@ -841,45 +731,42 @@ async fn maybe_finish(
     let judgement = match (&st.lost, judged) {
         (Some(lost), _) => Judgement::transport(format!("connection to the host lost: {lost}")),
         (None, Some(j)) => j,
-        (None, None) => score(st, exit, &scan.refs).await,
+        (None, None) => {
+            let mut d = draft(st);
+            d.exit = Some(exit);
+            d.artifacts = scan.refs.clone();
+            score(st, exit, d).await
+        }
     };
-    let mut notes = std::mem::take(&mut st.notes);
-    notes.extend(scan.notes.iter().cloned());
-    complete(myself, st, judgement, Some(exit), scan.refs, notes).await
+    let mut draft = draft(st);
+    draft.exit = Some(exit);
+    draft.artifacts = scan.refs;
+    draft.notes.extend(scan.notes.iter().cloned());
+    complete(myself, st, judgement, draft).await
+}
+
+/// What is known of the attempt for its receipt (without its end).
+fn draft(st: &AttemptState) -> ReceiptDraft {
+    let mut d = ReceiptDraft::new(st.a.attempt.clone(), st.a.worker.clone(), st.started);
+    d.notes = st.notes.clone();
+    d
 }
 
 /// Asks the run's scorer. A scorer that errors, times out or is gone gives
 /// fail/verifier: the receipt is never lost.
-async fn score(
-    st: &AttemptState,
-    exit: ExitInfo,
-    artifacts: &[crate::model::ArtifactRef],
-) -> Judgement {
+async fn score(st: &AttemptState, exit: ExitInfo, draft: ReceiptDraft) -> Judgement {
     let Some(spec) = st.a.task.scorer.clone() else {
         return Judgement::pass("exited with code 0");
     };
     let Some(scorer) = st.a.scorer.clone() else {
         return Judgement::verifier_error("the run's scorer is not running");
     };
-    let now = Timestamp::now();
-    let draft = Receipt {
-        run: st.a.attempt.run.clone(),
-        task: st.a.attempt.task.clone(),
-        worker: st.a.worker.clone(),
-        attempt: st.a.attempt.attempt,
-        result: crate::model::AttemptResult::Partial,
-        failure_source: None,
-        class: None,
-        score: None,
-        exit_code: exit.code,
-        signal: exit.signal,
-        started: st.started,
-        finished: now,
-        duration_ms: now.millis_since(st.started),
-        artifacts: artifacts.to_vec(),
-        summary: "awaiting the scorer".into(),
-        verdict: None,
-    };
+    let artifacts = draft.artifacts.clone();
+    let receipt = draft.receipt(
+        &Judgement::partial("awaiting the scorer"),
+        &st.secrets,
+        Timestamp::now(),
+    );
     let timeout = spec.effective_timeout().as_duration();
     let req = crate::scorer::ScoreRequest {
         attempt: st.a.attempt.clone(),
@@ -889,8 +776,8 @@ async fn score(
         attempt_dir_rel: st.attempt_dir_rel.clone(),
         started: st.started_sys,
         exit,
-        draft,
-        artifacts: artifacts.to_vec(),
+        draft: receipt,
+        artifacts,
         objective: st.a.task.objective.clone(),
         runtime: st.a.services.settings.runtime.clone(),
         log_cap: st.a.services.settings.log_cap,
@@ -921,165 +808,50 @@ async fn finish_without_process(
     j: Judgement,
 ) -> Result<(), ActorProcessingErr> {
     st.finished = true;
-    let notes = std::mem::take(&mut st.notes);
-    complete(myself, st, j, None, Vec::new(), notes).await
+    let d = draft(st);
+    complete(myself, st, j, d).await
 }
 
-/// Writes `receipt.json` into an attempt directory (a convenience copy: the
-/// journal is the record).
-pub fn write_receipt_file(attempt_dir: &Path, receipt: &Receipt) {
-    let path = attempt_dir.join("receipt.json");
-    if let Err(e) = std::fs::create_dir_all(attempt_dir) {
-        tracing::warn!(path = %path.display(), error = %e, "cannot write receipt.json");
-        return;
-    }
-    if let Ok(text) = serde_json::to_vec_pretty(receipt) {
-        if let Err(e) = std::fs::write(&path, text) {
-            tracing::warn!(path = %path.display(), error = %e, "cannot write receipt.json");
-        }
-    }
-}
-
-/// Journals the terminal event and the receipt (one batch), writes
-/// `receipt.json`, cleans up on the host and reports to the supervisor.
+/// Cleans up on the host and reports the attempt's end to its run, which
+/// journals it with its decision (one batch) and writes `receipt.json`.
 async fn complete(
     myself: &ActorRef<AttemptMsg>,
     st: &mut AttemptState,
     j: Judgement,
-    exit: Option<ExitInfo>,
-    refs: Vec<crate::model::ArtifactRef>,
-    notes: Vec<String>,
+    draft: ReceiptDraft,
 ) -> Result<(), ActorProcessingErr> {
-    let now = Timestamp::now();
-    let mut summary = redact(st, &j.reason);
-    for n in &notes {
-        summary.push_str("; ");
-        summary.push_str(&redact(st, n));
-    }
-    let receipt = Receipt {
-        run: st.a.attempt.run.clone(),
-        task: st.a.attempt.task.clone(),
-        worker: st.a.worker.clone(),
-        attempt: st.a.attempt.attempt,
-        result: j.result,
-        failure_source: j.source,
-        class: j.class,
-        score: j.score.clone(),
-        exit_code: exit.and_then(|e| e.code),
-        signal: exit.and_then(|e| e.signal),
-        started: st.started,
-        finished: now,
-        duration_ms: now.millis_since(st.started),
-        artifacts: refs,
-        summary: bounded(&summary, SUMMARY_MAX),
-        verdict: None,
-    };
-    let mut events = Vec::new();
-    if matches!(st.stop, Some(StopCause::Shutdown)) {
-        events.push(Event::AttemptInterrupted {
-            attempt: st.a.attempt.clone(),
-            cause: crate::journal::event::InterruptCause::OrcaShutdown,
-        });
-    }
-    if let Some(StopCause::Operator { surface, restart }) = &st.stop {
-        events.push(Event::AttemptInterrupted {
-            attempt: st.a.attempt.clone(),
-            cause: crate::journal::event::InterruptCause::Operator {
-                surface: *surface,
-                restart: *restart,
-            },
-        });
-    }
-    if let Some(StopCause::Sibling { sibling }) = &st.stop {
-        events.push(Event::AttemptInterrupted {
-            attempt: st.a.attempt.clone(),
-            cause: crate::journal::event::InterruptCause::SiblingRestart {
-                sibling: sibling.clone(),
-            },
-        });
-    }
-    events.push(Event::AttemptFinished {
-        attempt: st.a.attempt.clone(),
-        result: j.result,
-        source: j.source,
-        class: j.class,
-        reason: receipt.summary.clone(),
-    });
-    events.push(Event::ReceiptRecorded(receipt.clone()));
-    for class in &j.alerts {
-        events.push(Event::AlertRaised {
-            class: *class,
-            run: st.a.attempt.run.clone(),
-            task: Some(st.a.attempt.task.clone()),
-            attempt: Some(st.a.attempt.attempt),
-            reason: receipt.summary.clone(),
-        });
-    }
-    // Queued, not awaited: the run supervisor's decision is appended after
-    // it and acted on only once durable, which makes this batch durable
-    // first (appends are ordered). One sync per task on the critical path.
-    queue(st, myself, events);
-    write_receipt_file(&st.attempt_dir, &receipt);
+    let outcome = AttemptOutcome::new(&draft, j, st.stop.clone(), &st.secrets, Timestamp::now());
     if let Some(hp) = &st.paths {
         if let Err(e) = st.a.host.cleanup(hp).await {
             tracing::warn!(attempt = %st.a.attempt, error = %e, "cleanup on the host failed");
         }
     }
-    let end = AttemptEnd {
-        attempt: st.a.attempt.clone(),
-        worker: st.a.worker.clone(),
-        result: j.result,
-        class: j.class,
-        stop: st.stop.clone(),
-        reason: receipt.summary,
-    };
-    let _ = st.a.supervisor.cast(crate::run::RunMsg::AttemptEnded(end));
+    let _ = st.a.supervisor.send_message(outcome);
     myself.stop(None);
     Ok(())
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn prompt_and_template() {
-        let task = crate::spec::TaskSpec {
-            id: "t".into(),
-            objective: Some("Find bugs.".into()),
-            instructions: Some("Read the code.".into()),
-            context: vec!["Be brief.".into()],
-            input_files: vec!["src/lib.rs".into()],
-            ..Default::default()
-        };
-        let p = build_prompt(&task);
-        assert_eq!(
-            p,
-            "Objective: Find bugs.\n\nRead the code.\n\nContext:\n- Be brief.\n\nInput files:\n- src/lib.rs"
-        );
-        let t: Vec<String> = [
-            "cw",
-            "exec",
-            "{prompt}",
-            "--dir={attempt_dir}",
-            "--id",
-            "{task_id}",
-        ]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
-        let argv = runtime_argv(&t, "hi", "/a/prompt.md", "/a", "t").unwrap();
-        assert_eq!(argv, ["cw", "exec", "hi", "--dir=/a", "--id", "t"]);
-        let long = "x".repeat(MAX_INLINE_PROMPT_BYTES + 1);
-        let err = runtime_argv(&t, &long, "/a/prompt.md", "/a", "t").unwrap_err();
-        assert!(err.contains("{prompt_file}"), "{err}");
-        let via_file: Vec<String> = ["cw", "--prompt-file", "{prompt_file}"]
-            .iter()
-            .map(|s| s.to_string())
-            .collect();
-        assert_eq!(
-            runtime_argv(&via_file, &long, "/a/prompt.md", "/a", "t").unwrap(),
-            ["cw", "--prompt-file", "/a/prompt.md"]
-        );
+/// A second Ctrl-C: SIGKILL the group now and wait (bounded) until it is
+/// gone, so that when orca exits the attempt's processes are gone too.
+async fn kill_now(st: &mut AttemptState) -> Result<(), (crate::model::AttemptRef, String)> {
+    let Some(proc) = st.proc else {
+        return Ok(());
+    };
+    let attempt = st.a.attempt.clone();
+    if let Err(e) = st.a.host.signal(&proc, Sig::Kill).await {
+        return Err((attempt, e.to_string()));
+    }
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(2);
+    loop {
+        match st.a.host.alive(&proc).await {
+            Ok(false) => return Ok(()),
+            Ok(true) if tokio::time::Instant::now() < deadline => {
+                // SIGKILL is delivered asynchronously and nothing signals
+                // the end of a whole group: look again shortly.
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+            Ok(true) => return Err((attempt, "its process group is still alive".into())),
+            Err(e) => return Err((attempt, e.to_string())),
+        }
     }
 }

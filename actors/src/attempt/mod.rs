@@ -8,24 +8,27 @@
 //! capped logs (stdout's stream-json lines become worker events), enforces
 //! the heartbeat (stale), `timeout_seconds` and the budget, and when the
 //! process has exited and its output is drained, decides the attempt's end in
-//! DESIGN.md's order ([`judge`]), runs the scorer, journals the terminal event
-//! and the receipt in one batch, and reports to its run supervisor.
+//! DESIGN.md's order ([`crate::outcome::judge`]), asks the run's scorer, and
+//! reports the end ([`crate::outcome::AttemptOutcome`], with its receipt) to
+//! its run through a narrow reference: the run journals it with its decision
+//! in one batch.
 //!
 //! # Messages ([`AttemptMsg`])
 //!
 //! | variant | what it does | reply | journals |
 //! |---|---|---|---|
-//! | `Start` | (sent to itself once spawned) checks required files and env, builds argv, starts the process, spawns the output readers and timers | — | `AttemptStarted` (queued: the terminal batch's durability covers it); or, when it cannot start, `AttemptFinished` + `ReceiptRecorded` |
+//! | `Start` | (sent to itself once spawned) checks required files and env, builds argv, starts the process, spawns the output readers and timers | — | `AttemptStarted` (queued: the run's decision about the attempt comes later and waits for durability); when it cannot start, its end goes to the run at once |
 //! | `Signals(signals)` | stream-json signals from stdout (heartbeat-only lines never become messages) | — | `WorkerReported` (one batch per line: running, tool, usage, artifact, needs_human, done, error); `BudgetExceeded` when a limit is passed |
 //! | `LogCapped(stream)` | a log reached its cap | — | `WorkerReported{LogCapped}` |
 //! | `OutputClosed(stream)` | a reader finished (EOF or abandoned) | — | — (at the end: see `Exited`) |
-//! | `Exited(result)` | the process exited; leftover group members get SIGTERM, the grace, SIGKILL | — | once output is drained: `AttemptExited`, then `AttemptFinished` + `ReceiptRecorded` (+ `AlertRaised`) in one batch |
+//! | `Exited(result)` | the process exited; leftover group members get SIGTERM, the grace, SIGKILL | — | once output is drained: `AttemptExited` (queued); then the end goes to the run, which journals it |
 //! | `StaleCheck` | heartbeat timer: no output or event for `stale_after` → stop (stale) | — | `WorkerReported{Stale}` |
 //! | `Deadline(kind)` | `timeout_seconds` or `budget.max_seconds` reached → stop | — | `WorkerReported{BudgetExceeded}` for the budget |
 //! | `KillGroup` | the grace after SIGTERM is over: SIGKILL the group | — | — |
 //! | `AbandonOutput` | output pipes still open long after the group is gone (an escaped process holds them): kill what carries the attempt's id, stop reading | — | — |
 //! | `JournalFailed(reason)` | a queued append failed: kill the group, fail the actor (its run treats that as a transient failure) | — | — |
 //! | `Stop(cause)` | stop the attempt (timeout, operator, sibling restart, run stop, shutdown): SIGTERM the group, KillGroup after the grace | — | — (the cause decides the receipt) |
+//! | `Kill(reply)` | a second Ctrl-C: SIGKILL the group now, answer once it is gone (at most 2 s) | `Ok(())`, or the attempt and why it could not be confirmed | — |
 //! | `Status(reply)` | the attempt's live view | [`AttemptStatus`] | — |
 //!
 //! Every handler is an exhaustive match; nothing from the worker's output
@@ -33,29 +36,26 @@
 
 pub mod actor;
 pub mod artifacts;
-pub mod judge;
-pub mod logcap;
-pub mod stream_json;
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use ractor::{ActorRef, RpcReplyPort};
+use ractor::{ActorRef, DerivedActorRef, RpcReplyPort};
 
 use crate::host::{ExitInfo, HostAdapter, ProcHandle};
 use crate::journal::event::LogStream;
-use crate::model::{AttemptRef, AttemptResult, FailureClass, Timestamp};
+use crate::model::{AttemptRef, Timestamp};
+use crate::outcome::{AttemptOutcome, StopCause};
 use crate::services::Services;
 use crate::spec::{RunSpec, TaskSpec};
 
 pub use actor::AttemptActor;
-pub use judge::StopCause;
 
 /// Messages of the `attempt` actor (see the table above).
 #[derive(Debug)]
 pub enum AttemptMsg {
     Start,
-    Signals(Vec<stream_json::Signal>),
+    Signals(Vec<crate::stream_json::Signal>),
     LogCapped(LogStream),
     OutputClosed(LogStream),
     Exited(Result<ExitInfo, String>),
@@ -65,6 +65,7 @@ pub enum AttemptMsg {
     AbandonOutput,
     JournalFailed(String),
     Stop(StopCause),
+    Kill(RpcReplyPort<Result<(), (AttemptRef, String)>>),
     Status(RpcReplyPort<AttemptStatus>),
 }
 
@@ -91,22 +92,11 @@ pub struct AttemptArgs {
     pub host_allowlist: Vec<String>,
     pub host: Arc<dyn HostAdapter>,
     pub services: Services,
-    /// Where to report the end.
-    pub supervisor: ActorRef<crate::run::RunMsg>,
+    /// Where to report the end: the run, seen only as what takes an
+    /// [`AttemptOutcome`].
+    pub supervisor: DerivedActorRef<AttemptOutcome>,
     /// The run's scorer.
     pub scorer: Option<ActorRef<crate::scorer::ScorerMsg>>,
-}
-
-/// How an attempt ended, as reported to its run supervisor.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct AttemptEnd {
-    pub attempt: AttemptRef,
-    pub worker: String,
-    pub result: AttemptResult,
-    pub class: Option<FailureClass>,
-    /// Why it was stopped, if it was.
-    pub stop: Option<StopCause>,
-    pub reason: String,
 }
 
 /// The live view of an attempt.

@@ -1,16 +1,13 @@
 //! Child processes on this machine: own process group, stdin closed,
 //! environment exactly as given, output piped.
 
-use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
 use std::time::Duration;
 
 use async_trait::async_trait;
 
 use super::{
-    procfs, ExitInfo, HostAdapter, HostError, HostPaths, Launch, ProcHandle, RecordedProc, Running,
-    Sig,
+    procfs, HostAdapter, HostError, HostPaths, Launch, ProcHandle, RecordedProc, Running, Sig,
 };
 
 /// Runs attempts as child processes in the workspace.
@@ -128,7 +125,7 @@ impl HostAdapter for LocalHost {
     }
 
     async fn start(&self, launch: Launch) -> Result<Running, HostError> {
-        let Some((program, args)) = launch.argv.split_first() else {
+        let Some((program, _)) = launch.argv.split_first() else {
             return Err(HostError::Spawn {
                 program: String::new(),
                 reason: "empty command".into(),
@@ -170,63 +167,26 @@ impl HostAdapter for LocalHost {
                 })
             }
         };
-        let resolved =
-            resolve_program(program, &path_var, &cwd).ok_or_else(|| HostError::Spawn {
-                program: program.clone(),
-                reason: format!("not found in the worker's PATH ({path_var})"),
-            })?;
-        let mut cmd = tokio::process::Command::new(&resolved);
-        cmd.arg0(program);
-        cmd.args(args)
-            .env_clear()
-            .envs(launch.env.iter().map(|v| (&v.name, v.value.expose())))
-            .current_dir(&cwd)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .process_group(0)
-            .kill_on_drop(false);
-        let mut child = cmd.spawn().map_err(|e| HostError::Spawn {
-            program: program.clone(),
-            reason: if e.kind() == std::io::ErrorKind::NotFound
-                && !Path::new(&launch.paths.cwd).is_dir()
-            {
-                format!("working directory {} does not exist", launch.paths.cwd)
-            } else {
-                e.to_string()
-            },
+        let spawned = super::process::spawn(super::process::ProcessSpec {
+            argv: &launch.argv,
+            env: &launch.env,
+            cwd: &cwd,
+            stdin: None,
+        })
+        .map_err(|e| match e {
+            HostError::Spawn { program, reason } if reason.starts_with("not found in PATH") => {
+                HostError::Spawn {
+                    program,
+                    reason: format!("not found in the worker's PATH ({path_var})"),
+                }
+            }
+            e => e,
         })?;
-        let pid = child.id().ok_or_else(|| HostError::Spawn {
-            program: program.clone(),
-            reason: "the process ended before orca saw its pid".into(),
-        })?;
-        let stdout = child.stdout.take();
-        let stderr = child.stderr.take();
-        let (Some(stdout), Some(stderr)) = (stdout, stderr) else {
-            return Err(HostError::Spawn {
-                program: program.clone(),
-                reason: "output pipes missing".into(),
-            });
-        };
-        let proc = ProcHandle {
-            pid,
-            pgid: pid as i32,
-            proc_start: procfs::start_time(pid),
-        };
-        let exit = Box::pin(async move {
-            let status = child
-                .wait()
-                .await
-                .map_err(|e| HostError::io("cannot wait for the process", e))?;
-            Ok(ExitInfo {
-                code: status.code(),
-                signal: status.signal(),
-            })
-        });
+        let exit = Box::pin(super::process::Spawned::wait(spawned.child));
         Ok(Running {
-            proc,
-            stdout: Box::new(stdout),
-            stderr: Box::new(stderr),
+            proc: spawned.proc,
+            stdout: Box::new(spawned.stdout),
+            stderr: Box::new(spawned.stderr),
             exit,
         })
     }

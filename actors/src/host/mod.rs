@@ -13,6 +13,8 @@
 
 pub mod env;
 pub mod local;
+pub mod logcap;
+pub mod process;
 pub mod procfs;
 pub mod ssh;
 

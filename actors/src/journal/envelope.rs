@@ -57,6 +57,53 @@ impl Envelope {
     }
 }
 
+impl Envelope {
+    /// Reads back what [`Envelope::export_json`] wrote (the API's event
+    /// stream carries it): a client follows typed events, not loose JSON.
+    /// `at` comes back to the millisecond the export keeps.
+    pub fn from_export_json(v: &serde_json::Value) -> Result<Envelope, String> {
+        use serde_json::{Map, Value};
+        let obj = v.as_object().ok_or("an event is a JSON object")?;
+        let field = |k: &str| obj.get(k).ok_or_else(|| format!("the event has no `{k}`"));
+        let seq = field("seq")?.as_u64().ok_or("`seq` is not a number")?;
+        let at: Timestamp =
+            serde_json::from_value(field("at")?.clone()).map_err(|e| format!("`at`: {e}"))?;
+        let actor = field("actor")?
+            .as_str()
+            .ok_or("`actor` is not text")?
+            .to_string();
+        let kind = field("type")?.as_str().ok_or("`type` is not text")?;
+        let mut fields = Map::new();
+        for (k, v) in obj {
+            match k.as_str() {
+                "seq" | "at" | "actor" | "type" => {}
+                other => {
+                    let name = other.strip_prefix("event.").unwrap_or(other);
+                    fields.insert(name.to_string(), v.clone());
+                }
+            }
+        }
+        let body = match fields.remove("value") {
+            Some(value) if fields.is_empty() => value,
+            Some(value) => {
+                fields.insert("value".into(), value);
+                Value::Object(fields)
+            }
+            None => Value::Object(fields),
+        };
+        let mut tagged = Map::new();
+        tagged.insert(kind.to_string(), body);
+        let event: Event = serde_json::from_value(Value::Object(tagged))
+            .map_err(|e| format!("a {kind} event: {e}"))?;
+        Ok(Envelope {
+            seq,
+            at,
+            actor,
+            event,
+        })
+    }
+}
+
 /// An event to append, with the path of the actor appending it.
 #[derive(Clone, PartialEq, Debug)]
 pub struct NewEvent {
@@ -82,4 +129,32 @@ pub struct AppendAck {
     pub last_seq: u64,
     /// The timestamp every event of the batch carries.
     pub at: Timestamp,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_event_comes_back_from_its_export_json() {
+        for (i, e) in crate::journal::fixture::sample_events()
+            .into_iter()
+            .enumerate()
+        {
+            let env = Envelope {
+                seq: i as u64 + 1,
+                // The export keeps milliseconds.
+                at: Timestamp(1_795_000_000_123_000_000),
+                actor: e.actor,
+                event: e.event,
+            };
+            let back = Envelope::from_export_json(&env.export_json()).unwrap();
+            assert_eq!(back, env);
+        }
+        assert!(Envelope::from_export_json(&serde_json::json!({"seq": 1})).is_err());
+        assert!(Envelope::from_export_json(&serde_json::json!({
+            "seq": 1, "at": "2026-12-05T00:00:00Z", "actor": "/", "type": "NoSuchEvent"
+        }))
+        .is_err());
+    }
 }

@@ -336,24 +336,11 @@ impl Event {
     }
 }
 
-/// The run id inside an actor path (`/runs/<run>/…`), if any.
-pub fn run_of_path(path: &str) -> Option<&str> {
-    let rest = path.strip_prefix("/runs/")?;
-    let run = rest.split('/').next()?;
-    (!run.is_empty()).then_some(run)
-}
+pub use crate::path::run_of_path;
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn run_of_path_parses() {
-        assert_eq!(run_of_path("/runs/r-1/attempts/a:1"), Some("r-1"));
-        assert_eq!(run_of_path("/runs/r-1"), Some("r-1"));
-        assert_eq!(run_of_path("/runs"), None);
-        assert_eq!(run_of_path("/journal"), None);
-    }
 
     #[test]
     fn events_round_trip_through_bincode() {

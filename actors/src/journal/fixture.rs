@@ -106,7 +106,7 @@ pub fn sample_events() -> Vec<NewEvent> {
         e(
             &run_path,
             Event::ChildStarted {
-                path: a1.actor_path(),
+                path: a1.actor_path().to_string(),
                 kind: NodeKind::Attempt,
                 restart: RestartType::Transient,
             },
@@ -114,7 +114,7 @@ pub fn sample_events() -> Vec<NewEvent> {
         e(
             &run_path,
             Event::ChildFailed {
-                path: a1.actor_path(),
+                path: a1.actor_path().to_string(),
                 class: FailureClass::Transient,
                 reason: "exit 75".into(),
             },
@@ -134,7 +134,7 @@ pub fn sample_events() -> Vec<NewEvent> {
         e(
             &run_path,
             Event::ChildRestarted {
-                path: a2.actor_path(),
+                path: a2.actor_path().to_string(),
                 attempt: 2,
             },
         ),
@@ -157,7 +157,7 @@ pub fn sample_events() -> Vec<NewEvent> {
         e(
             &run_path,
             Event::ChildStopped {
-                path: a2.actor_path(),
+                path: a2.actor_path().to_string(),
                 reason: "normal".into(),
             },
         ),
@@ -171,7 +171,7 @@ pub fn sample_events() -> Vec<NewEvent> {
             },
         ),
         e(
-            &a2.actor_path(),
+            &a2.actor_path().to_string(),
             Event::AttemptStarted {
                 attempt: a2.clone(),
                 worker: "local-1".into(),
@@ -183,7 +183,7 @@ pub fn sample_events() -> Vec<NewEvent> {
             },
         ),
         e(
-            &a2.actor_path(),
+            &a2.actor_path().to_string(),
             Event::WorkerReported {
                 attempt: a2.clone(),
                 event: WorkerEvent::Usage {
@@ -193,7 +193,7 @@ pub fn sample_events() -> Vec<NewEvent> {
             },
         ),
         e(
-            &a2.actor_path(),
+            &a2.actor_path().to_string(),
             Event::AttemptExited {
                 attempt: a2.clone(),
                 exit_code: Some(0),
@@ -201,7 +201,7 @@ pub fn sample_events() -> Vec<NewEvent> {
             },
         ),
         e(
-            &a1.actor_path(),
+            &a1.actor_path().to_string(),
             Event::AttemptInterrupted {
                 attempt: a1.clone(),
                 cause: InterruptCause::Operator {
@@ -211,7 +211,7 @@ pub fn sample_events() -> Vec<NewEvent> {
             },
         ),
         e(
-            &a2.actor_path(),
+            &a2.actor_path().to_string(),
             Event::AttemptFinished {
                 attempt: a2.clone(),
                 result: AttemptResult::Fail,
@@ -220,7 +220,7 @@ pub fn sample_events() -> Vec<NewEvent> {
                 reason: "missing artifact: report".into(),
             },
         ),
-        e(&a2.actor_path(), Event::ReceiptRecorded(receipt)),
+        e(&a2.actor_path().to_string(), Event::ReceiptRecorded(receipt)),
         e(
             &run_path,
             Event::VerdictRecorded {
@@ -256,7 +256,7 @@ pub fn sample_events() -> Vec<NewEvent> {
         e(
             "/",
             Event::ControlRequested {
-                path: a2.actor_path(),
+                path: a2.actor_path().to_string(),
                 message: "interrupt".into(),
                 surface: Surface::Worker,
             },
@@ -284,7 +284,7 @@ pub fn sample_events() -> Vec<NewEvent> {
 /// nested enums.
 pub fn sample_worker_events() -> Vec<NewEvent> {
     let a = AttemptRef::new("r-261121073500-a1b2", "build", 1);
-    let path = a.actor_path();
+    let path = a.actor_path().to_string();
     let w = |event: WorkerEvent| {
         NewEvent::new(
             &path,

@@ -171,7 +171,7 @@ mod tests {
     #[test]
     fn record_round_trips() {
         let event = Event::ChildRestarted {
-            path: AttemptRef::new("r-1", "lint", 2).actor_path(),
+            path: AttemptRef::new("r-1", "lint", 2).actor_path().to_string(),
             attempt: 2,
         };
         let mut out = Vec::new();

@@ -664,6 +664,16 @@ impl JournalHandle {
         }
     }
 
+    /// Writes and syncs everything appended so far; answers the last seq.
+    /// A barrier: a reader of the files afterwards sees every earlier
+    /// append.
+    pub async fn flush(&self) -> Result<u64, JournalError> {
+        match self.actor.call(JournalMsg::Flush, None).await {
+            Ok(ractor::rpc::CallResult::Success(r)) => r,
+            _ => Err(JournalError::Stopped),
+        }
+    }
+
     /// Writes and syncs everything queued, stops the actor and releases the
     /// writer lock. Waits until the lock is released.
     pub async fn stop(&self) {

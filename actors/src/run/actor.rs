@@ -1,31 +1,33 @@
-//! The run supervisor's implementation (see the module docs).
+//! The run supervisor's actor: the mailbox, worker slots, spawning and
+//! timers around [`super::decide::decide`] (see the module docs).
 
 use std::collections::HashMap;
 use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use ractor::{Actor, ActorId, ActorProcessingErr, ActorRef, RpcReplyPort, SupervisionEvent};
+use ractor::{
+    Actor, ActorId, ActorProcessingErr, ActorRef, DerivedActorRef, RpcReplyPort, SupervisionEvent,
+};
 use tokio::task::AbortHandle;
 
+use super::decide::{decide, has_live_attempt, live_tasks, mode, Answer, Decision, Effect, Mode};
+use super::decide::{RunCommand, RunCtx, RunError};
 use super::lease::{Inbox, Slot, Slots};
-use super::state::{status_from_results, AttemptPhase, RunState, TaskPhase};
-use super::RunMsg;
-use crate::attempt::{AttemptActor, AttemptArgs, AttemptEnd, AttemptMsg, StopCause};
+use super::state::RunState;
+use super::{RunMsg, RunReport, RunRequest};
+use crate::attempt::{AttemptActor, AttemptArgs, AttemptMsg};
 use crate::journal::event::{Event, InterruptCause};
 use crate::journal::NewEvent;
-use crate::model::{
-    paths, AlertClass, AttemptRef, AttemptResult, FailureClass, FailureSource, NodeKind, Receipt,
-    RunStatus, Surface, Timestamp,
-};
-use crate::runs::RunsMsg;
+use crate::model::{AttemptRef, NodeKind, RestartType, Timestamp};
+use crate::outcome::{AttemptOutcome, Judgement, StopCause};
+use crate::path::ActorPath;
+use crate::persist::Persister;
 use crate::scorer::actor::ScorerArgs;
 use crate::scorer::{ScorerActor, ScorerMsg};
 use crate::services::Services;
 use crate::spec::{RunSpec, TaskSpec};
-use crate::supervision::{
-    decide, ChildExit, ChildPolicy, Decision, RestartWindow, Siblings, SupervisorPolicy,
-};
+use crate::supervision::{Action, ChildSpec, ChildTable, Outcome, SupervisorPolicy};
 
 /// How the supervisor starts.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -48,53 +50,31 @@ pub struct RunArgs {
     /// `--stale-after`: overrides the run's `stale_after_seconds`.
     pub stale_after: Option<Duration>,
     /// Where to report the run's end.
-    pub parent: Option<ActorRef<RunsMsg>>,
+    pub parent: Option<DerivedActorRef<RunReport>>,
 }
 
-/// An effect of a journaled decision, carried out once it is durable.
-pub enum Effect {
-    /// Spawn attempt `n` of a task in its reserved slot.
-    Launch { task: usize, n: u32, counted: bool },
-    /// Arm a backoff timer.
-    Backoff {
-        task: usize,
-        attempt: u32,
-        deadline: Timestamp,
-    },
-    /// Stop these tasks' running attempts.
-    StopAttempts { tasks: Vec<usize>, cause: StopCause },
-    /// Answer a caller.
-    Reply(RpcReplyPort<()>),
-    /// Answer an interrupt.
-    ReplyInterrupt(RpcReplyPort<Result<String, String>>, String),
-    /// The run ended.
-    Ended(RunStatus),
+/// What waits for an append to be durable.
+pub enum Act {
+    Effect(Effect),
+    Reply(RpcReplyPort<Result<Answer, RunError>>, Answer),
 }
 
-impl fmt::Debug for Effect {
+impl fmt::Debug for Act {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Effect::Launch { task, n, counted } => {
-                write!(f, "Launch({task}:{n}, counted: {counted})")
-            }
-            Effect::Backoff { task, attempt, .. } => write!(f, "Backoff({task}:{attempt})"),
-            Effect::StopAttempts { tasks, cause } => {
-                write!(f, "StopAttempts({tasks:?}, {cause:?})")
-            }
-            Effect::Reply(_) => f.write_str("Reply"),
-            Effect::ReplyInterrupt(_, a) => write!(f, "ReplyInterrupt({a})"),
-            Effect::Ended(s) => write!(f, "Ended({s})"),
+            Act::Effect(e) => write!(f, "{e:?}"),
+            Act::Reply(_, a) => write!(f, "Reply({a:?})"),
         }
     }
 }
 
+/// Why the supervisor stopped deciding.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Mode {
-    Normal,
-    Stopping,
-    Escalated,
+enum Halt {
+    /// orca shuts down: attempts are interrupted, to be resumed later.
     Suspending,
-    Failed,
+    /// An append failed: nothing more may be acted on.
+    JournalFailed,
 }
 
 struct Live {
@@ -111,11 +91,10 @@ pub struct RunSupervisor;
 /// Its state.
 pub struct Sup {
     run: String,
-    path: String,
+    path: ActorPath,
     spec: Arc<RunSpec>,
     /// Task specs, aligned with `state.tasks`.
     tasks: Vec<Arc<TaskSpec>>,
-    index: HashMap<String, usize>,
     state: RunState,
     policy: SupervisorPolicy,
     services: Services,
@@ -124,14 +103,14 @@ pub struct Sup {
     running: HashMap<usize, Live>,
     by_actor: HashMap<ActorId, usize>,
     backoffs: HashMap<usize, AbortHandle>,
-    mode: Mode,
+    halt: Option<Halt>,
     boot_mode: RunMode,
     suspend_replies: Vec<RpcReplyPort<()>>,
-    parent: Option<ActorRef<RunsMsg>>,
+    parent: Option<DerivedActorRef<RunReport>>,
     stale_after: Option<Duration>,
-    ended: bool,
-    scorer: Option<ActorRef<ScorerMsg>>,
-    scorer_window: RestartWindow,
+    /// The scorer's row.
+    children: ChildTable,
+    persister: Persister<Vec<Act>>,
 }
 
 impl Actor for RunSupervisor {
@@ -145,10 +124,10 @@ impl Actor for RunSupervisor {
         args: RunArgs,
     ) -> Result<Sup, ActorProcessingErr> {
         let run = args.state.run.clone();
-        let path = paths::run(&run);
+        let path = ActorPath::run(&run);
         args.services
             .registry
-            .register(path.clone(), NodeKind::Run, myself.get_cell());
+            .register(path.clone(), myself.get_cell());
         let by_id: HashMap<&str, &TaskSpec> =
             args.spec.tasks.iter().map(|t| (t.id.as_str(), t)).collect();
         let mut tasks = Vec::with_capacity(args.state.tasks.len());
@@ -158,23 +137,23 @@ impl Actor for RunSupervisor {
             })?;
             tasks.push(Arc::new((*spec).clone()));
         }
-        let index = args
-            .state
-            .tasks
-            .iter()
-            .enumerate()
-            .map(|(i, t)| (t.id.clone(), i))
-            .collect();
         let policy =
             SupervisorPolicy::for_run(&args.spec, args.services.settings.grace.as_millis() as u64);
         let slots = Slots::new(&args.spec, args.state.max_workers);
+        let me = myself.clone();
+        let persister = Persister::new(args.services.journal.clone(), move |r, acts| {
+            let _ = me.cast(match r {
+                Ok(_) => RunMsg::Persisted(acts),
+                Err(e) => RunMsg::JournalFailed(e.to_string()),
+            });
+        });
         myself.cast(RunMsg::Boot)?;
         Ok(Sup {
+            children: ChildTable::new(path.clone(), SupervisorPolicy::internal()),
             run,
             path,
             spec: args.spec,
             tasks,
-            index,
             state: args.state,
             policy,
             services: args.services,
@@ -183,14 +162,12 @@ impl Actor for RunSupervisor {
             running: HashMap::new(),
             by_actor: HashMap::new(),
             backoffs: HashMap::new(),
-            mode: Mode::Normal,
+            halt: None,
             boot_mode: args.mode,
             suspend_replies: Vec::new(),
             parent: args.parent,
             stale_after: args.stale_after,
-            ended: false,
-            scorer: None,
-            scorer_window: RestartWindow::default(),
+            persister,
         })
     }
 
@@ -202,124 +179,97 @@ impl Actor for RunSupervisor {
     ) -> Result<(), ActorProcessingErr> {
         match msg {
             RunMsg::Boot => s.boot(&myself).await?,
-            RunMsg::AttemptEnded(end) => {
-                let Some(&t) = s.index.get(&end.attempt.task) else {
+            RunMsg::AttemptEnded(outcome) => {
+                let Some(t) = s.state.position(&outcome.attempt.task) else {
                     return Ok(());
                 };
                 match s.running.get(&t) {
-                    Some(live) if live.n == end.attempt.attempt => {}
+                    Some(live) if live.n == outcome.attempt.attempt => s.release(t),
                     _ => return Ok(()),
                 }
-                s.release(t);
-                s.on_end(&myself, t, end, Vec::new());
+                s.command(&myself, RunCommand::AttemptEnded(outcome), None);
+                s.maybe_halted(&myself);
             }
-            RunMsg::Persisted(effects) => {
-                for e in effects {
-                    s.effect(&myself, e).await;
+            RunMsg::Persisted(acts) => {
+                for act in acts {
+                    s.act(&myself, act).await;
                 }
             }
             RunMsg::BackoffDue { task, attempt } => {
-                if let Some(&t) = s.index.get(&task) {
+                if let Some(t) = s.state.position(&task) {
                     s.backoffs.remove(&t);
-                    let ts = &s.state.tasks[t];
-                    if s.mode == Mode::Normal
-                        && ts.phase == TaskPhase::Backoff
-                        && ts.next_attempt == attempt
-                    {
-                        s.enqueue(t);
-                        s.lease(&myself);
+                    s.command(&myself, RunCommand::BackoffDue { task: t, attempt }, None);
+                }
+            }
+            RunMsg::Request(req, reply) => {
+                if s.halt.is_some() {
+                    if let Some(r) = reply {
+                        let _ = r.send(Err(RunError::Halted { run: s.run.clone() }));
                     }
+                    return Ok(());
                 }
+                let cmd = match req {
+                    RunRequest::Stop { surface, reason } => RunCommand::Stop { surface, reason },
+                    RunRequest::Pause { surface } => RunCommand::Pause { surface },
+                    RunRequest::Resume { surface } => RunCommand::Resume { surface },
+                    RunRequest::Interrupt {
+                        task,
+                        surface,
+                        restart,
+                    } => RunCommand::Interrupt {
+                        task,
+                        surface,
+                        restart,
+                    },
+                    RunRequest::Verdict(v) => RunCommand::Verdict(v),
+                };
+                s.command(&myself, cmd, reply);
             }
-            RunMsg::Stop {
-                surface,
-                reason,
-                reply,
-            } => s.stop(&myself, surface, reason, reply),
-            RunMsg::Pause { surface, reply } => {
-                let mut effects = Vec::new();
-                if let Some(r) = reply {
-                    effects.push(Effect::Reply(r));
-                }
-                if !s.state.paused && !s.ended {
-                    s.persist(
-                        &myself,
-                        vec![Event::RunPaused {
-                            run: s.run.clone(),
-                            surface,
-                        }],
-                        effects,
-                    );
-                } else {
-                    s.persist(&myself, Vec::new(), effects);
-                }
-            }
-            RunMsg::Resume { surface, reply } => {
-                let mut effects = Vec::new();
-                if let Some(r) = reply {
-                    effects.push(Effect::Reply(r));
-                }
-                if s.state.paused && !s.ended {
-                    s.persist(
-                        &myself,
-                        vec![Event::RunResumed {
-                            run: s.run.clone(),
-                            surface,
-                        }],
-                        effects,
-                    );
-                    s.lease(&myself);
-                } else {
-                    s.persist(&myself, Vec::new(), effects);
-                }
-            }
-            RunMsg::Interrupt {
-                task,
-                surface,
-                restart,
-                reply,
-            } => s.interrupt(&myself, &task, surface, restart, reply),
             RunMsg::Suspend { reply } => {
-                s.mode = Mode::Suspending;
-                for (_, h) in s.backoffs.drain() {
-                    h.abort();
-                }
-                s.inbox.clear();
+                s.halt(Halt::Suspending);
                 if let Some(r) = reply {
                     s.suspend_replies.push(r);
                 }
-                for live in s.running.values() {
-                    if let Some(a) = &live.actor {
-                        let _ = a.cast(AttemptMsg::Stop(StopCause::Shutdown));
-                    }
-                }
-                s.maybe_suspended(&myself);
+                s.stop_all(StopCause::Interrupted(InterruptCause::OrcaShutdown));
+                s.maybe_halted(&myself);
+            }
+            RunMsg::Kill { reply } => {
+                let attempts: Vec<ActorRef<AttemptMsg>> =
+                    s.running.values().filter_map(|l| l.actor.clone()).collect();
+                tokio::spawn(async move {
+                    let kills = attempts.into_iter().map(|a| async move {
+                        let r = a.call(AttemptMsg::Kill, Some(KILL_LIMIT)).await;
+                        match r {
+                            Ok(ractor::rpc::CallResult::Success(Ok(()))) => None,
+                            Ok(ractor::rpc::CallResult::Success(Err((attempt, why)))) => {
+                                Some((attempt, why))
+                            }
+                            _ => None,
+                        }
+                    });
+                    let failed: Vec<_> = futures::future::join_all(kills)
+                        .await
+                        .into_iter()
+                        .flatten()
+                        .collect();
+                    let _ = reply.send(failed);
+                });
             }
             RunMsg::Get(reply) => {
                 let _ = reply.send(s.state.clone());
             }
             RunMsg::JournalFailed(reason) => {
-                if s.mode != Mode::Failed {
+                if s.halt != Some(Halt::JournalFailed) {
                     tracing::error!(run = %s.run, %reason, "journal append failed: stopping the run's attempts");
-                    s.mode = Mode::Failed;
-                    s.inbox.clear();
-                    for (_, h) in s.backoffs.drain() {
-                        h.abort();
-                    }
-                    for live in s.running.values() {
-                        if let Some(a) = &live.actor {
-                            let _ = a.cast(AttemptMsg::Stop(StopCause::Shutdown));
-                        }
-                    }
+                    s.halt(Halt::JournalFailed);
+                    s.stop_all(StopCause::Interrupted(InterruptCause::OrcaShutdown));
                     if let Some(p) = &s.parent {
-                        let _ = p.cast(RunsMsg::RunFailed {
+                        let _ = p.send_message(RunReport::Failed {
                             run: s.run.clone(),
                             reason,
                         });
                     }
-                    if s.running.is_empty() {
-                        myself.stop(Some("journal failed".into()));
-                    }
+                    s.maybe_halted(&myself);
                 }
             }
         }
@@ -332,31 +282,16 @@ impl Actor for RunSupervisor {
         evt: SupervisionEvent,
         s: &mut Sup,
     ) -> Result<(), ActorProcessingErr> {
-        let is_scorer = |cell: &ractor::ActorCell| {
-            s.scorer
-                .as_ref()
-                .is_some_and(|sc| sc.get_id() == cell.get_id())
-        };
-        match evt {
-            SupervisionEvent::ActorFailed(cell, err) if is_scorer(&cell) => {
-                s.scorer_failed(&myself, err.to_string()).await;
+        if let Some((path, exit, reason)) = s.children.exit_of(&evt) {
+            s.scorer_ended(&myself, path, exit, reason).await;
+            return Ok(());
+        }
+        // A clean stop follows the attempt's report; a failure is orca's
+        // own bug, decided like an attempt that ended transient.
+        if let SupervisionEvent::ActorFailed(cell, err) = evt {
+            if let Some(t) = s.by_actor.remove(&cell.get_id()) {
+                s.attempt_crashed(&myself, t, err.to_string()).await;
             }
-            SupervisionEvent::ActorTerminated(cell, _, why) if is_scorer(&cell) => {
-                // The scorer stops only with its run.
-                if !s.ended && !matches!(s.mode, Mode::Suspending | Mode::Failed) {
-                    s.scorer_failed(&myself, why.unwrap_or_else(|| "stopped".into()))
-                        .await;
-                }
-            }
-            SupervisionEvent::ActorFailed(cell, err) => {
-                if let Some(t) = s.by_actor.remove(&cell.get_id()) {
-                    s.attempt_crashed(&myself, t, err.to_string()).await;
-                }
-            }
-            // A clean stop follows the attempt's AttemptEnded message.
-            SupervisionEvent::ActorTerminated(..)
-            | SupervisionEvent::ActorStarted(_)
-            | SupervisionEvent::ProcessGroupChanged(_) => {}
         }
         Ok(())
     }
@@ -377,40 +312,116 @@ impl Actor for RunSupervisor {
     }
 }
 
+/// How long a second Ctrl-C waits for each attempt's group to be gone.
+const KILL_LIMIT: Duration = Duration::from_secs(5);
+
 impl Sup {
-    /// Journals `events` (folded into the state now: appends are ordered)
-    /// and carries out `effects` once they are durable.
-    fn persist(&mut self, myself: &ActorRef<RunMsg>, events: Vec<Event>, effects: Vec<Effect>) {
+    /// Decides `cmd`, journals the decision and queues its effects (a
+    /// refusal goes straight back to the caller).
+    fn command(
+        &mut self,
+        myself: &ActorRef<RunMsg>,
+        cmd: RunCommand,
+        reply: Option<RpcReplyPort<Result<Answer, RunError>>>,
+    ) {
+        match self.decide(cmd) {
+            Ok(d) => self.commit(myself, d, reply),
+            Err(e) => {
+                if let Some(r) = reply {
+                    let _ = r.send(Err(e));
+                }
+            }
+        }
+    }
+
+    fn decide(&self, cmd: RunCommand) -> Result<Decision, RunError> {
+        let ctx = RunCtx {
+            tasks: &self.tasks,
+            policy: &self.policy,
+        };
+        decide(&self.state, &ctx, cmd, Timestamp::now(), &mut || {
+            rand::random::<f64>()
+        })
+    }
+
+    /// Journals a decision (folded into the state now), carries out its
+    /// internal effects at once and the rest once durable; then leases and
+    /// checks whether the run ended.
+    fn commit(
+        &mut self,
+        myself: &ActorRef<RunMsg>,
+        d: Decision,
+        reply: Option<RpcReplyPort<Result<Answer, RunError>>>,
+    ) {
+        let (internal, later): (Vec<Effect>, Vec<Effect>) =
+            d.effects.into_iter().partition(Effect::is_internal);
+        let mut acts: Vec<Act> = later.into_iter().map(Act::Effect).collect();
+        if let Some(r) = reply {
+            acts.push(Act::Reply(r, d.answer));
+        }
+        self.persist(myself, d.events, acts);
+        for e in internal {
+            self.internal(e);
+        }
+        self.lease(myself);
+        self.settle(myself);
+    }
+
+    /// Journals `events`, folding them into the state now; `acts` are
+    /// carried out once they are durable.
+    fn persist(&mut self, myself: &ActorRef<RunMsg>, events: Vec<Event>, acts: Vec<Act>) {
         if events.is_empty() {
-            if !effects.is_empty() {
-                let _ = myself.cast(RunMsg::Persisted(effects));
+            if !acts.is_empty() {
+                let _ = myself.cast(RunMsg::Persisted(acts));
             }
             return;
         }
         let now = Timestamp::now();
-        for e in &events {
+        let actor = self.path.to_string();
+        let mut batch = Vec::with_capacity(events.len());
+        for e in events {
             let seq = self.state.last_seq;
-            self.state.apply(seq, now, e);
+            self.state.apply(seq, now, &e);
+            // An attempt's own facts keep the attempt's path.
+            let who = match &e {
+                Event::AttemptInterrupted { attempt, .. }
+                | Event::AttemptFinished { attempt, .. } => {
+                    ActorPath::Attempt(attempt.clone()).to_string()
+                }
+                Event::ReceiptRecorded(r) => {
+                    ActorPath::attempt(&r.run, &r.task, r.attempt).to_string()
+                }
+                _ => actor.clone(),
+            };
+            batch.push(NewEvent::new(who, e));
         }
-        self.append_then(myself, events, effects);
+        self.persister.append(batch, acts);
     }
 
-    /// Appends events already folded into the state; their effects come
-    /// back as `Persisted` once durable (or `JournalFailed`).
-    fn append_then(&self, myself: &ActorRef<RunMsg>, events: Vec<Event>, effects: Vec<Effect>) {
-        let batch = events
-            .into_iter()
-            .map(|e| NewEvent::new(self.path.clone(), e))
-            .collect();
-        let pending = self.services.journal.append(batch);
-        let me = myself.clone();
-        tokio::spawn(async move {
-            let msg = match pending.await {
-                Ok(_) => RunMsg::Persisted(effects),
-                Err(e) => RunMsg::JournalFailed(e.to_string()),
-            };
-            let _ = me.cast(msg);
-        });
+    fn internal(&mut self, e: Effect) {
+        match e {
+            Effect::Enqueue { task } => self.enqueue(task),
+            Effect::DropWaiting => {
+                self.inbox.clear();
+                for (_, h) in self.backoffs.drain() {
+                    h.abort();
+                }
+            }
+            other => tracing::error!(?other, "not an internal effect"),
+        }
+    }
+
+    /// Ends the run when nothing runs or waits any more.
+    fn settle(&mut self, myself: &ActorRef<RunMsg>) {
+        if self.halt.is_some() || !self.running.is_empty() || !self.inbox.is_empty() {
+            return;
+        }
+        if let Ok(d) = self.decide(RunCommand::Settle) {
+            if !d.events.is_empty() {
+                let acts = d.effects.into_iter().map(Act::Effect).collect();
+                self.persist(myself, d.events, acts);
+            }
+        }
     }
 
     fn enqueue(&mut self, t: usize) {
@@ -428,26 +439,29 @@ impl Sup {
         }
     }
 
-    /// Leases queued tasks to free slots.
-    fn lease(&mut self, myself: &ActorRef<RunMsg>) {
-        if self.mode != Mode::Normal || self.state.paused || self.ended {
+    /// Leases queued tasks to free slots (one batch for all of them).
+    fn lease(&mut self, _myself: &ActorRef<RunMsg>) {
+        if self.halt.is_some() || mode(&self.state) != Mode::Normal || self.state.paused {
             return;
         }
-        let mut events = Vec::new();
-        let mut effects = Vec::new();
+        let now = Timestamp::now();
+        let mut batch = Vec::new();
+        let mut acts = Vec::new();
         while let Some((t, slot)) = self.inbox.next(&mut self.slots) {
-            let ts = &self.state.tasks[t];
-            let (n, counted) = (ts.next_attempt, ts.next_counted);
-            let path = paths::attempt(&self.run, &ts.id, n);
-            events.push(if ts.attempts.is_empty() {
-                Event::ChildStarted {
-                    path,
-                    kind: NodeKind::Attempt,
-                    restart: self.tasks[t].effective_restart(),
-                }
-            } else {
-                Event::ChildRestarted { path, attempt: n }
-            });
+            let Ok(d) = self.decide(RunCommand::Lease { task: t }) else {
+                self.slots.release(&slot);
+                continue;
+            };
+            let Some(Effect::Launch { n, .. }) = d.effects.first().cloned() else {
+                self.slots.release(&slot);
+                continue;
+            };
+            // Folded now, so the next lease and views see it.
+            for e in d.events {
+                let seq = self.state.last_seq;
+                self.state.apply(seq, now, &e);
+                batch.push(NewEvent::new(self.path.to_string(), e));
+            }
             self.running.insert(
                 t,
                 Live {
@@ -457,33 +471,30 @@ impl Sup {
                     pending_stop: None,
                 },
             );
-            effects.push(Effect::Launch {
-                task: t,
-                n,
-                counted,
-            });
-            // Fold the start now so the next lease of the same task (none
-            // while this one runs) and views see it.
-            let last = events.len() - 1;
-            let e = events[last].clone();
-            let seq = self.state.last_seq;
-            self.state.apply(seq, Timestamp::now(), &e);
+            acts.extend(d.effects.into_iter().map(Act::Effect));
         }
-        if !events.is_empty() {
-            // Already folded above.
-            self.append_then(myself, events, effects);
+        if !batch.is_empty() {
+            self.persister.append(batch, acts);
         }
     }
 
-    async fn effect(&mut self, myself: &ActorRef<RunMsg>, e: Effect) {
+    async fn act(&mut self, myself: &ActorRef<RunMsg>, act: Act) {
+        let e = match act {
+            Act::Reply(r, answer) => {
+                let _ = r.send(Ok(answer));
+                return;
+            }
+            Act::Effect(e) => e,
+        };
         match e {
             Effect::Launch { task, n, counted } => self.launch(myself, task, n, counted).await,
+            Effect::Enqueue { .. } | Effect::DropWaiting => self.internal(e),
             Effect::Backoff {
                 task,
                 attempt,
                 deadline,
             } => {
-                if self.mode != Mode::Normal {
+                if self.halt.is_some() || mode(&self.state) != Mode::Normal {
                     return;
                 }
                 let id = self.state.tasks[task].id.clone();
@@ -495,31 +506,66 @@ impl Sup {
             }
             Effect::StopAttempts { tasks, cause } => {
                 for t in tasks {
-                    if let Some(live) = self.running.get_mut(&t) {
-                        match &live.actor {
-                            Some(a) => {
-                                let _ = a.cast(AttemptMsg::Stop(cause.clone()));
-                            }
-                            None => live.pending_stop = Some(cause.clone()),
-                        }
-                    }
+                    self.stop_attempt(t, StopCause::Interrupted(cause.clone()));
                 }
             }
-            Effect::Reply(r) => {
-                let _ = r.send(());
-            }
-            Effect::ReplyInterrupt(r, attempt) => {
-                let _ = r.send(Ok(attempt));
+            Effect::WriteReceipt(attempt) => {
+                if let Some(r) = self
+                    .state
+                    .task(&attempt.task)
+                    .and_then(|t| t.attempt(attempt.attempt))
+                    .and_then(|a| a.receipt.as_ref())
+                {
+                    crate::outcome::write_receipt(&self.services.ws, r);
+                }
             }
             Effect::Ended(status) => {
+                self.children.stop_restarting();
                 if let Some(p) = &self.parent {
-                    let _ = p.cast(RunsMsg::RunEnded {
+                    let _ = p.send_message(RunReport::Ended {
                         run: self.run.clone(),
                         status,
                     });
                 }
-                myself.stop(None);
+                myself.stop(Some(format!("ended {status}")));
             }
+        }
+    }
+
+    fn stop_attempt(&mut self, t: usize, cause: StopCause) {
+        if let Some(live) = self.running.get_mut(&t) {
+            match &live.actor {
+                Some(a) => {
+                    let _ = a.cast(AttemptMsg::Stop(cause));
+                }
+                None => live.pending_stop = Some(cause),
+            }
+        }
+    }
+
+    fn stop_all(&mut self, cause: StopCause) {
+        let tasks: Vec<usize> = self.running.keys().copied().collect();
+        for t in tasks {
+            self.stop_attempt(t, cause.clone());
+        }
+    }
+
+    fn halt(&mut self, why: Halt) {
+        self.halt = Some(why);
+        self.children.stop_restarting();
+        self.inbox.clear();
+        for (_, h) in self.backoffs.drain() {
+            h.abort();
+        }
+    }
+
+    /// Once halted and no attempt runs any more: answer and stop.
+    fn maybe_halted(&mut self, myself: &ActorRef<RunMsg>) {
+        if self.halt.is_some() && self.running.is_empty() {
+            for r in self.suspend_replies.drain(..) {
+                let _ = r.send(());
+            }
+            myself.stop(Some("suspended".into()));
         }
     }
 
@@ -530,21 +576,17 @@ impl Sup {
         if live.n != n {
             return;
         }
-        match self.mode {
-            Mode::Normal | Mode::Stopping | Mode::Escalated => {}
-            Mode::Suspending | Mode::Failed => {
-                // Never started: a later resume restarts it.
-                self.release(t);
-                self.maybe_suspended(myself);
-                return;
-            }
+        if self.halt.is_some() {
+            // Never started: a later resume starts it.
+            self.release(t);
+            self.maybe_halted(myself);
+            return;
         }
         let slot = live.slot.clone();
         let worker_spec = match &slot {
             Slot::Declared(i) => self.spec.workers.get(*i),
             Slot::Local(_) => None,
         };
-        let host = self.services.host_for(worker_spec);
         let task = self.tasks[t].clone();
         let stale_after = task
             .stale_after_seconds
@@ -563,10 +605,10 @@ impl Sup {
             host_allowlist: worker_spec
                 .map(|w| w.host.env_allowlist().to_vec())
                 .unwrap_or_default(),
-            host,
+            host: self.services.host_for(worker_spec),
             services: self.services.clone(),
-            supervisor: myself.clone(),
-            scorer: self.scorer.clone(),
+            supervisor: myself.get_derived(),
+            scorer: self.scorer(),
         };
         match Actor::spawn_linked(None, AttemptActor, args, myself.get_cell()).await {
             Ok((actor, _)) => {
@@ -575,484 +617,76 @@ impl Sup {
                     if let Some(cause) = live.pending_stop.take() {
                         let _ = actor.cast(AttemptMsg::Stop(cause));
                     }
-                    live.actor = Some(actor);
+                    live.actor = Some(actor.clone());
                 }
-                if matches!(self.mode, Mode::Stopping | Mode::Escalated) {
-                    if let Some(a) = self.running.get(&t).and_then(|l| l.actor.as_ref()) {
-                        let _ = a.cast(AttemptMsg::Stop(StopCause::RunStopped));
-                    }
+                if mode(&self.state) != Mode::Normal {
+                    let _ = actor.cast(AttemptMsg::Stop(StopCause::Interrupted(
+                        InterruptCause::RunStopped,
+                    )));
                 }
             }
             Err(e) => {
                 tracing::error!(%attempt, error = %e, "cannot spawn the attempt actor");
+                let worker = self.slots.name(&slot);
                 self.release(t);
-                let end = AttemptEnd {
-                    attempt: attempt.clone(),
-                    worker: self.slots.name(&slot),
-                    result: AttemptResult::Fail,
-                    class: Some(FailureClass::Transient),
-                    stop: None,
-                    reason: format!("orca could not start the attempt: {e}"),
-                };
-                let terminal = self.terminal_events(&end, FailureSource::Transport);
-                self.on_end(myself, t, end, terminal);
-            }
-        }
-    }
-
-    /// The terminal events for an attempt that orca ends itself (its actor
-    /// could not report).
-    fn terminal_events(&self, end: &AttemptEnd, source: FailureSource) -> Vec<Event> {
-        let started = self.state.tasks[self.index[&end.attempt.task]]
-            .attempt(end.attempt.attempt)
-            .map(|a| (a.started, a.worker.clone()))
-            .unwrap_or((Timestamp::now(), None));
-        let now = Timestamp::now();
-        let receipt = Receipt {
-            run: end.attempt.run.clone(),
-            task: end.attempt.task.clone(),
-            worker: started.1.unwrap_or_else(|| end.worker.clone()),
-            attempt: end.attempt.attempt,
-            result: end.result,
-            failure_source: Some(source),
-            class: end.class,
-            score: None,
-            exit_code: None,
-            signal: None,
-            started: started.0,
-            finished: now,
-            duration_ms: now.millis_since(started.0),
-            artifacts: Vec::new(),
-            summary: end.reason.clone(),
-            verdict: None,
-        };
-        crate::attempt::actor::write_receipt_file(
-            &self
-                .services
-                .ws
-                .attempt_dir(&end.attempt.run, &end.attempt.task, end.attempt.attempt),
-            &receipt,
-        );
-        vec![
-            Event::AttemptFinished {
-                attempt: end.attempt.clone(),
-                result: end.result,
-                source: Some(source),
-                class: end.class,
-                reason: end.reason.clone(),
-            },
-            Event::ReceiptRecorded(receipt),
-        ]
-    }
-
-    /// Classifies an attempt's end as its supervisor sees it.
-    fn classify(&self, end: &AttemptEnd) -> ChildExit {
-        let exit = match &end.stop {
-            Some(StopCause::Shutdown) => ChildExit::InterruptedByOrca,
-            Some(StopCause::Sibling { .. }) | Some(StopCause::Operator { restart: true, .. }) => {
-                ChildExit::StoppedForSibling
-            }
-            Some(StopCause::Operator { restart: false, .. }) | Some(StopCause::RunStopped) => {
-                ChildExit::Cancelled
-            }
-            _ => match end.result {
-                AttemptResult::Pass | AttemptResult::Partial => ChildExit::Normal,
-                AttemptResult::Skip => ChildExit::Cancelled,
-                AttemptResult::Fail | AttemptResult::Timeout => {
-                    ChildExit::Failed(end.class.unwrap_or(FailureClass::Task))
-                }
-            },
-        };
-        match (self.mode, exit) {
-            (Mode::Normal, e) => e,
-            (_, ChildExit::Normal) => ChildExit::Normal,
-            (_, _) => ChildExit::Cancelled,
-        }
-    }
-
-    /// Decides about an ended attempt (whose slot is already released) and
-    /// journals the decision after `prefix` (terminal events orca wrote for
-    /// the attempt itself, if any).
-    fn on_end(&mut self, myself: &ActorRef<RunMsg>, t: usize, end: AttemptEnd, prefix: Vec<Event>) {
-        if matches!(self.mode, Mode::Suspending | Mode::Failed) {
-            if !prefix.is_empty() {
-                self.persist(myself, prefix, Vec::new());
-            }
-            self.maybe_suspended(myself);
-            return;
-        }
-        let mut events = prefix;
-        let mut effects = Vec::new();
-        let exit = self.classify(&end);
-        let task = self.tasks[t].clone();
-        let child = ChildPolicy {
-            restart: task.effective_restart(),
-            retry: task.effective_retry(),
-        };
-        let now = Timestamp::now();
-        let counted = self.state.tasks[t].counted;
-        let attempt_path = end.attempt.actor_path();
-        let decision = if self.mode == Mode::Normal {
-            decide(
-                &self.policy,
-                &self.state.window,
-                now,
-                &child,
-                counted,
-                exit,
-                rand::random::<f64>(),
-            )
-        } else {
-            Decision::Finish { alert: None }
-        };
-        let failed = |events: &mut Vec<Event>| {
-            if let ChildExit::Failed(class) = exit {
-                events.push(Event::ChildFailed {
-                    path: attempt_path.clone(),
-                    class,
-                    reason: end.reason.clone(),
-                });
-            }
-        };
-        match decision {
-            Decision::Finish { alert } => {
-                // A failure is journaled as one whatever follows from it.
-                failed(&mut events);
-                let result = if exit == ChildExit::Cancelled && end.result != AttemptResult::Pass {
-                    AttemptResult::Skip
-                } else {
-                    end.result
-                };
-                events.push(Event::TaskFinished {
-                    run: self.run.clone(),
-                    task: task.id.clone(),
-                    result,
-                    final_attempt: end.attempt.attempt,
-                });
-                if let Some(class) = alert {
-                    events.push(Event::AlertRaised {
-                        class,
-                        run: self.run.clone(),
-                        task: Some(task.id.clone()),
-                        attempt: Some(end.attempt.attempt),
-                        reason: match class {
-                            AlertClass::RestartExhausted => format!(
-                                "{} failed {} time{}; no attempts left: {}",
-                                task.id,
-                                counted,
-                                if counted == 1 { "" } else { "s" },
-                                end.reason
-                            ),
-                            _ => end.reason.clone(),
-                        },
-                    });
-                }
-            }
-            Decision::Restart {
-                delay_ms,
-                counts_attempt,
-                counts_intensity,
-                siblings,
-            } => {
-                failed(&mut events);
-                let next = self.state.tasks[t].next_attempt;
-                let deadline = now.plus_millis(delay_ms);
-                events.push(Event::RestartScheduled {
-                    supervisor: self.path.clone(),
-                    child: task.id.clone(),
-                    attempt: next,
-                    delay_ms,
-                    deadline,
-                    counted: counts_attempt,
-                    counts_intensity,
-                });
-                let order = self.state.tasks[t].order;
-                let others: Vec<usize> = match siblings {
-                    Siblings::None => Vec::new(),
-                    Siblings::All => self.running.keys().copied().collect(),
-                    Siblings::Later => self
-                        .running
-                        .keys()
-                        .copied()
-                        .filter(|o| self.state.tasks[*o].order > order)
-                        .collect(),
-                };
-                if !others.is_empty() {
-                    effects.push(Effect::StopAttempts {
-                        tasks: others,
-                        cause: StopCause::Sibling {
-                            sibling: task.id.clone(),
-                        },
-                    });
-                }
-                if delay_ms > 0 {
-                    effects.push(Effect::Backoff {
-                        task: t,
-                        attempt: next,
-                        deadline,
-                    });
-                }
-            }
-            Decision::Escalate {
-                restarts,
-                within_ms,
-            } => {
-                failed(&mut events);
-                events.push(Event::TaskFinished {
-                    run: self.run.clone(),
-                    task: task.id.clone(),
-                    result: end.result,
-                    final_attempt: end.attempt.attempt,
-                });
-                let reason = format!(
-                    "{restarts} restarts within {}s exceed the run's intensity ({} in {}s)",
-                    within_ms / 1000,
-                    self.policy.intensity.max_restarts,
-                    self.policy.intensity.within_ms / 1000
+                let outcome = self.ended_by_orca(
+                    &attempt,
+                    worker,
+                    Judgement::transport(format!("orca could not start the attempt: {e}")),
                 );
-                let (e, f) = self.escalate(reason, restarts, within_ms);
-                events.extend(e);
-                effects.extend(f);
+                self.command(myself, RunCommand::AttemptEnded(Box::new(outcome)), None);
             }
         }
-        let requeue = matches!(
-            events.last(),
-            Some(Event::RestartScheduled { delay_ms: 0, .. })
-        );
-        self.persist(myself, events, effects);
-        if requeue {
-            self.enqueue(t);
-        }
-        self.lease(myself);
-        self.check_done(myself);
     }
 
-    /// Past an intensity: the events that end the run escalated and the
-    /// effect that stops its attempts.
-    fn escalate(
-        &mut self,
-        reason: String,
-        restarts: u32,
-        within_ms: u64,
-    ) -> (Vec<Event>, Vec<Effect>) {
-        let mut events = vec![
-            Event::IntensityExceeded {
-                supervisor: self.path.clone(),
-                restarts,
-                within_ms,
-            },
-            Event::Escalated {
-                from: self.path.clone(),
-                to: paths::RUNS.to_string(),
-                reason: reason.clone(),
-            },
-            Event::AlertRaised {
-                class: AlertClass::NeedsHuman,
-                run: self.run.clone(),
-                task: None,
-                attempt: None,
-                reason: format!("run escalated: {reason}"),
-            },
-        ];
-        self.mode = Mode::Escalated;
-        events.extend(self.finish_waiting_tasks());
-        let effects = vec![Effect::StopAttempts {
-            tasks: self.running.keys().copied().collect(),
-            cause: StopCause::RunStopped,
-        }];
-        (events, effects)
-    }
-
-    /// `TaskFinished` (skip) for every task that waits (queued or in
-    /// backoff); clears the inbox and timers.
-    fn finish_waiting_tasks(&mut self) -> Vec<Event> {
-        let mut events = Vec::new();
-        self.inbox.clear();
-        for (_, h) in self.backoffs.drain() {
-            h.abort();
-        }
-        for ts in &self.state.tasks {
-            if matches!(ts.phase, TaskPhase::Queued | TaskPhase::Backoff)
-                && !self.running.contains_key(&self.index[&ts.id])
-            {
-                events.push(Event::TaskFinished {
-                    run: self.run.clone(),
-                    task: ts.id.clone(),
-                    result: AttemptResult::Skip,
-                    final_attempt: ts.current().map(|a| a.n).unwrap_or(0),
-                });
-            }
-        }
-        events
-    }
-
-    fn check_done(&mut self, myself: &ActorRef<RunMsg>) {
-        if self.ended
-            || matches!(self.mode, Mode::Suspending | Mode::Failed)
-            || !self.running.is_empty()
-            || !self.inbox.is_empty()
-        {
-            return;
-        }
-        if self.state.unfinished > 0 {
-            return;
-        }
-        let status = match self.mode {
-            Mode::Escalated => RunStatus::Escalated,
-            Mode::Stopping => RunStatus::Cancelled,
-            _ => status_from_results(self.state.tasks.iter().map(|t| t.result)),
-        };
-        self.ended = true;
-        let c = self.state.counts();
-        self.persist(
-            myself,
-            vec![
-                Event::RunFinished {
-                    run: self.run.clone(),
-                    status,
-                },
-                Event::AlertRaised {
-                    class: AlertClass::RunCompleted,
-                    run: self.run.clone(),
-                    task: None,
-                    attempt: None,
-                    reason: format!(
-                        "run {} {status}: {} passed, {} failed, {} timed out, {} awaiting a verdict, {} skipped",
-                        self.run, c.passed, c.failed, c.timed_out, c.partial, c.cancelled
-                    ),
-                },
-            ],
-            vec![Effect::Ended(status)],
-        );
-    }
-
-    fn stop(
-        &mut self,
-        myself: &ActorRef<RunMsg>,
-        surface: Surface,
-        reason: String,
-        reply: Option<RpcReplyPort<()>>,
-    ) {
-        let mut effects = Vec::new();
-        if let Some(r) = reply {
-            effects.push(Effect::Reply(r));
-        }
-        if self.ended || self.mode != Mode::Normal {
-            self.persist(myself, Vec::new(), effects);
-            return;
-        }
-        self.mode = Mode::Stopping;
-        let mut events = vec![Event::RunStopRequested {
-            run: self.run.clone(),
-            surface,
-            reason,
-        }];
-        events.extend(self.finish_waiting_tasks());
-        effects.push(Effect::StopAttempts {
-            tasks: self.running.keys().copied().collect(),
-            cause: StopCause::RunStopped,
-        });
-        self.persist(myself, events, effects);
-        self.check_done(myself);
-    }
-
-    fn interrupt(
-        &mut self,
-        myself: &ActorRef<RunMsg>,
-        task: &str,
-        surface: Surface,
-        restart: bool,
-        reply: Option<RpcReplyPort<Result<String, String>>>,
-    ) {
-        let Some(&t) = self.index.get(task) else {
-            if let Some(r) = reply {
-                let _ = r.send(Err(format!("run {} has no task {task}", self.run)));
-            }
-            return;
-        };
-        let Some(live) = self.running.get(&t) else {
-            if let Some(r) = reply {
-                let phase = self.state.tasks[t].phase;
-                let _ = r.send(Err(format!(
-                    "task {task} has no running attempt (it is {})",
-                    match phase {
-                        TaskPhase::Queued => "queued",
-                        TaskPhase::Backoff => "waiting to retry",
-                        TaskPhase::Finished => "finished",
-                        TaskPhase::Running => "starting",
-                    }
-                )));
-            }
-            return;
-        };
-        let attempt = AttemptRef::new(&self.run, task, live.n);
-        let mut effects = vec![Effect::StopAttempts {
-            tasks: vec![t],
-            cause: StopCause::Operator { surface, restart },
-        }];
-        if let Some(r) = reply {
-            effects.push(Effect::ReplyInterrupt(r, attempt.to_string()));
-        }
-        self.persist(
-            myself,
-            vec![Event::ControlRequested {
-                path: attempt.actor_path(),
-                message: if restart { "restart" } else { "interrupt" }.into(),
-                surface,
-            }],
-            effects,
-        );
-    }
-
-    fn maybe_suspended(&mut self, myself: &ActorRef<RunMsg>) {
-        if matches!(self.mode, Mode::Suspending | Mode::Failed) && self.running.is_empty() {
-            for r in self.suspend_replies.drain(..) {
-                let _ = r.send(());
-            }
-            myself.stop(Some("suspended".into()));
-        }
+    /// The end of an attempt orca ends itself (its actor could not report).
+    fn ended_by_orca(&self, attempt: &AttemptRef, worker: String, j: Judgement) -> AttemptOutcome {
+        let a = self
+            .state
+            .task(&attempt.task)
+            .and_then(|t| t.attempt(attempt.attempt));
+        AttemptOutcome::by_orca(
+            attempt.clone(),
+            a.and_then(|a| a.worker.clone()).unwrap_or(worker),
+            a.map(|a| a.started).unwrap_or_else(Timestamp::now),
+            j,
+            None,
+            Timestamp::now(),
+        )
     }
 
     async fn attempt_crashed(&mut self, myself: &ActorRef<RunMsg>, t: usize, err: String) {
         let Some(live) = self.running.get(&t) else {
             return;
         };
-        let n = live.n;
+        let attempt = AttemptRef::new(&self.run, &self.state.tasks[t].id, live.n);
         let worker = self.slots.name(&live.slot);
-        let attempt = AttemptRef::new(&self.run, &self.state.tasks[t].id, n);
         tracing::error!(%attempt, error = %err, "attempt actor failed");
-        self.kill_if_ours(&attempt, t).await;
+        self.kill_if_ours(&attempt).await;
         self.release(t);
-        let finished = self.state.tasks[t]
-            .attempt(n)
-            .is_some_and(|a| a.phase == AttemptPhase::Finished);
-        let end = AttemptEnd {
-            attempt: attempt.clone(),
+        let outcome = self.ended_by_orca(
+            &attempt,
             worker,
-            result: AttemptResult::Fail,
-            class: Some(FailureClass::Transient),
-            stop: None,
-            reason: format!("orca's attempt actor failed: {err}"),
-        };
-        let prefix = if finished {
-            Vec::new()
-        } else {
-            self.terminal_events(&end, FailureSource::Transport)
-        };
-        self.on_end(myself, t, end, prefix);
+            Judgement::transport(format!("orca's attempt actor failed: {err}")),
+        );
+        self.command(myself, RunCommand::AttemptEnded(Box::new(outcome)), None);
+        self.maybe_halted(myself);
     }
 
     /// Kills an attempt's process group if it is still alive and ours.
-    async fn kill_if_ours(&self, attempt: &AttemptRef, t: usize) {
-        let a = self.state.tasks[t].attempt(attempt.attempt);
+    async fn kill_if_ours(&self, attempt: &AttemptRef) {
+        let a = self
+            .state
+            .task(&attempt.task)
+            .and_then(|t| t.attempt(attempt.attempt));
         let rec = super::state::recorded_proc(attempt, a);
-        let slot = a
+        let worker_spec = a
             .and_then(|a| a.worker.as_deref())
-            .and_then(|w| self.slots.by_name(w));
-        let worker_spec = match &slot {
-            Some(Slot::Declared(i)) => self.spec.workers.get(*i),
-            _ => None,
-        };
+            .and_then(|w| self.slots.by_name(w))
+            .and_then(|slot| match slot {
+                Slot::Declared(i) => self.spec.workers.get(i),
+                Slot::Local(_) => None,
+            });
         let host = self.services.host_for(worker_spec);
         match host
             .kill_orphan(&rec, self.services.settings.grace.as_millis() as u64)
@@ -1068,191 +702,131 @@ impl Sup {
         }
     }
 
+    fn scorer(&self) -> Option<ActorRef<ScorerMsg>> {
+        self.children
+            .cell(&ActorPath::scorer(&self.run))
+            .cloned()
+            .map(ActorRef::from)
+    }
+
+    /// The scorer's row: permanent, restarted by the run's child table.
+    fn scorer_row(&self) -> ChildSpec {
+        let path = ActorPath::scorer(&self.run);
+        let registry = self.services.registry.clone();
+        let p = path.clone();
+        ChildSpec::permanent(
+            path,
+            Arc::new(move |sup: ractor::ActorCell, _restarts: u32| {
+                let args = ScorerArgs {
+                    path: p.clone(),
+                    registry: registry.clone(),
+                };
+                let fut: futures::future::BoxFuture<'static, _> = Box::pin(async move {
+                    let (a, _) = Actor::spawn_linked(None, ScorerActor, args, sup).await?;
+                    Ok(a.get_cell())
+                });
+                fut
+            }),
+        )
+        .failing_as(crate::model::FailureClass::Verifier)
+    }
+
     /// Starts the run's scorer (journaled first).
-    async fn start_scorer(
-        &mut self,
-        myself: &ActorRef<RunMsg>,
-        restart: bool,
-    ) -> Result<(), ActorProcessingErr> {
-        let path = paths::scorer(&self.run);
-        let event = if restart {
-            Event::ChildRestarted {
-                path: path.clone(),
-                attempt: 0,
-            }
+    async fn start_scorer(&mut self, myself: &ActorRef<RunMsg>) -> Result<(), ActorProcessingErr> {
+        let path = ActorPath::scorer(&self.run).to_string();
+        let event = if self.state.scorer_started {
+            Event::ChildRestarted { path, attempt: 0 }
         } else {
             Event::ChildStarted {
-                path: path.clone(),
+                path,
                 kind: NodeKind::Scorer,
-                restart: crate::model::RestartType::Permanent,
+                restart: RestartType::Permanent,
             }
         };
-        let batch = vec![NewEvent::new(self.path.clone(), event.clone())];
+        let batch = vec![NewEvent::new(self.path.to_string(), event.clone())];
         self.services.journal.append(batch).await?;
         let seq = self.state.last_seq;
         self.state.apply(seq, Timestamp::now(), &event);
-        let (scorer, _) = Actor::spawn_linked(
-            None,
-            ScorerActor,
-            ScorerArgs {
-                path,
-                registry: self.services.registry.clone(),
-            },
-            myself.get_cell(),
-        )
-        .await?;
-        self.scorer = Some(scorer);
+        let row = self.scorer_row();
+        self.children.start(row, myself.get_cell()).await?;
         Ok(())
     }
 
-    /// The scorer failed: attempts waiting on it already got a verifier
-    /// failure; restart it (3 in 5 s), past that escalate the run.
-    async fn scorer_failed(&mut self, myself: &ActorRef<RunMsg>, reason: String) {
-        self.scorer = None;
+    /// The scorer ended: its row decides (restart, or past the intensity the
+    /// run ends escalated), in one batch with what escalation means for the
+    /// run; nothing is acted on unless that batch is durable.
+    async fn scorer_ended(
+        &mut self,
+        myself: &ActorRef<RunMsg>,
+        path: ActorPath,
+        exit: crate::supervision::ChildExit,
+        reason: String,
+    ) {
+        tracing::error!(run = %self.run, %reason, "the run's scorer ended");
+        let plan = self.children.plan(&path, exit, &reason, Timestamp::now());
+        let mut events = plan.events.clone();
+        let mut effects = Vec::new();
+        if plan.action == Action::Escalate {
+            if let Ok(d) = self.decide(RunCommand::Escalate {
+                reason: format!("its scorer kept failing: {reason}"),
+            }) {
+                events.extend(d.events);
+                effects = d.effects;
+            }
+        }
         let now = Timestamp::now();
-        let policy = SupervisorPolicy::internal();
-        let path = paths::scorer(&self.run);
-        tracing::error!(run = %self.run, %reason, "the run's scorer failed");
-        let failed = Event::ChildFailed {
-            path,
-            class: FailureClass::Verifier,
-            reason: crate::model::bounded(&reason, 500),
-        };
-        if self.scorer_window.would_exceed(now, policy.intensity) {
-            let (mut events, effects) = self.escalate(
-                format!("its scorer kept failing: {reason}"),
-                self.scorer_window
-                    .count_within(now, policy.intensity.within_ms)
-                    + 1,
-                policy.intensity.within_ms,
-            );
-            events.insert(0, failed);
-            self.persist(myself, events, effects);
-            self.check_done(myself);
-            return;
+        let batch: Vec<NewEvent> = events
+            .iter()
+            .map(|e| NewEvent::new(self.path.to_string(), e.clone()))
+            .collect();
+        if !batch.is_empty() {
+            if let Err(e) = self.services.journal.append(batch).await {
+                let _ = myself.cast(RunMsg::JournalFailed(e.to_string()));
+                return;
+            }
+            for e in &events {
+                let seq = self.state.last_seq;
+                self.state.apply(seq, now, e);
+            }
         }
-        self.scorer_window.record(now, policy.intensity.within_ms);
-        self.persist(myself, vec![failed], Vec::new());
-        if let Err(e) = self.start_scorer(myself, true).await {
-            tracing::error!(run = %self.run, error = %e, "cannot restart the run's scorer");
+        if let Outcome::Escalate { .. } = self.children.carry_out(plan, &myself.get_cell()).await {
+            for e in effects {
+                self.act(myself, Act::Effect(e)).await;
+            }
         }
+        self.lease(myself);
+        self.settle(myself);
     }
 
     async fn boot(&mut self, myself: &ActorRef<RunMsg>) -> Result<(), ActorProcessingErr> {
-        if self.state.ended_as.is_none() {
-            let restart = self.state.scorer_started;
-            self.start_scorer(myself, restart).await?;
-        }
         if self.state.ended_as.is_some() {
-            self.ended = true;
-            let _ = myself.cast(RunMsg::Persisted(vec![Effect::Ended(self.state.status())]));
+            let _ = myself.cast(RunMsg::Persisted(vec![Act::Effect(Effect::Ended(
+                self.state.status(),
+            ))]));
             return Ok(());
         }
+        self.start_scorer(myself).await?;
         if self.boot_mode == RunMode::New {
             for t in 0..self.state.tasks.len() {
-                if self.state.tasks[t].phase == TaskPhase::Queued {
+                if self.state.tasks[t].phase == super::state::TaskPhase::Queued {
                     self.enqueue(t);
                 }
             }
             self.lease(myself);
-            self.check_done(myself);
+            self.settle(myself);
             return Ok(());
         }
-        // Resume.
-        if self.state.escalated {
-            self.mode = Mode::Escalated;
-        } else if self.state.stopping {
-            self.mode = Mode::Stopping;
-        }
-        let mut ends = Vec::new();
-        for t in 0..self.state.tasks.len() {
-            let ts = &self.state.tasks[t];
-            match ts.phase {
-                TaskPhase::Finished => {}
-                TaskPhase::Queued | TaskPhase::Backoff if self.mode != Mode::Normal => {}
-                TaskPhase::Queued => self.enqueue(t),
-                TaskPhase::Backoff => {
-                    let deadline = ts.deadline.unwrap_or_else(Timestamp::now);
-                    let attempt = ts.next_attempt;
-                    self.effect(
-                        myself,
-                        Effect::Backoff {
-                            task: t,
-                            attempt,
-                            deadline,
-                        },
-                    )
-                    .await;
-                }
-                TaskPhase::Running => {
-                    let Some(a) = ts.current().cloned() else {
-                        continue;
-                    };
-                    let attempt = AttemptRef::new(&self.run, &ts.id, a.n);
-                    let worker = a.worker.clone().unwrap_or_else(|| "?".into());
-                    if a.is_live() {
-                        // orca died while this attempt ran.
-                        self.kill_if_ours(&attempt, t).await;
-                        let end = AttemptEnd {
-                            attempt: attempt.clone(),
-                            worker,
-                            result: AttemptResult::Skip,
-                            class: Some(FailureClass::Transient),
-                            stop: Some(StopCause::Shutdown),
-                            reason: "interrupted: orca stopped while it ran; resumed without using up an attempt"
-                                .into(),
-                        };
-                        let mut prefix = vec![Event::AttemptInterrupted {
-                            attempt: attempt.clone(),
-                            cause: InterruptCause::OrcaCrash,
-                        }];
-                        prefix.extend(self.terminal_events(&end, FailureSource::Transport));
-                        ends.push((t, end, prefix));
-                    } else {
-                        // It ended, but its supervisor's decision was lost.
-                        let stop = match &a.interrupted {
-                            Some(InterruptCause::OrcaCrash | InterruptCause::OrcaShutdown) => {
-                                Some(StopCause::Shutdown)
-                            }
-                            Some(InterruptCause::SiblingRestart { sibling }) => {
-                                Some(StopCause::Sibling {
-                                    sibling: sibling.clone(),
-                                })
-                            }
-                            Some(InterruptCause::Operator { surface, restart }) => {
-                                Some(StopCause::Operator {
-                                    surface: *surface,
-                                    restart: *restart,
-                                })
-                            }
-                            Some(InterruptCause::RunStopped) => Some(StopCause::RunStopped),
-                            None => None,
-                        };
-                        ends.push((
-                            t,
-                            AttemptEnd {
-                                attempt,
-                                worker,
-                                result: a.result.unwrap_or(AttemptResult::Fail),
-                                class: a.class,
-                                stop,
-                                reason: a.reason.clone().unwrap_or_default(),
-                            },
-                            Vec::new(),
-                        ));
-                    }
+        // Resume: what the journal shows running was interrupted by orca's
+        // end; its process group goes first, if it is still provably ours.
+        for t in live_tasks(&self.state) {
+            if has_live_attempt(&self.state, t) {
+                if let Some(n) = self.state.tasks[t].current().map(|a| a.n) {
+                    let attempt = AttemptRef::new(&self.run, &self.state.tasks[t].id, n);
+                    self.kill_if_ours(&attempt).await;
                 }
             }
         }
-        if self.mode != Mode::Normal {
-            let events = self.finish_waiting_tasks();
-            self.persist(myself, events, Vec::new());
-        }
-        for (t, end, prefix) in ends {
-            self.on_end(myself, t, end, prefix);
-        }
-        self.lease(myself);
-        self.check_done(myself);
+        self.command(myself, RunCommand::Reconcile, None);
         Ok(())
     }
 }

@@ -12,6 +12,7 @@ use crate::model::{
     AlertClass, AttemptRef, AttemptResult, FailureClass, FailureSource, Receipt, RunStatus,
     Strategy, Surface, Timestamp, Verdict,
 };
+use crate::path::PathRef;
 use crate::supervision::RestartWindow;
 
 /// Where a task is.
@@ -365,33 +366,34 @@ impl RunState {
                 self.max_restarts = *max_restarts;
                 self.within_ms = *within_ms;
             }
-            Event::ChildStarted { path, .. } | Event::ChildRestarted { path, .. }
-                if path.ends_with("/scorer") =>
-            {
-                if self.scorer_started {
-                    self.scorer_restarts += 1;
-                }
-                self.scorer_started = true;
-            }
             Event::ChildStarted { path, .. } | Event::ChildRestarted { path, .. } => {
-                if let Some((task, n)) = attempt_of_path(path) {
-                    if let Some(t) = self.task_mut(task) {
-                        t.phase = TaskPhase::Running;
-                        t.deadline = None;
-                        t.next_attempt = t.next_attempt.max(n + 1);
-                        // The attempt uses up one of max_attempts unless the
-                        // restart that led to it said otherwise; counted when
-                        // started, so attempts that never got a process count
-                        // too, and the supervisor's own fold agrees with a
-                        // replay.
-                        let mut a = AttemptState::new(n, at);
-                        a.counted = t.next_counted;
-                        if t.next_counted {
-                            t.counted += 1;
+                match PathRef::parse(path) {
+                    Some(PathRef::Scorer(_)) => {
+                        if self.scorer_started {
+                            self.scorer_restarts += 1;
                         }
-                        t.next_counted = true;
-                        t.attempts.push(a);
+                        self.scorer_started = true;
                     }
+                    Some(PathRef::Attempt { task, n, .. }) => {
+                        if let Some(t) = self.task_mut(task) {
+                            t.phase = TaskPhase::Running;
+                            t.deadline = None;
+                            t.next_attempt = t.next_attempt.max(n + 1);
+                            // The attempt uses up one of max_attempts unless
+                            // the restart that led to it said otherwise;
+                            // counted when started, so attempts that never
+                            // got a process count too, and the supervisor's
+                            // own fold agrees with a replay.
+                            let mut a = AttemptState::new(n, at);
+                            a.counted = t.next_counted;
+                            if t.next_counted {
+                                t.counted += 1;
+                            }
+                            t.next_counted = true;
+                            t.attempts.push(a);
+                        }
+                    }
+                    _ => {}
                 }
             }
             Event::ChildFailed { .. }
@@ -701,14 +703,6 @@ impl Counts {
     pub fn finished(&self) -> u32 {
         self.passed + self.partial + self.failed + self.timed_out + self.cancelled
     }
-}
-
-/// `(task, n)` from an attempt actor path `/runs/<run>/attempts/<task>:<n>`.
-pub fn attempt_of_path(path: &str) -> Option<(&str, u32)> {
-    let rest = path.strip_prefix("/runs/")?;
-    let (_, rest) = rest.split_once("/attempts/")?;
-    let (task, n) = rest.rsplit_once(':')?;
-    Some((task, n.parse().ok()?))
 }
 
 #[cfg(test)]

@@ -8,11 +8,13 @@ use serde_json::Value;
 use super::checks::{self, CheckInput};
 use super::process::{self, VerifierError, VerifierProcess};
 use super::{ScoreRequest, ScorerMsg};
-use crate::attempt::actor::{runtime_argv, write_receipt_file};
-use crate::attempt::judge::Judgement;
 use crate::host::EnvVar;
-use crate::model::{bounded, NodeKind, Score};
+use crate::model::{bounded, Score};
+use crate::outcome::{write_receipt_file, Judgement};
+use crate::path::ActorPath;
+use crate::redact::Secrets;
 use crate::services::Registry;
+use crate::spec::template::runtime_argv;
 use crate::spec::Scorer;
 
 /// Evidence given to a verifier: this much of each log's tail.
@@ -25,7 +27,7 @@ pub struct ScorerActor;
 /// What the scorer is given.
 #[derive(Clone, Debug)]
 pub struct ScorerArgs {
-    pub path: String,
+    pub path: ActorPath,
     pub registry: Registry,
 }
 
@@ -39,8 +41,7 @@ impl Actor for ScorerActor {
         myself: ActorRef<ScorerMsg>,
         args: ScorerArgs,
     ) -> Result<ScorerArgs, ActorProcessingErr> {
-        args.registry
-            .register(args.path.clone(), NodeKind::Scorer, myself.get_cell());
+        args.registry.register(args.path.clone(), myself.get_cell());
         Ok(args)
     }
 
@@ -218,6 +219,7 @@ async fn command_scorer(req: &ScoreRequest, command: String, args: Vec<String>) 
         stderr_log: draft_dir.join("stderr.log"),
         log_cap: req.log_cap,
         timeout: req.scorer.effective_timeout().as_duration(),
+        secrets: Secrets::default(),
     })
     .await;
     let out = match run {
@@ -340,18 +342,17 @@ async fn prompt_scorer(req: &ScoreRequest, prompt: &str) -> Judgement {
         Err(e) => return Judgement::verifier_error(e),
     };
     let mut env = verifier_env(req, &vdir.join("receipt.json").display().to_string());
-    let mut secrets = Vec::new();
+    let mut values = Vec::new();
     for name in &rt.secret_env {
         if let Ok(v) = std::env::var(name) {
-            if v.len() >= 4 {
-                secrets.push(v.clone());
-            }
+            values.push(v.clone());
             env.push(EnvVar {
                 name: name.clone(),
                 value: crate::host::EnvValue::secret(v),
             });
         }
     }
+    let secrets = Secrets::new(values);
     let run = process::run(VerifierProcess {
         argv,
         env,
@@ -360,15 +361,10 @@ async fn prompt_scorer(req: &ScoreRequest, prompt: &str) -> Judgement {
         stderr_log: vdir.join("stderr.log"),
         log_cap: req.log_cap,
         timeout: req.scorer.effective_timeout().as_duration(),
+        secrets: secrets.clone(),
     })
     .await;
-    let redact = |t: &str| {
-        let mut t = t.to_string();
-        for s in &secrets {
-            t = t.replace(s.as_str(), "<redacted>");
-        }
-        t
-    };
+    let redact = |t: &str| secrets.redact(t);
     let out = match run {
         Ok(o) => o,
         Err(e) => return Judgement::verifier_error(redact(&format!("the verifier {e}"))),

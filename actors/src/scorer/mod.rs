@@ -26,9 +26,9 @@ use std::time::SystemTime;
 
 use ractor::RpcReplyPort;
 
-use crate::attempt::judge::Judgement;
 use crate::host::ExitInfo;
 use crate::model::{ArtifactRef, AttemptRef, Receipt};
+use crate::outcome::Judgement;
 use crate::spec::{RuntimeConfig, ScorerSpec};
 
 pub use actor::ScorerActor;

@@ -1,20 +1,18 @@
-//! Verifier processes (`command` and `verifier_prompt` scorers): started in
-//! their own process group, output capped into the attempt directory,
+//! Verifier processes (`command` and `verifier_prompt` scorers): started by
+//! the one process runner in their own process group, output capped (and
+//! secrets redacted) into the attempt directory,
 //! stdout read as stream-json and for its last JSON line, killed with their
 //! group when the scorer's timeout is reached.
 
-use std::os::unix::process::ExitStatusExt;
-use std::path::{Path, PathBuf};
-use std::process::Stdio;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use serde_json::Value;
-use tokio::io::{AsyncRead, AsyncReadExt};
 
-use crate::attempt::logcap::{CappedLog, LineSplitter};
-use crate::attempt::stream_json::{parse_line, StreamState, MAX_PARSED_LINE};
-use crate::host::local::resolve_program;
-use crate::host::{procfs, EnvVar, ExitInfo};
+use crate::host::process::{self, pump, ProcessSpec, Pumped, Spawned};
+use crate::host::{procfs, EnvVar, ExitInfo, HostError};
+use crate::redact::Secrets;
+use crate::stream_json::{parse_line, StreamState, MAX_PARSED_LINE};
 
 /// How long a killed verifier may take to close its pipes and be reaped.
 pub(crate) const REAP_LIMIT: Duration = Duration::from_secs(5);
@@ -29,6 +27,8 @@ pub struct VerifierProcess {
     pub stderr_log: PathBuf,
     pub log_cap: u64,
     pub timeout: Duration,
+    /// Values redacted from its logs.
+    pub secrets: Secrets,
 }
 
 /// How it went.
@@ -50,65 +50,61 @@ pub enum VerifierError {
     TimedOut(Duration),
 }
 
-/// Runs a verifier process to its end (or its timeout).
+/// Runs a verifier process to its end (or its timeout), through the one
+/// process runner; its logs go through the one redactor.
 pub async fn run(p: VerifierProcess) -> Result<Outcome, VerifierError> {
-    let Some((program, args)) = p.argv.split_first() else {
-        return Err(VerifierError::Spawn {
-            program: String::new(),
-            reason: "empty command".into(),
-        });
-    };
-    let path_var = p
-        .env
-        .iter()
-        .find(|v| v.name == "PATH")
-        .map(|v| v.value.expose().to_string())
-        .unwrap_or_default();
-    let resolved =
-        resolve_program(program, &path_var, &p.cwd).ok_or_else(|| VerifierError::Spawn {
-            program: program.clone(),
-            reason: format!("not found in PATH ({path_var})"),
-        })?;
-    let mut cmd = tokio::process::Command::new(&resolved);
-    cmd.arg0(program)
-        .args(args)
-        .env_clear()
-        .envs(p.env.iter().map(|v| (&v.name, v.value.expose())))
-        .current_dir(&p.cwd)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .process_group(0)
-        .kill_on_drop(false);
-    let mut child = cmd.spawn().map_err(|e| VerifierError::Spawn {
-        program: program.clone(),
-        reason: e.to_string(),
+    let spawned = process::spawn(ProcessSpec {
+        argv: &p.argv,
+        env: &p.env,
+        cwd: &p.cwd,
+        stdin: None,
+    })
+    .map_err(|e| match e {
+        HostError::Spawn { program, reason } => VerifierError::Spawn { program, reason },
+        other => VerifierError::Spawn {
+            program: p.argv.first().cloned().unwrap_or_default(),
+            reason: other.to_string(),
+        },
     })?;
-    let pgid = child.id().map(|p| p as i32).unwrap_or(0);
-    let (Some(stdout), Some(stderr)) = (child.stdout.take(), child.stderr.take()) else {
-        return Err(VerifierError::Spawn {
-            program: program.clone(),
-            reason: "output pipes missing".into(),
-        });
-    };
+    let pgid = spawned.proc.pgid;
+    let (child, stdout, stderr) = (spawned.child, spawned.stdout, spawned.stderr);
     let cap = p.log_cap;
-    let out_log = p.stdout_log.clone();
-    let err_log = p.stderr_log.clone();
+    let (out_log, err_log, secrets) = (p.stdout_log.clone(), p.stderr_log.clone(), p.secrets);
     let work = async move {
-        let (out, _) = tokio::join!(
-            read(stdout, &out_log, cap, true),
-            read(stderr, &err_log, cap, false)
+        let mut out = Outcome::default();
+        let on_line = |line: &[u8], out: &mut Outcome| {
+            if let Some(signals) = parse_line(line) {
+                out.stream.observe(signals);
+            }
+            if line.trim_ascii().first() == Some(&b'{') {
+                if let Ok(v @ Value::Object(_)) = serde_json::from_slice::<Value>(line) {
+                    out.last_json = Some(v);
+                }
+            }
+        };
+        tokio::join!(
+            pump(
+                stdout,
+                &out_log,
+                cap,
+                secrets.stream(),
+                Some(MAX_PARSED_LINE),
+                None,
+                |e| {
+                    if let Pumped::Line(Some(line)) = e {
+                        on_line(line, &mut out)
+                    }
+                }
+            ),
+            pump(stderr, &err_log, cap, secrets.stream(), None, None, |_| {})
         );
-        let status = child.wait().await.ok();
+        let status = Spawned::wait(child).await.ok();
         (out, status)
     };
     let mut work = std::pin::pin!(work);
     match tokio::time::timeout(p.timeout, &mut work).await {
         Ok((mut outcome, status)) => {
-            outcome.exit = status.map(|s| ExitInfo {
-                code: s.code(),
-                signal: s.signal(),
-            });
+            outcome.exit = status;
             // Nothing of the verifier outlives it.
             if pgid > 1 && procfs::group_alive(pgid) {
                 let _ = procfs::signal_group(pgid, libc::SIGKILL);
@@ -126,46 +122,4 @@ pub async fn run(p: VerifierProcess) -> Result<Outcome, VerifierError> {
             Err(VerifierError::TimedOut(p.timeout))
         }
     }
-}
-
-async fn read(mut r: impl AsyncRead + Unpin, log: &Path, cap: u64, parse: bool) -> Outcome {
-    let mut out = Outcome::default();
-    let mut file: Option<CappedLog> = None;
-    let mut splitter = LineSplitter::new(MAX_PARSED_LINE);
-    let mut buf = vec![0u8; 16 * 1024];
-    let on_line = |line: Option<&[u8]>, out: &mut Outcome| {
-        let Some(line) = line else {
-            return;
-        };
-        if let Some(signals) = parse_line(line) {
-            out.stream.observe(signals);
-        }
-        if line.trim_ascii().first() == Some(&b'{') {
-            if let Ok(v @ Value::Object(_)) = serde_json::from_slice::<Value>(line) {
-                out.last_json = Some(v);
-            }
-        }
-    };
-    loop {
-        let n = match r.read(&mut buf).await {
-            Ok(0) | Err(_) => break,
-            Ok(n) => n,
-        };
-        if file.is_none() {
-            file = CappedLog::create(log, cap).ok();
-        }
-        if let Some(f) = file.as_mut() {
-            let _ = f.write(&buf[..n]);
-        }
-        if parse {
-            splitter.feed(&buf[..n], |l| on_line(l, &mut out));
-        }
-    }
-    if parse {
-        splitter.finish(|l| on_line(l, &mut out));
-    }
-    if let Some(f) = file {
-        let _ = f.finish();
-    }
-    out
 }

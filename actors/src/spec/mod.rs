@@ -12,6 +12,7 @@ pub mod diag;
 pub mod parse;
 pub mod paths;
 pub mod source;
+pub mod template;
 pub mod types;
 pub mod validate;
 

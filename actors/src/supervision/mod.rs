@@ -23,6 +23,12 @@
 
 use std::collections::VecDeque;
 
+pub mod table;
+
+pub use table::{
+    escalation_events, Action, ChildSpec, ChildTable, Escalation, ExitPlan, Outcome, Starter,
+};
+
 use crate::model::{AlertClass, FailureClass, RestartType, Strategy, Timestamp};
 use crate::spec::EffectiveRetry;
 

@@ -70,7 +70,7 @@ fn attempt_events(task: &str, n: u32, counted: bool, result: AttemptResult) -> V
     let a = aref(task, n);
     vec![
         Event::ChildStarted {
-            path: a.actor_path(),
+            path: a.actor_path().to_string(),
             kind: crate::model::NodeKind::Attempt,
             restart: crate::model::RestartType::Transient,
         },
@@ -324,19 +324,6 @@ fn status_from_results_order() {
         status_from_results([Some(Skip), Some(Pass)].into_iter()),
         RunStatus::Cancelled
     );
-}
-
-#[test]
-fn attempt_paths_parse() {
-    assert_eq!(
-        attempt_of_path("/runs/r-1/attempts/lint:2"),
-        Some(("lint", 2))
-    );
-    assert_eq!(
-        attempt_of_path("/runs/r-1/attempts/a:b:3"),
-        Some(("a:b", 3))
-    );
-    assert_eq!(attempt_of_path("/runs/r-1/scorer"), None);
 }
 
 #[test]

@@ -12,13 +12,16 @@
 //! otherwise the scorer decides.
 
 use crate::host::ExitInfo;
-use crate::journal::event::BudgetLimit;
-use crate::model::{AlertClass, AttemptResult, FailureClass, FailureSource, Score, Surface};
+use crate::journal::event::{BudgetLimit, InterruptCause};
+use crate::model::{AlertClass, AttemptResult, FailureClass, FailureSource, Score};
 
 /// EX_TEMPFAIL: an agent runtime's retryable infrastructure failure.
 pub const EX_TEMPFAIL: i32 = 75;
 
-/// Why orca stopped an attempt before it ended on its own.
+/// Why orca stopped an attempt before it ended on its own: a limit it
+/// reached, or an interruption (journaled as `AttemptInterrupted` with the
+/// same [`InterruptCause`], so the cause is one thing from the stop to the
+/// journal).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum StopCause {
     Timeout {
@@ -28,19 +31,18 @@ pub enum StopCause {
         silent_ms: u64,
     },
     Budget(BudgetLimit),
-    /// An operator interrupted it (`restart`: a new attempt follows).
-    Operator {
-        surface: Surface,
-        restart: bool,
-    },
-    /// A sibling restarted under one_for_all / rest_for_one.
-    Sibling {
-        sibling: String,
-    },
-    /// The run was stopped or escalated.
-    RunStopped,
-    /// orca is shutting down (suspend): resumed later.
-    Shutdown,
+    /// An operator, a sibling's restart, the run's stop, or orca itself.
+    Interrupted(InterruptCause),
+}
+
+impl StopCause {
+    /// The interruption, if the stop was one.
+    pub fn interruption(&self) -> Option<&InterruptCause> {
+        match self {
+            StopCause::Interrupted(c) => Some(c),
+            StopCause::Timeout { .. } | StopCause::Stale { .. } | StopCause::Budget(_) => None,
+        }
+    }
 }
 
 /// The judged end of an attempt.
@@ -140,6 +142,21 @@ pub struct Evidence<'a> {
     pub missing_artifacts: &'a [String],
 }
 
+impl Evidence<'_> {
+    /// A process that exited with `exit`, and nothing else known yet.
+    pub fn exited(exit: ExitInfo) -> Self {
+        Evidence {
+            exit,
+            stop: None,
+            runtime: false,
+            expected_code: None,
+            stream_error: None,
+            needs_human: None,
+            missing_artifacts: &[],
+        }
+    }
+}
+
 /// The judgement before the scorer: `Some` when the attempt's end is decided
 /// without it, `None` when the scorer decides.
 pub fn judge(e: &Evidence<'_>) -> Option<Judgement> {
@@ -171,23 +188,7 @@ pub fn judge(e: &Evidence<'_>) -> Option<Judgement> {
                 j.alerts.push(AlertClass::BudgetExceeded);
                 j
             }
-            StopCause::Operator { surface, restart } => Judgement::skipped(
-                None,
-                if *restart {
-                    format!("restarted by an operator ({surface})")
-                } else {
-                    format!("interrupted by an operator ({surface})")
-                },
-            ),
-            StopCause::Sibling { sibling } => Judgement::skipped(
-                None,
-                format!("stopped to restart with {sibling} (supervision strategy)"),
-            ),
-            StopCause::RunStopped => Judgement::skipped(None, "the run was stopped"),
-            StopCause::Shutdown => Judgement::skipped(
-                Some(FailureSource::Transport),
-                "interrupted by orca's shutdown; resumed without using up an attempt",
-            ),
+            StopCause::Interrupted(cause) => interrupted(cause),
         });
     }
     if let Some(reason) = e.needs_human {
@@ -234,6 +235,33 @@ pub fn judge(e: &Evidence<'_>) -> Option<Judgement> {
     None
 }
 
+/// The judgement of an interrupted attempt (result `skip`).
+pub fn interrupted(cause: &InterruptCause) -> Judgement {
+    match cause {
+        InterruptCause::Operator { surface, restart } => Judgement::skipped(
+            None,
+            if *restart {
+                format!("restarted by an operator ({surface})")
+            } else {
+                format!("interrupted by an operator ({surface})")
+            },
+        ),
+        InterruptCause::SiblingRestart { sibling } => Judgement::skipped(
+            None,
+            format!("stopped to restart with {sibling} (supervision strategy)"),
+        ),
+        InterruptCause::RunStopped => Judgement::skipped(None, "the run was stopped"),
+        InterruptCause::OrcaShutdown => Judgement::skipped(
+            Some(FailureSource::Transport),
+            "interrupted by orca's shutdown; resumed without using up an attempt",
+        ),
+        InterruptCause::OrcaCrash => Judgement::skipped(
+            Some(FailureSource::Transport),
+            "interrupted: orca stopped while it ran; resumed without using up an attempt",
+        ),
+    }
+}
+
 fn secs(ms: u64) -> String {
     if ms % 1000 == 0 {
         format!("{}s", ms / 1000)
@@ -245,6 +273,7 @@ fn secs(ms: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::Surface;
 
     fn ev(code: Option<i32>) -> Evidence<'static> {
         Evidence {
@@ -370,16 +399,26 @@ mod tests {
                 vec![AlertClass::BudgetExceeded],
             ),
             (
-                StopCause::Operator {
+                StopCause::Interrupted(InterruptCause::Operator {
                     surface: Surface::Cli,
                     restart: false,
-                },
+                }),
                 AttemptResult::Skip,
                 None,
                 vec![],
             ),
-            (StopCause::RunStopped, AttemptResult::Skip, None, vec![]),
-            (StopCause::Shutdown, AttemptResult::Skip, None, vec![]),
+            (
+                StopCause::Interrupted(InterruptCause::RunStopped),
+                AttemptResult::Skip,
+                None,
+                vec![],
+            ),
+            (
+                StopCause::Interrupted(InterruptCause::OrcaShutdown),
+                AttemptResult::Skip,
+                None,
+                vec![],
+            ),
         ];
         for (stop, result, class, alerts) in cases {
             let j = judge(&Evidence {

@@ -1,0 +1,278 @@
+//! The one process runner for every process orca starts on this machine —
+//! attempts (through [`super::local::LocalHost`]) and verifier processes
+//! (`command` and `verifier_prompt` scorers) — and the one output pump that
+//! copies a process's output into its capped log through the redactor.
+//!
+//! A process always starts in its own process group (so orca can stop all
+//! of it), with exactly the environment given (nothing inherited), stdin
+//! closed unless bytes are given for it, and its program resolved in the
+//! *given* `PATH` as execvp would (which also lets std use posix_spawn).
+
+use std::os::unix::process::ExitStatusExt;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
+use tokio::process::{Child, ChildStderr, ChildStdout};
+
+use super::local::resolve_program;
+use super::{procfs, EnvVar, ExitInfo, HostError, ProcHandle};
+use crate::host::logcap::{CappedLog, LineSplitter};
+use crate::redact::Redactor;
+
+/// A process to start.
+pub struct ProcessSpec<'a> {
+    pub argv: &'a [String],
+    /// The whole environment.
+    pub env: &'a [EnvVar],
+    pub cwd: &'a Path,
+    /// Written to stdin, which is then closed (`None`: stdin is closed at
+    /// once).
+    pub stdin: Option<Vec<u8>>,
+}
+
+impl std::fmt::Debug for ProcessSpec<'_> {
+    // argv may hold a prompt and env values secrets: names only.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ProcessSpec")
+            .field("program", &self.argv.first())
+            .field("args", &self.argv.len().saturating_sub(1))
+            .field(
+                "env",
+                &self.env.iter().map(|v| v.name.as_str()).collect::<Vec<_>>(),
+            )
+            .field("cwd", &self.cwd)
+            .field("stdin", &self.stdin.as_ref().map(Vec::len))
+            .finish()
+    }
+}
+
+/// A started process.
+pub struct Spawned {
+    pub child: Child,
+    pub proc: ProcHandle,
+    pub stdout: ChildStdout,
+    pub stderr: ChildStderr,
+}
+
+impl Spawned {
+    /// Waits for the process (not its group) to exit.
+    pub async fn wait(mut child: Child) -> Result<ExitInfo, HostError> {
+        let status = child
+            .wait()
+            .await
+            .map_err(|e| HostError::io("cannot wait for the process", e))?;
+        Ok(ExitInfo {
+            code: status.code(),
+            signal: status.signal(),
+        })
+    }
+}
+
+/// Starts a process in its own group (see the module docs).
+pub fn spawn(spec: ProcessSpec<'_>) -> Result<Spawned, HostError> {
+    let Some((program, args)) = spec.argv.split_first() else {
+        return Err(HostError::Spawn {
+            program: String::new(),
+            reason: "empty command".into(),
+        });
+    };
+    let path_var = spec
+        .env
+        .iter()
+        .find(|v| v.name == "PATH")
+        .map(|v| v.value.expose().to_string())
+        .unwrap_or_default();
+    let resolved: PathBuf =
+        resolve_program(program, &path_var, spec.cwd).ok_or_else(|| HostError::Spawn {
+            program: program.clone(),
+            reason: format!("not found in PATH ({path_var})"),
+        })?;
+    let mut cmd = tokio::process::Command::new(&resolved);
+    cmd.arg0(program);
+    cmd.args(args)
+        .env_clear()
+        .envs(spec.env.iter().map(|v| (&v.name, v.value.expose())))
+        .current_dir(spec.cwd)
+        .stdin(if spec.stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0)
+        .kill_on_drop(false);
+    let mut child = cmd.spawn().map_err(|e| HostError::Spawn {
+        program: program.clone(),
+        reason: if e.kind() == std::io::ErrorKind::NotFound && !spec.cwd.is_dir() {
+            format!("working directory {} does not exist", spec.cwd.display())
+        } else {
+            e.to_string()
+        },
+    })?;
+    let pid = child.id().ok_or_else(|| HostError::Spawn {
+        program: program.clone(),
+        reason: "the process ended before orca saw its pid".into(),
+    })?;
+    let (Some(stdout), Some(stderr)) = (child.stdout.take(), child.stderr.take()) else {
+        return Err(HostError::Spawn {
+            program: program.clone(),
+            reason: "output pipes missing".into(),
+        });
+    };
+    if let (Some(bytes), Some(mut stdin)) = (spec.stdin, child.stdin.take()) {
+        // Written beside the process: a reader that does not read yet must
+        // not hold up its start (nor output, read at the same time).
+        tokio::spawn(async move {
+            let _ = stdin.write_all(&bytes).await;
+            let _ = stdin.shutdown().await;
+        });
+    }
+    Ok(Spawned {
+        child,
+        proc: ProcHandle {
+            pid,
+            pgid: pid as i32,
+            proc_start: procfs::start_time(pid),
+        },
+        stdout,
+        stderr,
+    })
+}
+
+/// What the pump tells its caller while it copies.
+#[derive(Debug)]
+pub enum Pumped<'a> {
+    /// Bytes arrived (a sign of life).
+    Output,
+    /// A complete line (`None`: a line longer than the parse limit, kept
+    /// in the log only).
+    Line(Option<&'a [u8]>),
+    /// The log reached its cap: its head and a rolling tail are kept.
+    Capped,
+}
+
+/// Copies `stream` into the capped log at `log` (created on the first
+/// output, so a silent stream leaves no file), secrets replaced by
+/// `redactor`, telling `on` of output, lines (when `lines` is set, at most
+/// `max_line` bytes each) and the cap, until the stream ends or `abandon`
+/// fires.
+pub async fn pump(
+    mut stream: impl AsyncRead + Unpin,
+    log: &Path,
+    cap: u64,
+    mut redactor: Redactor,
+    lines: Option<usize>,
+    mut abandon: Option<tokio::sync::watch::Receiver<bool>>,
+    mut on: impl FnMut(Pumped<'_>),
+) {
+    let mut file: Option<CappedLog> = None;
+    let mut failed = false;
+    let mut splitter = lines.map(LineSplitter::new);
+    let mut buf = vec![0u8; 64 * 1024];
+    let write = |file: &mut Option<CappedLog>, data: &[u8], on: &mut dyn FnMut(Pumped<'_>)| {
+        if let Some(l) = file.as_mut() {
+            match l.write(data) {
+                Ok(true) => on(Pumped::Capped),
+                Ok(false) => {}
+                Err(e) => {
+                    tracing::error!(path = %log.display(), error = %e, "cannot write the log");
+                    *file = None;
+                }
+            }
+        }
+    };
+    loop {
+        let n = match &mut abandon {
+            Some(stop) => tokio::select! {
+                r = stream.read(&mut buf) => r,
+                _ = stop.changed() => break,
+            },
+            None => stream.read(&mut buf).await,
+        };
+        let n = match n {
+            Ok(0) | Err(_) => break,
+            Ok(n) => n,
+        };
+        on(Pumped::Output);
+        if file.is_none() && !failed {
+            match CappedLog::create(log, cap) {
+                Ok(l) => file = Some(l),
+                Err(e) => {
+                    tracing::error!(path = %log.display(), error = %e, "cannot create the log");
+                    failed = true;
+                }
+            }
+        }
+        let clean = redactor.feed(&buf[..n]);
+        write(&mut file, &clean, &mut on);
+        if let Some(s) = splitter.as_mut() {
+            s.feed(&buf[..n], |line| on(Pumped::Line(line)));
+        }
+    }
+    if let Some(s) = splitter.as_mut() {
+        s.finish(|line| on(Pumped::Line(line)));
+    }
+    let rest = redactor.finish();
+    write(&mut file, &rest, &mut on);
+    if let Some(l) = file {
+        if let Err(e) = l.finish() {
+            tracing::error!(path = %log.display(), error = %e, "cannot finish the log");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::redact::Secrets;
+
+    #[tokio::test]
+    async fn stdin_bytes_reach_the_process_and_output_is_redacted() {
+        let dir = tempfile::tempdir().unwrap();
+        let env = vec![EnvVar::plain("PATH", "/usr/bin:/bin")];
+        let argv: Vec<String> = ["sh", "-c", "cat; echo; echo tok-12345 >&2"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        let big = "p".repeat(100 * 1024);
+        let s = spawn(ProcessSpec {
+            argv: &argv,
+            env: &env,
+            cwd: dir.path(),
+            stdin: Some(big.clone().into_bytes()),
+        })
+        .unwrap();
+        let secrets = Secrets::new(["tok-12345"]);
+        let out = dir.path().join("out.log");
+        let err = dir.path().join("err.log");
+        let mut lines = Vec::new();
+        let mut capped = false;
+        let ((), ()) = tokio::join!(
+            pump(
+                s.stdout,
+                &out,
+                1 << 20,
+                secrets.stream(),
+                Some(1 << 20),
+                None,
+                |p| if let Pumped::Line(Some(l)) = p {
+                    lines.push(l.len())
+                }
+            ),
+            pump(s.stderr, &err, 1 << 20, secrets.stream(), None, None, |p| {
+                capped |= matches!(p, Pumped::Capped)
+            })
+        );
+        let exit = Spawned::wait(s.child).await.unwrap();
+        assert_eq!(exit.code, Some(0));
+        assert_eq!(
+            lines,
+            vec![big.len()],
+            "the whole prompt came through stdin"
+        );
+        assert_eq!(std::fs::read_to_string(&err).unwrap(), "<redacted>\n");
+        assert!(!capped);
+    }
+}

@@ -1,0 +1,97 @@
+//! The one receipt builder and the one receipt-file writer.
+
+use std::path::Path;
+
+use super::judge::Judgement;
+use crate::host::ExitInfo;
+use crate::model::{bounded, ArtifactRef, AttemptRef, Receipt, Timestamp};
+use crate::redact::Secrets;
+use crate::workspace::Workspace;
+
+/// Receipts' summaries are bounded to this many bytes.
+pub const SUMMARY_MAX: usize = 600;
+
+/// What is known of an attempt before its judgement: everything its
+/// receipt holds but the result.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ReceiptDraft {
+    pub attempt: AttemptRef,
+    /// The worker slot.
+    pub worker: String,
+    pub started: Timestamp,
+    /// How its process ended (none: it never started).
+    pub exit: Option<ExitInfo>,
+    pub artifacts: Vec<ArtifactRef>,
+    /// Notes appended to the summary (artifacts left behind, leftovers
+    /// stopped, …).
+    pub notes: Vec<String>,
+}
+
+impl ReceiptDraft {
+    pub fn new(attempt: AttemptRef, worker: String, started: Timestamp) -> Self {
+        Self {
+            attempt,
+            worker,
+            started,
+            exit: None,
+            artifacts: Vec::new(),
+            notes: Vec::new(),
+        }
+    }
+
+    /// The receipt for `j`: its summary is the judgement's reason and the
+    /// notes, secrets redacted, bounded to [`SUMMARY_MAX`].
+    pub fn receipt(&self, j: &Judgement, secrets: &Secrets, finished: Timestamp) -> Receipt {
+        let mut summary = secrets.redact(&j.reason);
+        for n in &self.notes {
+            summary.push_str("; ");
+            summary.push_str(&secrets.redact(n));
+        }
+        Receipt {
+            run: self.attempt.run.clone(),
+            task: self.attempt.task.clone(),
+            worker: self.worker.clone(),
+            attempt: self.attempt.attempt,
+            result: j.result,
+            failure_source: j.source,
+            class: j.class,
+            score: j.score.clone(),
+            exit_code: self.exit.and_then(|e| e.code),
+            signal: self.exit.and_then(|e| e.signal),
+            started: self.started,
+            finished,
+            duration_ms: finished.millis_since(self.started),
+            artifacts: self.artifacts.clone(),
+            summary: bounded(&summary, SUMMARY_MAX),
+            verdict: None,
+        }
+    }
+}
+
+/// Writes `receipt.json` into `dir` (a convenience copy: the journal is the
+/// record). A failure is logged, never fatal.
+pub fn write_receipt_file(dir: &Path, receipt: &Receipt) {
+    let path = dir.join("receipt.json");
+    if let Err(e) = std::fs::create_dir_all(dir) {
+        tracing::warn!(path = %path.display(), error = %e, "cannot write receipt.json");
+        return;
+    }
+    match serde_json::to_vec_pretty(receipt) {
+        Ok(text) => {
+            // Whole or not at all: a reader never sees half a receipt.
+            let tmp = dir.join(".receipt.json.tmp");
+            if let Err(e) = std::fs::write(&tmp, text).and_then(|()| std::fs::rename(&tmp, &path)) {
+                tracing::warn!(path = %path.display(), error = %e, "cannot write receipt.json");
+            }
+        }
+        Err(e) => tracing::warn!(path = %path.display(), error = %e, "cannot encode receipt.json"),
+    }
+}
+
+/// Writes a receipt's copy into its attempt directory.
+pub fn write_receipt(ws: &Workspace, receipt: &Receipt) {
+    write_receipt_file(
+        &ws.attempt_dir(&receipt.run, &receipt.task, receipt.attempt),
+        receipt,
+    );
+}
