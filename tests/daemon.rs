@@ -1290,3 +1290,79 @@ async fn a_non_loopback_bind_prints_a_warning() {
         "{stderr}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn verdicts_are_checked_where_they_are_written_and_unknown_runs_are_404() {
+    let ws = TestWs::fast();
+    let d = Daemon::start(&ws);
+    let mut f = follow(&ws.ws.journal_dir(), 1).unwrap();
+    // Whatever the name, a run that does not exist is 404, never a 400
+    // (the word "matches" once made it look ambiguous).
+    let names = [
+        "matches",
+        "ambiguous",
+        "no-such-run",
+        "x%20y",
+        "%C3%A9t%C3%A9",
+        "r-0",
+    ];
+    for name in names {
+        let (code, v) = d.get(&format!("/v1/fleet/runs/{name}")).await;
+        assert_eq!(
+            (code, v["error"]["code"].as_str()),
+            (404, Some("not_found")),
+            "{name}: {v}"
+        );
+    }
+    let run = d
+        .submit("[[tasks]]\nid = \"m\"\ncommand = \"true\"\nscorer = { kind = \"manual\" }\n")
+        .await;
+    wait_event(
+        &mut f,
+        |e| matches!(e, Event::RunFinished { run: r, .. } if *r == run),
+    )
+    .await;
+    for name in names {
+        let (code, _) = d.get(&format!("/v1/fleet/runs/{name}")).await;
+        assert_eq!(code, 404, "{name}");
+    }
+    let file = ws.ws.attempt_dir(&run, "m", 1).join("receipt.json");
+    let before: Value = serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
+    assert_eq!(before["result"], "partial");
+    // Two verdicts at once: the actor that writes them checks each, so
+    // exactly one is recorded and the other is refused.
+    let path = format!("/v1/fleet/runs/{run}/tasks/m/verdict");
+    let (a, b) = tokio::join!(
+        d.post(&path, json!({"verdict": "pass", "who": "ann"})),
+        d.post(&path, json!({"verdict": "fail", "who": "bob"})),
+    );
+    let mut codes = [a.0, b.0];
+    codes.sort();
+    assert_eq!(codes, [200, 409], "{a:?} {b:?}");
+    let refused = if a.0 == 409 { &a.1 } else { &b.1 };
+    assert_eq!(refused["error"]["code"], "not_awaiting_verdict");
+    assert!(
+        refused["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("already has a verdict"),
+        "{refused}"
+    );
+    let verdicts = ws
+        .journal()
+        .into_iter()
+        .filter(
+            |e| matches!(&e.event, Event::VerdictRecorded { attempt, .. } if attempt.run == run),
+        )
+        .count();
+    assert_eq!(verdicts, 1);
+    // The verdict given through the daemon rewrote receipt.json.
+    let winner = if a.0 == 200 { "ann" } else { "bob" };
+    let after: Value = serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
+    assert_eq!(after["verdict"]["who"], winner);
+    assert_eq!(
+        after["result"],
+        if winner == "ann" { "pass" } else { "fail" }
+    );
+    d.down(&ws);
+}

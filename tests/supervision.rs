@@ -456,3 +456,182 @@ worker = { capabilities = ["gpu"] }
         "priority orders leasing: {order:?}"
     );
 }
+
+/// Boots a tree whose journal's syncs fail once `failing` is set (sync
+/// `always`, so the failure reaches every append).
+async fn tree_with_failing_disk(
+    ws: &TestWs,
+) -> (Tree, std::sync::Arc<std::sync::atomic::AtomicBool>) {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+    let failing = Arc::new(AtomicBool::new(false));
+    let f2 = failing.clone();
+    let hook: orca_actors::journal::SyncHook = Arc::new(move |_| {
+        if f2.load(Ordering::SeqCst) {
+            Err(std::io::Error::other("simulated EIO"))
+        } else {
+            Ok(())
+        }
+    });
+    let opts = orca_actors::journal::JournalOptions::from_config(None).with_sync_hook(hook);
+    let orca = orca::daemon::boot_with(
+        &ws.ws,
+        &ws.config(),
+        orca::daemon::BootOptions {
+            journal: Some(opts),
+            ..Default::default()
+        },
+    )
+    .await
+    .expect("boot");
+    (Tree { orca }, failing)
+}
+
+async fn health(tree: &Tree) -> orca_actors::root::Health {
+    match tree
+        .orca
+        .root
+        .call(orca_actors::root::RootMsg::Health, None)
+        .await
+    {
+        Ok(ractor::rpc::CallResult::Success(h)) => h,
+        other => panic!("health: {other:?}"),
+    }
+}
+
+/// Waits (bounded) until `f` holds, woken by the journal's feed.
+async fn until(tree: &Tree, mut f: impl FnMut() -> bool) {
+    let mut feed = tree.orca.services.journal.subscribe();
+    let deadline = tokio::time::Instant::now() + LIMIT;
+    while !f() {
+        assert!(tokio::time::Instant::now() < deadline, "timed out");
+        let _ = tokio::time::timeout(Duration::from_millis(200), feed.recv()).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_root_restarts_runs_and_journals_it() {
+    use orca_actors::path::ActorPath;
+    let ws = TestWs::new("[run]\ngrace_seconds = 0.5\n");
+    let (tree, _) = tree_with_failing_disk(&ws).await;
+    let first = tree.runs().await;
+    first.get_cell().kill();
+    until(&tree, || {
+        ws.journal().iter().any(
+            |e| matches!(&e.event, Event::ChildRestarted { path, attempt: 1 } if path == "/runs"),
+        )
+    })
+    .await;
+    let all = ws.journal();
+    let failed = all.iter().position(|e| {
+        matches!(&e.event, Event::ChildFailed { path, class: FailureClass::Transient, .. } if path == "/runs")
+    });
+    let restarted = all
+        .iter()
+        .position(|e| matches!(&e.event, Event::ChildRestarted { path, .. } if path == "/runs"));
+    assert!(failed.is_some() && failed < restarted, "{all:?}");
+    // The new `runs` takes work.
+    until(&tree, || {
+        tree.orca
+            .services
+            .registry
+            .get(&ActorPath::Runs)
+            .is_some_and(|c| c.get_id() != first.get_id())
+    })
+    .await;
+    let spec = spec_toml(&ws, "[[tasks]]\nid = \"t\"\ncommand = \"true\"\n");
+    let (_, status) = tree.run(submission(spec, 1), LIMIT).await;
+    assert_eq!(status, RunStatus::Passed);
+    assert_eq!(health(&tree).await, orca_actors::root::Health::Ok);
+    tree.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_restart_that_cannot_be_journaled_is_not_carried_out() {
+    use std::sync::atomic::Ordering;
+    let ws = TestWs::new("[run]\ngrace_seconds = 0.5\n");
+    let (tree, failing) = tree_with_failing_disk(&ws).await;
+    let first = tree.runs().await;
+    failing.store(true, Ordering::SeqCst);
+    let mut feed = tree.orca.services.journal.subscribe();
+    first.get_cell().kill();
+    let deadline = tokio::time::Instant::now() + LIMIT;
+    while health(&tree).await == orca_actors::root::Health::Ok {
+        assert!(tokio::time::Instant::now() < deadline, "never degraded");
+        // The failed append wakes nothing on the feed: look again shortly.
+        let _ = tokio::time::timeout(Duration::from_millis(20), feed.recv()).await;
+    }
+    // Nothing was acted on: `runs` was not restarted.
+    let now = match tree
+        .orca
+        .root
+        .call(orca_actors::root::RootMsg::Runs, None)
+        .await
+    {
+        Ok(ractor::rpc::CallResult::Success(r)) => r,
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(now.map(|r| r.get_id()), Some(first.get_id()));
+    assert_eq!(first.get_status(), ractor::ActorStatus::Stopped);
+    let orca_actors::root::Health::Degraded { reason } = health(&tree).await else {
+        unreachable!()
+    };
+    assert!(reason.contains("simulated EIO"), "{reason}");
+    // (The decision's bytes may be in the file: written, never
+    // acknowledged as durable, and so never acted on.)
+    tree.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_scorer_that_keeps_failing_escalates_its_run() {
+    use orca_actors::path::ActorPath;
+    let ws = TestWs::fast();
+    let spec = spec_toml(
+        &ws,
+        "[[tasks]]\nid = \"long\"\ncommand = \"exec sleep 30\"\n",
+    );
+    let tree = Tree::boot(&ws).await;
+    let mut watch = tree.watch().await;
+    let run = tree.submit(submission(spec, 1)).await;
+    let _reap = ReapRun(run.clone());
+    let scorer = ActorPath::scorer(&run);
+    // The scorer row allows 3 restarts in 5 s: the fourth failure escalates.
+    for n in 1..=4u32 {
+        let mut cell = None;
+        until(&tree, || {
+            cell = tree.orca.services.registry.get(&scorer);
+            cell.is_some()
+                && (n == 1
+                    || ws.journal().iter().any(|e| {
+                        matches!(&e.event, Event::ChildRestarted { path, attempt } if *path == scorer.to_string() && *attempt == n - 1)
+                    }))
+        })
+        .await;
+        let Some(c) = cell else { unreachable!() };
+        c.kill();
+        if n < 4 {
+            until(&tree, || {
+                tree.orca
+                    .services
+                    .registry
+                    .get(&scorer)
+                    .is_some_and(|now| now.get_id() != c.get_id())
+            })
+            .await;
+        }
+    }
+    let status = wait_end(&mut watch, &run, LIMIT).await;
+    tree.shutdown().await;
+    assert_eq!(status, RunStatus::Escalated);
+    let all = ws.journal();
+    let ev = of_run(&all, &run);
+    let failures = ev
+        .iter()
+        .filter(|e| matches!(&e.event, Event::ChildFailed { path, class: FailureClass::Verifier, .. } if *path == scorer.to_string()))
+        .count();
+    assert_eq!(failures, 4);
+    assert!(ev.iter().any(|e| matches!(&e.event, Event::IntensityExceeded { supervisor, restarts: 4, .. } if *supervisor == format!("/runs/{run}"))));
+    assert!(ev.iter().any(|e| matches!(&e.event, Event::AlertRaised { class: AlertClass::NeedsHuman, reason, .. } if reason.contains("its scorer kept failing"))));
+    let st = ws.fold(&run);
+    assert_eq!(receipt(&st, "long").result, AttemptResult::Skip);
+}
