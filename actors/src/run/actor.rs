@@ -15,19 +15,20 @@ use super::decide::{decide, has_live_attempt, live_tasks, mode, Answer, Decision
 use super::decide::{RunCommand, RunCtx, RunError};
 use super::lease::{Inbox, Slot, Slots};
 use super::state::RunState;
-use super::{RunMsg, RunReport, RunRequest};
+use super::{RunMsg, RunReport};
 use crate::attempt::{AttemptActor, AttemptArgs, AttemptMsg};
 use crate::journal::event::{Event, InterruptCause};
 use crate::journal::NewEvent;
-use crate::model::{AttemptRef, NodeKind, RestartType, Timestamp};
-use crate::outcome::{AttemptOutcome, Judgement, StopCause};
+use crate::model::{AttemptRef, Timestamp};
+use crate::outcome::{Judgement, StopCause};
 use crate::path::ActorPath;
 use crate::persist::Persister;
-use crate::scorer::actor::ScorerArgs;
-use crate::scorer::{ScorerActor, ScorerMsg};
 use crate::services::Services;
 use crate::spec::{RunSpec, TaskSpec};
-use crate::supervision::{Action, ChildSpec, ChildTable, Outcome, SupervisorPolicy};
+use crate::supervision::{ChildTable, SupervisorPolicy};
+
+mod orphans;
+mod scorer;
 
 /// How the supervisor starts.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -208,22 +209,7 @@ impl Actor for RunSupervisor {
                     }
                     return Ok(());
                 }
-                let cmd = match req {
-                    RunRequest::Stop { surface, reason } => RunCommand::Stop { surface, reason },
-                    RunRequest::Pause { surface } => RunCommand::Pause { surface },
-                    RunRequest::Resume { surface } => RunCommand::Resume { surface },
-                    RunRequest::Interrupt {
-                        task,
-                        surface,
-                        restart,
-                    } => RunCommand::Interrupt {
-                        task,
-                        surface,
-                        restart,
-                    },
-                    RunRequest::Verdict(v) => RunCommand::Verdict(v),
-                };
-                s.command(&myself, cmd, reply);
+                s.command(&myself, req.into(), reply);
             }
             RunMsg::Suspend { reply } => {
                 s.halt(Halt::Suspending);
@@ -233,28 +219,7 @@ impl Actor for RunSupervisor {
                 s.stop_all(StopCause::Interrupted(InterruptCause::OrcaShutdown));
                 s.maybe_halted(&myself);
             }
-            RunMsg::Kill { reply } => {
-                let attempts: Vec<ActorRef<AttemptMsg>> =
-                    s.running.values().filter_map(|l| l.actor.clone()).collect();
-                tokio::spawn(async move {
-                    let kills = attempts.into_iter().map(|a| async move {
-                        let r = a.call(AttemptMsg::Kill, Some(KILL_LIMIT)).await;
-                        match r {
-                            Ok(ractor::rpc::CallResult::Success(Ok(()))) => None,
-                            Ok(ractor::rpc::CallResult::Success(Err((attempt, why)))) => {
-                                Some((attempt, why))
-                            }
-                            _ => None,
-                        }
-                    });
-                    let failed: Vec<_> = futures::future::join_all(kills)
-                        .await
-                        .into_iter()
-                        .flatten()
-                        .collect();
-                    let _ = reply.send(failed);
-                });
-            }
+            RunMsg::Kill { reply } => s.kill(reply),
             RunMsg::Get(reply) => {
                 let _ = reply.send(s.state.clone());
             }
@@ -439,43 +404,33 @@ impl Sup {
         }
     }
 
-    /// Leases queued tasks to free slots (one batch for all of them).
-    fn lease(&mut self, _myself: &ActorRef<RunMsg>) {
+    /// Leases queued tasks to free slots (one batch for all of them: the
+    /// inbox holds a task once, so no lease depends on another).
+    fn lease(&mut self, myself: &ActorRef<RunMsg>) {
         if self.halt.is_some() || mode(&self.state) != Mode::Normal || self.state.paused {
             return;
         }
-        let now = Timestamp::now();
-        let mut batch = Vec::new();
-        let mut acts = Vec::new();
+        let (mut events, mut acts) = (Vec::new(), Vec::new());
         while let Some((t, slot)) = self.inbox.next(&mut self.slots) {
-            let Ok(d) = self.decide(RunCommand::Lease { task: t }) else {
+            let d = self.decide(RunCommand::Lease { task: t });
+            let Some(&Effect::Launch { n, .. }) = d.as_ref().ok().and_then(|d| d.effects.first())
+            else {
                 self.slots.release(&slot);
                 continue;
             };
-            let Some(Effect::Launch { n, .. }) = d.effects.first().cloned() else {
-                self.slots.release(&slot);
-                continue;
+            let live = Live {
+                n,
+                slot,
+                actor: None,
+                pending_stop: None,
             };
-            // Folded now, so the next lease and views see it.
-            for e in d.events {
-                let seq = self.state.last_seq;
-                self.state.apply(seq, now, &e);
-                batch.push(NewEvent::new(self.path.to_string(), e));
+            self.running.insert(t, live);
+            if let Ok(d) = d {
+                events.extend(d.events);
+                acts.extend(d.effects.into_iter().map(Act::Effect));
             }
-            self.running.insert(
-                t,
-                Live {
-                    n,
-                    slot,
-                    actor: None,
-                    pending_stop: None,
-                },
-            );
-            acts.extend(d.effects.into_iter().map(Act::Effect));
         }
-        if !batch.is_empty() {
-            self.persister.append(batch, acts);
-        }
+        self.persist(myself, events, acts);
     }
 
     async fn act(&mut self, myself: &ActorRef<RunMsg>, act: Act) {
@@ -639,163 +594,24 @@ impl Sup {
         }
     }
 
-    /// The end of an attempt orca ends itself (its actor could not report).
-    fn ended_by_orca(&self, attempt: &AttemptRef, worker: String, j: Judgement) -> AttemptOutcome {
-        let a = self
-            .state
-            .task(&attempt.task)
-            .and_then(|t| t.attempt(attempt.attempt));
-        AttemptOutcome::by_orca(
-            attempt.clone(),
-            a.and_then(|a| a.worker.clone()).unwrap_or(worker),
-            a.map(|a| a.started).unwrap_or_else(Timestamp::now),
-            j,
-            None,
-            Timestamp::now(),
-        )
-    }
-
-    async fn attempt_crashed(&mut self, myself: &ActorRef<RunMsg>, t: usize, err: String) {
-        let Some(live) = self.running.get(&t) else {
-            return;
-        };
-        let attempt = AttemptRef::new(&self.run, &self.state.tasks[t].id, live.n);
-        let worker = self.slots.name(&live.slot);
-        tracing::error!(%attempt, error = %err, "attempt actor failed");
-        self.kill_if_ours(&attempt).await;
-        self.release(t);
-        let outcome = self.ended_by_orca(
-            &attempt,
-            worker,
-            Judgement::transport(format!("orca's attempt actor failed: {err}")),
-        );
-        self.command(myself, RunCommand::AttemptEnded(Box::new(outcome)), None);
-        self.maybe_halted(myself);
-    }
-
-    /// Kills an attempt's process group if it is still alive and ours.
-    async fn kill_if_ours(&self, attempt: &AttemptRef) {
-        let a = self
-            .state
-            .task(&attempt.task)
-            .and_then(|t| t.attempt(attempt.attempt));
-        let rec = super::state::recorded_proc(attempt, a);
-        let worker_spec = a
-            .and_then(|a| a.worker.as_deref())
-            .and_then(|w| self.slots.by_name(w))
-            .and_then(|slot| match slot {
-                Slot::Declared(i) => self.spec.workers.get(i),
-                Slot::Local(_) => None,
-            });
-        let host = self.services.host_for(worker_spec);
-        match host
-            .kill_orphan(&rec, self.services.settings.grace.as_millis() as u64)
-            .await
-        {
-            Ok(true) => {
-                tracing::warn!(%attempt, "killed the process group of an interrupted attempt")
-            }
-            Ok(false) => {}
-            Err(e) => {
-                tracing::error!(%attempt, error = %e, "cannot check an interrupted attempt's processes")
-            }
-        }
-    }
-
-    fn scorer(&self) -> Option<ActorRef<ScorerMsg>> {
-        self.children
-            .cell(&ActorPath::scorer(&self.run))
-            .cloned()
-            .map(ActorRef::from)
-    }
-
-    /// The scorer's row: permanent, restarted by the run's child table.
-    fn scorer_row(&self) -> ChildSpec {
-        let path = ActorPath::scorer(&self.run);
-        let registry = self.services.registry.clone();
-        let p = path.clone();
-        ChildSpec::permanent(
-            path,
-            Arc::new(move |sup: ractor::ActorCell, _restarts: u32| {
-                let args = ScorerArgs {
-                    path: p.clone(),
-                    registry: registry.clone(),
-                };
-                let fut: futures::future::BoxFuture<'static, _> = Box::pin(async move {
-                    let (a, _) = Actor::spawn_linked(None, ScorerActor, args, sup).await?;
-                    Ok(a.get_cell())
-                });
-                fut
-            }),
-        )
-        .failing_as(crate::model::FailureClass::Verifier)
-    }
-
-    /// Starts the run's scorer (journaled first).
-    async fn start_scorer(&mut self, myself: &ActorRef<RunMsg>) -> Result<(), ActorProcessingErr> {
-        let path = ActorPath::scorer(&self.run).to_string();
-        let event = if self.state.scorer_started {
-            Event::ChildRestarted { path, attempt: 0 }
-        } else {
-            Event::ChildStarted {
-                path,
-                kind: NodeKind::Scorer,
-                restart: RestartType::Permanent,
-            }
-        };
-        let batch = vec![NewEvent::new(self.path.to_string(), event.clone())];
-        self.services.journal.append(batch).await?;
-        let seq = self.state.last_seq;
-        self.state.apply(seq, Timestamp::now(), &event);
-        let row = self.scorer_row();
-        self.children.start(row, myself.get_cell()).await?;
-        Ok(())
-    }
-
-    /// The scorer ended: its row decides (restart, or past the intensity the
-    /// run ends escalated), in one batch with what escalation means for the
-    /// run; nothing is acted on unless that batch is durable.
-    async fn scorer_ended(
-        &mut self,
-        myself: &ActorRef<RunMsg>,
-        path: ActorPath,
-        exit: crate::supervision::ChildExit,
-        reason: String,
-    ) {
-        tracing::error!(run = %self.run, %reason, "the run's scorer ended");
-        let plan = self.children.plan(&path, exit, &reason, Timestamp::now());
-        let mut events = plan.events.clone();
-        let mut effects = Vec::new();
-        if plan.action == Action::Escalate {
-            if let Ok(d) = self.decide(RunCommand::Escalate {
-                reason: format!("its scorer kept failing: {reason}"),
-            }) {
-                events.extend(d.events);
-                effects = d.effects;
-            }
-        }
-        let now = Timestamp::now();
-        let batch: Vec<NewEvent> = events
-            .iter()
-            .map(|e| NewEvent::new(self.path.to_string(), e.clone()))
+    /// A second Ctrl-C: every running attempt kills its group now; the
+    /// answer names those not confirmed gone.
+    fn kill(&self, reply: RpcReplyPort<Vec<(AttemptRef, String)>>) {
+        let attempts: Vec<ActorRef<AttemptMsg>> = self
+            .running
+            .values()
+            .filter_map(|l| l.actor.clone())
             .collect();
-        if !batch.is_empty() {
-            if let Err(e) = self.services.journal.append(batch).await {
-                let _ = myself.cast(RunMsg::JournalFailed(e.to_string()));
-                return;
-            }
-            for e in &events {
-                let seq = self.state.last_seq;
-                self.state.apply(seq, now, e);
-            }
-        }
-        if let Outcome::Escalate { .. } = self.children.carry_out(plan, &myself.get_cell()).await {
-            for e in effects {
-                self.act(myself, Act::Effect(e)).await;
-            }
-        }
-        self.lease(myself);
-        self.settle(myself);
+        tokio::spawn(async move {
+            let kills = attempts.into_iter().map(|a| async move {
+                match a.call(AttemptMsg::Kill, Some(KILL_LIMIT)).await {
+                    Ok(ractor::rpc::CallResult::Success(Err(failed))) => Some(failed),
+                    _ => None,
+                }
+            });
+            let failed = futures::future::join_all(kills).await;
+            let _ = reply.send(failed.into_iter().flatten().collect());
+        });
     }
 
     async fn boot(&mut self, myself: &ActorRef<RunMsg>) -> Result<(), ActorProcessingErr> {

@@ -119,6 +119,27 @@ pub enum RunReport {
     Failed { run: String, reason: String },
 }
 
+impl From<RunRequest> for decide::RunCommand {
+    fn from(r: RunRequest) -> Self {
+        use decide::RunCommand as C;
+        match r {
+            RunRequest::Stop { surface, reason } => C::Stop { surface, reason },
+            RunRequest::Pause { surface } => C::Pause { surface },
+            RunRequest::Resume { surface } => C::Resume { surface },
+            RunRequest::Interrupt {
+                task,
+                surface,
+                restart,
+            } => C::Interrupt {
+                task,
+                surface,
+                restart,
+            },
+            RunRequest::Verdict(v) => C::Verdict(v),
+        }
+    }
+}
+
 impl From<AttemptOutcome> for RunMsg {
     fn from(o: AttemptOutcome) -> Self {
         RunMsg::AttemptEnded(Box::new(o))
