@@ -283,8 +283,19 @@ async fn follow_log(
 ) -> anyhow::Result<()> {
     use notify::Watcher as _;
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let followed = file.to_path_buf();
     let mut watcher = notify::recommended_watcher(move |res: notify::Result<notify::Event>| {
-        if res.is_ok() {
+        // Only a change to the followed file: our own opens and reads of
+        // it are access events, and waking on them would read again, and
+        // again — a busy loop on a quiet attempt.
+        let wake = match res {
+            Ok(ev) => {
+                !matches!(ev.kind, notify::EventKind::Access(_))
+                    && (ev.paths.is_empty() || ev.paths.iter().any(|p| p == &followed))
+            }
+            Err(_) => true,
+        };
+        if wake {
             let _ = tx.send(());
         }
     })
