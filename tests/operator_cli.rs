@@ -77,3 +77,83 @@ while [ ! -e "$ORCA_WORKSPACE/go" ]; do sleep 0.05; done; echo second'''
     wait_end(&mut watch, &run, WAIT_LIMIT).await;
     tree.shutdown().await;
 }
+
+/// A run with one task that runs until `<name>.go` exists.
+fn blocking(ws: &TestWs, name: &str) -> orca_actors::spec::RunSpec {
+    spec_toml(
+        ws,
+        &format!(
+            "[[tasks]]\nid = \"{name}\"\ncommand = 'while [ ! -e \"$ORCA_WORKSPACE/{name}.go\" ]; do sleep 0.05; done'\n"
+        ),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_runs_tree_is_paused_resumed_and_stopped_whole() {
+    use orca_actors::control::ControlMessage;
+    use orca_actors::model::{AttemptRef, RunStatus, Surface};
+    let ws = TestWs::fast();
+    let tree = Tree::boot(&ws).await;
+    let mut watch = tree.watch().await;
+    let mut f = orca_actors::journal::follow(&ws.ws.journal_dir(), 1).unwrap();
+    let parent = tree.submit(submission(blocking(&ws, "p"), 1)).await;
+    wait_event(&mut f, |e| matches!(e, orca_actors::journal::Event::AttemptStarted { attempt, .. } if attempt.run == parent)).await;
+    // Its attempt submits a child run (as a worker does through its token),
+    // and the child's attempt a grandchild.
+    let mut child_sub = submission(blocking(&ws, "c"), 1);
+    child_sub.parent = Some(AttemptRef::new(&parent, "p", 1));
+    let child = tree.submit(child_sub).await;
+    wait_event(&mut f, |e| matches!(e, orca_actors::journal::Event::AttemptStarted { attempt, .. } if attempt.run == child)).await;
+    let mut grand_sub = submission(blocking(&ws, "g"), 1);
+    grand_sub.parent = Some(AttemptRef::new(&child, "c", 1));
+    let grand = tree.submit(grand_sub).await;
+    let _reap = [
+        ReapRun(parent.clone()),
+        ReapRun(child.clone()),
+        ReapRun(grand.clone()),
+    ];
+    let runs = tree.runs().await;
+    let registry = tree.orca.services.registry.clone();
+    let path = format!("/runs/{parent}");
+    let send = |msg: ControlMessage| {
+        let (registry, runs, path) = (registry.clone(), runs.clone(), path.clone());
+        async move {
+            orca_actors::ops::control(&registry, &runs, &path, &msg, Surface::Cli)
+                .await
+                .unwrap()
+        }
+    };
+    let paused = send(ControlMessage::Pause).await;
+    assert_eq!(paused.children, [child.clone(), grand.clone()]);
+    assert!(paused.result.contains(&child), "{}", paused.result);
+    send(ControlMessage::Resume).await;
+    let stopped = send(ControlMessage::Stop {
+        reason: Some("enough".into()),
+    })
+    .await;
+    assert_eq!(stopped.children, [child.clone(), grand.clone()]);
+    let mut ended = std::collections::HashMap::new();
+    while ended.len() < 3 {
+        let (run, status) = tokio::time::timeout(WAIT_LIMIT, watch.recv())
+            .await
+            .unwrap()
+            .unwrap();
+        ended.insert(run, status);
+    }
+    tree.shutdown().await;
+    for run in [&parent, &child, &grand] {
+        assert_eq!(ended[run], RunStatus::Cancelled, "{run}");
+    }
+    // Each run journaled its own pause, resume and stop.
+    let all = ws.journal();
+    for run in [&parent, &child, &grand] {
+        let ev = of_run(&all, run);
+        let t = types(&ev);
+        for want in ["RunPaused", "RunResumed", "RunStopRequested"] {
+            assert!(t.contains(&want), "{run}: {want} in {t:?}");
+        }
+    }
+    assert!(all.iter().any(|e| matches!(&e.event,
+        orca_actors::journal::Event::RunStopRequested { run, reason, .. }
+            if *run == grand && reason.contains(&format!("stopped with run {parent}")))));
+}

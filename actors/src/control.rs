@@ -169,6 +169,8 @@ pub struct Delivered {
     pub path: ActorPath,
     /// The attempt an interrupt or restart went to.
     pub attempt: Option<AttemptRef>,
+    /// The child runs a stop, pause or resume reached too.
+    pub children: Vec<String>,
 }
 
 /// How long a control message may take to be journaled.
@@ -183,9 +185,6 @@ pub async fn deliver(
     msg: &ControlMessage,
     surface: Surface,
 ) -> Result<Delivered, ControlError> {
-    if registry.get(path).is_none() {
-        return Err(ControlError::NotFound(path.clone()));
-    }
     let accepted = ControlKind::accepted_by(path.kind());
     if !accepted.contains(&msg.kind()) {
         return Err(ControlError::NotAccepted {
@@ -198,8 +197,23 @@ pub async fn deliver(
         .run_id()
         .ok_or_else(|| ControlError::NotFound(path.clone()))?
         .to_string();
-    let Some(run_ref) = crate::runs::lookup(runs, &run).await else {
-        return Err(ControlError::NotFound(path.clone()));
+    let live = match registry.get(path) {
+        Some(_) => crate::runs::lookup(runs, &run).await,
+        None => None,
+    };
+    // A run's tree goes whole: stop, pause and resume reach the runs its
+    // attempts submitted (and theirs), each journaled by its own run.
+    let family = match (msg, path) {
+        (
+            ControlMessage::Stop { .. } | ControlMessage::Pause | ControlMessage::Resume,
+            ActorPath::Run(_),
+        ) => descendants(runs, &run).await,
+        _ => Vec::new(),
+    };
+    let run_ref = match live {
+        Some(r) => Some(r),
+        None if family.is_empty() => return Err(ControlError::NotFound(path.clone())),
+        None => None,
     };
     let req = match (msg, path) {
         (ControlMessage::Interrupt | ControlMessage::Restart, ActorPath::Attempt(a)) => {
@@ -225,12 +239,41 @@ pub async fn deliver(
             })
         }
     };
-    let answer = match run_ref
-        .call(|tx| RunMsg::Request(req, Some(tx)), Some(ANSWER_LIMIT))
-        .await
-    {
-        Ok(CallResult::Success(r)) => r?,
-        _ => return Err(ControlError::NoAnswer(path.clone())),
+    let mut children = Vec::new();
+    for (child, actor) in &family {
+        let req = match &req {
+            RunRequest::Stop { surface, reason } => RunRequest::Stop {
+                surface: *surface,
+                reason: format!("stopped with run {run}, which it descends from: {reason}"),
+            },
+            other => other.clone(),
+        };
+        // A child that ended meanwhile has nothing left to stop.
+        if let Ok(CallResult::Success(Ok(_))) = actor
+            .call(|tx| RunMsg::Request(req, Some(tx)), Some(ANSWER_LIMIT))
+            .await
+        {
+            children.push(child.clone());
+        }
+    }
+    let answer = match run_ref {
+        None => Answer::Done,
+        Some(run_ref) => match run_ref
+            .call(|tx| RunMsg::Request(req, Some(tx)), Some(ANSWER_LIMIT))
+            .await
+        {
+            Ok(CallResult::Success(r)) => r?,
+            _ => return Err(ControlError::NoAnswer(path.clone())),
+        },
+    };
+    let and_children = if children.is_empty() {
+        String::new()
+    } else {
+        format!(
+            " and its child run{} {}",
+            if children.len() == 1 { "" } else { "s" },
+            children.join(", ")
+        )
     };
     let result = match (msg, &answer) {
         (ControlMessage::Interrupt | ControlMessage::Restart, Answer::Attempt(a)) => {
@@ -245,19 +288,40 @@ pub async fn deliver(
                 format!("{verb} {a} (the task's current attempt)")
             }
         }
-        (ControlMessage::Stop { .. }, _) => format!("stopping run {run}"),
-        (ControlMessage::Pause, _) => format!("paused run {run}"),
-        (ControlMessage::Resume, _) => format!("resumed run {run}"),
+        (ControlMessage::Stop { .. }, _) => format!("stopping run {run}{and_children}"),
+        (ControlMessage::Pause, _) => format!("paused run {run}{and_children}"),
+        (ControlMessage::Resume, _) => format!("resumed run {run}{and_children}"),
         (ControlMessage::Interrupt | ControlMessage::Restart, _) => format!("{msg:?} {path}"),
     };
     Ok(Delivered {
         result,
+        children,
         path: path.clone(),
         attempt: match answer {
             Answer::Attempt(a) => Some(a),
             Answer::Done | Answer::Verdict(_) => None,
         },
     })
+}
+
+/// The running runs below `run`.
+async fn descendants(
+    runs: &ractor::ActorRef<RunsMsg>,
+    run: &str,
+) -> Vec<(String, ractor::ActorRef<RunMsg>)> {
+    match runs
+        .call(
+            |tx| RunsMsg::Descendants {
+                run: run.to_string(),
+                reply: tx,
+            },
+            Some(ANSWER_LIMIT),
+        )
+        .await
+    {
+        Ok(CallResult::Success(v)) => v,
+        _ => Vec::new(),
+    }
 }
 
 #[cfg(test)]

@@ -113,6 +113,12 @@ pub enum RunsMsg {
         reply: RpcReplyPort<Option<ActorRef<RunMsg>>>,
     },
     List(RpcReplyPort<Vec<(String, ActorRef<RunMsg>)>>),
+    /// The running runs below `run` (submitted by its attempts, and theirs),
+    /// parents before children.
+    Descendants {
+        run: String,
+        reply: RpcReplyPort<Vec<(String, ActorRef<RunMsg>)>>,
+    },
     Report(RunReport),
     Verdict {
         run: String,
@@ -144,12 +150,14 @@ impl TryFrom<RunsMsg> for RunReport {
 #[derive(Debug, Default)]
 pub struct Runs;
 
-/// Where a run sits for the spawn-depth policy.
-#[derive(Clone, Copy, Debug)]
+/// Where a run sits in the tree of runs.
+#[derive(Clone, Debug)]
 struct Depth {
     depth: u32,
     /// The strictest `max_spawn_depth` along its chain.
     limit: u32,
+    /// The run whose attempt submitted it.
+    parent: Option<String>,
 }
 
 /// Its state.
@@ -216,6 +224,9 @@ impl Actor for Runs {
                     })
                     .collect();
                 let _ = reply.send(v);
+            }
+            RunsMsg::Descendants { run, reply } => {
+                let _ = reply.send(s.descendants(&run));
             }
             RunsMsg::Report(RunReport::Ended { run, status }) => {
                 let _ = s.ended.send((run, status));
@@ -387,7 +398,7 @@ impl RunsState {
                 let d = self
                     .depths
                     .get(&p.run)
-                    .copied()
+                    .cloned()
                     .ok_or_else(|| SubmitError::NoParent { run: p.run.clone() })?;
                 if d.depth + 1 > d.limit {
                     return Err(SubmitError::SpawnDepth {
@@ -465,6 +476,7 @@ impl RunsState {
             Depth {
                 depth: state.depth,
                 limit,
+                parent: state.parent.as_ref().map(|p| p.run.clone()),
             },
         );
         let first = Arc::new(Mutex::new(Some((state, mode))));
@@ -509,6 +521,28 @@ impl RunsState {
                 reason: e.to_string(),
             })?;
         Ok(())
+    }
+
+    /// The running runs below `run`, parents before children.
+    fn descendants(&self, run: &str) -> Vec<(String, ActorRef<RunMsg>)> {
+        let mut out = Vec::new();
+        let mut frontier = vec![run.to_string()];
+        while let Some(parent) = frontier.pop() {
+            let mut children: Vec<&String> = self
+                .depths
+                .iter()
+                .filter(|(_, d)| d.parent.as_deref() == Some(parent.as_str()))
+                .map(|(id, _)| id)
+                .collect();
+            children.sort();
+            for id in children {
+                if let Some(actor) = self.run(id) {
+                    out.push((id.clone(), actor));
+                }
+                frontier.push(id.clone());
+            }
+        }
+        out
     }
 
     /// A manual verdict (see the table above).
