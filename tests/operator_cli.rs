@@ -157,3 +157,57 @@ async fn a_runs_tree_is_paused_resumed_and_stopped_whole() {
         orca_actors::journal::Event::RunStopRequested { run, reason, .. }
             if *run == grand && reason.contains(&format!("stopped with run {parent}")))));
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn status_after_a_crash_says_no_orca_runs_the_run() {
+    let ws = TestWs::fast();
+    let spec = ws.path("spec.toml");
+    std::fs::write(
+        &spec,
+        "[[tasks]]\nid = \"slow\"\ncommand = 'while [ ! -e \"$ORCA_WORKSPACE/go\" ]; do sleep 0.05; done'\n",
+    )
+    .unwrap();
+    std::fs::create_dir_all(ws.ws.journal_dir()).unwrap();
+    let mut f = orca_actors::journal::follow(&ws.ws.journal_dir(), 1).unwrap();
+    let mut orca = KillOnDrop(
+        orca_cmd(&ws)
+            .arg("run")
+            .arg(&spec)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let started = wait_event(&mut f, |e| {
+        matches!(e, orca_actors::journal::Event::AttemptStarted { .. })
+    })
+    .await;
+    let run = started.event.run_id().unwrap().to_string();
+    let _reap = ReapRun(run.clone());
+    // orca dies (kill -9): its run has not ended, and nothing runs it.
+    orca.kill().unwrap();
+    orca.wait().unwrap();
+    let out = orca_cmd(&ws).arg("status").output().unwrap();
+    assert_exit(&out, 0);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("running (no orca)"), "{text}");
+    assert!(
+        text.contains(&format!(
+            "no orca process is running run {run}: `orca run --resume {run}`"
+        )),
+        "{text}"
+    );
+    let out = orca_cmd(&ws).args(["status", &run]).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("no orca process is running this run"),
+        "{text}"
+    );
+    let out = orca_cmd(&ws)
+        .args(["status", &run, "--json"])
+        .output()
+        .unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["unattended"], true, "{v}");
+    assert_eq!(v["status"], "running");
+}

@@ -477,6 +477,12 @@ pub struct RunSummary {
     pub counts: Counts,
     pub tasks: Vec<TaskSummary>,
     pub alerts: Vec<AlertRecord>,
+    /// The run has not ended, yet no orca process runs it (orca crashed,
+    /// or was suspended): `orca run --resume <run>` or `orca up` carries
+    /// it on. Set by whoever reads (offline: every unended run; through
+    /// the daemon: one it does not supervise).
+    #[serde(default)]
+    pub unattended: bool,
 }
 
 /// A task at a glance.
@@ -529,6 +535,15 @@ impl RunSummary {
                 })
                 .collect(),
             alerts: r.alerts.clone(),
+            unattended: false,
+        }
+    }
+
+    /// The summary as read without any orca process running the run.
+    pub fn offline(r: &RunState) -> Self {
+        Self {
+            unattended: r.ended_as.is_none(),
+            ..Self::of(r)
         }
     }
 }

@@ -44,8 +44,10 @@ pub struct RunQuery {
     pub brief: bool,
 }
 
-fn summary(r: &RunState, brief: bool) -> RunSummary {
+fn summary(s: &ApiState, r: &RunState, brief: bool) -> RunSummary {
+    let supervised = s.services.registry.get(&ActorPath::run(&r.run)).is_some();
     let mut s = RunSummary::of(r);
+    s.unattended = r.ended_as.is_none() && !supervised;
     if brief {
         s.tasks.clear();
     }
@@ -60,10 +62,13 @@ pub async fn list_runs(
     State(s): State<ApiState>,
     Query(q): Query<RunQuery>,
 ) -> Json<Vec<RunSummary>> {
-    Json(
-        s.view
-            .read(|v| v.runs.values().rev().map(|r| summary(r, q.brief)).collect()),
-    )
+    Json(s.view.read(|v| {
+        v.runs
+            .values()
+            .rev()
+            .map(|r| summary(&s, r, q.brief))
+            .collect()
+    }))
 }
 
 pub async fn get_run(
@@ -72,7 +77,7 @@ pub async fn get_run(
     Query(q): Query<RunQuery>,
 ) -> Result<Json<RunSummary>, ApiError> {
     s.view
-        .read(|v| find_run(v, &run_id).map(|r| Json(summary(r, q.brief))))
+        .read(|v| find_run(v, &run_id).map(|r| Json(summary(&s, r, q.brief))))
 }
 
 pub async fn get_task(

@@ -48,7 +48,7 @@ impl Reader {
                 .values()
                 .rev()
                 .map(|r| {
-                    let mut s = RunSummary::of(r);
+                    let mut s = RunSummary::offline(r);
                     if brief {
                         s.tasks.clear();
                     }
@@ -65,7 +65,7 @@ impl Reader {
                     .await
             }
             Reader::Offline(v) => {
-                let mut s = RunSummary::of(v.find_run(name).map_err(invalid)?);
+                let mut s = RunSummary::offline(v.find_run(name).map_err(invalid)?);
                 if brief {
                     s.tasks.clear();
                 }

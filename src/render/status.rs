@@ -16,7 +16,11 @@ pub fn runs(runs: &[RunSummary]) -> String {
             vec![
                 r.run.clone(),
                 super::ellipsize(&r.name, 30),
-                r.status.to_string(),
+                if r.unattended {
+                    format!("{} (no orca)", r.status)
+                } else {
+                    r.status.to_string()
+                },
                 c.total().to_string(),
                 c.passed.to_string(),
                 (c.failed + c.timed_out).to_string(),
@@ -27,7 +31,7 @@ pub fn runs(runs: &[RunSummary]) -> String {
             ]
         })
         .collect();
-    table(
+    let mut out = table(
         &[
             "RUN",
             "NAME",
@@ -41,13 +45,34 @@ pub fn runs(runs: &[RunSummary]) -> String {
             "SUBMITTED",
         ],
         &rows,
-    )
+    );
+    let unattended: Vec<&str> = runs
+        .iter()
+        .filter(|r| r.unattended)
+        .map(|r| r.run.as_str())
+        .collect();
+    if let Some(first) = unattended.first() {
+        out.push_str(&format!(
+            "\nno orca process is running {}: `orca run --resume {first}` carries one on here, `orca up` every one in a daemon\n",
+            match unattended.as_slice() {
+                [one] => format!("run {one}"),
+                many => format!("runs {}", many.join(", ")),
+            }
+        ));
+    }
+    out
 }
 
 /// One run's counts.
 pub fn run(r: &RunSummary) -> String {
     let c = r.counts;
     let mut out = format!("run {}  {:?}  {}\n", r.run, r.name, r.status);
+    if r.unattended {
+        out.push_str(&format!(
+            "orca         no orca process is running this run (orca crashed or was suspended): `orca run --resume {}` or `orca up` carries it on\n",
+            r.run
+        ));
+    }
     out.push_str(&format!(
         "supervision  {}, {} restarts in {}; {} restart{} so far\n",
         r.strategy,
