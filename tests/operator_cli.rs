@@ -211,3 +211,65 @@ async fn status_after_a_crash_says_no_orca_runs_the_run() {
     assert_eq!(v["unattended"], true, "{v}");
     assert_eq!(v["status"], "running");
 }
+
+/// The heartbeat of attempt 1 of `task` in `orca inspect --json`.
+fn heartbeat(ws: &TestWs, run: &str, task: &str) -> orca_actors::model::Timestamp {
+    let out = orca_cmd(ws)
+        .args(["inspect", run, task, "--json"])
+        .output()
+        .unwrap();
+    assert_exit(&out, 0);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    serde_json::from_value(v["task"]["attempts"][0]["heartbeat"].clone()).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_heartbeat_shown_is_the_last_output() {
+    let ws = TestWs::fast();
+    for f in ["one.fifo", "two.fifo"] {
+        fifo(&ws.path(f));
+    }
+    let spec = ws.path("spec.toml");
+    std::fs::write(
+        &spec,
+        r#"[[tasks]]
+id = "talker"
+command = '''echo hello; echo up > "$ORCA_WORKSPACE/one.fifo"
+while [ ! -e "$ORCA_WORKSPACE/go" ]; do sleep 0.05; done
+echo again; echo up > "$ORCA_WORKSPACE/two.fifo"
+while [ ! -e "$ORCA_WORKSPACE/end" ]; do sleep 0.05; done'''
+"#,
+    )
+    .unwrap();
+    std::fs::create_dir_all(ws.ws.journal_dir()).unwrap();
+    let mut f = orca_actors::journal::follow(&ws.ws.journal_dir(), 1).unwrap();
+    // An embedded `orca run`: its API answers inspect.
+    let mut orca = KillOnDrop(
+        orca_cmd(&ws)
+            .arg("run")
+            .arg(&spec)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let started = wait_event(&mut f, |e| {
+        matches!(e, orca_actors::journal::Event::AttemptStarted { .. })
+    })
+    .await;
+    let run = started.event.run_id().unwrap().to_string();
+    let _reap = ReapRun(run.clone());
+    wait_fifo(&ws.path("one.fifo")).await;
+    let before_go = orca_actors::model::Timestamp::now();
+    std::fs::write(ws.path("go"), "").unwrap();
+    wait_fifo(&ws.path("two.fifo")).await;
+    // The command printed again after `go`: through orca's API, its
+    // heartbeat is that output, not its start.
+    let shown = heartbeat(&ws, &run, "talker");
+    assert!(shown >= before_go, "{shown} < {before_go}");
+    // Without orca (killed), the files tell the same.
+    orca.kill().unwrap();
+    orca.wait().unwrap();
+    let shown = heartbeat(&ws, &run, "talker");
+    assert!(shown >= before_go, "offline: {shown} < {before_go}");
+}

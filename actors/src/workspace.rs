@@ -68,6 +68,23 @@ impl Workspace {
         self.run_dir(run).join(task).join(attempt.to_string())
     }
 
+    /// When an attempt last wrote output (its logs' modification time),
+    /// if it wrote any: the last sign of life of a plain command that
+    /// reports no events, as far as the files tell.
+    pub fn last_output(
+        &self,
+        run: &str,
+        task: &str,
+        attempt: u32,
+    ) -> Option<crate::model::Timestamp> {
+        let dir = self.attempt_dir(run, task, attempt);
+        ["stdout.log", "stderr.log"]
+            .iter()
+            .filter_map(|f| std::fs::metadata(dir.join(f)).ok()?.modified().ok())
+            .max()
+            .map(|t| crate::model::Timestamp::from_datetime(t.into()))
+    }
+
     /// `.orca/token`
     pub fn token_path(&self) -> PathBuf {
         self.orca_dir().join("token")

@@ -84,11 +84,44 @@ pub async fn get_task(
     State(s): State<ApiState>,
     Path((run_id, task_id)): Path<(String, String)>,
 ) -> Result<Json<TaskInspection>, ApiError> {
-    s.view.read(|v| {
+    let i = s.view.read(|v| {
         let r = find_run(v, &run_id)?;
         let t = find_task(r, &task_id)?;
-        Ok(Json(TaskInspection::of(r, t, r.spec().as_ref())))
-    })
+        Ok::<_, ApiError>(TaskInspection::of(r, t, r.spec().as_ref()))
+    })?;
+    let live: Vec<AttemptRef> = i
+        .task
+        .attempts
+        .iter()
+        .filter(|a| a.is_live())
+        .map(|a| AttemptRef::new(&i.run, &i.task.id, a.n))
+        .collect();
+    let last = last_output(&s, live).await;
+    Ok(Json(i.with_last_output(|n| {
+        last.iter().find(|(a, _)| a.attempt == n).map(|(_, t)| *t)
+    })))
+}
+
+/// When each running attempt last wrote output, as its actor saw it (the
+/// journal records events, not every line a plain command prints).
+async fn last_output(s: &ApiState, attempts: Vec<AttemptRef>) -> Vec<(AttemptRef, Timestamp)> {
+    let mut out = Vec::new();
+    for a in attempts {
+        let Some(cell) = s.services.registry.get(&ActorPath::Attempt(a.clone())) else {
+            continue;
+        };
+        let actor: ractor::ActorRef<orca_actors::attempt::AttemptMsg> = cell.into();
+        if let Ok(ractor::rpc::CallResult::Success(st)) = actor
+            .call(
+                orca_actors::attempt::AttemptMsg::Status,
+                Some(std::time::Duration::from_millis(500)),
+            )
+            .await
+        {
+            out.push((a, st.last_output));
+        }
+    }
+    out
 }
 
 pub async fn receipts(
@@ -143,8 +176,26 @@ pub async fn run_workers(
     State(s): State<ApiState>,
     Path(run_id): Path<String>,
 ) -> Result<Json<Vec<WorkerView>>, ApiError> {
-    s.view
-        .read(|v| find_run(v, &run_id).map(|r| Json(workers_of(r))))
+    let workers = s.view.read(|v| find_run(v, &run_id).map(workers_of))?;
+    Ok(Json(with_last_output(&s, workers).await))
+}
+
+/// Busy workers' heartbeats brought up to their attempt's last output.
+async fn with_last_output(s: &ApiState, mut workers: Vec<WorkerView>) -> Vec<WorkerView> {
+    let busy: Vec<AttemptRef> = workers
+        .iter()
+        .filter_map(|w| Some(AttemptRef::new(&w.run, w.task.as_ref()?, w.attempt?)))
+        .collect();
+    let last = last_output(s, busy).await;
+    for w in &mut workers {
+        if let Some((_, t)) = last
+            .iter()
+            .find(|(a, _)| Some(&a.task) == w.task.as_ref() && Some(a.attempt) == w.attempt)
+        {
+            w.heartbeat = w.heartbeat.map(|h| h.max(*t));
+        }
+    }
+    workers
 }
 
 /// A worker by global id (`<run>:<worker>`, run by prefix) or by a bare
@@ -194,7 +245,11 @@ pub async fn get_worker(
     State(s): State<ApiState>,
     Path(worker_id): Path<String>,
 ) -> Result<Json<WorkerView>, ApiError> {
-    s.view.read(|v| find_worker(v, &worker_id)).map(Json)
+    let w = s.view.read(|v| find_worker(v, &worker_id))?;
+    let mut one = with_last_output(&s, vec![w]).await;
+    one.pop()
+        .map(Json)
+        .ok_or_else(|| ApiError::internal("the worker went missing"))
 }
 
 async fn worker_control(

@@ -14,7 +14,7 @@ use crate::render::inspect::TaskInspection;
 /// A source of views.
 pub enum Reader {
     Daemon(Client),
-    Offline(Box<FleetView>),
+    Offline(Box<FleetView>, Workspace),
 }
 
 fn invalid(e: impl ToString) -> anyhow::Error {
@@ -36,14 +36,14 @@ impl Reader {
     pub fn open(ws: &Workspace) -> anyhow::Result<Reader> {
         match Client::find(ws)? {
             Some(c) => Ok(Reader::Daemon(c)),
-            None => Ok(Reader::Offline(Box::new(FleetView::load(ws)?))),
+            None => Ok(Reader::Offline(Box::new(FleetView::load(ws)?), ws.clone())),
         }
     }
 
     pub async fn runs(&self, brief: bool) -> anyhow::Result<Vec<RunSummary>> {
         match self {
             Reader::Daemon(c) => c.get(&format!("/v1/fleet/runs?brief={brief}")).await,
-            Reader::Offline(v) => Ok(v
+            Reader::Offline(v, _) => Ok(v
                 .runs
                 .values()
                 .rev()
@@ -64,7 +64,7 @@ impl Reader {
                 c.get(&format!("/v1/fleet/runs/{}?brief={brief}", seg(name)))
                     .await
             }
-            Reader::Offline(v) => {
+            Reader::Offline(v, _) => {
                 let mut s = RunSummary::offline(v.find_run(name).map_err(invalid)?);
                 if brief {
                     s.tasks.clear();
@@ -80,10 +80,11 @@ impl Reader {
                 c.get(&format!("/v1/fleet/runs/{}/tasks/{}", seg(run), seg(task)))
                     .await
             }
-            Reader::Offline(v) => {
+            Reader::Offline(v, ws) => {
                 let r = v.find_run(run).map_err(invalid)?;
                 let t = find_task(r, task).map_err(invalid)?;
-                Ok(TaskInspection::of(r, t, r.spec().as_ref()))
+                Ok(TaskInspection::of(r, t, r.spec().as_ref())
+                    .with_last_output(|n| ws.last_output(&r.run, &t.id, n)))
             }
         }
     }
@@ -94,7 +95,7 @@ impl Reader {
                 c.get(&format!("/v1/fleet/runs/{}/receipts", seg(run)))
                     .await
             }
-            Reader::Offline(v) => {
+            Reader::Offline(v, _) => {
                 let r = v.find_run(run).map_err(invalid)?;
                 Ok(r.tasks
                     .iter()
@@ -110,7 +111,7 @@ impl Reader {
                 Some(r) => c.get(&format!("/v1/tree?run={}", seg(r))).await,
                 None => c.get("/v1/tree").await,
             },
-            Reader::Offline(v) => {
+            Reader::Offline(v, _) => {
                 let only = match run {
                     Some(name) => Some(v.find_run(name).map_err(invalid)?.run.clone()),
                     None => None,

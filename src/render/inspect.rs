@@ -1,7 +1,7 @@
 //! `orca inspect`, `orca artifacts`, `orca receipts`, `orca logs`: pure
 //! renderers of the folded run.
 
-use orca_actors::model::{ArtifactRef, Receipt};
+use orca_actors::model::{ArtifactRef, Receipt, Timestamp};
 use orca_actors::run::state::{AttemptPhase, AttemptState, RunState, TaskPhase, TaskState};
 use orca_actors::spec::{HostSpec, RunSpec};
 use serde::{Deserialize, Serialize};
@@ -74,6 +74,20 @@ impl TaskInspection {
                 .cloned()
                 .collect(),
         }
+    }
+}
+
+impl TaskInspection {
+    /// Brings each live attempt's heartbeat up to its last sign of life
+    /// (`last`: the attempt's last output, when the reader knows it): the
+    /// journal records events, not every line a plain command prints.
+    pub fn with_last_output(mut self, last: impl Fn(u32) -> Option<Timestamp>) -> Self {
+        for a in self.task.attempts.iter_mut().filter(|a| a.is_live()) {
+            if let Some(t) = last(a.n) {
+                a.heartbeat = a.heartbeat.max(t);
+            }
+        }
+        self
     }
 }
 
