@@ -18,33 +18,6 @@ use serde_json::{json, Value};
 
 const LIMIT: Duration = Duration::from_secs(60);
 
-/// Waits (bounded) until `daemon.json` names `pid`, woken by inotify.
-fn wait_daemon_json(ws: &TestWs, pid: u32, child: &mut Child) -> DaemonInfo {
-    use notify::Watcher as _;
-    let (tx, rx) = std::sync::mpsc::channel();
-    let mut w = notify::recommended_watcher(move |_: notify::Result<notify::Event>| {
-        let _ = tx.send(());
-    })
-    .unwrap();
-    w.watch(&ws.ws.orca_dir(), notify::RecursiveMode::NonRecursive)
-        .unwrap();
-    let deadline = Instant::now() + LIMIT;
-    loop {
-        if let Some(info) = DaemonInfo::read(&ws.ws).filter(|i| i.pid == pid) {
-            return info;
-        }
-        if let Ok(Some(status)) = child.try_wait() {
-            panic!("the daemon exited before serving: {status}");
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the daemon did not serve within {LIMIT:?}"
-        );
-        // inotify wakes us; the bound only covers an exit (no file event).
-        let _ = rx.recv_timeout(Duration::from_millis(500));
-    }
-}
-
 struct Daemon {
     child: KillOnDrop,
     info: DaemonInfo,

@@ -273,3 +273,52 @@ while [ ! -e "$ORCA_WORKSPACE/end" ]; do sleep 0.05; done'''
     let shown = heartbeat(&ws, &run, "talker");
     assert!(shown >= before_go, "offline: {shown} < {before_go}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_daemon_that_dies_under_orca_run_is_named_with_the_way_on() {
+    let ws = TestWs::fast();
+    std::fs::create_dir_all(ws.ws.journal_dir()).unwrap();
+    let (mut daemon, info) = up(&ws);
+    let spec = ws.path("spec.toml");
+    std::fs::write(
+        &spec,
+        "[[tasks]]\nid = \"slow\"\ncommand = 'while [ ! -e \"$ORCA_WORKSPACE/go\" ]; do sleep 0.05; done'\n",
+    )
+    .unwrap();
+    let mut f = orca_actors::journal::follow(&ws.ws.journal_dir(), 1).unwrap();
+    let follower = orca_cmd(&ws)
+        .arg("run")
+        .arg(&spec)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let started = wait_event(&mut f, |e| {
+        matches!(e, orca_actors::journal::Event::AttemptStarted { .. })
+    })
+    .await;
+    let run = started.event.run_id().unwrap().to_string();
+    let _reap = ReapRun(run.clone());
+    daemon.kill().unwrap();
+    daemon.wait().unwrap();
+    let out = tokio::task::spawn_blocking(move || follower.wait_with_output().unwrap())
+        .await
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains(&format!(
+            "the daemon (pid {}) went away while run {run} was going",
+            info.pid
+        )),
+        "{err}"
+    );
+    assert!(err.contains("1 running"), "{err}");
+    assert!(
+        err.contains(&format!(
+            "`orca up` resumes it in a new daemon, or `orca run --resume {run}` here"
+        )),
+        "{err}"
+    );
+    assert!(!err.contains("error decoding response body"), "{err}");
+}

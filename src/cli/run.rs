@@ -181,7 +181,7 @@ async fn run_async(ws_flag: Option<&Path>, args: RunArgs) -> anyhow::Result<i32>
                 client.info.pid
             );
         };
-        return through_daemon(&client, sub, text, args.detach, args.json).await;
+        return through_daemon(&ws, &client, sub, text, args.detach, args.json).await;
     }
 
     let served = serve(
@@ -215,6 +215,7 @@ async fn run_async(ws_flag: Option<&Path>, args: RunArgs) -> anyhow::Result<i32>
 /// Submits to the running daemon and follows the run's counts until it
 /// ends (Ctrl-C detaches: the run goes on).
 async fn through_daemon(
+    ws: &Workspace,
     client: &Client,
     sub: Submission,
     text: String,
@@ -259,8 +260,11 @@ async fn through_daemon(
     loop {
         tokio::select! {
             ev = events.next() => {
-                let Some(ev) = ev else { anyhow::bail!("the daemon's event stream ended") };
-                let env = ev?;
+                let env = match ev {
+                    Some(Ok(env)) => env,
+                    Some(Err(e)) => return daemon_gone(ws, client, &run, json, Some(e)),
+                    None => return daemon_gone(ws, client, &run, json, None),
+                };
                 if env.event.run_id() != Some(run.as_str()) {
                     continue;
                 }
@@ -295,6 +299,50 @@ async fn through_daemon(
         print!("{}", render::run::results(&s));
     }
     Ok(exit_code(s.status))
+}
+
+/// The daemon's event stream broke or ended under a following `orca run`:
+/// if the daemon went away, say so, what became of the run (from the
+/// journal) and how to carry it on; else it is an error of the stream.
+fn daemon_gone(
+    ws: &Workspace,
+    client: &Client,
+    run: &str,
+    json: bool,
+    err: Option<anyhow::Error>,
+) -> anyhow::Result<i32> {
+    if crate::daemon::info::live(ws).is_some() {
+        return Err(err.unwrap_or_else(|| anyhow::anyhow!("the daemon's event stream ended")));
+    }
+    let pid = client.info.pid;
+    let st = orca_actors::runs::fold_run(ws, run).ok();
+    match st {
+        Some(st) if st.ended_as.is_some() => {
+            print_final(&st, json)?;
+            Ok(exit_code(st.status()))
+        }
+        Some(st) => {
+            let c = st.counts();
+            eprintln!(
+                "\norca: the daemon (pid {pid}) went away while run {run} was going \
+                 ({} passed, {} failed, {} running, {} waiting when it went): \
+                 nothing supervises the run now; `orca up` resumes it in a new daemon, \
+                 or `orca run --resume {run}` here",
+                c.passed,
+                c.failed + c.timed_out,
+                c.running,
+                c.queued + c.retrying
+            );
+            Ok(exit::FAILED)
+        }
+        None => {
+            eprintln!(
+                "\norca: the daemon (pid {pid}) went away while run {run} was going; \
+                 `orca up` resumes it, or `orca run --resume {run}` here"
+            );
+            Ok(exit::FAILED)
+        }
+    }
 }
 
 async fn drive(

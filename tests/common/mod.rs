@@ -333,3 +333,47 @@ pub async fn wait_fifo(path: &Path) -> String {
     .expect("the worker became ready in time")
     .unwrap()
 }
+
+/// Waits (bounded) until `daemon.json` names `pid`, woken by inotify.
+pub fn wait_daemon_json(
+    ws: &TestWs,
+    pid: u32,
+    child: &mut std::process::Child,
+) -> orca::daemon::info::DaemonInfo {
+    use notify::Watcher as _;
+    use std::time::Instant;
+    let (tx, rx) = std::sync::mpsc::channel();
+    let mut w = notify::recommended_watcher(move |_: notify::Result<notify::Event>| {
+        let _ = tx.send(());
+    })
+    .unwrap();
+    w.watch(&ws.ws.orca_dir(), notify::RecursiveMode::NonRecursive)
+        .unwrap();
+    let deadline = Instant::now() + WAIT_LIMIT;
+    loop {
+        if let Some(info) = orca::daemon::info::DaemonInfo::read(&ws.ws).filter(|i| i.pid == pid) {
+            return info;
+        }
+        if let Ok(Some(status)) = child.try_wait() {
+            panic!("the daemon exited before serving: {status}");
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the daemon did not serve within {WAIT_LIMIT:?}"
+        );
+        // inotify wakes us; the bound only covers an exit (no file event).
+        let _ = rx.recv_timeout(Duration::from_millis(500));
+    }
+}
+
+/// `orca up` on this workspace, once it serves (killed when dropped).
+pub fn up(ws: &TestWs) -> (KillOnDrop, orca::daemon::info::DaemonInfo) {
+    let mut child = orca_cmd(ws)
+        .arg("up")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("orca up");
+    let info = wait_daemon_json(ws, child.id(), &mut child);
+    (KillOnDrop(child), info)
+}
