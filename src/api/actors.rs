@@ -95,15 +95,44 @@ pub async fn message(
         }
         Err(e) => return Err(e.into()),
     };
+    // Runs (and an attempt's task) may be named by a unique prefix, as
+    // everywhere else.
+    let path = match b.path.parse::<ActorPath>() {
+        Ok(path) => s.view.read(|v| full_path(v, path))?.to_string(),
+        Err(_) => b.path.clone(),
+    };
     let r = ops::control(
         &s.services.registry,
         &s.runs()?,
-        &b.path,
+        &path,
         &msg,
         p.surface(&headers),
     )
     .await?;
     Ok(Json(
-        json!({ "result": r.result, "path": b.path, "attempt": r.attempt }),
+        json!({ "result": r.result, "path": path, "attempt": r.attempt }),
     ))
+}
+
+/// `path` with its run (and an attempt's task) named in full, when given
+/// by a unique prefix; a name that matches nothing is left as it is (the
+/// delivery then says no actor is there).
+fn full_path(v: &orca_actors::view::FleetView, path: ActorPath) -> Result<ActorPath, ApiError> {
+    let Some(name) = path.run_id() else {
+        return Ok(path);
+    };
+    let run = match v.find_run(name) {
+        Ok(r) => r,
+        Err(orca_actors::view::LookupError::NotFound { .. }) => return Ok(path),
+        Err(e) => return Err(e.into()),
+    };
+    Ok(match path {
+        ActorPath::Run(_) => ActorPath::run(&run.run),
+        ActorPath::Scorer(_) => ActorPath::scorer(&run.run),
+        ActorPath::Attempt(a) => match orca_actors::view::find_task(run, &a.task) {
+            Ok(t) => ActorPath::attempt(&run.run, &t.id, a.attempt),
+            Err(_) => ActorPath::attempt(&run.run, a.task, a.attempt),
+        },
+        other => other,
+    })
 }

@@ -18,6 +18,9 @@ pub struct WorkerArgs {
     /// A worker: `<run>:<worker>` (run by prefix), or a worker id unique
     /// among active runs (`local-2`).
     pub worker: String,
+    /// Print the answer as JSON (errors too, as `{"error": …}`).
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]
@@ -31,12 +34,18 @@ pub struct StopArgs {
     /// Why (journaled).
     #[arg(long)]
     pub reason: Option<String>,
+    /// Print the answers as JSON (errors too, as `{"error": …}`).
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]
 pub struct RunArg {
     /// A run id or unique prefix.
     pub run: String,
+    /// Print the answer as JSON (errors too, as `{"error": …}`).
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]
@@ -48,6 +57,9 @@ pub struct SendArgs {
     /// Message arguments (`--arg reason="done"`).
     #[arg(long = "arg", value_name = "KEY=VALUE", value_parser = parse_kv)]
     pub args: Vec<(String, String)>,
+    /// Print the answer as JSON (errors too, as `{"error": …}`).
+    #[arg(long)]
+    pub json: bool,
 }
 
 fn parse_kv(s: &str) -> Result<(String, String), String> {
@@ -67,10 +79,11 @@ pub fn client(ws_flag: Option<&Path>) -> anyhow::Result<Client> {
     })
 }
 
-fn say(v: &Value) {
+/// The answer: its one line for people, or the whole JSON object.
+fn say(v: &Value, json: bool) {
     match v["result"].as_str() {
-        Some(r) => println!("{r}"),
-        None => println!("{v}"),
+        Some(r) if !json => println!("{r}"),
+        _ => println!("{v}"),
     }
 }
 
@@ -84,7 +97,7 @@ pub fn interrupt(ws_flag: Option<&Path>, args: WorkerArgs, restart: bool) -> any
                 json!({}),
             )
             .await?;
-        say(&v);
+        say(&v, args.json);
         Ok(exit::OK)
     })
 }
@@ -107,9 +120,10 @@ pub fn stop(ws_flag: Option<&Path>, args: StopArgs) -> anyhow::Result<i32> {
                     .collect()
             }
         };
-        if runs.is_empty() {
+        if runs.is_empty() && !args.json {
             println!("no run is going");
         }
+        let mut answers = Vec::new();
         for run in runs {
             let v: Value = c
                 .post(
@@ -117,7 +131,15 @@ pub fn stop(ws_flag: Option<&Path>, args: StopArgs) -> anyhow::Result<i32> {
                     json!({ "reason": args.reason }),
                 )
                 .await?;
-            say(&v);
+            if args.json {
+                answers.push(v);
+            } else {
+                say(&v, false);
+            }
+        }
+        if args.json {
+            // One object, whether one run or every run was stopped.
+            println!("{}", json!({ "stopped": answers }));
         }
         Ok(exit::OK)
     })
@@ -133,7 +155,7 @@ pub fn pause(ws_flag: Option<&Path>, args: RunArg, resume: bool) -> anyhow::Resu
                 json!({}),
             )
             .await?;
-        say(&v);
+        say(&v, args.json);
         Ok(exit::OK)
     })
 }
@@ -152,7 +174,7 @@ pub fn send(ws_flag: Option<&Path>, args: SendArgs) -> anyhow::Result<i32> {
                 json!({ "path": args.path, "message": message }),
             )
             .await?;
-        say(&v);
+        say(&v, args.json);
         Ok(exit::OK)
     })
 }

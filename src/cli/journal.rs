@@ -21,6 +21,18 @@ pub struct JournalArgs {
     pub command: JournalCommand,
 }
 
+impl JournalArgs {
+    /// Whether the subcommand prints JSON (its report, or `export`'s lines).
+    pub fn json(&self) -> bool {
+        match &self.command {
+            JournalCommand::Stats(a) | JournalCommand::Verify(a) => a.json,
+            JournalCommand::Export(_) | JournalCommand::Repair(_) | JournalCommand::Compact(_) => {
+                false
+            }
+        }
+    }
+}
+
 #[derive(Debug, Subcommand)]
 pub enum JournalCommand {
     /// Print events as JSON lines: seq, at (RFC 3339), actor, type and the
@@ -97,8 +109,8 @@ pub struct CompactArgs {
 
 pub fn run(ws_flag: Option<&Path>, args: JournalArgs) -> anyhow::Result<i32> {
     let ws = super::find_workspace(ws_flag)?.ok_or_else(|| {
-        InvalidInput(
-            "no orca workspace here (no .orca/ in this directory or above); use --workspace DIR or run `orca init`".into(),
+        InvalidInput::new(
+            "no orca workspace here (no .orca/ in this directory or above); use --workspace DIR or run `orca init`",
         )
     })?;
     let dir = ws.journal_dir();
@@ -251,9 +263,8 @@ fn repair(dir: &Path, args: RepairArgs) -> anyhow::Result<i32> {
                 return Ok(exit::OK);
             }
         }
-        return Err(InvalidInput(
-            "pass --truncate-at-corruption to cut the journal (a backup of what is cut is kept)"
-                .into(),
+        return Err(InvalidInput::new(
+            "pass --truncate-at-corruption to cut the journal (a backup of what is cut is kept)",
         )
         .into());
     }

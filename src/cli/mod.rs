@@ -174,6 +174,31 @@ pub enum Command {
     Verify(verify::VerifyArgs),
 }
 
+impl Command {
+    /// Whether the command was asked for JSON: then its result, and any
+    /// error, is JSON on stdout.
+    pub fn json(&self) -> bool {
+        match self {
+            Command::Validate(a) => a.json,
+            Command::Run(a) => a.json,
+            Command::Status(a) => a.json,
+            Command::Tree(a) => a.json,
+            Command::Journal(a) => a.json(),
+            Command::Inspect(a) => a.json,
+            Command::Logs(a) => a.json,
+            Command::Artifacts(a) => a.json,
+            Command::Receipts(a) => a.json,
+            Command::Interrupt(a) | Command::Restart(a) => a.json,
+            Command::Stop(a) => a.json,
+            Command::Pause(a) | Command::Resume(a) => a.json,
+            Command::Send(a) => a.json,
+            Command::Events(a) => a.json,
+            Command::Verify(a) => a.json,
+            Command::Init(_) | Command::Up(_) | Command::Down(_) => false,
+        }
+    }
+}
+
 /// Runs the CLI; returns the process exit code.
 pub fn main() -> i32 {
     let cli = Cli::parse();
@@ -181,9 +206,15 @@ pub fn main() -> i32 {
         end_quietly_on_a_closed_pipe();
     }
     init_tracing();
+    let json = cli.command.json();
     match run(cli) {
         Ok(code) => code,
         Err(err) => {
+            // Under --json an error is one JSON object on stdout (and a
+            // line for people on stderr); the exit code is the same.
+            if json {
+                println!("{}", exit::json_error(&err));
+            }
             eprintln!("error: {err:#}");
             exit::code_for(&err)
         }

@@ -72,8 +72,8 @@ pub struct ReceiptsArgs {
 pub(crate) fn workspace(ws_flag: Option<&Path>) -> anyhow::Result<Workspace> {
     match super::find_workspace(ws_flag)? {
         Some(ws) if ws.orca_dir().is_dir() => Ok(ws),
-        _ => Err(exit::InvalidInput(
-            "no orca workspace here (no .orca/ in this directory or above); run `orca init` or `orca run <spec>`".into(),
+        _ => Err(exit::InvalidInput::new(
+            "no orca workspace here (no .orca/ in this directory or above); run `orca init` or `orca run <spec>`",
         )
         .into()),
     }
@@ -82,16 +82,15 @@ pub(crate) fn workspace(ws_flag: Option<&Path>) -> anyhow::Result<Workspace> {
 fn attempt_n(t: &TaskState, n: Option<u32>) -> anyhow::Result<u32> {
     match n {
         Some(n) if t.attempt(n).is_some() => Ok(n),
-        Some(n) => Err(exit::InvalidInput(format!(
+        Some(n) => Err(exit::InvalidInput::new(format!(
             "task {} has no attempt {n} (it has {})",
             t.id,
             t.attempts.len()
         ))
         .into()),
-        None => t
-            .current()
-            .map(|a| a.n)
-            .ok_or_else(|| exit::InvalidInput(format!("task {} has not started yet", t.id)).into()),
+        None => t.current().map(|a| a.n).ok_or_else(|| {
+            exit::InvalidInput::new(format!("task {} has not started yet", t.id)).into()
+        }),
     }
 }
 

@@ -103,16 +103,17 @@ async fn run_async(ws_flag: Option<&Path>, args: RunArgs) -> anyhow::Result<i32>
             c
         }
         Err(diags) => {
-            for d in &diags {
-                eprintln!("{}", d.display(&config_path.display().to_string()));
-            }
-            return Ok(exit::INVALID);
+            let e = orca_actors::spec::SpecError {
+                origin: config_path.display().to_string(),
+                diagnostics: diags,
+            };
+            return invalid(e, args.json);
         }
     };
     let stale_after = match args.stale_after {
         None => None,
         Some(s) => Some(orca_actors::model::positive_seconds(s).ok_or_else(|| {
-            exit::InvalidInput(format!(
+            exit::InvalidInput::new(format!(
                 "--stale-after must be a positive number of seconds, got {s}"
             ))
         })?),
@@ -128,10 +129,10 @@ async fn run_async(ws_flag: Option<&Path>, args: RunArgs) -> anyhow::Result<i32>
                 // Say why as `orca validate` does.
                 _ => {
                     let ctx = ValidateContext::default();
-                    if let Err(e) = spec::check_file(path, &ctx).into_result() {
-                        eprint!("{e}");
-                    }
-                    return Ok(exit::INVALID);
+                    return match spec::check_file(path, &ctx).into_result() {
+                        Err(e) => invalid(e, args.json),
+                        Ok(_) => Ok(exit::INVALID),
+                    };
                 }
             };
             let ctx = ValidateContext {
@@ -158,10 +159,7 @@ async fn run_async(ws_flag: Option<&Path>, args: RunArgs) -> anyhow::Result<i32>
                     }
                     Some((sub, text))
                 }
-                Err(e) => {
-                    eprint!("{e}");
-                    return Ok(exit::INVALID);
-                }
+                Err(e) => return invalid(e, args.json),
             }
         }
         None => None,
@@ -301,6 +299,16 @@ async fn through_daemon(
     Ok(exit_code(s.status))
 }
 
+/// A spec or config with errors: every finding on stderr (exit 2); under
+/// `--json`, the error object on stdout too.
+fn invalid(e: orca_actors::spec::SpecError, json: bool) -> anyhow::Result<i32> {
+    if json {
+        return Err(e.into());
+    }
+    eprint!("{e}");
+    Ok(exit::INVALID)
+}
+
 /// The daemon's event stream broke or ended under a following `orca run`:
 /// if the daemon went away, say so, what became of the run (from the
 /// journal) and how to carry it on; else it is an error of the stream.
@@ -323,8 +331,8 @@ fn daemon_gone(
         }
         Some(st) => {
             let c = st.counts();
-            eprintln!(
-                "\norca: the daemon (pid {pid}) went away while run {run} was going \
+            Err(gone(format!(
+                "the daemon (pid {pid}) went away while run {run} was going \
                  ({} passed, {} failed, {} running, {} waiting when it went): \
                  nothing supervises the run now; `orca up` resumes it in a new daemon, \
                  or `orca run --resume {run}` here",
@@ -332,17 +340,22 @@ fn daemon_gone(
                 c.failed + c.timed_out,
                 c.running,
                 c.queued + c.retrying
-            );
-            Ok(exit::FAILED)
+            )))
         }
-        None => {
-            eprintln!(
-                "\norca: the daemon (pid {pid}) went away while run {run} was going; \
-                 `orca up` resumes it, or `orca run --resume {run}` here"
-            );
-            Ok(exit::FAILED)
-        }
+        None => Err(gone(format!(
+            "the daemon (pid {pid}) went away while run {run} was going; \
+             `orca up` resumes it in a new daemon, or `orca run --resume {run}` here"
+        ))),
     }
+}
+
+fn gone(message: String) -> anyhow::Error {
+    exit::Failure {
+        code: "daemon_gone",
+        exit: exit::FAILED,
+        message,
+    }
+    .into()
 }
 
 async fn drive(
@@ -389,7 +402,7 @@ async fn drive(
                 .context("cannot read the journal")??;
             let found = fleet
                 .find_run(name)
-                .map_err(|e| exit::InvalidInput(e.to_string()))?
+                .map_err(|e| exit::InvalidInput::new(e.to_string()))?
                 .clone();
             if found.ended_as.is_some() {
                 eprintln!("orca: run {} already ended ({})", found.run, found.status());

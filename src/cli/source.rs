@@ -18,7 +18,7 @@ pub enum Reader {
 }
 
 fn invalid(e: impl ToString) -> anyhow::Error {
-    exit::InvalidInput(e.to_string()).into()
+    exit::InvalidInput::new(e.to_string()).into()
 }
 
 /// Percent-encodes a path segment (ids are plain, but prefixes come from

@@ -44,6 +44,10 @@ pub struct EventsArgs {
     /// orca; without one, use `orca journal export --follow`).
     #[arg(long)]
     pub follow: bool,
+    /// Accepted for symmetry: events are always JSON lines (with it, an
+    /// error is a JSON object too).
+    #[arg(long)]
+    pub json: bool,
 }
 
 pub fn status(ws_flag: Option<&Path>, args: StatusArgs) -> anyhow::Result<i32> {
@@ -88,8 +92,8 @@ pub fn tree(ws_flag: Option<&Path>, args: TreeArgs) -> anyhow::Result<i32> {
     super::runtime()?.block_on(async {
         if args.watch {
             let Reader::Daemon(client) = &reader else {
-                return Err(exit::InvalidInput(
-                    "`orca tree --watch` follows a running orca, and none runs here; start one with `orca up`".into(),
+                return Err(exit::InvalidInput::new(
+                    "`orca tree --watch` follows a running orca, and none runs here; start one with `orca up`",
                 )
                 .into());
             };
@@ -139,8 +143,8 @@ pub fn events(ws_flag: Option<&Path>, args: EventsArgs) -> anyhow::Result<i32> {
     super::runtime()?.block_on(async {
         let Some(client) = Client::find(&ws)? else {
             if args.follow {
-                return Err(exit::InvalidInput(
-                    "no orca runs in this workspace; `orca events --follow` needs one (`orca up`), or use `orca journal export --follow`".into(),
+                return Err(exit::InvalidInput::new(
+                    "no orca runs in this workspace; `orca events --follow` needs one (`orca up`), or use `orca journal export --follow`",
                 )
                 .into());
             }

@@ -33,6 +33,9 @@ pub struct VerifyArgs {
     /// The attempt (default: the task's final attempt awaiting a verdict).
     #[arg(long)]
     pub attempt: Option<u32>,
+    /// Print the recorded verdict as JSON (errors too, as `{"error": …}`).
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// Who gives a verdict from this terminal.
@@ -62,13 +65,17 @@ pub fn run(ws_flag: Option<&Path>, args: VerifyArgs) -> anyhow::Result<i32> {
                     }),
                 )
                 .await?;
-            println!(
-                "{}: {} (verdict by {}, through orca pid {})",
-                v["attempt"].as_str().unwrap_or_default(),
-                if args.pass { "pass" } else { "fail" },
-                operator(),
-                client.info.pid
-            );
+            if args.json {
+                println!("{v}");
+            } else {
+                println!(
+                    "{}: {} (verdict by {}, through orca pid {})",
+                    v["attempt"].as_str().unwrap_or_default(),
+                    if args.pass { "pass" } else { "fail" },
+                    operator(),
+                    client.info.pid
+                );
+            }
             Ok(exit::OK)
         });
     }
@@ -77,7 +84,7 @@ pub fn run(ws_flag: Option<&Path>, args: VerifyArgs) -> anyhow::Result<i32> {
     let view = FleetView::load(&ws)?;
     let run = view
         .find_run(&args.run)
-        .map_err(|e| exit::InvalidInput(e.to_string()))?
+        .map_err(|e| exit::InvalidInput::new(e.to_string()))?
         .run
         .clone();
     let verdict = VerdictRecord {
@@ -117,7 +124,7 @@ pub fn run(ws_flag: Option<&Path>, args: VerifyArgs) -> anyhow::Result<i32> {
         orca.shutdown().await;
         r.map_err(|e| match e {
             RunError::NoSuchTask { .. } | RunError::Verdict(_) => {
-                exit::InvalidInput(e.to_string()).into()
+                exit::InvalidInput::new(e.to_string()).into()
             }
             RunError::NotRunning { .. }
             | RunError::Ended { .. }
@@ -125,6 +132,14 @@ pub fn run(ws_flag: Option<&Path>, args: VerifyArgs) -> anyhow::Result<i32> {
             | RunError::Unavailable { .. } => anyhow::Error::from(e),
         })
     })?;
+    if args.json {
+        // The same object the API answers.
+        println!(
+            "{}",
+            serde_json::json!({ "attempt": target.to_string(), "verdict": verdict })
+        );
+        return Ok(exit::OK);
+    }
     if let Ok(st) = fold_run(&ws, &target.run) {
         println!(
             "{target}: {} (verdict by {}{}); run {} is {}",

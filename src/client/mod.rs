@@ -81,7 +81,12 @@ impl Client {
         // Input problems (bad names, invalid specs, unaccepted messages)
         // exit 2, like the offline commands.
         if matches!(status, 400 | 404 | 409 | 422) {
-            return Err(exit::InvalidInput(failure.message.clone()).into());
+            return Err(exit::InvalidInput {
+                message: failure.message,
+                code: failure.code,
+                details: failure.details,
+            }
+            .into());
         }
         Err(failure.into())
     }

@@ -115,12 +115,16 @@ pub fn check(scorer: &Scorer, input: &CheckInput<'_>) -> Result<Checked, CheckEr
         Scorer::RegexMatch {
             path,
             pattern,
+            multiline,
             fresh,
         } => {
-            let re = regex::bytes::Regex::new(pattern).map_err(|e| CheckError::Invalid {
-                what: "regex",
-                reason: e.to_string(),
-            })?;
+            let re = regex::bytes::RegexBuilder::new(pattern)
+                .multi_line(*multiline)
+                .build()
+                .map_err(|e| CheckError::Invalid {
+                    what: "regex",
+                    reason: e.to_string(),
+                })?;
             let (text, shown) = match path.as_str() {
                 "stdout" | "stderr" => {
                     let p = input
@@ -402,6 +406,7 @@ mod tests {
         let on = |p: &str, pat: &str| Scorer::RegexMatch {
             path: p.into(),
             pattern: pat.into(),
+            multiline: false,
             fresh: true,
         };
         assert!(run(on("stdout", r"\b0 failed"), &f).pass);
@@ -409,6 +414,16 @@ mod tests {
         f.write("log.txt", "ERROR: nope");
         assert!(run(on("log.txt", "^ERROR"), &f).pass);
         assert!(!run(on("missing.txt", "x"), &f).pass);
+        // `^…$` is the whole text unless `multiline` asks for lines.
+        f.write("two.txt", "starting\nRESULT: ok\ndone\n");
+        assert!(!run(on("two.txt", "^RESULT: ok$"), &f).pass);
+        let lines = Scorer::RegexMatch {
+            path: "two.txt".into(),
+            pattern: "^RESULT: ok$".into(),
+            multiline: true,
+            fresh: true,
+        };
+        assert!(run(lines, &f).pass);
     }
 
     #[test]

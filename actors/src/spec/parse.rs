@@ -422,6 +422,7 @@ from_spec!(ScorerSpec {
     expected: leaf,
     path: leaf,
     pattern: leaf,
+    multiline: leaf,
     expression: leaf,
     equals: present,
     fresh: leaf,

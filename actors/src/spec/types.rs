@@ -651,7 +651,10 @@ impl ScorerKind {
         match self {
             ScorerKind::ExitCode => (&[], &["expected"]),
             ScorerKind::FileExists => (&["path"], &["path", "fresh"]),
-            ScorerKind::RegexMatch => (&["path", "pattern"], &["path", "pattern", "fresh"]),
+            ScorerKind::RegexMatch => (
+                &["path", "pattern"],
+                &["path", "pattern", "multiline", "fresh"],
+            ),
             ScorerKind::JsonPath => (
                 &["path", "expression"],
                 &["path", "expression", "equals", "fresh"],
@@ -690,9 +693,14 @@ pub struct ScorerSpec {
     /// attempt's stdout in regex_match).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub path: Option<String>,
-    /// regex_match: the pattern.
+    /// regex_match: the pattern. `^` and `$` match at the start and end
+    /// of the whole text unless `multiline` is set.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pattern: Option<String>,
+    /// regex_match: `^` and `$` match at the start and end of every line
+    /// (default false: of the whole text).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub multiline: Option<bool>,
     /// json_path: an RFC 9535 JSONPath query.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub expression: Option<String>,
@@ -741,6 +749,7 @@ pub enum Scorer {
     RegexMatch {
         path: String,
         pattern: String,
+        multiline: bool,
         fresh: bool,
     },
     JsonPath {
@@ -767,6 +776,7 @@ impl ScorerSpec {
             expected: None,
             path: None,
             pattern: None,
+            multiline: None,
             expression: None,
             equals: None,
             fresh: None,
@@ -799,6 +809,7 @@ impl ScorerSpec {
             ScorerKind::RegexMatch => Scorer::RegexMatch {
                 path: need(&self.path, "path")?,
                 pattern: need(&self.pattern, "pattern")?,
+                multiline: self.multiline.unwrap_or(false),
                 fresh,
             },
             ScorerKind::JsonPath => Scorer::JsonPath {
