@@ -260,6 +260,8 @@ while [ ! -e "$ORCA_WORKSPACE/end" ]; do sleep 0.05; done'''
     let run = started.event.run_id().unwrap().to_string();
     let _reap = ReapRun(run.clone());
     wait_fifo(&ws.path("one.fifo")).await;
+    // Let time pass, so that the start and the last output differ clearly.
+    tokio::time::sleep(Duration::from_millis(300)).await;
     let before_go = orca_actors::model::Timestamp::now();
     std::fs::write(ws.path("go"), "").unwrap();
     wait_fifo(&ws.path("two.fifo")).await;
@@ -270,8 +272,13 @@ while [ ! -e "$ORCA_WORKSPACE/end" ]; do sleep 0.05; done'''
     // Without orca (killed), the files tell the same.
     orca.kill().unwrap();
     orca.wait().unwrap();
+    // (A file's mtime comes from the kernel's coarse clock: a few ms
+    // behind.)
     let shown = heartbeat(&ws, &run, "talker");
-    assert!(shown >= before_go, "offline: {shown} < {before_go}");
+    assert!(
+        shown.plus_millis(50) >= before_go,
+        "offline: {shown} long before {before_go}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -321,4 +328,138 @@ async fn a_daemon_that_dies_under_orca_run_is_named_with_the_way_on() {
         "{err}"
     );
     assert!(!err.contains("error decoding response body"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_missing_ssh_identity_is_a_configuration_error_not_retried() {
+    use orca_actors::model::{AttemptResult, FailureSource};
+    let ws = TestWs::fast();
+    std::fs::write(ws.path("known_hosts"), "").unwrap();
+    let key = ws.path("no-such-key");
+    let (run, st) = run_one(
+        &ws,
+        &format!(
+            r#"
+[[workers]]
+id = "builder"
+[workers.host]
+kind = "ssh"
+host = "127.0.0.1"
+port = 1
+user = "nobody"
+identity = "{}"
+known_hosts = "{}"
+working_directory = "/tmp"
+
+[[tasks]]
+id = "t"
+command = "true"
+retry_policy = {{ max_attempts = 3, retry_on = ["transient"] }}
+"#,
+            key.display(),
+            ws.path("known_hosts").display()
+        ),
+    )
+    .await;
+    let t = st.task("t").unwrap();
+    assert_eq!(t.attempts.len(), 1, "a configuration error is not retried");
+    let r = receipt(&st, "t");
+    assert_eq!(r.result, AttemptResult::Fail);
+    assert_eq!(r.failure_source, Some(FailureSource::Task));
+    assert!(
+        r.summary.contains("worker builder is misconfigured"),
+        "{}",
+        r.summary
+    );
+    assert!(
+        r.summary.contains(&key.display().to_string()),
+        "{}",
+        r.summary
+    );
+    let _ = run;
+}
+
+/// Runs `orca <args>` and parses its stdout as exactly one JSON object.
+fn json_of(ws: &TestWs, args: &[&str], code: i32) -> serde_json::Value {
+    let out = orca_cmd(ws).args(args).output().unwrap();
+    assert_exit(&out, code);
+    let text = String::from_utf8(out.stdout).unwrap();
+    let mut objects = serde_json::Deserializer::from_str(&text).into_iter::<serde_json::Value>();
+    let v = objects
+        .next()
+        .unwrap_or_else(|| panic!("{args:?}: no JSON in {text:?}"))
+        .unwrap();
+    assert!(
+        objects.next().is_none(),
+        "{args:?}: more than one JSON value: {text}"
+    );
+    assert!(v.is_object(), "{v}");
+    v
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn every_command_that_prints_a_result_speaks_json_errors_too() {
+    let ws = TestWs::fast();
+    std::fs::create_dir_all(ws.ws.journal_dir()).unwrap();
+    let (_daemon, _) = up(&ws);
+    let spec = ws.path("spec.toml");
+    std::fs::write(
+        &spec,
+        "[[tasks]]\nid = \"slow\"\ncommand = 'while [ ! -e \"$ORCA_WORKSPACE/go\" ]; do sleep 0.05; done'\n[[tasks]]\nid = \"after\"\ncommand = \"true\"\n",
+    )
+    .unwrap();
+    let mut f = orca_actors::journal::follow(&ws.ws.journal_dir(), 1).unwrap();
+    let out = orca_cmd(&ws)
+        .args(["run", "--detach", "--max-workers", "1"])
+        .arg(&spec)
+        .output()
+        .unwrap();
+    assert_exit(&out, 0);
+    let run = String::from_utf8(out.stdout).unwrap().trim().to_string();
+    let _reap = ReapRun(run.clone());
+    wait_event(&mut f, |e| {
+        matches!(e, orca_actors::journal::Event::AttemptStarted { .. })
+    })
+    .await;
+    let prefix = &run[..run.len() - 2];
+    // orca send names the run by a unique prefix, like every command.
+    let v = json_of(
+        &ws,
+        &["send", &format!("/runs/{prefix}"), "pause", "--json"],
+        0,
+    );
+    assert_eq!(v["path"], format!("/runs/{run}"));
+    assert_eq!(v["result"], format!("paused run {run}"));
+    let v = json_of(&ws, &["resume", prefix, "--json"], 0);
+    assert_eq!(v["result"], format!("resumed run {run}"));
+    let v = json_of(&ws, &["pause", prefix, "--json"], 0);
+    assert_eq!(v["run"], run.as_str());
+    let v = json_of(&ws, &["restart", &format!("{run}:local-1"), "--json"], 0);
+    assert_eq!(v["attempt"], format!("{run}:slow:1"));
+    // Errors: one JSON object on stdout, the exit code unchanged.
+    let v = json_of(&ws, &["stop", "no-such-run", "--json"], 2);
+    assert_eq!(v["error"]["code"], "not_found");
+    assert_eq!(v["error"]["exit"], 2);
+    let v = json_of(&ws, &["verify", &run, "after", "--pass", "--json"], 2);
+    assert_eq!(v["error"]["code"], "not_awaiting_verdict", "{v}");
+    let v = json_of(&ws, &["interrupt", "no-such-worker", "--json"], 2);
+    assert_eq!(v["error"]["code"], "not_found", "{v}");
+    let bad = ws.path("bad.toml");
+    std::fs::write(&bad, "[[tasks]]\nid = \"\"\n").unwrap();
+    let v = json_of(&ws, &["run", bad.to_str().unwrap(), "--json"], 2);
+    assert_eq!(v["error"]["code"], "invalid_spec");
+    assert!(
+        v["error"]["details"]["diagnostics"]
+            .as_array()
+            .is_some_and(|d| !d.is_empty()),
+        "{v}"
+    );
+    // `events` takes the flag.
+    let out = orca_cmd(&ws)
+        .args(["events", "--json", "--from", "1"])
+        .output()
+        .unwrap();
+    assert_exit(&out, 0);
+    let v = json_of(&ws, &["stop", prefix, "--json"], 0);
+    assert_eq!(v["stopped"][0]["run"], run.as_str());
 }

@@ -110,7 +110,7 @@ pub async fn message(
     )
     .await?;
     Ok(Json(
-        json!({ "result": r.result, "path": path, "attempt": r.attempt }),
+        json!({ "result": r.result, "path": path, "attempt": r.attempt.map(|a| a.to_string()) }),
     ))
 }
 

@@ -277,7 +277,7 @@ async fn worker_control(
     )
     .await?;
     Ok(Json(
-        json!({ "result": r.result, "worker": w.id, "path": path, "attempt": r.attempt }),
+        json!({ "result": r.result, "worker": w.id, "path": path, "attempt": r.attempt.map(|a| a.to_string()) }),
     ))
 }
 

@@ -250,6 +250,21 @@ async fn through_daemon(
         println!("{run}");
         return Ok(exit::OK);
     }
+    // Whatever breaks from here on may be the daemon going away.
+    match follow_in_daemon(client, &run, from, json).await {
+        Ok(code) => Ok(code),
+        Err(e) => daemon_gone(ws, client, &run, json, e).await,
+    }
+}
+
+/// Follows the run's counts through the daemon until it ends (Ctrl-C
+/// detaches: the run goes on).
+async fn follow_in_daemon(
+    client: &Client,
+    run: &str,
+    from: u64,
+    json: bool,
+) -> anyhow::Result<i32> {
     let tty = std::io::stderr().is_terminal() && !json;
     let started = Instant::now();
     let mut sigint = interrupts()?;
@@ -259,11 +274,10 @@ async fn through_daemon(
         tokio::select! {
             ev = events.next() => {
                 let env = match ev {
-                    Some(Ok(env)) => env,
-                    Some(Err(e)) => return daemon_gone(ws, client, &run, json, Some(e)),
-                    None => return daemon_gone(ws, client, &run, json, None),
+                    Some(env) => env?,
+                    None => anyhow::bail!("the daemon's event stream ended"),
                 };
-                if env.event.run_id() != Some(run.as_str()) {
+                if env.event.run_id() != Some(run) {
                     continue;
                 }
                 if matches!(env.event, orca_actors::journal::Event::RunFinished { .. }) {
@@ -312,15 +326,21 @@ fn invalid(e: orca_actors::spec::SpecError, json: bool) -> anyhow::Result<i32> {
 /// The daemon's event stream broke or ended under a following `orca run`:
 /// if the daemon went away, say so, what became of the run (from the
 /// journal) and how to carry it on; else it is an error of the stream.
-fn daemon_gone(
+async fn daemon_gone(
     ws: &Workspace,
     client: &Client,
     run: &str,
     json: bool,
-    err: Option<anyhow::Error>,
+    err: anyhow::Error,
 ) -> anyhow::Result<i32> {
-    if crate::daemon::info::live(ws).is_some() {
-        return Err(err.unwrap_or_else(|| anyhow::anyhow!("the daemon's event stream ended")));
+    // A daemon that still holds the workspace and answers is not gone (its
+    // lock goes with its last open file, which may close a moment after
+    // the connection did).
+    if crate::daemon::info::live(ws).is_some()
+        && (client.get::<serde_json::Value>("/healthz").await.is_ok()
+            || crate::daemon::info::live(ws).is_some())
+    {
+        return Err(err);
     }
     let pid = client.info.pid;
     let st = orca_actors::runs::fold_run(ws, run).ok();

@@ -321,7 +321,7 @@ async fn launch(myself: &ActorRef<AttemptMsg>, st: &mut AttemptState) -> Result<
         .host
         .missing_files(&hp, task.required_files())
         .await
-        .map_err(host_judgement)?;
+        .map_err(|e| host_judgement(e, &a.worker))?;
     if !missing.is_empty() {
         return Err(Launched::NotStarted(Judgement::task_fail(format!(
             "required file{} missing: {}",
@@ -398,7 +398,10 @@ async fn launch(myself: &ActorRef<AttemptMsg>, st: &mut AttemptState) -> Result<
             .map(|v| v.value.expose().to_string()),
     );
 
-    a.host.prepare(&hp, &files).await.map_err(host_judgement)?;
+    a.host
+        .prepare(&hp, &files)
+        .await
+        .map_err(|e| host_judgement(e, &a.worker))?;
 
     let cap = a.services.settings.log_cap;
     let stdout_log = st.attempt_dir.join("stdout.log");
@@ -416,7 +419,7 @@ async fn launch(myself: &ActorRef<AttemptMsg>, st: &mut AttemptState) -> Result<
             attempt_id: a.attempt.to_string(),
         })
         .await
-        .map_err(host_judgement)?;
+        .map_err(|e| host_judgement(e, &a.worker))?;
     st.proc = Some(running.proc);
 
     // Readers and the exit waiter start at once (a full pipe would block
@@ -478,11 +481,17 @@ async fn launch(myself: &ActorRef<AttemptMsg>, st: &mut AttemptState) -> Result<
     Ok(())
 }
 
-fn host_judgement(e: crate::host::HostError) -> Launched {
-    Launched::NotStarted(if e.is_transport() {
-        Judgement::transport(e.to_string())
-    } else {
-        Judgement::task_fail(e.to_string())
+/// How a host's refusal ends an attempt that could not start: a transport
+/// failure is retried; the worker's own configuration (`worker`) is not —
+/// someone must fix it.
+fn host_judgement(e: crate::host::HostError, worker: &str) -> Launched {
+    use crate::host::HostError;
+    Launched::NotStarted(match e {
+        HostError::Transport(_) => Judgement::transport(e.to_string()),
+        HostError::Config(why) => Judgement::task_fail(format!(
+            "worker {worker} is misconfigured: {why} (not retried: fix the worker's host settings)"
+        )),
+        HostError::Spawn { .. } | HostError::Io { .. } => Judgement::task_fail(e.to_string()),
     })
 }
 

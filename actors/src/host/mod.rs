@@ -36,6 +36,11 @@ pub enum HostError {
     /// The host could not be reached or the connection broke (transient).
     #[error("transport: {0}")]
     Transport(String),
+    /// The worker's own configuration is wrong (an identity file missing or
+    /// unreadable): retrying cannot help; someone must fix the spec or the
+    /// file.
+    #[error("configuration: {0}")]
+    Config(String),
     /// Local I/O around the attempt (directories, files).
     #[error("{what}: {source}")]
     Io {

@@ -201,7 +201,14 @@ impl Connection {
                     .min(BACKOFF_MAX);
                 st.retry_at = Some(Instant::now() + delay);
                 st.last_error = Some(e.to_string());
-                Err(HostError::Transport(e.to_string()))
+                Err(match e {
+                    // A key file orca cannot use is the worker's
+                    // configuration, not the network: no retry helps.
+                    e @ super::connect::ConnectError::Identity { .. } => {
+                        HostError::Config(e.to_string())
+                    }
+                    e => HostError::Transport(e.to_string()),
+                })
             }
         }
     }
