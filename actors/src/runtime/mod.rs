@@ -14,6 +14,11 @@
 //! Nothing here imports ractor or tokio: the attempt actor feeds lines and
 //! acts on the results.
 
+pub mod preset;
 pub mod usage;
 
+pub use preset::{
+    stdin_from_file, ExitClass, ExitMeaning, Invocation, InvocationInput, Preset, PromptChannel,
+    Stdin, StreamFormat,
+};
 pub use usage::Usage;
