@@ -15,10 +15,12 @@
 //! acts on the results.
 
 pub mod preset;
+pub mod prices;
 pub mod usage;
 
 pub use preset::{
     stdin_from_file, ExitClass, ExitMeaning, Invocation, InvocationInput, Preset, PromptChannel,
     Stdin, StreamFormat,
 };
+pub use prices::{cost_usd, PriceEntry, PriceTable};
 pub use usage::Usage;
