@@ -14,8 +14,15 @@
 //! Nothing here imports ractor or tokio: the attempt actor feeds lines and
 //! acts on the results.
 
+/// Whether the attempt actor runs presets yet. Until it does, validation
+/// warns on a task's `runtime.preset` (its attempt would fail with "no
+/// agent runtime is configured") and `OrcaConfig::runtime` returns
+/// templates only. The integration flips it (docs/runtimes.md, "Wiring").
+pub const PRESETS_WIRED: bool = false;
+
 pub mod preset;
 pub mod prices;
+pub mod resolve;
 pub mod usage;
 
 pub use preset::{
@@ -23,4 +30,5 @@ pub use preset::{
     Stdin, StreamFormat,
 };
 pub use prices::{cost_usd, PriceEntry, PriceTable};
+pub use resolve::{resolve, run_budget_gaps, unenforceable_budgets, ResolvedRuntime};
 pub use usage::Usage;
