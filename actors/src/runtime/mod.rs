@@ -20,6 +20,7 @@
 /// templates only. The integration flips it (docs/runtimes.md, "Wiring").
 pub const PRESETS_WIRED: bool = false;
 
+pub mod budget;
 pub mod preset;
 pub mod prices;
 pub mod resolve;
