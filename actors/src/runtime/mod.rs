@@ -21,11 +21,13 @@
 pub const PRESETS_WIRED: bool = false;
 
 pub mod budget;
+pub mod parse;
 pub mod preset;
 pub mod prices;
 pub mod resolve;
 pub mod usage;
 
+pub use parse::{Parser, StreamParser};
 pub use preset::{
     stdin_from_file, ExitClass, ExitMeaning, Invocation, InvocationInput, Preset, PromptChannel,
     Stdin, StreamFormat,
