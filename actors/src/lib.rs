@@ -19,6 +19,7 @@ pub mod resume;
 pub mod root;
 pub mod run;
 pub mod runs;
+pub mod runtime;
 pub mod scorer;
 pub mod services;
 pub mod spec;

@@ -15,8 +15,16 @@
 //! (tool results) and a final `result {subtype, is_error, usage}`.
 //!
 //! Anything else — not JSON, not an object, an unknown `type` — is just log.
+//!
+//! [`parse_line`] is the stateless detection plain commands keep (format
+//! `auto`). The runtime presets' stateful parsers
+//! ([`crate::runtime::parse`]) produce the same [`Signal`]s plus normalized
+//! usage deltas ([`Signal::Usage`]), the model, the CLI's own cost figure and
+//! the CLI's own limits; [`StreamState::observe`] folds both kinds.
 
 use serde_json::Value;
+
+use crate::runtime::usage::Usage;
 
 /// The longest line orca parses; longer lines are only log.
 pub const MAX_PARSED_LINE: usize = 1 << 20;
@@ -48,6 +56,26 @@ pub enum Signal {
     Done,
     /// The worker reported an error.
     Error { message: String },
+    /// Usage since the previous report, normalized (a delta, never a total:
+    /// the parsers turn cumulative reports into deltas).
+    Usage(Usage),
+    /// The model the CLI says it runs.
+    Model { name: String },
+    /// The CLI's own cost estimate so far, in USD (cumulative). Kept beside
+    /// orca's own computation, never trusted for a budget.
+    ReportedCost { usd: f64 },
+    /// The CLI stopped at one of its own limits (an `error` follows).
+    LimitReached { limit: RuntimeLimit },
+}
+
+/// A limit an agent CLI enforces itself.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RuntimeLimit {
+    /// Claude's `error_max_turns`, Gemini's exit 53.
+    Turns,
+    /// Claude's `error_max_budget_usd`.
+    CostUsd,
 }
 
 /// Parses one line. `None`: not stream-json (log only).
@@ -167,7 +195,9 @@ fn token_sum(v: &Value) -> u64 {
         .sum()
 }
 
-fn metadata_signals(v: &Value, out: &mut Vec<Signal>) {
+/// orca's own conventions in a `metadata` object (or its `meta`):
+/// `needs_human`, `artifact`, `verdict`.
+pub(crate) fn metadata_signals(v: &Value, out: &mut Vec<Signal>) {
     if let Some(nh) = v.get("needs_human") {
         let reason = match nh {
             Value::String(s) => s.clone(),
@@ -215,7 +245,8 @@ fn metadata_signals(v: &Value, out: &mut Vec<Signal>) {
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct StreamState {
     pub tool_calls: u64,
-    /// Sum of per-turn tokens, or the reported total when larger.
+    /// Sum of per-turn tokens, or the reported total when larger, plus the
+    /// budget tokens of every usage delta ([`Usage::tokens_for_budget`]).
     pub tokens: u64,
     pub last_tool: Option<String>,
     pub artifacts: Vec<(String, String)>,
@@ -228,6 +259,15 @@ pub struct StreamState {
     pub ended_in_error: bool,
     pub verdict: Option<(bool, Option<f64>, Option<f64>, String)>,
     pub saw_any: bool,
+    /// Normalized usage so far (from [`Signal::Usage`] deltas and tool
+    /// calls); the old per-line token signals only move `tokens`.
+    pub usage: Usage,
+    /// The model the CLI last named.
+    pub model: Option<String>,
+    /// The CLI's own cost estimate, as last reported.
+    pub reported_cost_usd: Option<f64>,
+    /// A limit the CLI stopped at.
+    pub limit: Option<RuntimeLimit>,
 }
 
 /// A state change worth journaling.
@@ -265,10 +305,11 @@ impl StreamState {
                 Signal::Heartbeat => {}
                 Signal::Tool { name } => {
                     self.tool_calls += 1;
+                    self.usage.tool_calls = self.usage.tool_calls.saturating_add(1);
                     self.last_tool = Some(name.clone());
                     changes.push(Change::Tool(name));
                 }
-                Signal::TurnTokens { tokens } => turn_sum += tokens,
+                Signal::TurnTokens { tokens } => turn_sum = turn_sum.saturating_add(tokens),
                 Signal::TotalTokens { tokens } => self.tokens = self.tokens.max(tokens),
                 Signal::Artifact { kind, path } => {
                     self.artifacts.push((kind.clone(), path.clone()));
@@ -294,6 +335,14 @@ impl StreamState {
                     self.ended_in_error = true;
                     changes.push(Change::Error(message));
                 }
+                Signal::Usage(u) => {
+                    self.usage += u;
+                    turn_sum = turn_sum.saturating_add(u.tokens_for_budget());
+                    self.tool_calls = self.tool_calls.saturating_add(u.tool_calls);
+                }
+                Signal::Model { name } => self.model = Some(name),
+                Signal::ReportedCost { usd } => self.reported_cost_usd = Some(usd),
+                Signal::LimitReached { limit } => self.limit = Some(limit),
             }
         }
         self.tokens = self.tokens.saturating_add(turn_sum);
@@ -467,5 +516,60 @@ mod tests {
             p(r#"{"type":"metadata","meta":{"input_tokens":50,"output_tokens":50}}"#).unwrap(),
         );
         assert_eq!(s.tokens, 100);
+    }
+
+    #[test]
+    fn state_folds_usage_deltas_and_runtime_facts() {
+        let mut s = StreamState::default();
+        let delta = Usage {
+            input_tokens: 1_000,
+            cached_input_tokens: 800,
+            output_tokens: 50,
+            reasoning_tokens: 5,
+            tool_calls: 1,
+            turns: 1,
+            ..Usage::default()
+        };
+        let c = s.observe(vec![
+            Signal::Model {
+                name: "gpt-5".into(),
+            },
+            Signal::Tool {
+                name: "shell".into(),
+            },
+            Signal::Usage(delta),
+        ]);
+        assert_eq!(
+            c.last(),
+            Some(&Change::Usage {
+                tokens: 1_055,
+                tool_calls: 2
+            })
+        );
+        assert_eq!(
+            s.usage.tool_calls, 2,
+            "the tool signal and the delta's call"
+        );
+        assert_eq!(s.usage.input_tokens, 1_000);
+        assert_eq!(s.model.as_deref(), Some("gpt-5"));
+        let c = s.observe(vec![
+            Signal::ReportedCost { usd: 0.25 },
+            Signal::LimitReached {
+                limit: RuntimeLimit::Turns,
+            },
+            Signal::Error {
+                message: "error_max_turns".into(),
+            },
+        ]);
+        assert_eq!(c, [Change::Error("error_max_turns".into())]);
+        assert_eq!(s.reported_cost_usd, Some(0.25));
+        assert_eq!(s.limit, Some(RuntimeLimit::Turns));
+        // The legacy per-line tokens still add up beside the deltas.
+        s.observe(vec![Signal::TurnTokens { tokens: 45 }]);
+        assert_eq!(s.tokens, 1_100);
+        assert_eq!(
+            s.usage.input_tokens, 1_000,
+            "legacy lines carry no breakdown"
+        );
     }
 }

@@ -1,5 +1,6 @@
-//! `.orca/config.toml`: the agent runtime template, secrets passed only to
-//! runtime processes, run defaults and journal settings.
+//! `.orca/config.toml`: the agent runtime (a preset or an argv template),
+//! secrets passed only to runtime processes, price overrides, run defaults
+//! and journal settings.
 
 use serde::{Deserialize, Serialize};
 
@@ -9,6 +10,8 @@ use super::source::{join_index, join_key, Document, Format};
 use super::types::{Extra, Seconds};
 use super::validate::is_valid_env_name;
 use crate::from_spec;
+use crate::runtime::prices::{PriceEntry, PriceTable};
+use crate::runtime::{Preset, StreamFormat};
 
 /// The placeholders a runtime command template may use.
 pub const PLACEHOLDERS: &[&str] = &["{prompt}", "{prompt_file}", "{attempt_dir}", "{task_id}"];
@@ -30,21 +33,43 @@ pub struct OrcaConfig {
     pub run: Option<RunDefaults>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub journal: Option<JournalConfig>,
+    /// Price table entries that replace or add to orca's
+    /// (`actors/src/runtime/prices.toml`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub prices: Vec<PriceEntry>,
     #[serde(flatten)]
     pub extra: Extra,
 }
 
-/// The agent runtime that runs tasks which only have instructions.
+/// The agent runtime that runs tasks which only have instructions: a
+/// `preset` (orca builds the argv) or a `command` template.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct RuntimeConfig {
     /// argv template; placeholders `{prompt}`, `{prompt_file}`,
-    /// `{attempt_dir}`, `{task_id}`.
+    /// `{attempt_dir}`, `{task_id}`. Not with `preset`.
     #[serde(default)]
     pub command: Vec<String>,
     /// Names of env vars (provider API keys) passed only to runtime
     /// processes; their values are never journaled, logged or shown.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub secret_env: Vec<String>,
+    /// The agent CLI whose argv, stream format and exit codes orca knows.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub preset: Option<Preset>,
+    /// The model: passed to the preset's CLI; with a `command`, only the
+    /// model orca prices.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model: Option<String>,
+    /// With `preset`: extra arguments after the preset's own; placeholders
+    /// `{prompt_file}`, `{attempt_dir}`, `{task_id}`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub args: Vec<String>,
+    /// With `preset`: the CLI's program (default: the preset's name).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub program: Option<String>,
+    /// With `command`: the format of its stdout (default `auto`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub format: Option<StreamFormat>,
     #[serde(flatten)]
     pub extra: Extra,
 }
@@ -102,11 +127,17 @@ from_spec!(OrcaConfig {
     runtime: nested,
     run: nested,
     journal: nested,
+    prices: nested,
 });
 
 from_spec!(RuntimeConfig {
     command: leaf,
     secret_env: leaf,
+    preset: leaf,
+    model: leaf,
+    args: leaf,
+    program: leaf,
+    format: leaf,
 });
 
 from_spec!(RunDefaults {
@@ -124,9 +155,26 @@ from_spec!(JournalConfig {
 });
 
 impl OrcaConfig {
-    /// The configured runtime, if it has a command.
+    /// The configured runtime, if it has a command template.
+    ///
+    /// A preset-only `[runtime]` is not returned yet: the attempt actor and
+    /// the scorer still run templates only (they fail such a task with
+    /// [`RUNTIME_HINT`]), so validation keeps warning about it. See
+    /// [`OrcaConfig::agent_runtime`] for the section with either.
     pub fn runtime(&self) -> Option<&RuntimeConfig> {
         self.runtime.as_ref().filter(|r| !r.command.is_empty())
+    }
+
+    /// The `[runtime]` section when it names a preset or a command.
+    pub fn agent_runtime(&self) -> Option<&RuntimeConfig> {
+        self.runtime
+            .as_ref()
+            .filter(|r| !r.command.is_empty() || r.preset.is_some())
+    }
+
+    /// orca's price table with this workspace's `[[prices]]` applied.
+    pub fn price_table(&self) -> PriceTable {
+        PriceTable::builtin().with_overrides(&self.prices)
     }
 
     /// Parses a config file's text; warnings (unknown fields) come back with
@@ -166,11 +214,54 @@ impl OrcaConfig {
 
     fn check(&self, diags: &mut Diags) {
         if let Some(rt) = &self.runtime {
-            if rt.command.is_empty() {
-                diags.push(
-                    Diagnostic::error("runtime.command", "must not be empty")
+            match (rt.command.is_empty(), rt.preset) {
+                (true, None) => diags.push(
+                    Diagnostic::error("runtime", "needs a `preset` or a `command`")
                         .with_hint(RUNTIME_HINT),
-                );
+                ),
+                (false, Some(p)) => diags.push(
+                    Diagnostic::error(
+                        "runtime.command",
+                        format!("`command` and `preset = \"{p}\"` exclude each other: the preset builds the argv"),
+                    )
+                    .with_hint("keep `preset` (extra flags go in `args`, another binary in `program`), or keep `command`"),
+                ),
+                _ => {}
+            }
+            if rt.preset.is_some() {
+                if rt.format.is_some() {
+                    diags.push(Diagnostic::warning(
+                        "runtime.format",
+                        "ignored with `preset`: the preset knows its format",
+                    ));
+                }
+                for (i, arg) in rt.args.iter().enumerate() {
+                    if arg.contains("{prompt}") {
+                        diags.error(
+                            join_index("runtime.args", i),
+                            "`{prompt}` is not allowed in args: the preset passes the prompt itself (on stdin, or as a file for long prompts)",
+                        );
+                    }
+                }
+            } else {
+                if !rt.args.is_empty() {
+                    diags.push(Diagnostic::warning(
+                        "runtime.args",
+                        "ignored without `preset`: put the arguments in `command`",
+                    ));
+                }
+                if rt.program.is_some() {
+                    diags.push(Diagnostic::warning(
+                        "runtime.program",
+                        "ignored without `preset`: `command` names its program",
+                    ));
+                }
+            }
+            if matches!(rt.model.as_deref(), Some(m) if m.trim().is_empty()) {
+                diags.error("runtime.model", "must not be empty");
+            }
+            if matches!(rt.program.as_deref(), Some(p) if p.trim().is_empty()) {
+                diags.error("runtime.program", "must not be empty");
             }
             for (i, arg) in rt.command.iter().enumerate() {
                 for p in placeholders_in(arg) {
@@ -199,6 +290,12 @@ impl OrcaConfig {
         if let Some(run) = &self.run {
             if run.max_workers == Some(0) {
                 diags.error(join_key("run", "max_workers"), "must be at least 1");
+            }
+        }
+        for (i, entry) in self.prices.iter().enumerate() {
+            let path = join_index("prices", i);
+            for (field, message) in entry.problems() {
+                diags.error(join_key(&path, field), message);
             }
         }
         if let Some(j) = &self.journal {
@@ -286,6 +383,74 @@ mod tests {
         let w = errs.iter().find(|d| !d.is_error()).unwrap();
         assert_eq!(w.path, "runtime.secret_evn");
         assert_eq!(w.hint.as_deref(), Some("did you mean `secret_env`?"));
+    }
+
+    #[test]
+    fn a_preset_runtime() {
+        let (cfg, warnings) = OrcaConfig::parse(
+            "[runtime]\npreset = \"codex\"\nmodel = \"gpt-5-codex\"\nargs = [\"--full-auto\"]\nsecret_env = [\"OPENAI_API_KEY\"]\n",
+        )
+        .unwrap();
+        assert!(warnings.is_empty(), "{warnings:?}");
+        // Templates only until the attempt actor runs presets.
+        assert!(cfg.runtime().is_none());
+        let rt = cfg.agent_runtime().unwrap();
+        assert_eq!(rt.preset, Some(Preset::Codex));
+        assert_eq!(rt.args, ["--full-auto"]);
+    }
+
+    #[test]
+    fn runtime_shapes_that_are_refused_or_ignored() {
+        let first = |text: &str| {
+            let diags = match OrcaConfig::parse(text) {
+                Ok((_, w)) => w,
+                Err(e) => e,
+            };
+            let d = diags.into_iter().next().expect("a diagnostic");
+            (d.is_error(), d.path, d.message)
+        };
+        let (err, path, msg) = first("[runtime]\nsecret_env = [\"K\"]\n");
+        assert!(err && path == "runtime" && msg.contains("`preset` or a `command`"));
+        let (err, path, msg) = first("[runtime]\npreset = \"claude\"\ncommand = [\"claude\"]\n");
+        assert!(
+            err && path == "runtime.command" && msg.contains("exclude each other"),
+            "{msg}"
+        );
+        let (err, path, _) = first("[runtime]\npreset = \"claud\"\n");
+        assert!(err && path == "runtime.preset");
+        let (err, path, _) =
+            first("[runtime]\ncommand = [\"cw\", \"{prompt}\"]\nargs = [\"-v\"]\n");
+        assert!(!err && path == "runtime.args");
+        let (err, path, _) = first("[runtime]\npreset = \"gemini\"\nargs = [\"{prompt}\"]\n");
+        assert!(err && path == "runtime.args[0]");
+        let (err, path, _) = first("[runtime]\npreset = \"gemini\"\nformat = \"codex\"\n");
+        assert!(!err && path == "runtime.format");
+    }
+
+    #[test]
+    fn price_overrides() {
+        let (cfg, w) = OrcaConfig::parse(
+            "[[prices]]\nmodel = \"claude-sonnet-4-5\"\ninput = 1\noutput = 2\n\n[[prices]]\nmodel = \"local-llm\"\ninput = 0\noutput = 0\nsource = \"ours\"\n",
+        )
+        .unwrap();
+        assert!(w.is_empty(), "{w:?}");
+        let t = cfg.price_table();
+        assert_eq!(t.lookup("claude-sonnet-4-5-20250929").unwrap().input, 1.0);
+        assert!(t.knows("local-llm"));
+        let errs =
+            OrcaConfig::parse("[[prices]]\nmodel = \"m\"\ninput = -3\noutput = 1\nimput = 2\n")
+                .unwrap_err();
+        let e = errs.iter().find(|d| d.is_error()).unwrap();
+        assert_eq!(e.path, "prices[0].input");
+        assert_eq!(e.line, Some(3));
+        let w = errs.iter().find(|d| !d.is_error()).unwrap();
+        assert_eq!(w.path, "prices[0].imput");
+        let errs = OrcaConfig::parse("[[prices]]\ninput = 1\n").unwrap_err();
+        let paths: Vec<&str> = errs.iter().map(|d| d.path.as_str()).collect();
+        assert!(
+            paths.contains(&"prices[0].model") && paths.contains(&"prices[0].output"),
+            "{paths:?}"
+        );
     }
 
     #[test]

@@ -294,6 +294,21 @@ from_spec!(RunSpec {
     stale_after_seconds: leaf,
     alerts: nested,
     security_policy: leaf,
+    budget: nested,
+});
+
+from_spec!(RunBudget {
+    max_tokens: leaf,
+    max_cost_usd: leaf,
+    max_seconds: leaf,
+});
+
+from_spec!(TaskRuntime {
+    preset: leaf,
+    model: leaf,
+    args: leaf,
+    program: leaf,
+    format: leaf,
 });
 
 from_spec!(SupervisionSpec {
@@ -309,6 +324,8 @@ from_spec!(TaskSpec {
     objective: leaf,
     instructions: leaf,
     command: leaf,
+    runtime: nested,
+    secret_env: leaf,
     worker: nested,
     workspace: nested,
     input_files: leaf,
@@ -348,6 +365,7 @@ from_spec!(Budget {
     max_tokens: leaf,
     max_tool_calls: leaf,
     max_seconds: leaf,
+    max_cost_usd: leaf,
 });
 
 from_spec!(RetryPolicy {

@@ -547,6 +547,104 @@ fn every_validation_rule() {
             "workers[0].max_concurrent_tasks",
             "at least 1",
         ),
+        (
+            "unknown preset",
+            json!({"tasks": [{"id": "t", "instructions": "x", "runtime": {"preset": "codx"}}]}),
+            E,
+            "tasks[0].runtime.preset",
+            "unknown variant `codx`",
+        ),
+        (
+            "preset beside a command",
+            json!({"tasks": [task(json!({"runtime": {"preset": "claude"}}))]}),
+            E,
+            "tasks[0].runtime.preset",
+            "has a `command`",
+        ),
+        (
+            "args beside a command",
+            json!({"tasks": [task(json!({"runtime": {"args": ["-v"]}}))]}),
+            W,
+            "tasks[0].runtime.args",
+            "ignored",
+        ),
+        (
+            "format with a preset",
+            json!({"tasks": [{"id": "t", "instructions": "x", "runtime": {"preset": "codex", "format": "claude"}}]}),
+            W,
+            "tasks[0].runtime.format",
+            "the preset knows its format",
+        ),
+        (
+            "unknown format",
+            json!({"tasks": [task(json!({"runtime": {"format": "jsonl"}}))]}),
+            E,
+            "tasks[0].runtime.format",
+            "unknown variant `jsonl`",
+        ),
+        (
+            "the prompt in a preset's args",
+            json!({"tasks": [{"id": "t", "instructions": "x", "runtime": {"preset": "codex", "args": ["--full-auto", "{prompt}"]}}]}),
+            E,
+            "tasks[0].runtime.args[1]",
+            "`{prompt}` is not allowed",
+        ),
+        (
+            "an empty model",
+            json!({"tasks": [{"id": "t", "instructions": "x", "runtime": {"preset": "gemini", "model": " "}}]}),
+            E,
+            "tasks[0].runtime.model",
+            "must not be empty",
+        ),
+        (
+            "secret_env name",
+            json!({"tasks": [task(json!({"secret_env": ["GH_TOKEN", "GH-TOKEN"]}))]}),
+            E,
+            "tasks[0].secret_env[1]",
+            "not an environment variable name",
+        ),
+        (
+            "a zero cost budget",
+            json!({"tasks": [task(json!({"budget": {"max_cost_usd": 0}}))]}),
+            E,
+            "tasks[0].budget.max_cost_usd",
+            "positive number of US dollars",
+        ),
+        (
+            "a cost budget that is not a number",
+            json!({"tasks": [task(json!({"budget": {"max_cost_usd": "5"}}))]}),
+            E,
+            "tasks[0].budget.max_cost_usd",
+            "expected f64",
+        ),
+        (
+            "a negative run cost budget",
+            json!({"tasks": [task(json!({}))], "budget": {"max_cost_usd": -1.5}}),
+            E,
+            "budget.max_cost_usd",
+            "positive number of US dollars",
+        ),
+        (
+            "a zero run wall time",
+            json!({"tasks": [task(json!({}))], "budget": {"max_seconds": 0}}),
+            E,
+            "budget.max_seconds",
+            "greater than 0",
+        ),
+        (
+            "a zero run token budget",
+            json!({"tasks": [task(json!({}))], "budget": {"max_tokens": 0}}),
+            E,
+            "budget.max_tokens",
+            "at least 1",
+        ),
+        (
+            "a typo in the run budget",
+            json!({"tasks": [task(json!({}))], "budget": {"max_cost": 3}}),
+            W,
+            "budget.max_cost",
+            "unknown field",
+        ),
     ];
     for (name, spec, severity, path, part) in cases {
         let report = check_json(&spec);
@@ -651,6 +749,63 @@ fn runtime_configured_silences_the_warning() {
         .hint
         .as_deref()
         .is_some_and(|h| h.contains("[runtime]")));
+}
+
+#[test]
+fn runtimes_budgets_and_secrets_in_toml() {
+    let text = r#"
+name = "triage"
+budget = { max_tokens = 200000, max_cost_usd = 5.0, max_seconds = 3600 }
+
+[[tasks]]
+id = "plan"
+instructions = "Plan the release."
+runtime = { preset = "codex", model = "gpt-5-codex", args = ["--sandbox", "read-only"] }
+budget = { max_tokens = 1000, max_tool_calls = 2, max_cost_usd = 0.25 }
+
+[[tasks]]
+id = "issues"
+command = ["gh", "issue", "list"]
+secret_env = ["GH_TOKEN"]
+runtime = { format = "auto" }
+"#;
+    // No [runtime] in the config: the task's own preset silences the
+    // "no agent runtime" warning (until presets run, one warning says so).
+    let r = check_str(text, Format::Toml, "s.toml", &ctx());
+    if crate::runtime::PRESETS_WIRED {
+        assert_eq!(r.diagnostics, [], "{:?}", r.diagnostics);
+    } else {
+        assert_eq!(r.diagnostics.len(), 1, "{:?}", r.diagnostics);
+        let d = &r.diagnostics[0];
+        assert_eq!(d.path, "tasks[0].runtime.preset");
+        assert!(!d.is_error() && d.message.contains("does not run presets yet"));
+        assert_eq!(d.line, Some(8));
+    }
+    let spec = r.spec.unwrap();
+    let b = spec.budget.as_ref().unwrap();
+    assert_eq!(
+        (
+            b.max_tokens,
+            b.max_cost_usd,
+            b.max_seconds.map(Seconds::get)
+        ),
+        (Some(200_000), Some(5.0), Some(3600.0))
+    );
+    let plan = &spec.tasks[0];
+    let rt = plan.runtime.as_ref().unwrap();
+    assert_eq!(rt.preset, Some(crate::runtime::Preset::Codex));
+    assert_eq!(rt.model.as_deref(), Some("gpt-5-codex"));
+    assert_eq!(rt.args.as_deref().map(<[String]>::len), Some(2));
+    assert_eq!(plan.budget.as_ref().unwrap().max_cost_usd, Some(0.25));
+    assert!(plan.needs_runtime());
+    assert_eq!(spec.tasks[1].secret_env, ["GH_TOKEN"]);
+    // The journal's JSON keeps every new field.
+    let back = from_journal_json(&serde_json::to_string(&spec).unwrap()).unwrap();
+    assert_eq!(back, spec);
+    let v = serde_json::to_value(&spec).unwrap();
+    assert_eq!(v["tasks"][0]["runtime"]["preset"], "codex");
+    assert_eq!(v["tasks"][1]["runtime"]["format"], "auto");
+    assert_eq!(v["budget"]["max_cost_usd"], 5.0);
 }
 
 #[test]

@@ -15,6 +15,7 @@ use serde::{Deserialize, Serialize, Serializer};
 use serde_json::{Map, Value};
 
 use crate::model::{AlertClass, FailureClass, RestartType, Strategy};
+use crate::runtime::{Preset, StreamFormat};
 
 /// Free-form or unknown fields, kept in order.
 pub type Extra = Map<String, Value>;
@@ -165,6 +166,27 @@ pub struct RunSpec {
     /// Kept and shown; not enforced yet.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub security_policy: Option<Extra>,
+    /// The whole run's budget: past it no new attempt is leased and
+    /// `budget_exceeded` is raised.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub budget: Option<RunBudget>,
+    #[serde(flatten)]
+    pub extra: Extra,
+}
+
+/// A run's budget, summed over all its attempts (tokens and cost) or since
+/// it started (seconds).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct RunBudget {
+    /// input + output + reasoning tokens of every attempt.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_tokens: Option<u64>,
+    /// orca's computed cost of every attempt, USD.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_cost_usd: Option<f64>,
+    /// Wall time since the run started.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_seconds: Option<Seconds>,
     #[serde(flatten)]
     pub extra: Extra,
 }
@@ -247,6 +269,16 @@ pub struct TaskSpec {
     /// orca extension: run this plain process instead of an agent runtime.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub command: Option<CommandSpec>,
+    /// orca extension: the agent runtime for this task (wins over
+    /// `[runtime]` in the config), or, with `command`, how to read that
+    /// command's stream (`format`) and price it (`model`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub runtime: Option<TaskRuntime>,
+    /// orca extension: names of env vars holding secrets the task's process
+    /// needs (a plain command's `GH_TOKEN`); passed to it, never journaled,
+    /// logged or shown (redacted as `[runtime] secret_env`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub secret_env: Vec<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub worker: Option<WorkerProfile>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -337,6 +369,29 @@ impl TaskSpec {
     pub fn environment(&self) -> Option<&EnvironmentRequirements> {
         self.workspace.as_ref().and_then(|w| w.environment.as_ref())
     }
+}
+
+/// A task's own runtime settings (`runtime = { preset = "codex" }`).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct TaskRuntime {
+    /// The agent CLI (claude, codex, gemini, codewhale); not with `command`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub preset: Option<Preset>,
+    /// The model: passed to the preset's CLI, and the model orca prices.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model: Option<String>,
+    /// Extra arguments after the preset's own (replace `[runtime] args`);
+    /// placeholders `{prompt_file}`, `{attempt_dir}`, `{task_id}`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub args: Option<Vec<String>>,
+    /// The CLI's program (default: the preset's name, found in PATH).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub program: Option<String>,
+    /// With `command`: the format of its stdout (default `auto`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub format: Option<StreamFormat>,
+    #[serde(flatten)]
+    pub extra: Extra,
 }
 
 /// A plain process: an argv array, or a string run with `sh -c`.
@@ -470,12 +525,16 @@ pub struct EnvironmentRequirements {
 /// Per-attempt budget.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Budget {
+    /// input + output + reasoning tokens (runtime::Usage::tokens_for_budget).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_tokens: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_tool_calls: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_seconds: Option<Seconds>,
+    /// orca's own computed cost (the price table), USD.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_cost_usd: Option<f64>,
     #[serde(flatten)]
     pub extra: Extra,
 }

@@ -90,6 +90,17 @@ impl Validator<'_> {
         }
     }
 
+    fn usd(&mut self, path: String, v: Option<f64>) {
+        if let Some(v) = v {
+            if !v.is_finite() || v <= 0.0 {
+                self.error(
+                    path,
+                    format!("must be a positive number of US dollars (got {v})"),
+                );
+            }
+        }
+    }
+
     fn run(&mut self, spec: &RunSpec) {
         self.name("name".into(), spec.name.as_deref());
         if spec.tasks.is_empty() {
@@ -110,6 +121,13 @@ impl Validator<'_> {
             self.positive("supervision.within_seconds".into(), sup.within_seconds);
         }
         self.positive("stale_after_seconds".into(), spec.stale_after_seconds);
+        if let Some(b) = &spec.budget {
+            self.positive("budget.max_seconds".into(), b.max_seconds);
+            self.usd("budget.max_cost_usd".into(), b.max_cost_usd);
+            if b.max_tokens == Some(0) {
+                self.error("budget.max_tokens", "must be at least 1");
+            }
+        }
         if let Some(alerts) = &spec.alerts {
             self.alerts(alerts);
         }
@@ -211,7 +229,10 @@ impl Validator<'_> {
             (Some(CommandSpec::Shell(s)), _) if s.trim().is_empty() => {
                 self.error(join_key(path, "command"), "the shell command is empty");
             }
-            (None, Some(_)) if self.ctx.runtime.is_none() => {
+            (None, Some(_))
+                if self.ctx.runtime.is_none()
+                    && t.runtime.as_ref().and_then(|r| r.preset).is_none() =>
+            {
                 self.warn(
                     path,
                     "this task has only instructions and no agent runtime is configured; \
@@ -257,10 +278,25 @@ impl Validator<'_> {
             self.path(join_index(&join_key(path, "input_files"), i), task_root, f);
         }
 
+        if let Some(rt) = &t.runtime {
+            self.task_runtime(&join_key(path, "runtime"), t, rt);
+        }
+        for (i, name) in t.secret_env.iter().enumerate() {
+            if !is_valid_env_name(name) {
+                self.error(
+                    join_index(&join_key(path, "secret_env"), i),
+                    format!(
+                        "`{name}` is not an environment variable name ([A-Za-z_][A-Za-z0-9_]*)"
+                    ),
+                );
+            }
+        }
+
         self.positive(join_key(path, "timeout_seconds"), t.timeout_seconds);
         self.positive(join_key(path, "stale_after_seconds"), t.stale_after_seconds);
         if let Some(b) = &t.budget {
             self.positive(join_key(path, "budget.max_seconds"), b.max_seconds);
+            self.usd(join_key(path, "budget.max_cost_usd"), b.max_cost_usd);
         }
         if let Some(r) = &t.retry_policy {
             self.retry(&join_key(path, "retry_policy"), r);
@@ -296,6 +332,79 @@ impl Validator<'_> {
                     caps.join(", ")
                 ),
             );
+        }
+    }
+
+    fn task_runtime(&mut self, path: &str, t: &TaskSpec, rt: &TaskRuntime) {
+        match (&t.command, rt.preset) {
+            (Some(_), Some(p)) => {
+                self.error(
+                    join_key(path, "preset"),
+                    format!(
+                        "the task has a `command`; `preset = \"{p}\"` would run another process"
+                    ),
+                )
+                .hint = Some(
+                    "drop `command` to run the preset, or keep `command` and name its stream with `runtime.format`"
+                        .into(),
+                );
+            }
+            (Some(_), None) => {
+                for (field, set) in [
+                    ("args", rt.args.is_some()),
+                    ("program", rt.program.is_some()),
+                ] {
+                    if set {
+                        self.warn(
+                            join_key(path, field),
+                            "ignored: the task's `command` is the process that runs",
+                        );
+                    }
+                }
+            }
+            (None, Some(p)) => {
+                if rt.format.is_some() {
+                    self.warn(
+                        join_key(path, "format"),
+                        "ignored with `preset`: the preset knows its format",
+                    );
+                }
+                if !crate::runtime::PRESETS_WIRED {
+                    self.warn(
+                        join_key(path, "preset"),
+                        format!(
+                            "this orca validates `preset = \"{p}\"` but does not run presets yet; \
+                             the attempt will fail with \"no agent runtime is configured\""
+                        ),
+                    )
+                    .hint = Some(
+                        "until then, use an argv template: [runtime] command in .orca/config.toml (docs/runtimes.md)"
+                            .into(),
+                    );
+                }
+            }
+            (None, None) => {
+                if rt.format.is_some() {
+                    self.warn(
+                        join_key(path, "format"),
+                        "ignored: `format` names the stream of the task's `command`, and it has none",
+                    );
+                }
+            }
+        }
+        if matches!(rt.model.as_deref(), Some(m) if m.trim().is_empty()) {
+            self.error(join_key(path, "model"), "must not be empty");
+        }
+        if matches!(rt.program.as_deref(), Some(p) if p.trim().is_empty()) {
+            self.error(join_key(path, "program"), "must not be empty");
+        }
+        for (i, arg) in rt.args.iter().flatten().enumerate() {
+            if arg.contains("{prompt}") {
+                self.error(
+                    join_index(&join_key(path, "args"), i),
+                    "`{prompt}` is not allowed in args: the preset passes the prompt itself (on stdin, or as a file for long prompts)",
+                );
+            }
         }
     }
 
