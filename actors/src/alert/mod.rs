@@ -1,0 +1,4 @@
+//! Alert delivery: routing typed alert classes to Slack, PagerDuty and
+//! signed webhooks, with the journal as the outbox (docs/alerts.md).
+
+pub mod endpoint;
