@@ -2,3 +2,5 @@
 //! signed webhooks, with the journal as the outbox (docs/alerts.md).
 
 pub mod endpoint;
+pub mod secret;
+pub mod sign;
