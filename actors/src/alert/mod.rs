@@ -5,5 +5,6 @@ pub mod config;
 pub mod endpoint;
 pub mod events;
 pub mod payload;
+pub mod router;
 pub mod secret;
 pub mod sign;
