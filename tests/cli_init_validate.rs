@@ -203,8 +203,10 @@ fn a_closed_output_pipe_ends_quietly() {
     use std::os::fd::FromRawFd as _;
     use std::os::unix::process::ExitStatusExt as _;
     let mut fds = [0; 2];
-    // SAFETY: pipe(2) fills the two descriptors we own from here on.
-    assert_eq!(unsafe { libc::pipe(fds.as_mut_ptr()) }, 0);
+    // Close-on-exec: a process another test spawns meanwhile must not
+    // inherit the reader end (holding it open, the pipe never breaks).
+    // SAFETY: pipe2(2) fills the two descriptors we own from here on.
+    assert_eq!(unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) }, 0);
     // SAFETY: both descriptors are fresh and owned by nobody else.
     let (reader, writer) = unsafe {
         (

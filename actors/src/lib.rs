@@ -5,6 +5,7 @@
 //! actors see traits (host adapters, alert sinks, the journal handle), never
 //! clap, axum or tables.
 
+pub mod alert;
 pub mod attempt;
 pub mod control;
 pub mod host;

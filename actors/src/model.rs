@@ -226,6 +226,41 @@ snake_enum! {
     }
 }
 
+impl AlertClass {
+    /// Whether the class is a *condition*: it stays firing until something
+    /// answers it (and is then resolved), rather than a one-shot event.
+    /// `stale` clears when the attempt speaks again or ends; `needs_human`
+    /// when a verdict, restart or stop answers it; `budget_exceeded` and
+    /// `restart_exhausted` when the task is restarted. `verifier_failed`
+    /// and `run_completed` are one-shot.
+    pub fn is_condition(self) -> bool {
+        !matches!(self, AlertClass::VerifierFailed | AlertClass::RunCompleted)
+    }
+
+    /// The severity an alert of this class has unless the adapter or the
+    /// task's `alert_policy` says otherwise.
+    pub fn default_severity(self) -> AlertSeverity {
+        match self {
+            AlertClass::NeedsHuman | AlertClass::RestartExhausted => AlertSeverity::Error,
+            AlertClass::Stale | AlertClass::BudgetExceeded | AlertClass::VerifierFailed => {
+                AlertSeverity::Warning
+            }
+            AlertClass::RunCompleted => AlertSeverity::Info,
+        }
+    }
+}
+
+snake_enum! {
+    /// How urgent an alert is: PagerDuty Events API v2's severities, also
+    /// shown in Slack and webhook payloads.
+    AlertSeverity {
+        Critical => "critical",
+        Error => "error",
+        Warning => "warning",
+        Info => "info",
+    }
+}
+
 snake_enum! {
     /// Which surface asked for an action; journaled with every operator action.
     Surface {

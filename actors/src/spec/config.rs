@@ -7,8 +7,8 @@ use serde::{Deserialize, Serialize};
 use super::diag::Diagnostic;
 use super::parse::{Diags, FromSpec};
 use super::source::{join_index, join_key, Document, Format};
-use super::types::{Extra, Seconds};
-use super::validate::is_valid_env_name;
+use super::types::{AlertConfig, Extra, Seconds};
+use super::validate::{alert_config_findings, is_valid_env_name};
 use crate::from_spec;
 use crate::runtime::prices::{PriceEntry, PriceTable};
 use crate::runtime::{Preset, StreamFormat};
@@ -37,6 +37,10 @@ pub struct OrcaConfig {
     /// (`actors/src/runtime/prices.toml`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub prices: Vec<PriceEntry>,
+    /// The workspace's default alert config: applies to every run whose
+    /// spec has no `alerts`, and to alerts raised by agents.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub alerts: Option<AlertConfig>,
     #[serde(flatten)]
     pub extra: Extra,
 }
@@ -128,6 +132,7 @@ from_spec!(OrcaConfig {
     run: nested,
     journal: nested,
     prices: nested,
+    alerts: nested,
 });
 
 from_spec!(RuntimeConfig {
@@ -306,6 +311,11 @@ impl OrcaConfig {
                 diags.error("journal.snapshot_every", "must be at least 1");
             }
         }
+        if let Some(a) = &self.alerts {
+            for d in alert_config_findings("alerts", a) {
+                diags.push(d);
+            }
+        }
     }
 }
 
@@ -330,7 +340,7 @@ pub fn placeholders_in(arg: &str) -> Vec<&str> {
 }
 
 /// The commented config `orca init` writes.
-pub const DEFAULT_CONFIG_TOML: &str = r#"# orca workspace configuration. Every section is optional.
+pub const DEFAULT_CONFIG_TOML: &str = r##"# orca workspace configuration. Every section is optional.
 # Reference: docs/spec.md ("Workspace config").
 
 # The agent runtime runs tasks that give `instructions` but no `command`.
@@ -358,7 +368,28 @@ sync = "always"
 # snapshot_every = 10000
 # Segments `orca journal compact` keeps besides those the snapshot needs.
 # keep_segments = 2
-"#;
+
+# Alerts for every run whose spec has no `alerts` (and for agents).
+# Disabled unless enabled = true. Adapters name env vars, never values.
+# Reference: docs/alerts.md.
+# [alerts]
+# enabled = true
+# dry_run = false
+# group_wait = 0            # seconds; >0: one message per run and window
+# repeat_interval = 14400   # seconds; a condition still firing is re-sent
+# routes = [
+#   { events = ["needs_human", "restart_exhausted", "stale"], adapter = "ops-slack" },
+#   { events = ["needs_human"], adapter = "pager" },
+# ]
+# [alerts.adapters.ops-slack]
+# kind = "slack"
+# webhook_env = "ORCA_SLACK_WEBHOOK"
+# channel = "#fleet"
+# [alerts.adapters.pager]
+# kind = "pager_duty"
+# routing_key_env = "ORCA_PAGERDUTY_ROUTING_KEY"
+# severity = "critical"
+"##;
 
 #[cfg(test)]
 mod tests {
@@ -450,6 +481,31 @@ mod tests {
         assert!(
             paths.contains(&"prices[0].model") && paths.contains(&"prices[0].output"),
             "{paths:?}"
+        );
+    }
+
+    #[test]
+    fn workspace_alerts_are_parsed_and_checked() {
+        let (cfg, warnings) = OrcaConfig::parse(
+            "[alerts]\nenabled = true\ngroup_wait = 30\nroutes = [{ events = [\"stale\"], adapter = \"chat\" }]\n\
+             [alerts.adapters.chat]\nkind = \"slack\"\nwebhook_env = \"ORCA_SLACK_WEBHOOK\"\n",
+        )
+        .unwrap();
+        assert!(warnings.is_empty(), "{warnings:?}");
+        let alerts = cfg.alerts.unwrap();
+        assert!(alerts.enabled);
+        assert_eq!(alerts.effective_group_wait().get(), 30.0);
+        assert_eq!(alerts.effective_repeat_interval().get(), 4.0 * 3600.0);
+
+        let errs = OrcaConfig::parse(
+            "[alerts.adapters.chat]\nkind = \"slack\"\nwebhook_env = \"https://hooks.slack.com/services/T/B/s3cr3t\"\n",
+        )
+        .unwrap_err();
+        let e = errs.iter().find(|d| d.is_error()).unwrap();
+        assert_eq!(e.path, "alerts.adapters.chat.webhook_env");
+        assert_eq!((e.line, e.column), (Some(3), Some(15)));
+        assert!(
+            !e.message.contains("s3cr3t") && !e.hint.as_deref().unwrap_or("").contains("s3cr3t")
         );
     }
 

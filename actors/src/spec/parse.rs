@@ -409,8 +409,16 @@ from_spec!(SshHost {
 from_spec!(AlertConfig {
     enabled: leaf,
     dry_run: leaf,
+    group_wait: leaf,
+    repeat_interval: leaf,
     routes: nested,
     adapters: nested,
+});
+
+from_spec!(AlertPolicy {
+    routes: nested,
+    replace_routes: leaf,
+    severity: leaf,
 });
 
 from_spec!(AlertRoute {
@@ -421,16 +429,20 @@ from_spec!(AlertRoute {
 from_spec!(SlackAdapter {
     webhook_env: required,
     channel: leaf,
+    rate_limit: leaf,
 });
 
 from_spec!(WebhookAdapter {
     url_env: required,
     secret_env: leaf,
+    rate_limit: leaf,
 });
 
 from_spec!(PagerDutyAdapter {
     routing_key_env: required,
     severity: leaf,
+    endpoint: leaf,
+    rate_limit: leaf,
 });
 
 // A scorer's fields depend on its kind, but they are few and flat; one

@@ -14,7 +14,7 @@ use serde::de::{self, Deserializer, Visitor};
 use serde::{Deserialize, Serialize, Serializer};
 use serde_json::{Map, Value};
 
-use crate::model::{AlertClass, FailureClass, RestartType, Strategy};
+use crate::model::{AlertClass, AlertSeverity, FailureClass, RestartType, Strategy};
 use crate::runtime::{Preset, StreamFormat};
 
 /// Free-form or unknown fields, kept in order.
@@ -1033,20 +1033,62 @@ pub struct SshHost {
 // Alerts
 // ---------------------------------------------------------------------------
 
+/// Default `alerts.group_wait`: 0, each alert is sent on its own.
+pub const DEFAULT_ALERT_GROUP_WAIT_SECS: f64 = 0.0;
+/// Default `alerts.repeat_interval`: 4 h, Alertmanager's default. A
+/// condition still firing is notified again this long after its last
+/// notification; 0 never repeats.
+pub const DEFAULT_ALERT_REPEAT_INTERVAL_SECS: f64 = 4.0 * 3600.0;
+/// Default `rate_limit` of a Slack adapter (Slack allows about one message
+/// a second per incoming webhook).
+pub const DEFAULT_SLACK_RATE_LIMIT: f64 = 1.0;
+/// Default `rate_limit` of a PagerDuty adapter (about 120 events a minute
+/// per integration key).
+pub const DEFAULT_PAGER_DUTY_RATE_LIMIT: f64 = 2.0;
+/// Default `rate_limit` of a generic webhook adapter.
+pub const DEFAULT_WEBHOOK_RATE_LIMIT: f64 = 10.0;
+/// PagerDuty Events API v2's endpoint (US service region).
+pub const PAGER_DUTY_EVENTS_URL: &str = "https://events.pagerduty.com/v2/enqueue";
+
 /// Alerting (disabled by default). Adapters hold env var *names*, never
 /// secret values.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct AlertConfig {
     #[serde(default)]
     pub enabled: bool,
+    /// Route and journal alerts, but send nothing (`AlertSuppressed`
+    /// dry_run names the adapters that would have received each).
     #[serde(default)]
     pub dry_run: bool,
+    /// Seconds a run's alerts are collected before one message per adapter
+    /// carries them all (Slack and webhooks; PagerDuty always gets one
+    /// event per alert). 0 (default): each alert on its own.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group_wait: Option<Seconds>,
+    /// Seconds after which a condition still firing is notified again
+    /// (default 4 h; 0 never repeats).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub repeat_interval: Option<Seconds>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub routes: Vec<AlertRoute>,
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub adapters: BTreeMap<String, AlertAdapter>,
     #[serde(flatten)]
     pub extra: Extra,
+}
+
+impl AlertConfig {
+    /// `group_wait` with its default.
+    pub fn effective_group_wait(&self) -> Seconds {
+        self.group_wait
+            .unwrap_or(Seconds(DEFAULT_ALERT_GROUP_WAIT_SECS))
+    }
+
+    /// `repeat_interval` with its default (0 = never repeat).
+    pub fn effective_repeat_interval(&self) -> Seconds {
+        self.repeat_interval
+            .unwrap_or(Seconds(DEFAULT_ALERT_REPEAT_INTERVAL_SECS))
+    }
 }
 
 /// Sends the listed event classes to an adapter.
@@ -1058,6 +1100,44 @@ pub struct AlertRoute {
     pub adapter: String,
     #[serde(flatten)]
     pub extra: Extra,
+}
+
+/// A task's `alert_policy`: how that task's alerts are routed.
+///
+/// `TaskSpec::alert_policy` keeps the object as written (so it round-trips
+/// exactly); [`TaskSpec::typed_alert_policy`] gives this typed view, and
+/// validation reports its errors and unknown fields with their paths.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct AlertPolicy {
+    /// Routes for this task's alerts, added to the run's (or, with
+    /// `replace_routes`, used instead of them).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub routes: Vec<AlertRoute>,
+    /// Only this policy's routes apply to the task's alerts (default false:
+    /// they extend the run's). `replace_routes = true` with no routes
+    /// silences the task.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub replace_routes: bool,
+    /// The severity of the task's alerts, over the adapter's and the
+    /// class's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub severity: Option<AlertSeverity>,
+    #[serde(flatten)]
+    pub extra: Extra,
+}
+
+impl TaskSpec {
+    /// The typed view of `alert_policy` (fields that do not parse are left
+    /// at their defaults; validation reports them).
+    pub fn typed_alert_policy(&self) -> Option<AlertPolicy> {
+        let raw = self.alert_policy.as_ref()?;
+        let mut diags = super::parse::Diags::default();
+        <AlertPolicy as super::parse::FromSpec>::from_spec(
+            Value::Object(raw.clone()),
+            "",
+            &mut diags,
+        )
+    }
 }
 
 /// An alert destination.
@@ -1077,18 +1157,26 @@ pub struct SlackAdapter {
     pub webhook_env: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub channel: Option<String>,
+    /// Messages a second at most (default 1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rate_limit: Option<f64>,
     #[serde(flatten)]
     pub extra: Extra,
 }
 
-/// Posts JSON to a URL, optionally signed.
+/// Posts JSON to a URL, signed per Standard Webhooks when `secret_env` is
+/// set.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct WebhookAdapter {
     /// Name of the env var holding the URL.
     pub url_env: String,
-    /// Name of the env var holding the signing secret.
+    /// Name of the env var holding the signing secret (`whsec_<base64>`,
+    /// or plain text).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub secret_env: Option<String>,
+    /// Messages a second at most (default 10).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rate_limit: Option<f64>,
     #[serde(flatten)]
     pub extra: Extra,
 }
@@ -1096,10 +1184,20 @@ pub struct WebhookAdapter {
 /// Sends PagerDuty Events API v2 events.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct PagerDutyAdapter {
-    /// Name of the env var holding the routing key.
+    /// Name of the env var holding the routing (integration) key.
     pub routing_key_env: String,
+    /// The severity of every event this adapter sends, unless the task's
+    /// `alert_policy` sets one (default: by class).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub severity: Option<String>,
+    pub severity: Option<AlertSeverity>,
+    /// The Events API URL (default `https://events.pagerduty.com/v2/enqueue`;
+    /// the EU service region uses `https://events.eu.pagerduty.com/v2/enqueue`).
+    /// Not a secret: the routing key travels in the body.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub endpoint: Option<String>,
+    /// Messages a second at most (default 2).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rate_limit: Option<f64>,
     #[serde(flatten)]
     pub extra: Extra,
 }
@@ -1115,12 +1213,47 @@ impl AlertAdapter {
 
     /// The env var names this adapter reads (never their values).
     pub fn env_names(&self) -> Vec<&str> {
+        self.env_fields()
+            .into_iter()
+            .map(|(_, name)| name)
+            .collect()
+    }
+
+    /// Each env-name field with its name: `("webhook_env", "ORCA_SLACK_WEBHOOK")`.
+    pub fn env_fields(&self) -> Vec<(&'static str, &str)> {
         match self {
-            AlertAdapter::Slack(a) => vec![a.webhook_env.as_str()],
-            AlertAdapter::Webhook(a) => std::iter::once(a.url_env.as_str())
-                .chain(a.secret_env.as_deref())
+            AlertAdapter::Slack(a) => vec![("webhook_env", a.webhook_env.as_str())],
+            AlertAdapter::Webhook(a) => std::iter::once(("url_env", a.url_env.as_str()))
+                .chain(a.secret_env.as_deref().map(|s| ("secret_env", s)))
                 .collect(),
-            AlertAdapter::PagerDuty(a) => vec![a.routing_key_env.as_str()],
+            AlertAdapter::PagerDuty(a) => vec![("routing_key_env", a.routing_key_env.as_str())],
+        }
+    }
+
+    /// `rate_limit` as written.
+    pub fn rate_limit(&self) -> Option<f64> {
+        match self {
+            AlertAdapter::Slack(a) => a.rate_limit,
+            AlertAdapter::Webhook(a) => a.rate_limit,
+            AlertAdapter::PagerDuty(a) => a.rate_limit,
+        }
+    }
+
+    /// Messages a second at most, with the kind's default.
+    pub fn effective_rate_limit(&self) -> f64 {
+        self.rate_limit().unwrap_or(match self {
+            AlertAdapter::Slack(_) => DEFAULT_SLACK_RATE_LIMIT,
+            AlertAdapter::Webhook(_) => DEFAULT_WEBHOOK_RATE_LIMIT,
+            AlertAdapter::PagerDuty(_) => DEFAULT_PAGER_DUTY_RATE_LIMIT,
+        })
+    }
+
+    /// Fields this adapter's author wrote but orca does not know.
+    pub fn extra(&self) -> &Extra {
+        match self {
+            AlertAdapter::Slack(a) => &a.extra,
+            AlertAdapter::Webhook(a) => &a.extra,
+            AlertAdapter::PagerDuty(a) => &a.extra,
         }
     }
 }

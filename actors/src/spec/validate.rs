@@ -6,7 +6,10 @@ use std::collections::{HashMap, HashSet};
 use std::path::Path;
 
 use super::config::{RuntimeConfig, RUNTIME_HINT};
+use serde_json::Value;
+
 use super::diag::Diagnostic;
+use super::parse::{Diags, FromSpec};
 use super::paths::{self, PathError};
 use super::source::{join_index, join_key};
 use super::types::*;
@@ -129,7 +132,7 @@ impl Validator<'_> {
             }
         }
         if let Some(alerts) = &spec.alerts {
-            self.alerts(alerts);
+            self.out.extend(alert_config_findings("alerts", alerts));
         }
 
         let mut seen: HashMap<&str, usize> = HashMap::new();
@@ -303,6 +306,9 @@ impl Validator<'_> {
         }
         if let Some(s) = &t.scorer {
             self.scorer(&join_key(path, "scorer"), task_root, s);
+        }
+        if let Some(policy) = &t.alert_policy {
+            self.alert_policy(spec, path, policy);
         }
         for (i, kind) in t.expected_artifacts.iter().enumerate() {
             if kind.is_empty() || kind.contains('/') || kind.starts_with('.') {
@@ -618,53 +624,185 @@ impl Validator<'_> {
         }
     }
 
-    fn alerts(&mut self, a: &AlertConfig) {
-        for (i, route) in a.routes.iter().enumerate() {
-            let path = join_index("alerts.routes", i);
-            if !a.adapters.contains_key(&route.adapter) {
-                let mut known: Vec<&str> = a.adapters.keys().map(String::as_str).collect();
-                known.sort_unstable();
-                self.error(
-                    join_key(&path, "adapter"),
-                    format!(
-                        "no adapter named {:?} (declared: {})",
-                        route.adapter,
-                        if known.is_empty() {
-                            "none".to_string()
-                        } else {
-                            known.join(", ")
-                        }
-                    ),
-                );
+    /// A task's `alert_policy`, through its typed view: type errors and
+    /// unknown fields with their paths, routes to undeclared adapters (when
+    /// the run declares its own alerts; against the workspace default,
+    /// `alert::config::ResolvedAlerts::for_run` checks them).
+    fn alert_policy(&mut self, spec: &RunSpec, path: &str, raw: &Extra) {
+        let path = join_key(path, "alert_policy");
+        let mut diags = Diags::default();
+        let policy = AlertPolicy::from_spec(Value::Object(raw.clone()), &path, &mut diags);
+        self.out.extend(diags.items.into_iter().map(|(d, _)| d));
+        let Some(policy) = policy else { return };
+        for (i, route) in policy.routes.iter().enumerate() {
+            let rpath = join_index(&join_key(&path, "routes"), i);
+            if let Some(alerts) = &spec.alerts {
+                if let Some(d) = unknown_adapter(&rpath, &route.adapter, alerts) {
+                    self.out.push(d);
+                }
             }
             if route.events.is_empty() {
                 self.warn(
-                    join_key(&path, "events"),
+                    join_key(&rpath, "events"),
                     "no events: this route never fires",
                 );
             }
+            inline_secrets(&rpath, &route.extra, &mut self.out);
         }
-        for (name, adapter) in &a.adapters {
-            let path = join_key("alerts.adapters", name);
-            for env in adapter.env_names() {
-                if !is_valid_env_name(env) {
-                    self.error(
-                        &path,
-                        format!("`{env}` is not an environment variable name (adapters hold env var names, never values)"),
-                    );
-                }
+        inline_secrets(&path, &policy.extra, &mut self.out);
+    }
+}
+
+/// Whether a value written where an env var *name* belongs (or in a free
+/// field of an alert config) looks like a secret itself: a URL, a Slack
+/// webhook or token, a `whsec_` signing secret, or a long mixed-case key
+/// such as a PagerDuty routing key. Env names are conventionally
+/// UPPER_SNAKE_CASE, which never matches the last rule.
+pub fn looks_like_secret_value(value: &str) -> bool {
+    let v = value.trim();
+    let lower = v.to_ascii_lowercase();
+    if lower.contains("://") || lower.starts_with("www.") || lower.contains("hooks.slack.com") {
+        return true;
+    }
+    if ["whsec_", "xoxb-", "xoxp-", "xoxa-", "xapp-"]
+        .iter()
+        .any(|p| lower.starts_with(p))
+    {
+        return true;
+    }
+    let key_chars = v
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '/' | '=' | '-'));
+    v.len() >= 20
+        && !v.contains('_')
+        && key_chars
+        && v.chars().any(|c| c.is_ascii_digit())
+        && v.chars().any(|c| c.is_ascii_lowercase())
+}
+
+/// Every finding for an alert config (a run's `alerts`, or `[alerts]` in
+/// `.orca/config.toml`), paths under `prefix`. Messages never repeat a
+/// value that may be a secret.
+pub fn alert_config_findings(prefix: &str, a: &AlertConfig) -> Vec<Diagnostic> {
+    let mut out = Vec::new();
+    for (i, route) in a.routes.iter().enumerate() {
+        let path = join_index(&join_key(prefix, "routes"), i);
+        if let Some(d) = unknown_adapter(&path, &route.adapter, a) {
+            out.push(d);
+        }
+        if route.events.is_empty() {
+            out.push(Diagnostic::warning(
+                join_key(&path, "events"),
+                "no events: this route never fires",
+            ));
+        }
+        inline_secrets(&path, &route.extra, &mut out);
+    }
+    inline_secrets(prefix, &a.extra, &mut out);
+    for (name, adapter) in &a.adapters {
+        let path = join_key(&join_key(prefix, "adapters"), name);
+        for (field, env) in adapter.env_fields() {
+            if let Some(d) = env_field_finding(&join_key(&path, field), env) {
+                out.push(d);
             }
         }
-        let mut used: HashSet<&str> = HashSet::new();
-        for r in &a.routes {
-            used.insert(&r.adapter);
+        if let Some(rate) = adapter.rate_limit() {
+            if !(rate.is_finite() && rate > 0.0) {
+                out.push(Diagnostic::error(
+                    join_key(&path, "rate_limit"),
+                    format!("must be a positive number of messages a second (got {rate})"),
+                ));
+            }
         }
-        for name in a.adapters.keys() {
-            if !used.contains(name.as_str()) {
-                self.warn(
-                    join_key("alerts.adapters", name),
-                    "no route uses this adapter",
-                );
+        match adapter {
+            AlertAdapter::Slack(s) => {
+                if s.channel.as_deref().is_some_and(looks_like_secret_value) {
+                    out.push(inline_secret(join_key(&path, "channel"), "channel"));
+                }
+            }
+            AlertAdapter::PagerDuty(p) => {
+                if let Some(endpoint) = &p.endpoint {
+                    if let Err(why) = crate::alert::endpoint::check(endpoint) {
+                        out.push(Diagnostic::error(
+                            join_key(&path, "endpoint"),
+                            format!("adapter `{name}`: {why}"),
+                        ));
+                    }
+                }
+            }
+            AlertAdapter::Webhook(_) => {}
+        }
+        inline_secrets(&path, adapter.extra(), &mut out);
+    }
+    let used: HashSet<&str> = a.routes.iter().map(|r| r.adapter.as_str()).collect();
+    for name in a.adapters.keys() {
+        if !used.contains(name.as_str()) {
+            out.push(Diagnostic::warning(
+                join_key(&join_key(prefix, "adapters"), name),
+                "no route uses this adapter",
+            ));
+        }
+    }
+    out
+}
+
+/// A route's adapter that `a` does not declare.
+fn unknown_adapter(path: &str, adapter: &str, a: &AlertConfig) -> Option<Diagnostic> {
+    if a.adapters.contains_key(adapter) {
+        return None;
+    }
+    let known: Vec<&str> = a.adapters.keys().map(String::as_str).collect();
+    Some(Diagnostic::error(
+        join_key(path, "adapter"),
+        format!(
+            "no adapter named {adapter:?} (declared: {})",
+            if known.is_empty() {
+                "none".to_string()
+            } else {
+                known.join(", ")
+            }
+        ),
+    ))
+}
+
+/// A field that must hold an env var name.
+fn env_field_finding(path: &str, value: &str) -> Option<Diagnostic> {
+    if looks_like_secret_value(value) {
+        return Some(inline_secret(path.to_string(), "value"));
+    }
+    if !is_valid_env_name(value) {
+        return Some(Diagnostic::error(
+            path,
+            "is not an environment variable name ([A-Za-z_][A-Za-z0-9_]*); \
+             adapters hold env var names, never values",
+        ));
+    }
+    None
+}
+
+fn inline_secret(path: String, what: &str) -> Diagnostic {
+    Diagnostic::error(
+        path,
+        format!(
+            "this {what} looks like a URL or a secret written inline; refused so it never \
+             reaches the journal (the value is not repeated here)"
+        ),
+    )
+    .with_hint(
+        "put it in an environment variable and name that variable in the adapter's \
+         `webhook_env`, `url_env`, `secret_env` or `routing_key_env`",
+    )
+}
+
+/// Unknown string fields of an alert config that hold what looks like a
+/// URL or a secret (`url = "https://hooks.slack.com/…"` instead of
+/// `url_env`): kept unknown fields are journaled with the spec, so these
+/// are errors, not warnings.
+fn inline_secrets(path: &str, extra: &Extra, out: &mut Vec<Diagnostic>) {
+    for (key, value) in extra {
+        if let Value::String(text) = value {
+            if looks_like_secret_value(text) {
+                out.push(inline_secret(join_key(path, key), "field"));
             }
         }
     }
