@@ -284,6 +284,12 @@ retry_policy = {{ max_attempts = 4, initial_backoff_seconds = 0.2, jitter = fals
         let started = wait_for(&mut follower, |e| matches!(e, Event::AttemptStarted { .. })).await;
         pgids.push(started_pgid(&started));
     }
+    // Both have written (a write after sshd died would end them by
+    // SIGPIPE before they reach `sleep`).
+    for id in ["flaky-a", "flaky-b"] {
+        let log = ws.ws.attempt_dir(&run, id, 1).join("stdout.log");
+        wait_file_contains(&log, "started").await;
+    }
     sshd.kill_all();
     for pgid in &pgids {
         assert!(

@@ -221,10 +221,7 @@ command = "exec sleep 30"
     assert!(i < j);
     assert!(ev.iter().any(|e| matches!(
         &e.event,
-        Event::AlertRaised {
-            class: AlertClass::NeedsHuman,
-            ..
-        }
+        Event::Alert(orca_actors::alert::AlertEvent::Raised(a)) if a.class == AlertClass::NeedsHuman
     )));
     // The run stopped its other attempts.
     let st = ws.fold(&run);
@@ -631,7 +628,7 @@ async fn a_scorer_that_keeps_failing_escalates_its_run() {
         .count();
     assert_eq!(failures, 4);
     assert!(ev.iter().any(|e| matches!(&e.event, Event::IntensityExceeded { supervisor, restarts: 4, .. } if *supervisor == format!("/runs/{run}"))));
-    assert!(ev.iter().any(|e| matches!(&e.event, Event::AlertRaised { class: AlertClass::NeedsHuman, reason, .. } if reason.contains("its scorer kept failing"))));
+    assert!(ev.iter().any(|e| matches!(&e.event, Event::Alert(orca_actors::alert::AlertEvent::Raised(a)) if a.class == AlertClass::NeedsHuman && a.reason.contains("its scorer kept failing"))));
     let st = ws.fold(&run);
     assert_eq!(receipt(&st, "long").result, AttemptResult::Skip);
 }

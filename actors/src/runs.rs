@@ -274,13 +274,16 @@ impl Actor for Runs {
                 // Past the intensity: that run alone ends escalated.
                 let run = plan.path.run_id().unwrap_or_default().to_string();
                 vec![
-                    Event::AlertRaised {
-                        class: AlertClass::NeedsHuman,
-                        run: run.clone(),
-                        task: None,
-                        attempt: None,
-                        reason: format!("run {run} escalated: its supervisor kept failing"),
-                    },
+                    crate::alert::AlertRaised::new(
+                        AlertClass::NeedsHuman,
+                        crate::alert::AlertSource::run(&run),
+                        None,
+                        None,
+                        None,
+                        format!("run {run} escalated: its supervisor kept failing"),
+                        Timestamp::now(),
+                    )
+                    .event(),
                     Event::RunFinished {
                         run,
                         status: RunStatus::Escalated,

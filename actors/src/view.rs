@@ -19,6 +19,8 @@ use crate::workspace::Workspace;
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct FleetView {
     pub runs: BTreeMap<String, RunState>,
+    /// Every alert and its delivery; the alert router's state.
+    pub alerts: crate::alert::view::AlertsView,
     pub last_seq: u64,
 }
 
@@ -29,12 +31,14 @@ impl FleetView {
     /// derives from an event, bump the version here, so old snapshots are
     /// ignored (the journal is replayed) rather than misread or stale.
     /// v2: a manual verdict rewrites the receipt's summary.
-    pub const SNAPSHOT: &'static str = "fleet-v2";
+    /// v3: alerts (with ids, delivery and the router's state); a run's
+    /// alert records carry their id.
+    pub const SNAPSHOT: &'static str = "fleet-v3";
 
     /// Older snapshot names whose encoding is the same as this version's
     /// (only what the fold derives changed), so a compacted journal can
     /// start from them. Review at every bump: a shape change empties it.
-    pub const SAME_SHAPE_AS: &'static [&'static str] = &["fleet"];
+    pub const SAME_SHAPE_AS: &'static [&'static str] = &[];
 
     /// Applies one event.
     pub fn apply_event(&mut self, seq: u64, at: Timestamp, event: &Event) {
@@ -48,6 +52,9 @@ impl FleetView {
             if let Some(r) = self.runs.get_mut(run) {
                 r.apply(seq, at, event);
             }
+        }
+        if let Event::Alert(a) = event {
+            self.alerts.apply(at, a);
         }
     }
 
@@ -643,7 +650,7 @@ mod tests {
     /// fails, `FleetView` or `RunState` changed shape, or the fold derives
     /// something else: bump [`FleetView::SNAPSHOT`] (so snapshots written
     /// by older builds are ignored, not misread), then update this value.
-    const PINNED: &str = "29ad314a7320bb893e3f7ede5adb243a02b90b04be9c67dd461c0dc80c7b064a";
+    const PINNED: &str = "9bc5408e39aa0e5f2d5cb875d25b682228e67775636ac0d3b0abface40841fd2";
 
     /// Every event variant, folded.
     fn sample_fleet() -> FleetView {

@@ -377,3 +377,30 @@ pub fn up(ws: &TestWs) -> (KillOnDrop, orca::daemon::info::DaemonInfo) {
     let info = wait_daemon_json(ws, child.id(), &mut child);
     (KillOnDrop(child), info)
 }
+
+/// Waits (bounded) until the file at `path` contains `needle`, woken by
+/// inotify on its directory.
+pub async fn wait_file_contains(path: &Path, needle: &str) {
+    use notify::Watcher as _;
+    let dir = path.parent().expect("a file in a directory").to_path_buf();
+    std::fs::create_dir_all(&dir).expect("mkdir");
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let mut w = notify::recommended_watcher(move |_: notify::Result<notify::Event>| {
+        let _ = tx.send(());
+    })
+    .expect("watcher");
+    w.watch(&dir, notify::RecursiveMode::NonRecursive)
+        .expect("watch");
+    let deadline = tokio::time::Instant::now() + WAIT_LIMIT;
+    loop {
+        if std::fs::read_to_string(path).is_ok_and(|t| t.contains(needle)) {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{} never held {needle:?}",
+            path.display()
+        );
+        let _ = tokio::time::timeout(Duration::from_secs(1), rx.recv()).await;
+    }
+}

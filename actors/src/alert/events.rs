@@ -28,6 +28,52 @@ pub fn new_alert_id(now: Timestamp) -> String {
     format!("a-{}-{random:08x}", dt.format("%y%m%d%H%M%S"))
 }
 
+impl AlertRaised {
+    /// A new alert, with an id that names it: `a-`, the time to the second,
+    /// and 32 bits of a digest of what it is about (so a decision taken
+    /// again after a crash raises the same alert, not a second one).
+    pub fn new(
+        class: AlertClass,
+        source: AlertSource,
+        task: Option<String>,
+        attempt: Option<u32>,
+        worker: Option<String>,
+        reason: String,
+        at: Timestamp,
+    ) -> Self {
+        let about = format!(
+            "{source}/{}/{}/{class}/{}",
+            task.as_deref().unwrap_or(""),
+            attempt.unwrap_or(0),
+            at.nanos()
+        );
+        let digest = Sha256::digest(about.as_bytes());
+        let id = format!(
+            "a-{}-{:02x}{:02x}{:02x}{:02x}",
+            at.to_datetime().format("%y%m%d%H%M%S"),
+            digest[0],
+            digest[1],
+            digest[2],
+            digest[3]
+        );
+        Self {
+            id,
+            class,
+            source,
+            task,
+            attempt,
+            worker,
+            reason,
+            at,
+        }
+    }
+
+    /// The journal event that raises it.
+    pub fn event(self) -> crate::journal::event::Event {
+        crate::journal::event::Event::Alert(AlertEvent::Raised(self))
+    }
+}
+
 /// Where an alert came from: a run, or an agent identity (an alert raised
 /// by an agent has no run).
 #[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Debug, Serialize, Deserialize)]
@@ -280,6 +326,8 @@ pub struct AlertRaised {
     /// Short, bounded, secrets redacted (a receipt summary or a reason).
     pub reason: String,
     /// When it was raised (payload timestamps; stable across redeliveries).
+    /// Exported as `raised_at` (`at` is the envelope's).
+    #[serde(rename = "raised_at")]
     pub at: Timestamp,
 }
 
@@ -288,7 +336,9 @@ pub struct AlertRaised {
 pub struct NotificationPlanned {
     pub id: NotificationId,
     pub kind: NotificationKind,
-    /// When it was planned (the webhook body's `timestamp`).
+    /// When it was planned (the webhook body's `timestamp`). Exported as
+    /// `planned_at` (`at` is the envelope's).
+    #[serde(rename = "planned_at")]
     pub at: Timestamp,
     /// The alerts it carries: the owner alone, or a group's members.
     pub members: Vec<String>,
@@ -351,6 +401,8 @@ pub enum AlertEvent {
     /// not again; each repeat journals the next one).
     RepeatScheduled {
         key: ConditionKey,
+        /// Exported as `due` (`at` is the envelope's).
+        #[serde(rename = "due")]
         at: Option<Timestamp>,
     },
     /// The condition stopped firing (its resolve, to the adapters it
@@ -368,6 +420,24 @@ pub enum AlertEvent {
 }
 
 impl AlertEvent {
+    /// The serde variant behind a `type` name `orca journal export` shows
+    /// (the inverse of [`AlertEvent::type_name`]).
+    pub fn variant_of(type_name: &str) -> Option<&'static str> {
+        Some(match type_name {
+            "AlertRaised" => "Raised",
+            "AlertSuppressed" => "Suppressed",
+            "AlertGrouped" => "Grouped",
+            "AlertGroupFlushed" => "GroupFlushed",
+            "AlertConditionOpened" => "ConditionOpened",
+            "AlertRepeatScheduled" => "RepeatScheduled",
+            "AlertResolved" => "ConditionCleared",
+            "AlertNotificationPlanned" => "Planned",
+            "AlertDelivered" => "Delivered",
+            "AlertFailed" => "Failed",
+            _ => return None,
+        })
+    }
+
     /// The name `orca journal export` shows as `type`.
     pub fn type_name(&self) -> &'static str {
         match self {

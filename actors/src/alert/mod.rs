@@ -28,6 +28,7 @@ pub mod router;
 pub mod secret;
 pub mod send;
 pub mod sign;
+pub mod view;
 
 pub use config::{AlertConfigs, ResolvedAdapter, ResolvedAlerts};
 pub use events::{

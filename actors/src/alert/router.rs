@@ -214,7 +214,7 @@ pub fn backoff_ms(attempts: u32, random: f64) -> u64 {
 // ---------------------------------------------------------------------------
 
 /// An alert the router still has business with.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct AlertRecord {
     pub raised: AlertRaised,
     /// A routing decision was journaled for it.
@@ -224,7 +224,7 @@ pub struct AlertRecord {
 }
 
 /// A condition that fires.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Condition {
     /// The alert that opened it (its notifications carry this id).
     pub owner: String,
@@ -234,7 +234,7 @@ pub struct Condition {
 }
 
 /// A source's open group (`group_wait`).
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Group {
     /// The first member's id.
     pub id: String,
@@ -244,7 +244,7 @@ pub struct Group {
 }
 
 /// One notification to one adapter.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Delivery {
     pub adapter: AdapterRef,
     /// Sends so far.
@@ -256,7 +256,7 @@ pub struct Delivery {
 }
 
 /// A planned notification, until every delivery is done.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct PlannedNotification {
     pub kind: NotificationKind,
     pub at: Timestamp,
@@ -267,7 +267,7 @@ pub struct PlannedNotification {
 
 /// The router's state: the fold of the alert events still open, plus
 /// what is in flight and the rate limiters.
-#[derive(Clone, Debug, Default, PartialEq)]
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct RouterState {
     alerts: BTreeMap<String, AlertRecord>,
     conditions: BTreeMap<ConditionKey, Condition>,
@@ -275,8 +275,10 @@ pub struct RouterState {
     notifications: BTreeMap<NotificationId, PlannedNotification>,
     /// Adapter → not before (a 429).
     blocked: BTreeMap<String, Timestamp>,
-    // Not journaled:
+    // Not journaled (nor snapshotted):
+    #[serde(skip)]
     inflight: BTreeSet<(NotificationId, String)>,
+    #[serde(skip)]
     buckets: BTreeMap<String, TokenBucket>,
 }
 

@@ -629,12 +629,30 @@ async fn on_stale_check(
     let silent = now.millis_since(last);
     let stale_ms = st.a.stale_after.as_millis() as u64;
     if silent >= stale_ms {
+        // The `stale` alert is raised now, with the report (it clears when
+        // the attempt speaks again or ends).
+        let alert = crate::alert::AlertRaised::new(
+            crate::model::AlertClass::Stale,
+            crate::alert::AlertSource::run(&st.a.attempt.run),
+            Some(st.a.attempt.task.clone()),
+            Some(st.a.attempt.attempt),
+            Some(st.a.worker.clone()),
+            format!(
+                "no output or event for {} s (stale_after {} s)",
+                silent / 1000,
+                stale_ms / 1000
+            ),
+            now,
+        );
         journal(
             st,
-            vec![Event::WorkerReported {
-                attempt: st.a.attempt.clone(),
-                event: WorkerEvent::Stale { silent_ms: silent },
-            }],
+            vec![
+                Event::WorkerReported {
+                    attempt: st.a.attempt.clone(),
+                    event: WorkerEvent::Stale { silent_ms: silent },
+                },
+                alert.event(),
+            ],
         )
         .await?;
         request_stop(myself, st, StopCause::Stale { silent_ms: silent }).await;

@@ -312,7 +312,11 @@ mod tests {
 
     #[test]
     fn decodes_exactly_like_bincode() {
-        for e in sample_events().into_iter().chain(sample_worker_events()) {
+        for e in sample_events()
+            .into_iter()
+            .chain(sample_worker_events())
+            .chain(crate::journal::fixture::sample_alert_events())
+        {
             let mut bytes = encode(&e.event).unwrap();
             bytes.extend_from_slice(b"tail");
             let plain: (Event, usize) = bincode::serde::decode_from_slice(&bytes, CONFIG).unwrap();

@@ -30,8 +30,14 @@ impl Envelope {
         out.insert("at".into(), Value::String(self.at.rfc3339()));
         out.insert("actor".into(), Value::String(self.actor.clone()));
         out.insert("type".into(), Value::String(self.event.type_name().into()));
-        // Events are externally tagged: `{"TaskEnqueued": {fields}}`.
-        let fields = match serde_json::to_value(&self.event) {
+        // Events are externally tagged: `{"TaskEnqueued": {fields}}`; an
+        // alert event is one level deeper (`{"Alert": {"Raised": {…}}}`)
+        // and is shown by its own name, its fields flat like the others.
+        let tagged = match &self.event {
+            Event::Alert(a) => serde_json::to_value(a),
+            e => serde_json::to_value(e),
+        };
+        let fields = match tagged {
             Ok(Value::Object(tagged)) => tagged.into_iter().next().map(|(_, v)| v),
             Ok(_) | Err(_) => None,
         };
@@ -91,8 +97,21 @@ impl Envelope {
             }
             None => Value::Object(fields),
         };
+        // An alert event is nested one level deeper (legacy `AlertRaised`s
+        // have no `id`).
+        let alert = crate::alert::AlertEvent::variant_of(kind)
+            .filter(|_| kind != "AlertRaised" || body.get("id").is_some());
         let mut tagged = Map::new();
-        tagged.insert(kind.to_string(), body);
+        match alert {
+            Some(variant) => {
+                let mut inner = Map::new();
+                inner.insert(variant.to_string(), body);
+                tagged.insert("Alert".to_string(), Value::Object(inner));
+            }
+            None => {
+                tagged.insert(kind.to_string(), body);
+            }
+        }
         let event: Event = serde_json::from_value(Value::Object(tagged))
             .map_err(|e| format!("a {kind} event: {e}"))?;
         Ok(Envelope {
@@ -139,6 +158,7 @@ mod tests {
     fn every_event_comes_back_from_its_export_json() {
         for (i, e) in crate::journal::fixture::sample_events()
             .into_iter()
+            .chain(crate::journal::fixture::sample_alert_events())
             .enumerate()
         {
             let env = Envelope {

@@ -165,8 +165,9 @@ pub enum Event {
         /// The attempt whose receipt is the task's final one.
         final_attempt: u32,
     },
-    /// An alert class was raised (routing and sending are the alert
-    /// router's business).
+    /// An alert class was raised, as journaled before alerts had ids of
+    /// their own (the router leaves these alone: they were never sent).
+    /// Written no more: see [`Event::Alert`].
     AlertRaised {
         class: AlertClass,
         run: String,
@@ -191,6 +192,13 @@ pub enum Event {
     },
     /// The daemon stopped (suspended: running attempts were interrupted).
     DaemonStopped { pid: u32, reason: String },
+
+    // ----- alerts (appended: journals before it never hold it) --------------
+    /// An alert's life: raised (by its raiser: a run, an attempt, an agent —
+    /// it has an id of its own), then routed, planned, delivered, failed or
+    /// suppressed (by the alert router). Supersedes [`Event::AlertRaised`],
+    /// which older journals hold and the router leaves alone.
+    Alert(crate::alert::AlertEvent),
 }
 
 /// The submission record of a run.
@@ -301,6 +309,7 @@ impl Event {
             Event::ControlRequested { .. } => "ControlRequested",
             Event::DaemonStarted { .. } => "DaemonStarted",
             Event::DaemonStopped { .. } => "DaemonStopped",
+            Event::Alert(a) => a.type_name(),
         }
     }
 
@@ -332,6 +341,8 @@ impl Event {
             | Event::IntensityExceeded { supervisor, .. } => run_of_path(supervisor),
             Event::Escalated { from, .. } => run_of_path(from),
             Event::DaemonStarted { .. } | Event::DaemonStopped { .. } => None,
+            Event::Alert(crate::alert::AlertEvent::Raised(r)) => r.source.run_id(),
+            Event::Alert(_) => None,
         }
     }
 }

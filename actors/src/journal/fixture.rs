@@ -5,6 +5,11 @@
 
 use super::envelope::NewEvent;
 use super::event::{BudgetLimit, Event, InterruptCause, LogStream, RunSubmitted, WorkerEvent};
+use crate::alert::events::{
+    AdapterKind, AdapterRef, AlertDelivered, AlertFailed, AlertRaised, AlertSource, ClearCause,
+    ConditionKey, NotificationId, NotificationKind, NotificationPlanned, SuppressReason,
+};
+use crate::alert::AlertEvent;
 use crate::model::{
     AlertClass, ArtifactRef, AttemptRef, AttemptResult, FailureClass, FailureSource, NodeKind,
     Receipt, RestartType, RunStatus, Score, Strategy, Surface, Timestamp, Verdict, VerdictRecord,
@@ -12,7 +17,7 @@ use crate::model::{
 
 /// The number of [`Event`] variants (checked by a test against
 /// [`sample_events`]).
-pub const EVENT_VARIANTS: usize = 26;
+pub const EVENT_VARIANTS: usize = 27;
 
 /// One event of every variant, in declaration order, with plausible paths.
 pub fn sample_events() -> Vec<NewEvent> {
@@ -277,6 +282,86 @@ pub fn sample_events() -> Vec<NewEvent> {
                 reason: "SIGTERM".into(),
             },
         ),
+        e(
+            &a2.actor_path().to_string(),
+            Event::Alert(AlertEvent::Raised(sample_alert())),
+        ),
+    ]
+}
+
+fn sample_alert() -> AlertRaised {
+    AlertRaised {
+        id: "a-261121073510-9f3c01aa".into(),
+        class: AlertClass::Stale,
+        source: AlertSource::run("r-261121073500-a1b2"),
+        task: Some("lint".into()),
+        attempt: Some(2),
+        worker: Some("local-1".into()),
+        reason: "no output for 300s".into(),
+        at: Timestamp(1_795_000_000_500_000_000),
+    }
+}
+
+/// One alert event of every kind the router writes.
+pub fn sample_alert_events() -> Vec<NewEvent> {
+    let raised = sample_alert();
+    let key = ConditionKey::of(&raised);
+    let adapter = AdapterRef {
+        name: "ops".into(),
+        kind: AdapterKind::Slack,
+    };
+    let id = NotificationId::new(&raised.id, 1);
+    let at = Timestamp(1_795_000_001_000_000_000);
+    let r = |e: AlertEvent| NewEvent::new("/alert-router", Event::Alert(e));
+    vec![
+        r(AlertEvent::Suppressed {
+            alert: raised.id.clone(),
+            why: SuppressReason::DryRun {
+                adapters: vec![adapter.clone()],
+            },
+        }),
+        r(AlertEvent::Grouped {
+            alert: raised.id.clone(),
+            group: raised.id.clone(),
+            flush_at: at,
+            adapters: vec![adapter.clone()],
+        }),
+        r(AlertEvent::GroupFlushed {
+            group: raised.id.clone(),
+        }),
+        r(AlertEvent::ConditionOpened {
+            key: key.clone(),
+            alert: raised.id.clone(),
+        }),
+        r(AlertEvent::RepeatScheduled {
+            key: key.clone(),
+            at: Some(at),
+        }),
+        r(AlertEvent::Planned(NotificationPlanned {
+            id: id.clone(),
+            kind: NotificationKind::Trigger,
+            at,
+            members: vec![raised.id.clone()],
+            adapters: vec![adapter.clone()],
+        })),
+        r(AlertEvent::Failed(AlertFailed {
+            id: id.clone(),
+            adapter: adapter.clone(),
+            status: Some(503),
+            attempts: 1,
+            error: "HTTP 503".into(),
+            retry_at: Some(at),
+        })),
+        r(AlertEvent::Delivered(AlertDelivered {
+            id,
+            adapter,
+            status: 200,
+            attempts: 2,
+        })),
+        r(AlertEvent::ConditionCleared {
+            key,
+            cause: ClearCause::AttemptEnded,
+        }),
     ]
 }
 

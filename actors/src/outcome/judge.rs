@@ -168,14 +168,12 @@ pub fn judge(e: &Evidence<'_>) -> Option<Judgement> {
                 Some(FailureClass::Timeout),
                 format!("timed out after {}", secs(*after_ms)),
             ),
-            StopCause::Stale { silent_ms } => {
-                let mut j = Judgement::transport(format!(
-                    "stale: no output or event for {}",
-                    secs(*silent_ms)
-                ));
-                j.alerts.push(AlertClass::Stale);
-                j
-            }
+            // (The `stale` alert was raised when the silence was found,
+            // and clears with the attempt's end.)
+            StopCause::Stale { silent_ms } => Judgement::transport(format!(
+                "stale: no output or event for {}",
+                secs(*silent_ms)
+            )),
             StopCause::Budget(limit) => {
                 let mut j = Judgement::task_fail(format!(
                     "budget exceeded: {}",
@@ -390,7 +388,7 @@ mod tests {
                 StopCause::Stale { silent_ms: 300_000 },
                 AttemptResult::Fail,
                 Some(FailureClass::Transient),
-                vec![AlertClass::Stale],
+                vec![],
             ),
             (
                 StopCause::Budget(BudgetLimit::ToolCalls),

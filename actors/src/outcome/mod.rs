@@ -17,6 +17,7 @@ pub mod receipt;
 pub use judge::{interrupted, judge, Evidence, Judgement, StopCause, EX_TEMPFAIL};
 pub use receipt::{write_receipt, write_receipt_file, ReceiptDraft, SUMMARY_MAX};
 
+use crate::alert::events::{AlertRaised, AlertSource};
 use crate::journal::event::{Event, InterruptCause};
 use crate::model::{AttemptRef, Receipt, Timestamp};
 use crate::redact::Secrets;
@@ -90,13 +91,18 @@ impl AttemptOutcome {
         });
         events.push(Event::ReceiptRecorded(self.receipt.clone()));
         for class in &self.judgement.alerts {
-            events.push(Event::AlertRaised {
-                class: *class,
-                run: self.attempt.run.clone(),
-                task: Some(self.attempt.task.clone()),
-                attempt: Some(self.attempt.attempt),
-                reason: self.receipt.summary.clone(),
-            });
+            events.push(
+                AlertRaised::new(
+                    *class,
+                    AlertSource::run(&self.attempt.run),
+                    Some(self.attempt.task.clone()),
+                    Some(self.attempt.attempt),
+                    Some(self.receipt.worker.clone()),
+                    self.receipt.summary.clone(),
+                    self.receipt.finished,
+                )
+                .event(),
+            );
         }
         events
     }
@@ -132,32 +138,31 @@ mod tests {
             stopped.receipt.summary,
             "the run was stopped; key <redacted> leaked"
         );
-        let stale = AttemptOutcome::by_orca(
+        let budget = StopCause::Budget(crate::journal::event::BudgetLimit::Tokens);
+        let over = AttemptOutcome::by_orca(
             a,
             "local-1".into(),
             t0,
             judge(&Evidence {
-                stop: Some(&StopCause::Stale { silent_ms: 1000 }),
+                stop: Some(&budget),
                 ..Evidence::exited(crate::host::ExitInfo {
                     code: None,
                     signal: Some(15),
                 })
             })
             .unwrap(),
-            Some(StopCause::Stale { silent_ms: 1000 }),
+            Some(budget.clone()),
             t0,
         );
-        let ev = stale.terminal_events();
+        let ev = over.terminal_events();
         assert_eq!(
             ev.iter().map(Event::type_name).collect::<Vec<_>>(),
             ["AttemptFinished", "ReceiptRecorded", "AlertRaised"]
         );
         assert!(matches!(
             &ev[2],
-            Event::AlertRaised {
-                class: AlertClass::Stale,
-                ..
-            }
+            Event::Alert(crate::alert::AlertEvent::Raised(r))
+                if r.class == AlertClass::BudgetExceeded && r.worker.as_deref() == Some("local-1")
         ));
     }
 }

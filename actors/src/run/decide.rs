@@ -16,6 +16,7 @@
 
 use std::sync::Arc;
 
+use crate::alert::events::{AlertRaised, AlertSource};
 use crate::journal::event::{Event, InterruptCause};
 use crate::model::{
     AlertClass, AttemptRef, AttemptResult, FailureClass, NodeKind, RunStatus, Surface, Timestamp,
@@ -283,6 +284,7 @@ pub fn decide(
                 Ended {
                     task: t,
                     n,
+                    worker: Some(outcome.receipt.worker.clone()),
                     exit,
                     result: outcome.judgement.result,
                     reason: &outcome.receipt.summary,
@@ -376,11 +378,11 @@ pub fn decide(
         }
         RunCommand::Escalate { reason } => {
             if matches!(mode(state), Mode::Normal | Mode::Stopping) {
-                escalated(state, &reason, None, &mut d);
+                escalated(state, &reason, None, now, &mut d);
             }
         }
         RunCommand::Reconcile => reconcile(state, ctx, now, unit_random, &mut d),
-        RunCommand::Settle => settle(state, &mut d),
+        RunCommand::Settle => settle(state, now, &mut d),
     }
     Ok(d)
 }
@@ -426,6 +428,8 @@ pub fn classify(
 struct Ended<'a> {
     task: usize,
     n: u32,
+    /// Its worker slot, when known.
+    worker: Option<String>,
     exit: ChildExit,
     result: AttemptResult,
     reason: &'a str,
@@ -489,21 +493,27 @@ fn end_task(
             });
             if let Some(class) = alert {
                 let counted = ts.counted;
-                d.events.push(Event::AlertRaised {
-                    class,
-                    run: run.clone(),
-                    task: Some(ts.id.clone()),
-                    attempt: Some(e.n),
-                    reason: match class {
-                        AlertClass::RestartExhausted => format!(
-                            "{} failed {counted} time{}; no attempts left: {}",
-                            ts.id,
-                            if counted == 1 { "" } else { "s" },
-                            e.reason
-                        ),
-                        _ => e.reason.to_string(),
-                    },
-                });
+                let reason = match class {
+                    AlertClass::RestartExhausted => format!(
+                        "{} failed {counted} time{}; no attempts left: {}",
+                        ts.id,
+                        if counted == 1 { "" } else { "s" },
+                        e.reason
+                    ),
+                    _ => e.reason.to_string(),
+                };
+                d.events.push(
+                    AlertRaised::new(
+                        class,
+                        AlertSource::run(run),
+                        Some(ts.id.clone()),
+                        Some(e.n),
+                        e.worker.clone(),
+                        reason,
+                        now,
+                    )
+                    .event(),
+                );
             }
         }
         Supervised::Restart {
@@ -579,7 +589,7 @@ fn end_task(
                 ActorPath::Runs.to_string(),
                 reason.clone(),
             ));
-            escalated(state, &reason, Some(e.task), d);
+            escalated(state, &reason, Some(e.task), now, d);
         }
     }
 }
@@ -587,14 +597,25 @@ fn end_task(
 /// What ending the run escalated means, after its `IntensityExceeded` and
 /// `Escalated`: needs_human is raised, waiting tasks end `skip`, running
 /// attempts (but `except`, whose end is being decided) are stopped.
-fn escalated(state: &RunState, reason: &str, except: Option<usize>, d: &mut Decision) {
-    d.events.push(Event::AlertRaised {
-        class: AlertClass::NeedsHuman,
-        run: state.run.clone(),
-        task: None,
-        attempt: None,
-        reason: format!("run escalated: {reason}"),
-    });
+fn escalated(
+    state: &RunState,
+    reason: &str,
+    except: Option<usize>,
+    now: Timestamp,
+    d: &mut Decision,
+) {
+    d.events.push(
+        AlertRaised::new(
+            AlertClass::NeedsHuman,
+            AlertSource::run(&state.run),
+            None,
+            None,
+            None,
+            format!("run escalated: {reason}"),
+            now,
+        )
+        .event(),
+    );
     finish_waiting(state, d);
     d.effects.push(Effect::StopAttempts {
         tasks: live_tasks(state)
@@ -681,6 +702,7 @@ fn reconcile(
                     Ended {
                         task: t,
                         n: a.n,
+                        worker: a.worker.clone(),
                         exit,
                         result,
                         reason: &reason,
@@ -697,7 +719,7 @@ fn reconcile(
     }
 }
 
-fn settle(state: &RunState, d: &mut Decision) {
+fn settle(state: &RunState, now: Timestamp, d: &mut Decision) {
     if state.ended_as.is_some()
         || state.unfinished > 0
         || (0..state.tasks.len()).any(|t| has_live_attempt(state, t))
@@ -714,16 +736,21 @@ fn settle(state: &RunState, d: &mut Decision) {
         run: state.run.clone(),
         status,
     });
-    d.events.push(Event::AlertRaised {
-        class: AlertClass::RunCompleted,
-        run: state.run.clone(),
-        task: None,
-        attempt: None,
-        reason: format!(
-            "run {} {status}: {} passed, {} failed, {} timed out, {} awaiting a verdict, {} skipped",
-            state.run, c.passed, c.failed, c.timed_out, c.partial, c.cancelled
-        ),
-    });
+    d.events.push(
+        AlertRaised::new(
+            AlertClass::RunCompleted,
+            AlertSource::run(&state.run),
+            None,
+            None,
+            None,
+            format!(
+                "run {} {status}: {} passed, {} failed, {} timed out, {} awaiting a verdict, {} skipped",
+                state.run, c.passed, c.failed, c.timed_out, c.partial, c.cancelled
+            ),
+            now,
+        )
+        .event(),
+    );
     d.effects.push(Effect::Ended(status));
 }
 

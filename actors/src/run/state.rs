@@ -196,6 +196,8 @@ impl TaskState {
 /// An alert raised in the run.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AlertRecord {
+    /// Its id (`a-…`; empty for an alert journaled before alerts had ids).
+    pub id: String,
     pub class: AlertClass,
     pub task: Option<String>,
     pub attempt: Option<u32>,
@@ -594,13 +596,22 @@ impl RunState {
                 reason,
                 ..
             } => self.alerts.push(AlertRecord {
+                id: String::new(),
                 class: *class,
                 task: task.clone(),
                 attempt: *attempt,
                 reason: reason.clone(),
                 at,
             }),
-            Event::DaemonStarted { .. } | Event::DaemonStopped { .. } => {}
+            Event::Alert(crate::alert::AlertEvent::Raised(r)) => self.alerts.push(AlertRecord {
+                id: r.id.clone(),
+                class: r.class,
+                task: r.task.clone(),
+                attempt: r.attempt,
+                reason: r.reason.clone(),
+                at: r.at,
+            }),
+            Event::Alert(_) | Event::DaemonStarted { .. } | Event::DaemonStopped { .. } => {}
         }
     }
 

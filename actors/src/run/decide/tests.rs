@@ -143,10 +143,14 @@ fn finished_as(d: &Decision) -> AttemptResult {
 }
 
 fn alerts(d: &Decision) -> Vec<AlertClass> {
+    raised(d).iter().map(|a| a.class).collect()
+}
+
+fn raised(d: &Decision) -> Vec<&crate::alert::AlertRaised> {
     d.events
         .iter()
         .filter_map(|e| match e {
-            Event::AlertRaised { class, .. } => Some(*class),
+            Event::Alert(crate::alert::AlertEvent::Raised(a)) => Some(a),
             _ => None,
         })
         .collect()
@@ -224,7 +228,8 @@ fn a_first_lease_starts_the_child_and_a_later_one_restarts_it() {
 
 #[test]
 fn transient_failures_are_retried_after_their_backoff() {
-    // Stale heartbeat: transient, alert `stale`, retried with backoff.
+    // Stale heartbeat: transient, retried with backoff (its `stale` alert
+    // was raised when the silence was found).
     let g = run(ONE).leased("a");
     let stale = StopCause::Stale { silent_ms: 300_000 };
     let d = g.when(g.ended("a", stopped(&stale), Some(stale))).unwrap();
@@ -233,12 +238,10 @@ fn transient_failures_are_retried_after_their_backoff() {
         [
             "AttemptFinished",
             "ReceiptRecorded",
-            "AlertRaised",
             "ChildFailed",
             "RestartScheduled"
         ]
     );
-    assert_eq!(alerts(&d), [AlertClass::Stale]);
     assert_eq!(restart_of(&d), (2_000, true, true));
     assert!(d.effects.contains(&Effect::Backoff {
         task: g.t("a"),
@@ -399,14 +402,8 @@ fn exhausted_attempts_finish_with_restart_exhausted() {
         } else {
             assert_eq!(finished_as(&d), AttemptResult::Fail);
             assert_eq!(alerts(&d), [AlertClass::RestartExhausted]);
-            let reason = d
-                .events
-                .iter()
-                .find_map(|e| match e {
-                    Event::AlertRaised { reason, .. } => Some(reason.clone()),
-                    _ => None,
-                })
-                .unwrap();
+            let reason = raised(&d)[0].reason.clone();
+            assert_eq!(raised(&d)[0].worker.as_deref(), Some("local-1"));
             assert!(
                 reason.starts_with("a failed 3 times; no attempts left"),
                 "{reason}"
