@@ -358,10 +358,15 @@ impl std::fmt::Display for BadFrame {
 pub struct SegmentScan {
     pub path: PathBuf,
     file: File,
-    /// Bytes read from the file, starting at file offset `buf_pos`.
+    /// Bytes read from the file (`buf[..end]`), starting at file offset
+    /// `buf_pos`. The buffer is kept (zeroed once) across reads and
+    /// rewinds: zeroing a fresh chunk before every read cost as much as
+    /// checksumming it.
     buf: Vec<u8>,
     /// Index in `buf` of the next frame.
     start: usize,
+    /// End of the bytes read into `buf`.
+    end: usize,
     /// File offset of `buf[0]`.
     buf_pos: u64,
     eof: bool,
@@ -385,6 +390,7 @@ impl SegmentScan {
                     file,
                     buf: Vec::new(),
                     start: 0,
+                    end: 0,
                     buf_pos: HEADER_LEN as u64,
                     eof: false,
                 },
@@ -404,23 +410,23 @@ impl SegmentScan {
     /// a recovering writer may have truncated and rewritten).
     pub fn rewind(&mut self) {
         self.buf_pos = self.offset();
-        self.buf.clear();
         self.start = 0;
+        self.end = 0;
         self.eof = false;
     }
 
     /// Continues at `offset` (a frame boundary the caller knows).
     pub fn seek(&mut self, offset: u64) {
         self.buf_pos = offset;
-        self.buf.clear();
         self.start = 0;
+        self.end = 0;
         self.eof = false;
     }
 
     /// The next frame, or how the segment ends.
     pub fn next_step(&mut self) -> Result<Step<'_>, JournalError> {
         loop {
-            let avail = self.buf.len() - self.start;
+            let avail = self.end - self.start;
             let need = if avail >= FRAME_HEADER_LEN {
                 let s = self.start;
                 let len_bytes = [
@@ -479,26 +485,26 @@ impl SegmentScan {
     /// Reads until `need` bytes are buffered past `start`, or end of file.
     fn fill(&mut self, need: usize) -> Result<(), JournalError> {
         if self.start > 0 {
-            self.buf.drain(..self.start);
+            self.buf.copy_within(self.start..self.end, 0);
+            self.end -= self.start;
             self.buf_pos += self.start as u64;
             self.start = 0;
         }
-        while self.buf.len() < need {
-            let old = self.buf.len();
-            let want = (need - old).max(CHUNK);
-            self.buf.resize(old + want, 0);
-            let at = self.buf_pos + old as u64;
+        while self.end < need {
+            // Room for the frame and at least a chunk more.
+            let room = need.max(self.end + CHUNK);
+            if self.buf.len() < room {
+                self.buf.resize(room, 0);
+            }
+            let at = self.buf_pos + self.end as u64;
             let n = loop {
-                match self.file.read_at(&mut self.buf[old..], at) {
+                match self.file.read_at(&mut self.buf[self.end..], at) {
                     Ok(n) => break n,
                     Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                    Err(e) => {
-                        self.buf.truncate(old);
-                        return Err(JournalError::io("read", &self.path, e));
-                    }
+                    Err(e) => return Err(JournalError::io("read", &self.path, e)),
                 }
             };
-            self.buf.truncate(old + n);
+            self.end += n;
             if n == 0 {
                 self.eof = true;
                 break;
