@@ -17,6 +17,7 @@ use std::path::{Path, PathBuf};
 
 use super::envelope::Envelope;
 use super::error::{IoContext as _, JournalError};
+use super::event::Event;
 use super::schema::{self, RecordError, CONFIG};
 use crate::model::Timestamp;
 
@@ -261,9 +262,16 @@ pub fn decode_frame(
     segment: &Path,
     offset: u64,
 ) -> Result<(FrameHead, Vec<Envelope>), JournalError> {
-    let head = decode_head(payload, segment, offset)?;
+    let (head, pos) = decode_head_len(payload, segment, offset)?;
     let mut out = Vec::with_capacity(head.count as usize);
-    decode_records(payload, &head, segment, offset, &mut out)?;
+    decode_records_at(
+        payload,
+        &head,
+        pos,
+        segment,
+        offset,
+        &mut Collect::new(&mut out),
+    )?;
     Ok((head, out))
 }
 
@@ -275,15 +283,70 @@ pub fn decode_records(
     offset: u64,
     out: &mut impl Extend<Envelope>,
 ) -> Result<(), JournalError> {
+    let pos = decode_head_len(payload, segment, offset)?.1;
+    decode_records_at(payload, head, pos, segment, offset, &mut Collect::new(out))
+}
+
+/// Where a frame's records go, one by one, as they are decoded.
+pub(crate) trait RecordSink {
+    /// Where to decode the next record's event (its old value is replaced).
+    fn slot(&mut self) -> &mut Event;
+    /// The record with seq `seq`, whose event [`Self::slot`] now holds;
+    /// `actor` is borrowed from the frame, so a sink that does not keep it
+    /// needs no copy.
+    fn record(&mut self, seq: u64, at: Timestamp, actor: &str);
+}
+
+/// Collects envelopes into any `Extend<Envelope>` (a reader's queue).
+pub(crate) struct Collect<'a, E: ?Sized> {
+    out: &'a mut E,
+    event: Event,
+}
+
+impl<'a, E: Extend<Envelope> + ?Sized> Collect<'a, E> {
+    pub(crate) fn new(out: &'a mut E) -> Self {
+        Self {
+            out,
+            event: Event::placeholder(),
+        }
+    }
+}
+
+impl<E: Extend<Envelope> + ?Sized> RecordSink for Collect<'_, E> {
+    fn slot(&mut self) -> &mut Event {
+        &mut self.event
+    }
+
+    #[inline]
+    fn record(&mut self, seq: u64, at: Timestamp, actor: &str) {
+        let event = std::mem::replace(&mut self.event, Event::placeholder());
+        self.out.extend(std::iter::once(Envelope {
+            seq,
+            at,
+            actor: actor.to_owned(),
+            event,
+        }));
+    }
+}
+
+/// Decodes the records of a frame whose head is `head` and takes `pos`
+/// bytes (see [`decode_head_len`]) into `sink`.
+pub(crate) fn decode_records_at(
+    payload: &[u8],
+    head: &FrameHead,
+    mut pos: usize,
+    segment: &Path,
+    offset: u64,
+    sink: &mut impl RecordSink,
+) -> Result<(), JournalError> {
     let undecodable = |reason: String| JournalError::Undecodable {
         segment: segment.to_path_buf(),
         offset,
         reason,
     };
-    let mut pos = FrameHead::decode(payload).map_err(undecodable)?.1;
     for i in 0..u64::from(head.count) {
         let rest = payload.get(pos..).unwrap_or_default();
-        let (actor, event, used) = schema::decode_record(rest).map_err(|e| match e {
+        let (actor, used) = schema::decode_record_into(rest, sink.slot()).map_err(|e| match e {
             RecordError::Newer { found, supported } => JournalError::NewerSchema {
                 segment: segment.to_path_buf(),
                 offset,
@@ -293,12 +356,7 @@ pub fn decode_records(
             other => undecodable(format!("record {} of the frame: {other}", i + 1)),
         })?;
         pos += used;
-        out.extend(std::iter::once(Envelope {
-            seq: head.first_seq + i,
-            at: head.at,
-            actor,
-            event,
-        }));
+        sink.record(head.first_seq + i, head.at, actor);
     }
     if pos != payload.len() {
         return Err(undecodable(format!(
@@ -312,13 +370,20 @@ pub fn decode_records(
 
 /// Decodes only a frame's head (shallow scans: recovery, stats).
 pub fn decode_head(payload: &[u8], segment: &Path, offset: u64) -> Result<FrameHead, JournalError> {
-    FrameHead::decode(payload)
-        .map(|(h, _)| h)
-        .map_err(|reason| JournalError::Undecodable {
-            segment: segment.to_path_buf(),
-            offset,
-            reason,
-        })
+    decode_head_len(payload, segment, offset).map(|(h, _)| h)
+}
+
+/// A frame's head and the bytes it takes (where the records start).
+pub(crate) fn decode_head_len(
+    payload: &[u8],
+    segment: &Path,
+    offset: u64,
+) -> Result<(FrameHead, usize), JournalError> {
+    FrameHead::decode(payload).map_err(|reason| JournalError::Undecodable {
+        segment: segment.to_path_buf(),
+        offset,
+        reason,
+    })
 }
 
 /// One step of a [`SegmentScan`].
