@@ -59,10 +59,22 @@ pub(crate) fn encode_record(
     actor: &str,
     event: &Event,
 ) -> Result<(), bincode::error::EncodeError> {
-    bincode::encode_into_std_write(EVENT_SCHEMA_VERSION, out, CONFIG)?;
-    bincode::encode_into_std_write(actor, out, CONFIG)?;
-    bincode::serde::encode_into_std_write(event, out, CONFIG)?;
+    bincode::encode_into_writer(EVENT_SCHEMA_VERSION, Append(out), CONFIG)?;
+    bincode::encode_into_writer(actor, Append(out), CONFIG)?;
+    bincode::serde::encode_into_writer(event, Append(out), CONFIG)?;
     Ok(())
+}
+
+/// bincode's writer for appending to a `Vec`: the same bytes as through
+/// `std::io::Write`, without its adapter on every field.
+pub(crate) struct Append<'a>(pub(crate) &'a mut Vec<u8>);
+
+impl bincode::enc::write::Writer for Append<'_> {
+    #[inline(always)]
+    fn write(&mut self, bytes: &[u8]) -> Result<(), bincode::error::EncodeError> {
+        self.0.extend_from_slice(bytes);
+        Ok(())
+    }
 }
 
 /// Decodes the record at the start of `bytes`: `(actor, event, bytes used)`.

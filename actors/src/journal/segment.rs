@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 use super::envelope::Envelope;
 use super::error::{IoContext as _, JournalError};
 use super::event::Event;
-use super::schema::{self, RecordError, CONFIG};
+use super::schema::{self, Append, RecordError, CONFIG};
 use crate::model::Timestamp;
 
 /// The first 8 bytes of every segment.
@@ -202,9 +202,9 @@ impl FrameHead {
     /// Appends the encoded head to `out`.
     pub fn encode_into(&self, out: &mut Vec<u8>) {
         // Encoding integers into a Vec cannot fail.
-        let _ = bincode::encode_into_std_write(self.first_seq, out, CONFIG);
-        let _ = bincode::encode_into_std_write(self.at.nanos(), out, CONFIG);
-        let _ = bincode::encode_into_std_write(self.count, out, CONFIG);
+        let _ = bincode::encode_into_writer(self.first_seq, Append(out), CONFIG);
+        let _ = bincode::encode_into_writer(self.at.nanos(), Append(out), CONFIG);
+        let _ = bincode::encode_into_writer(self.count, Append(out), CONFIG);
     }
 
     /// Decodes the head at the start of a payload: `(head, bytes used)`.
