@@ -374,24 +374,29 @@ impl Shared {
         }
     }
 
-    /// A batch is durable: publish it and answer its caller.
-    fn complete(&self, done: Done) {
-        self.last_seq.fetch_max(done.ack.last_seq, Ordering::AcqRel);
-        let Done { mut sub, ack, .. } = done;
-        if self.feed.receiver_count() > 0 {
-            let envs: Arc<[Envelope]> = std::mem::take(&mut sub.events)
-                .into_iter()
-                .zip(ack.first_seq..)
-                .map(|(e, seq)| Envelope {
-                    seq,
-                    at: ack.at,
-                    actor: e.actor,
-                    event: e.event,
-                })
-                .collect();
-            let _ = self.feed.send(envs);
+    /// Batches are durable, up to seq `last_seq`: publish them and answer
+    /// their callers, in order. The last durable seq is raised before any
+    /// caller is answered, and the feed's receivers are counted once per
+    /// round rather than once per batch (a count takes the feed's lock).
+    fn complete(&self, done: impl IntoIterator<Item = Done>, last_seq: u64) {
+        self.last_seq.fetch_max(last_seq, Ordering::AcqRel);
+        let publish = self.feed.receiver_count() > 0;
+        for Done { mut sub, ack } in done {
+            if publish {
+                let envs: Arc<[Envelope]> = std::mem::take(&mut sub.events)
+                    .into_iter()
+                    .zip(ack.first_seq..)
+                    .map(|(e, seq)| Envelope {
+                        seq,
+                        at: ack.at,
+                        actor: e.actor,
+                        event: e.event,
+                    })
+                    .collect();
+                let _ = self.feed.send(envs);
+            }
+            sub.answer(Ok(ack));
         }
-        sub.answer(Ok(ack));
     }
 }
 
@@ -492,14 +497,17 @@ impl SyncThread {
             }
             for job in jobs.drain(..) {
                 match job {
-                    SyncJob::Sync { done, .. } => {
-                        for d in done {
-                            match &result {
-                                Ok(()) => shared.complete(d),
-                                Err(e) => d.sub.answer(Err(e.clone())),
+                    SyncJob::Sync { done, .. } => match &result {
+                        Ok(()) => {
+                            let last = done.last().map_or(0, |d| d.ack.last_seq);
+                            shared.complete(done, last);
+                        }
+                        Err(e) => {
+                            for d in done {
+                                d.sub.answer(Err(e.clone()));
                             }
                         }
-                    }
+                    },
                     SyncJob::Barrier(tx) => {
                         let _ = tx.send(());
                     }
@@ -1051,7 +1059,7 @@ impl WriterState {
                         done: done.collect(),
                     }),
                     // `never`: written is all there is to wait for.
-                    None => done.for_each(|d| self.shared.complete(d)),
+                    None => self.shared.complete(done, self.next_seq - 1),
                 }
             }
         }
