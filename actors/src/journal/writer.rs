@@ -6,10 +6,11 @@
 //! [`JournalHandle::append`] encodes the batch's records on the caller's
 //! task (so serialization runs in parallel, not in the single writer), then
 //! pushes it onto the handle's submission queue and, if no drain is already
-//! scheduled, sends the actor one [`JournalMsg::Drain`]. The actor takes
-//! everything queued (a *round*), assigns seqs in queue order, puts each
-//! batch in one frame in a single buffer and writes the buffer with one
-//! `write`.
+//! scheduled, sends the actor one [`JournalMsg::Drain`]. The actor first
+//! yields to the tasks that are ready to run (callers just answered queue
+//! their next batches meanwhile), then takes everything queued (a *round*),
+//! assigns seqs in queue order, puts each batch in one frame in a single
+//! buffer and writes the buffer with one `write`.
 //!
 //! - [`SyncMode::Always`]: the actor hands the written round to the
 //!   writer's sync thread and goes on with the next round. The sync thread
@@ -246,14 +247,14 @@ pub struct WriterStatus {
 /// which sends these; the enum is public for the supervision tree and for
 /// callers that hold only the `ActorRef`.
 pub enum JournalMsg {
-    /// Batches are waiting in the handle's submission queue: take them all
-    /// (a round), write one frame per batch with one `write`, and repeat
-    /// while more arrive (up to 64 rounds, then this message is re-sent to
-    /// the back of the mailbox). Each batch's caller gets its [`AppendAck`]
-    /// — from the sync thread after the `fdatasync` with `Always`, right
-    /// after the write with `Never` — or the error. Reply: none (each batch
-    /// carries its own). Journal events written: the queued batches,
-    /// verbatim.
+    /// Batches are waiting in the handle's submission queue: let ready
+    /// tasks run (a yield), take them all (a round), write one frame per
+    /// batch with one `write`, and repeat while more arrive (up to 64
+    /// rounds, then this message is re-sent to the back of the mailbox).
+    /// Each batch's caller gets its [`AppendAck`] — from the sync thread
+    /// after the `fdatasync` with `Always`, right after the write with
+    /// `Never` — or the error. Reply: none (each batch carries its own).
+    /// Journal events written: the queued batches, verbatim.
     Drain,
     /// Append one batch, exactly like [`JournalHandle::append`] (records are
     /// encoded by the actor here). Reply: the [`AppendAck`] once durable, or
