@@ -23,8 +23,30 @@ pub(crate) fn decode_owned<T: de::DeserializeOwned, C: bincode::config::Config>(
     bincode::serde::seed_decode_from_slice(Seed(PhantomData::<T>), bytes, config)
 }
 
+/// Decodes a `T` from the start of `bytes` into `slot` (replacing what it
+/// held): the bytes used. For a large `T` decoded in a loop this saves the
+/// copies of returning it through several layers of `Result`.
+pub(crate) fn decode_owned_into<T: de::DeserializeOwned, C: bincode::config::Config>(
+    bytes: &[u8],
+    config: C,
+    slot: &mut T,
+) -> Result<usize, bincode::error::DecodeError> {
+    bincode::serde::seed_decode_from_slice(IntoSlot(slot), bytes, config).map(|((), n)| n)
+}
+
 /// Deserializes `T` through [`De`].
 struct Seed<T>(PhantomData<T>);
+
+/// Deserializes `T` through [`De`] into a slot.
+struct IntoSlot<'a, T>(&'a mut T);
+
+impl<'de, T: de::Deserialize<'de>> DeserializeSeed<'de> for IntoSlot<'_, T> {
+    type Value = ();
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        *self.0 = T::deserialize(De(d))?;
+        Ok(())
+    }
+}
 
 impl<'de, T: de::Deserialize<'de>> DeserializeSeed<'de> for Seed<T> {
     type Value = T;

@@ -280,6 +280,15 @@ pub enum InterruptCause {
 }
 
 impl Event {
+    /// A cheap value (no allocation) for a slot that is about to be decoded
+    /// into; never journaled as such.
+    pub(crate) fn placeholder() -> Self {
+        Event::DaemonStopped {
+            pid: 0,
+            reason: String::new(),
+        }
+    }
+
     /// The event's type name, as `orca journal export` prints it.
     pub fn type_name(&self) -> &'static str {
         match self {

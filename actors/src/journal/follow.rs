@@ -18,6 +18,7 @@ use tokio::sync::Notify;
 use super::envelope::Envelope;
 use super::error::JournalError;
 use super::reader::Cursor;
+use super::segment::Collect;
 
 /// Tails the journal ([`follow`]).
 pub struct Follower {
@@ -104,7 +105,11 @@ impl Follower {
                 }
                 return Ok(Some(env));
             }
-            if self.cursor.next_frame(&mut self.pending)?.is_none() {
+            if self
+                .cursor
+                .next_frame(&mut Collect::new(&mut self.pending))?
+                .is_none()
+            {
                 return Ok(None);
             }
         }

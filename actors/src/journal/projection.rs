@@ -6,8 +6,10 @@ use std::path::Path;
 
 use super::envelope::Envelope;
 use super::error::JournalError;
+use super::event::Event;
 use super::reader::Cursor;
-use super::segment::list_segments;
+use super::segment::{list_segments, RecordSink};
+use crate::model::Timestamp;
 
 /// A view folded from the journal. `apply` must be deterministic and must
 /// not fail: it sees each event once, in seq order.
@@ -49,33 +51,49 @@ pub fn replay<P: Projection + ?Sized>(
             });
         }
     }
-    // Each envelope goes straight from the decoder to `apply`, without
-    // passing through the reader's queue (an envelope is a few hundred
-    // bytes: copying it around costs more than the fold).
+    // Each event is decoded straight into one reused envelope and applied
+    // from there: an envelope is a few hundred bytes, and the actor path's
+    // buffer is reused rather than allocated per event.
     let mut sink = Apply {
         p,
         from,
         last: from - 1,
+        env: Envelope {
+            seq: 0,
+            at: Timestamp(0),
+            actor: String::new(),
+            event: Event::placeholder(),
+        },
     };
     let mut cursor = Cursor::new(dir, from, from);
     while cursor.next_frame(&mut sink)?.is_some() {}
     Ok(sink.last)
 }
 
-/// Applies decoded envelopes at or above `from`.
+/// Applies decoded events at or above `from`.
 struct Apply<'a, P: ?Sized> {
     p: &'a mut P,
     from: u64,
     last: u64,
+    /// Decoded into and applied from, record after record.
+    env: Envelope,
 }
 
-impl<P: Projection + ?Sized> Extend<Envelope> for Apply<'_, P> {
-    fn extend<I: IntoIterator<Item = Envelope>>(&mut self, iter: I) {
-        for env in iter {
-            if env.seq >= self.from {
-                self.p.apply(&env);
-                self.last = env.seq;
-            }
+impl<P: Projection + ?Sized> RecordSink for Apply<'_, P> {
+    fn slot(&mut self) -> &mut Event {
+        &mut self.env.event
+    }
+
+    #[inline]
+    fn record(&mut self, seq: u64, at: Timestamp, actor: &str) {
+        if seq < self.from {
+            return;
         }
+        self.env.seq = seq;
+        self.env.at = at;
+        self.env.actor.clear();
+        self.env.actor.push_str(actor);
+        self.p.apply(&self.env);
+        self.last = seq;
     }
 }

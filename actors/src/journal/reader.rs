@@ -14,8 +14,8 @@ use std::path::{Path, PathBuf};
 use super::envelope::Envelope;
 use super::error::JournalError;
 use super::segment::{
-    decode_head, decode_records, list_segments, FrameHead, HeaderProblem, SegmentScan, Step,
-    FORMAT_VERSION, HEADER_LEN,
+    decode_head_len, decode_records_at, list_segments, Collect, FrameHead, HeaderProblem,
+    RecordSink, SegmentScan, Step, FORMAT_VERSION, HEADER_LEN,
 };
 
 /// Which events to read.
@@ -167,12 +167,12 @@ impl Cursor {
         }
     }
 
-    /// The next frame's head, its events appended to `out` (unless the
+    /// The next frame's head, its events handed to `out` (unless the
     /// whole frame is below the cursor's range); `None` when nothing more is
     /// written yet.
     pub(crate) fn next_frame(
         &mut self,
-        out: &mut impl Extend<Envelope>,
+        out: &mut impl RecordSink,
     ) -> Result<Option<FrameHead>, JournalError> {
         loop {
             let Some((mut scan, first, path)) = self.scan.take() else {
@@ -184,7 +184,7 @@ impl Cursor {
             let expected = self.expected.unwrap_or(first);
             let problem = match scan.next_step()? {
                 Step::Frame { offset, payload } => {
-                    let head = decode_head(payload, &path, offset)?;
+                    let (head, records_at) = decode_head_len(payload, &path, offset)?;
                     if head.first_seq != expected {
                         return Err(Self::corrupt(
                             &path,
@@ -196,7 +196,7 @@ impl Cursor {
                         ));
                     }
                     if head.last_seq() >= self.skip_below {
-                        decode_records(payload, &head, &path, offset, out)?;
+                        decode_records_at(payload, &head, records_at, &path, offset, out)?;
                     }
                     self.expected = Some(head.last_seq() + 1);
                     self.suspect = None;
@@ -294,7 +294,7 @@ impl Iterator for JournalReader {
                 self.emitted += 1;
                 return Some(Ok(env));
             }
-            match self.cursor.next_frame(&mut self.pending) {
+            match self.cursor.next_frame(&mut Collect::new(&mut self.pending)) {
                 Ok(Some(head)) => {
                     if self.range.to.is_some_and(|to| head.first_seq > to) {
                         self.done = true;
@@ -338,8 +338,9 @@ pub fn highest_seq(dir: &Path) -> Result<u64, JournalError> {
     };
     let mut cursor = Cursor::new(dir, last.first_seq, u64::MAX);
     let mut highest = last.first_seq.saturating_sub(1);
+    // Skipping every frame: the sink never sees a record.
     let mut none: VecDeque<Envelope> = VecDeque::new();
-    while let Some(head) = cursor.next_frame(&mut none)? {
+    while let Some(head) = cursor.next_frame(&mut Collect::new(&mut none))? {
         highest = head.last_seq();
     }
     Ok(highest)

@@ -59,25 +59,58 @@ pub(crate) fn encode_record(
     actor: &str,
     event: &Event,
 ) -> Result<(), bincode::error::EncodeError> {
-    bincode::encode_into_std_write(EVENT_SCHEMA_VERSION, out, CONFIG)?;
-    bincode::encode_into_std_write(actor, out, CONFIG)?;
-    bincode::serde::encode_into_std_write(event, out, CONFIG)?;
+    bincode::encode_into_writer(EVENT_SCHEMA_VERSION, Append(out), CONFIG)?;
+    bincode::encode_into_writer(actor, Append(out), CONFIG)?;
+    bincode::serde::encode_into_writer(event, Append(out), CONFIG)?;
     Ok(())
 }
 
+/// bincode's writer for appending to a `Vec`: the same bytes as through
+/// `std::io::Write`, without its adapter on every field.
+pub(crate) struct Append<'a>(pub(crate) &'a mut Vec<u8>);
+
+impl bincode::enc::write::Writer for Append<'_> {
+    #[inline(always)]
+    fn write(&mut self, bytes: &[u8]) -> Result<(), bincode::error::EncodeError> {
+        self.0.extend_from_slice(bytes);
+        Ok(())
+    }
+}
+
 /// Decodes the record at the start of `bytes`: `(actor, event, bytes used)`.
+#[cfg(test)]
 pub(crate) fn decode_record(bytes: &[u8]) -> Result<(String, Event, usize), RecordError> {
+    let mut event = Event::placeholder();
+    let (actor, used) = decode_record_into(bytes, &mut event)?;
+    Ok((actor.to_owned(), event, used))
+}
+
+/// Decodes the record at the start of `bytes`, its event into `event`
+/// (replacing it): `(actor, bytes used)`. The actor path stays borrowed from
+/// `bytes` (a fold copies it into one reused buffer), and the event is
+/// decoded where it is used: an [`Event`] is a few hundred bytes, and every
+/// `Result` it would be returned through can cost a copy of it.
+#[inline]
+pub(crate) fn decode_record_into<'a>(
+    bytes: &'a [u8],
+    event: &mut Event,
+) -> Result<(&'a str, usize), RecordError> {
     let malformed = |e: bincode::error::DecodeError| RecordError::Malformed(e.to_string());
     let (version, a): (u16, usize) =
         bincode::decode_from_slice(bytes, CONFIG).map_err(malformed)?;
     let rest = bytes.get(a..).unwrap_or_default();
-    // Borrowed, then copied: see `decode.rs` for why not `String` directly.
+    // Borrowed: see `decode.rs` for why not `String` directly.
     let (actor, b): (&str, usize) =
         bincode::borrow_decode_from_slice(rest, CONFIG).map_err(malformed)?;
-    let actor = actor.to_owned();
     let rest = rest.get(b..).unwrap_or_default();
-    let (event, c) = decode_event(version, rest)?;
-    Ok((actor, event, a + b + c))
+    let c = if version == EVENT_SCHEMA_VERSION {
+        super::decode::decode_owned_into(rest, CONFIG, event).map_err(malformed)?
+    } else {
+        let (older, c) = decode_event(version, rest)?;
+        *event = older;
+        c
+    };
+    Ok((actor, a + b + c))
 }
 
 /// Decodes an event written under schema `version`.

@@ -17,7 +17,8 @@ use std::path::{Path, PathBuf};
 
 use super::envelope::Envelope;
 use super::error::{IoContext as _, JournalError};
-use super::schema::{self, RecordError, CONFIG};
+use super::event::Event;
+use super::schema::{self, Append, RecordError, CONFIG};
 use crate::model::Timestamp;
 
 /// The first 8 bytes of every segment.
@@ -201,9 +202,9 @@ impl FrameHead {
     /// Appends the encoded head to `out`.
     pub fn encode_into(&self, out: &mut Vec<u8>) {
         // Encoding integers into a Vec cannot fail.
-        let _ = bincode::encode_into_std_write(self.first_seq, out, CONFIG);
-        let _ = bincode::encode_into_std_write(self.at.nanos(), out, CONFIG);
-        let _ = bincode::encode_into_std_write(self.count, out, CONFIG);
+        let _ = bincode::encode_into_writer(self.first_seq, Append(out), CONFIG);
+        let _ = bincode::encode_into_writer(self.at.nanos(), Append(out), CONFIG);
+        let _ = bincode::encode_into_writer(self.count, Append(out), CONFIG);
     }
 
     /// Decodes the head at the start of a payload: `(head, bytes used)`.
@@ -261,9 +262,16 @@ pub fn decode_frame(
     segment: &Path,
     offset: u64,
 ) -> Result<(FrameHead, Vec<Envelope>), JournalError> {
-    let head = decode_head(payload, segment, offset)?;
+    let (head, pos) = decode_head_len(payload, segment, offset)?;
     let mut out = Vec::with_capacity(head.count as usize);
-    decode_records(payload, &head, segment, offset, &mut out)?;
+    decode_records_at(
+        payload,
+        &head,
+        pos,
+        segment,
+        offset,
+        &mut Collect::new(&mut out),
+    )?;
     Ok((head, out))
 }
 
@@ -275,15 +283,70 @@ pub fn decode_records(
     offset: u64,
     out: &mut impl Extend<Envelope>,
 ) -> Result<(), JournalError> {
+    let pos = decode_head_len(payload, segment, offset)?.1;
+    decode_records_at(payload, head, pos, segment, offset, &mut Collect::new(out))
+}
+
+/// Where a frame's records go, one by one, as they are decoded.
+pub(crate) trait RecordSink {
+    /// Where to decode the next record's event (its old value is replaced).
+    fn slot(&mut self) -> &mut Event;
+    /// The record with seq `seq`, whose event [`Self::slot`] now holds;
+    /// `actor` is borrowed from the frame, so a sink that does not keep it
+    /// needs no copy.
+    fn record(&mut self, seq: u64, at: Timestamp, actor: &str);
+}
+
+/// Collects envelopes into any `Extend<Envelope>` (a reader's queue).
+pub(crate) struct Collect<'a, E: ?Sized> {
+    out: &'a mut E,
+    event: Event,
+}
+
+impl<'a, E: Extend<Envelope> + ?Sized> Collect<'a, E> {
+    pub(crate) fn new(out: &'a mut E) -> Self {
+        Self {
+            out,
+            event: Event::placeholder(),
+        }
+    }
+}
+
+impl<E: Extend<Envelope> + ?Sized> RecordSink for Collect<'_, E> {
+    fn slot(&mut self) -> &mut Event {
+        &mut self.event
+    }
+
+    #[inline]
+    fn record(&mut self, seq: u64, at: Timestamp, actor: &str) {
+        let event = std::mem::replace(&mut self.event, Event::placeholder());
+        self.out.extend(std::iter::once(Envelope {
+            seq,
+            at,
+            actor: actor.to_owned(),
+            event,
+        }));
+    }
+}
+
+/// Decodes the records of a frame whose head is `head` and takes `pos`
+/// bytes (see [`decode_head_len`]) into `sink`.
+pub(crate) fn decode_records_at(
+    payload: &[u8],
+    head: &FrameHead,
+    mut pos: usize,
+    segment: &Path,
+    offset: u64,
+    sink: &mut impl RecordSink,
+) -> Result<(), JournalError> {
     let undecodable = |reason: String| JournalError::Undecodable {
         segment: segment.to_path_buf(),
         offset,
         reason,
     };
-    let mut pos = FrameHead::decode(payload).map_err(undecodable)?.1;
     for i in 0..u64::from(head.count) {
         let rest = payload.get(pos..).unwrap_or_default();
-        let (actor, event, used) = schema::decode_record(rest).map_err(|e| match e {
+        let (actor, used) = schema::decode_record_into(rest, sink.slot()).map_err(|e| match e {
             RecordError::Newer { found, supported } => JournalError::NewerSchema {
                 segment: segment.to_path_buf(),
                 offset,
@@ -293,12 +356,7 @@ pub fn decode_records(
             other => undecodable(format!("record {} of the frame: {other}", i + 1)),
         })?;
         pos += used;
-        out.extend(std::iter::once(Envelope {
-            seq: head.first_seq + i,
-            at: head.at,
-            actor,
-            event,
-        }));
+        sink.record(head.first_seq + i, head.at, actor);
     }
     if pos != payload.len() {
         return Err(undecodable(format!(
@@ -312,13 +370,20 @@ pub fn decode_records(
 
 /// Decodes only a frame's head (shallow scans: recovery, stats).
 pub fn decode_head(payload: &[u8], segment: &Path, offset: u64) -> Result<FrameHead, JournalError> {
-    FrameHead::decode(payload)
-        .map(|(h, _)| h)
-        .map_err(|reason| JournalError::Undecodable {
-            segment: segment.to_path_buf(),
-            offset,
-            reason,
-        })
+    decode_head_len(payload, segment, offset).map(|(h, _)| h)
+}
+
+/// A frame's head and the bytes it takes (where the records start).
+pub(crate) fn decode_head_len(
+    payload: &[u8],
+    segment: &Path,
+    offset: u64,
+) -> Result<(FrameHead, usize), JournalError> {
+    FrameHead::decode(payload).map_err(|reason| JournalError::Undecodable {
+        segment: segment.to_path_buf(),
+        offset,
+        reason,
+    })
 }
 
 /// One step of a [`SegmentScan`].
@@ -358,10 +423,15 @@ impl std::fmt::Display for BadFrame {
 pub struct SegmentScan {
     pub path: PathBuf,
     file: File,
-    /// Bytes read from the file, starting at file offset `buf_pos`.
+    /// Bytes read from the file (`buf[..end]`), starting at file offset
+    /// `buf_pos`. The buffer is kept (zeroed once) across reads and
+    /// rewinds: zeroing a fresh chunk before every read cost as much as
+    /// checksumming it.
     buf: Vec<u8>,
     /// Index in `buf` of the next frame.
     start: usize,
+    /// End of the bytes read into `buf`.
+    end: usize,
     /// File offset of `buf[0]`.
     buf_pos: u64,
     eof: bool,
@@ -385,6 +455,7 @@ impl SegmentScan {
                     file,
                     buf: Vec::new(),
                     start: 0,
+                    end: 0,
                     buf_pos: HEADER_LEN as u64,
                     eof: false,
                 },
@@ -404,23 +475,23 @@ impl SegmentScan {
     /// a recovering writer may have truncated and rewritten).
     pub fn rewind(&mut self) {
         self.buf_pos = self.offset();
-        self.buf.clear();
         self.start = 0;
+        self.end = 0;
         self.eof = false;
     }
 
     /// Continues at `offset` (a frame boundary the caller knows).
     pub fn seek(&mut self, offset: u64) {
         self.buf_pos = offset;
-        self.buf.clear();
         self.start = 0;
+        self.end = 0;
         self.eof = false;
     }
 
     /// The next frame, or how the segment ends.
     pub fn next_step(&mut self) -> Result<Step<'_>, JournalError> {
         loop {
-            let avail = self.buf.len() - self.start;
+            let avail = self.end - self.start;
             let need = if avail >= FRAME_HEADER_LEN {
                 let s = self.start;
                 let len_bytes = [
@@ -479,26 +550,26 @@ impl SegmentScan {
     /// Reads until `need` bytes are buffered past `start`, or end of file.
     fn fill(&mut self, need: usize) -> Result<(), JournalError> {
         if self.start > 0 {
-            self.buf.drain(..self.start);
+            self.buf.copy_within(self.start..self.end, 0);
+            self.end -= self.start;
             self.buf_pos += self.start as u64;
             self.start = 0;
         }
-        while self.buf.len() < need {
-            let old = self.buf.len();
-            let want = (need - old).max(CHUNK);
-            self.buf.resize(old + want, 0);
-            let at = self.buf_pos + old as u64;
+        while self.end < need {
+            // Room for the frame and at least a chunk more.
+            let room = need.max(self.end + CHUNK);
+            if self.buf.len() < room {
+                self.buf.resize(room, 0);
+            }
+            let at = self.buf_pos + self.end as u64;
             let n = loop {
-                match self.file.read_at(&mut self.buf[old..], at) {
+                match self.file.read_at(&mut self.buf[self.end..], at) {
                     Ok(n) => break n,
                     Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                    Err(e) => {
-                        self.buf.truncate(old);
-                        return Err(JournalError::io("read", &self.path, e));
-                    }
+                    Err(e) => return Err(JournalError::io("read", &self.path, e)),
                 }
             };
-            self.buf.truncate(old + n);
+            self.end += n;
             if n == 0 {
                 self.eof = true;
                 break;
