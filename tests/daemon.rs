@@ -278,7 +278,7 @@ async fn every_route_and_its_errors() {
     // The tree is live.
     let (_, tree) = d.get(&format!("/v1/tree?run={run}")).await;
     let tree: TreeNode = serde_json::from_value(tree).unwrap();
-    let run_node = &tree.children[1].children[0];
+    let run_node = &orca_actors::view::runs_node(&tree).unwrap().children[0];
     assert!(run_node
         .children
         .iter()
@@ -711,7 +711,7 @@ async fn nested_runs_to_depth_three_with_per_attempt_tokens() {
     // The tree nests each child run under the attempt that submitted it.
     let (_, tree) = d.get(&format!("/v1/tree?run={root}")).await;
     let tree: TreeNode = serde_json::from_value(tree).unwrap();
-    let mut node = &tree.children[1].children[0];
+    let mut node = &orca_actors::view::runs_node(&tree).unwrap().children[0];
     for depth in 1..=3 {
         let attempt = node
             .children

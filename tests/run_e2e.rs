@@ -67,7 +67,7 @@ fn the_smoke_example_passes_and_views_read_it() {
     assert!(String::from_utf8_lossy(&text.stdout).contains("passed 7"));
     let tree = orca_cmd(&ws).args(["tree", "--json"]).output().unwrap();
     let root: TreeNode = serde_json::from_slice(&tree.stdout).unwrap();
-    let run_node = &root.children[1].children[0];
+    let run_node = &orca_actors::view::runs_node(&root).unwrap().children[0];
     assert_eq!(run_node.state, "passed");
     assert!(run_node
         .children

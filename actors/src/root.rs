@@ -1,8 +1,8 @@
 //! `orca` (`/`): the root supervisor, one_for_one, 3 restarts in 5 s.
 //!
 //! Its children are the rows of [`Root::children`]: the journal writer
-//! (adopted: it is opened before the tree) and `runs`; the alert router and
-//! `agents` join as one row each. A child's end goes through the
+//! (adopted: it is opened before the tree), `runs` and the alert router;
+//! `agents` joins as one more row. A child's end goes through the
 //! [`ChildTable`]: decide, journal, then act.
 //!
 //! - `runs` failing is orca's own bug: its row restarts it (journaled
@@ -76,6 +76,19 @@ impl Root {
                     fut
                 }),
             ),
+            ChildSpec::permanent(ActorPath::AlertRouter, {
+                let s = services.clone();
+                Arc::new(move |sup: ActorCell, _restarts: u32| {
+                    let s = s.clone();
+                    let fut: futures::future::BoxFuture<'static, _> = Box::pin(async move {
+                        let (router, _) =
+                            Actor::spawn_linked(None, crate::alert::actor::AlertRouter, s, sup)
+                                .await?;
+                        Ok(router.get_cell())
+                    });
+                    fut
+                })
+            }),
         ]
     }
 }

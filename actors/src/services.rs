@@ -24,6 +24,8 @@ pub struct Settings {
     pub runtime: Option<RuntimeConfig>,
     /// Default concurrency (config, else CPUs).
     pub default_max_workers: u32,
+    /// The workspace's default alert config (`[alerts]`).
+    pub alerts: Option<crate::spec::AlertConfig>,
 }
 
 impl Settings {
@@ -42,6 +44,7 @@ impl Settings {
                 .unwrap_or(crate::attempt::artifacts::DEFAULT_ARTIFACT_CAP),
             runtime: config.runtime().cloned(),
             default_max_workers: run.and_then(|r| r.max_workers).unwrap_or_else(cpus),
+            alerts: config.alerts.clone(),
         }
     }
 }

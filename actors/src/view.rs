@@ -359,9 +359,36 @@ pub fn tree(view: &FleetView, journal: &JournalFacts, only: Option<&str>) -> Tre
     TreeNode {
         strategy: Some(Strategy::OneForOne),
         intensity: Some((internal.max_restarts, internal.within_ms)),
-        children: vec![journal_node, runs],
+        children: vec![journal_node, alert_router_node(&view.alerts), runs],
         ..TreeNode::leaf("/".into(), "orca".into(), NodeKind::Root, "running")
     }
+}
+
+/// The alert router: its queue (notifications not yet delivered), last
+/// delivery and failures, from the journal.
+pub fn alert_router_node(alerts: &crate::alert::view::AlertsView) -> TreeNode {
+    let queue = alerts.queue_depth();
+    let mut node = TreeNode::leaf(
+        crate::path::ActorPath::AlertRouter.to_string(),
+        "alert-router".into(),
+        NodeKind::AlertRouter,
+        if queue > 0 { "delivering" } else { "idle" },
+    );
+    node.detail = format!(
+        "queue {queue}, last delivery {}, {} failure{}",
+        alerts
+            .last_delivery
+            .map(|t| t.rfc3339())
+            .unwrap_or_else(|| "never".into()),
+        alerts.failures,
+        if alerts.failures == 1 { "" } else { "s" }
+    );
+    node
+}
+
+/// The runs subtree of a tree (`/runs`).
+pub fn runs_node(tree: &TreeNode) -> Option<&TreeNode> {
+    tree.children.iter().find(|c| c.kind == NodeKind::Runs)
 }
 
 /// Whether `r` was submitted (transitively) by an attempt of run `root`.

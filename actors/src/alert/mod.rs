@@ -16,9 +16,11 @@
 //! | [`send`] | the reqwest sender and `deliver` |
 //! | [`dry_run`] | `orca alert dry-run`'s rendering |
 //!
-//! `events`, `config`, `router`, `payload`, `sign`, `secret`, `endpoint` and
-//! `dry_run` import neither ractor nor tokio.
+//! `events`, `config`, `router`, `payload`, `sign`, `secret`, `endpoint`,
+//! `view` and `dry_run` import neither ractor nor tokio; [`actor`] is the
+//! `alert-router` actor that drives them from the journal.
 
+pub mod actor;
 pub mod config;
 pub mod dry_run;
 pub mod endpoint;

@@ -125,6 +125,9 @@ pub enum Command {
         key: ConditionKey,
         cause: ClearCause,
     },
+    /// Send what waits in `group_wait` windows now (an embedded `orca
+    /// run` delivers everything its run raised before it exits).
+    FlushGroups,
 }
 
 /// What the router asks its actor to do once the decision is durable.
@@ -315,6 +318,19 @@ impl RouterState {
 
     pub fn group(&self, source: &AlertSource) -> Option<&Group> {
         self.groups.get(source)
+    }
+
+    /// Nothing left to do: every alert routed, no group window open, no
+    /// notification waiting for a delivery.
+    pub fn is_idle(&self) -> bool {
+        self.alerts.values().all(|a| a.routed)
+            && self.groups.is_empty()
+            && self.notifications.is_empty()
+    }
+
+    /// Sends in flight now.
+    pub fn inflight(&self) -> usize {
+        self.inflight.len()
     }
 
     /// The state without what is not journaled (in-flight sends, rate
@@ -583,6 +599,12 @@ pub fn decide(
             outcome,
         } => d.result(&id, &adapter, outcome),
         Command::Clear { key, cause } => d.clear(&key, cause),
+        Command::FlushGroups => {
+            let sources: Vec<AlertSource> = d.s.groups.keys().cloned().collect();
+            for source in sources {
+                d.flush(&source);
+            }
+        }
     }
     d.schedule();
     (d.events, d.effects)
