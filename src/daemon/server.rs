@@ -21,6 +21,9 @@ use super::tokens::AttemptTokens;
 use super::{boot_with, BootOptions, Orca};
 use crate::api::{self, ApiState};
 
+/// How long an embedded `orca run` waits for its alerts to be delivered.
+const ALERT_DRAIN: std::time::Duration = std::time::Duration::from_secs(30);
+
 /// A served workspace.
 pub struct Served {
     pub orca: Orca,
@@ -149,6 +152,16 @@ impl Served {
         DaemonInfo::remove(&self.ws);
         if let Ok(runs) = self.state.runs() {
             let _ = runs.call(RunsMsg::Suspend, None).await;
+        }
+        // An embedded `orca run` delivers what its run raised before it
+        // exits (a daemon's next start would, but there may be none).
+        if self.info.mode == Mode::Embedded
+            && !orca_actors::alert::actor::drain(&self.orca.services, ALERT_DRAIN).await
+        {
+            eprintln!(
+                "orca: some alerts are not delivered yet (after {}s); the next orca start delivers them",
+                ALERT_DRAIN.as_secs()
+            );
         }
         let _ = self
             .orca
