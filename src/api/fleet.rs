@@ -417,10 +417,7 @@ pub async fn submit(
             ))
         })?),
     };
-    let ctx = ValidateContext {
-        workspace_root: Some(s.services.ws.root()),
-        runtime: s.config.runtime(),
-    };
+    let ctx = ValidateContext::workspace(s.services.ws.root(), &s.config);
     let (sub, warnings) = ops::prepare(
         SubmitRequest {
             text: &text,

@@ -135,10 +135,7 @@ async fn run_async(ws_flag: Option<&Path>, args: RunArgs) -> anyhow::Result<i32>
                     };
                 }
             };
-            let ctx = ValidateContext {
-                workspace_root: Some(ws.root()),
-                runtime: config.runtime(),
-            };
+            let ctx = ValidateContext::workspace(ws.root(), &config);
             let prepared = ops::prepare(
                 SubmitRequest {
                     text: &text,

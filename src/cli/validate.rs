@@ -3,6 +3,8 @@
 use std::path::{Path, PathBuf};
 
 use clap::Args;
+use orca_actors::alert::config::AlertPlan;
+use orca_actors::alert::secret::ProcessEnv;
 use orca_actors::spec::{self, OrcaConfig, ValidateContext};
 
 use crate::exit;
@@ -31,22 +33,30 @@ pub fn run(ws_flag: Option<&Path>, args: ValidateArgs) -> anyhow::Result<i32> {
             return Ok(exit::INVALID);
         }
     };
-    let ctx = ValidateContext {
-        workspace_root: Some(ws.root()),
-        runtime: config.runtime(),
-    };
+    let ctx = ValidateContext::workspace(ws.root(), &config);
     let report = spec::check_file(&args.spec, &ctx);
+    let plan = report
+        .spec
+        .as_ref()
+        .map(|s| AlertPlan::of(s, config.alerts.as_ref(), &ProcessEnv));
     if args.json {
         println!(
             "{}",
-            serde_json::to_string_pretty(&render::validate::report_json(&report, &config))?
+            serde_json::to_string_pretty(&render::validate::report_json(
+                &report,
+                &config,
+                plan.as_ref()
+            ))?
         );
     } else {
         let origin = config_path.display().to_string();
         for d in &config_diags {
             eprintln!("{}", d.display(&origin));
         }
-        print!("{}", render::validate::report_text(&report, &config));
+        print!(
+            "{}",
+            render::validate::report_text(&report, &config, plan.as_ref())
+        );
     }
     Ok(if report.is_ok() {
         exit::OK

@@ -3,6 +3,7 @@
 
 use std::fmt::Write as _;
 
+use orca_actors::alert::config::{AlertPlan, PlanSource, PlanState};
 use orca_actors::spec::{
     CommandSpec, HostSpec, OrcaConfig, RunSpec, ScorerKind, SpecReport, TaskSpec,
 };
@@ -79,12 +80,6 @@ pub fn not_enforced(spec: &RunSpec) -> Vec<(String, Value)> {
                 ));
             }
         }
-        if let Some(ap) = &t.alert_policy {
-            out.push((
-                format!("tasks[{i}].alert_policy"),
-                Value::Object(ap.clone()),
-            ));
-        }
     }
     for (i, w) in spec.workers.iter().enumerate() {
         if let Some(tl) = &w.trust_level {
@@ -95,8 +90,9 @@ pub fn not_enforced(spec: &RunSpec) -> Vec<(String, Value)> {
 }
 
 /// `--json`: `{ok, origin, format, shape, spec, effective, not_enforced,
-/// diagnostics}`.
-pub fn report_json(report: &SpecReport, config: &OrcaConfig) -> Value {
+/// diagnostics}`; `effective.alerts` is `plan` (what the run's alerts will
+/// do, checked against the caller's environment).
+pub fn report_json(report: &SpecReport, config: &OrcaConfig, plan: Option<&AlertPlan>) -> Value {
     let mut v = json!({
         "ok": report.is_ok(),
         "origin": report.origin,
@@ -118,14 +114,19 @@ pub fn report_json(report: &SpecReport, config: &OrcaConfig) -> Value {
             },
             "runtime_configured": config.runtime().is_some(),
             "tasks": spec.tasks.iter().map(|t| task_view(spec, t)).collect::<Vec<_>>(),
+            "alerts": plan.map(|p| {
+                let mut v = serde_json::to_value(p).unwrap_or(Value::Null);
+                v["sends"] = json!(p.sends());
+                v
+            }),
         });
         v["not_enforced"] = Value::Object(not_enforced(spec).into_iter().collect());
     }
     v
 }
 
-/// The text report.
-pub fn report_text(report: &SpecReport, config: &OrcaConfig) -> String {
+/// The text report (`plan`: see [`report_json`]).
+pub fn report_text(report: &SpecReport, config: &OrcaConfig, plan: Option<&AlertPlan>) -> String {
     let mut out = String::new();
     let errors = report.errors().count();
     let warnings = report.warnings().count();
@@ -211,15 +212,7 @@ pub fn report_text(report: &SpecReport, config: &OrcaConfig) -> String {
         ],
         vec![
             "alerts".into(),
-            match &spec.alerts {
-                Some(a) if a.enabled => format!(
-                    "enabled{}: {} route{}",
-                    if a.dry_run { " (dry run)" } else { "" },
-                    a.routes.len(),
-                    plural(a.routes.len())
-                ),
-                _ => "disabled".into(),
-            },
+            plan.map(alerts_row).unwrap_or_else(|| "-".into()),
         ],
         vec![
             "agent runtime".into(),
@@ -310,6 +303,10 @@ pub fn report_text(report: &SpecReport, config: &OrcaConfig) -> String {
         ));
     }
 
+    if let Some(p) = plan.filter(|p| p.state != PlanState::Disabled) {
+        out.push_str(&alerts_section(p));
+    }
+
     let kept = not_enforced(spec);
     if !kept.is_empty() {
         let _ = writeln!(out, "\nnot enforced yet (kept and shown; see docs/spec.md)");
@@ -332,6 +329,102 @@ pub fn report_text(report: &SpecReport, config: &OrcaConfig) -> String {
         warnings,
         plural(warnings)
     );
+    out
+}
+
+/// The run table's one-line truth about alerts.
+fn alerts_row(p: &AlertPlan) -> String {
+    let from = match p.source {
+        PlanSource::Run => "",
+        PlanSource::Workspace => " (from .orca/config.toml)",
+        PlanSource::None => return "disabled (default)".into(),
+    };
+    let state = match p.state {
+        PlanState::Disabled => return format!("disabled{from}"),
+        PlanState::DryRun => "dry run: routed and journaled, nothing is sent",
+        PlanState::Enabled if p.sends() && p.env_problems.is_empty() => {
+            "enabled: sent as routed below"
+        }
+        PlanState::Enabled if p.sends() => "enabled: some adapters cannot send (below)",
+        PlanState::Enabled => "enabled, but nothing can be sent (below)",
+    };
+    format!("{state}{from}")
+}
+
+/// The alerts section: where each class goes, per-task changes, classes
+/// with no route, grouping, and what the environment lacks.
+fn alerts_section(p: &AlertPlan) -> String {
+    let mut out = String::from("\nalerts\n");
+    let kind = |name: &str| {
+        p.adapters
+            .get(name)
+            .map(|a| format!("{name} ({})", a.kind.as_str()))
+            .unwrap_or_else(|| name.to_string())
+    };
+    let targets = |names: &[String]| names.iter().map(|n| kind(n)).collect::<Vec<_>>().join(", ");
+    let mut rows: Vec<Vec<String>> = p
+        .routes
+        .iter()
+        .map(|(c, names)| vec![c.as_str().to_string(), "-".into(), targets(names)])
+        .collect();
+    for (task, classes) in &p.tasks {
+        if classes.is_empty() {
+            rows.push(vec![
+                "(all)".into(),
+                task.clone(),
+                "none: its alert_policy silences it".into(),
+            ]);
+        }
+        for (c, names) in classes {
+            rows.push(vec![c.as_str().to_string(), task.clone(), targets(names)]);
+        }
+    }
+    for c in &p.unrouted {
+        rows.push(vec![
+            c.as_str().to_string(),
+            "-".into(),
+            "no route: suppressed".into(),
+        ]);
+    }
+    out.push_str(&super::indent(
+        &table(&["CLASS", "TASK", "SENT TO"], &rows),
+        2,
+    ));
+    let _ = writeln!(
+        out,
+        "  grouping: {}; a condition still firing is sent again {}",
+        if p.group_wait_seconds > 0.0 {
+            format!(
+                "one message per run every {}",
+                seconds(p.group_wait_seconds)
+            )
+        } else {
+            "each alert on its own".to_string()
+        },
+        if p.repeat_interval_seconds > 0.0 {
+            format!("every {}", seconds(p.repeat_interval_seconds))
+        } else {
+            "never".to_string()
+        }
+    );
+    if p.state == PlanState::Enabled {
+        if p.env_problems.is_empty() {
+            let _ = writeln!(out, "  env: every adapter's variables are set here");
+        }
+        for e in &p.env_problems {
+            let _ = writeln!(
+                out,
+                "  env: {} (nothing reaches `{}` until it is)",
+                e.problem, e.adapter
+            );
+        }
+        if !p.env_problems.is_empty() {
+            let _ = writeln!(
+                out,
+                "  (checked in this shell; the daemon, or an embedded orca run, reads its own environment)"
+            );
+        }
+    }
     out
 }
 

@@ -67,10 +67,7 @@ impl TestWs {
 /// Parses a TOML spec (panics with the diagnostics if invalid).
 pub fn spec_toml(ws: &TestWs, text: &str) -> spec::RunSpec {
     let config = ws.config();
-    let ctx = ValidateContext {
-        workspace_root: Some(ws.root()),
-        runtime: config.runtime(),
-    };
+    let ctx = ValidateContext::workspace(ws.root(), &config);
     match spec::check_str(text, Format::Toml, "test.toml", &ctx).into_result() {
         Ok(v) => v.spec,
         Err(e) => panic!("invalid test spec:\n{e}"),

@@ -317,6 +317,165 @@ pub fn check_env(
     out
 }
 
+/// Where a run's effective alert config comes from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PlanSource {
+    /// The run's own `alerts`.
+    Run,
+    /// `[alerts]` in `.orca/config.toml`.
+    Workspace,
+    /// Neither: alerts are disabled.
+    None,
+}
+
+/// What becomes of a run's alerts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PlanState {
+    /// Alerts are journaled; nothing is routed or sent.
+    Disabled,
+    /// Routed and journaled as suppressed (`dry_run`); nothing is sent.
+    DryRun,
+    /// Routed and sent.
+    Enabled,
+}
+
+/// One adapter as `orca validate` shows it.
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct PlannedAdapter {
+    pub kind: AdapterKind,
+    /// The env var names it reads at send time (never their values).
+    pub env: Vec<String>,
+    pub rate_limit: f64,
+}
+
+/// What a run's alerts will do, stated from its effective config: which
+/// classes go where, which are suppressed for want of a route, and what
+/// in the environment would stop a send. Pure: the environment is given.
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct AlertPlan {
+    pub source: PlanSource,
+    pub state: PlanState,
+    pub group_wait_seconds: f64,
+    /// 0: never repeated.
+    pub repeat_interval_seconds: f64,
+    /// Class → the adapters its alerts go to (tasks without a policy).
+    pub routes: BTreeMap<AlertClass, Vec<String>>,
+    /// Task → class → adapters, for tasks whose `alert_policy` changes
+    /// where their alerts go.
+    pub tasks: BTreeMap<String, BTreeMap<AlertClass, Vec<String>>>,
+    /// Classes no route sends (journaled as suppressed: no route).
+    pub unrouted: Vec<AlertClass>,
+    pub adapters: BTreeMap<String, PlannedAdapter>,
+    /// Variables missing, empty or refused in the environment checked.
+    pub env_problems: Vec<PlannedEnvProblem>,
+}
+
+/// An [`EnvProblem`] as shown (names only, never a value).
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct PlannedEnvProblem {
+    pub adapter: String,
+    pub field: &'static str,
+    pub env: String,
+    /// The whole sentence ("adapter `x`: VAR (url_env) is not set").
+    pub problem: String,
+}
+
+impl AlertPlan {
+    /// The plan of `spec` in a workspace whose default is `default`, its
+    /// adapters' env checked in `env`.
+    pub fn of(spec: &RunSpec, default: Option<&AlertConfig>, env: &dyn EnvLookup) -> Self {
+        let (source, cfg) = match (&spec.alerts, default) {
+            (Some(a), _) => (PlanSource::Run, Some(a)),
+            (None, Some(d)) => (PlanSource::Workspace, Some(d)),
+            (None, None) => (PlanSource::None, None),
+        };
+        let resolved = ResolvedAlerts::for_run(spec, default)
+            .unwrap_or_else(|_| ResolvedAlerts::from_config(cfg));
+        let state = match (resolved.enabled, resolved.dry_run) {
+            (false, _) => PlanState::Disabled,
+            (true, true) => PlanState::DryRun,
+            (true, false) => PlanState::Enabled,
+        };
+        let targets = |task: Option<&str>| -> BTreeMap<AlertClass, Vec<String>> {
+            AlertClass::ALL
+                .iter()
+                .map(|c| {
+                    let names = resolved
+                        .targets(*c, task)
+                        .into_iter()
+                        .map(|a| a.name.clone());
+                    (*c, names.collect::<Vec<_>>())
+                })
+                .filter(|(_, v)| !v.is_empty())
+                .collect()
+        };
+        let routes = targets(None);
+        let tasks: BTreeMap<_, _> = resolved
+            .policies
+            .keys()
+            .map(|t| (t.clone(), targets(Some(t))))
+            .filter(|(_, t)| *t != routes)
+            .collect();
+        let unrouted = AlertClass::ALL
+            .iter()
+            .copied()
+            .filter(|c| !routes.contains_key(c) && !tasks.values().any(|t| t.contains_key(c)))
+            .collect();
+        let adapters = resolved
+            .adapters
+            .values()
+            .map(|a| {
+                let env = a.spec.env_fields().into_iter().map(|(_, v)| v.to_string());
+                (
+                    a.name.clone(),
+                    PlannedAdapter {
+                        kind: a.kind,
+                        env: env.collect(),
+                        rate_limit: a.rate_limit,
+                    },
+                )
+            })
+            .collect();
+        let specs: BTreeMap<String, AlertAdapter> = resolved
+            .adapters
+            .iter()
+            .map(|(n, a)| (n.clone(), a.spec.clone()))
+            .collect();
+        Self {
+            source,
+            state,
+            group_wait_seconds: resolved.group_wait_ms as f64 / 1000.0,
+            repeat_interval_seconds: resolved.repeat_interval_ms as f64 / 1000.0,
+            routes,
+            tasks,
+            unrouted,
+            adapters,
+            env_problems: check_env(&specs, env)
+                .into_iter()
+                .map(|p| PlannedEnvProblem {
+                    problem: p.to_string(),
+                    adapter: p.adapter,
+                    field: p.field,
+                    env: p.env,
+                })
+                .collect(),
+        }
+    }
+
+    /// Whether a notification can leave this process: enabled, routed, and
+    /// some routed adapter's env is complete.
+    pub fn sends(&self) -> bool {
+        self.state == PlanState::Enabled
+            && (!self.routes.is_empty() || !self.tasks.is_empty())
+            && self
+                .adapters
+                .keys()
+                .any(|name| !self.env_problems.iter().any(|p| &p.adapter == name))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -440,15 +599,37 @@ mod tests {
 
     #[test]
     fn policy_route_to_an_adapter_of_neither_config_is_an_error() {
-        let s = spec(
-            r#"{"tasks": [{"id": "t", "command": "true", "alert_policy": {"routes": [{"events": ["stale"], "adapter": "nope"}]}}]}"#,
-        );
-        let errs = ResolvedAlerts::for_run(&s, None).unwrap_err();
+        let text = r#"{"tasks": [{"id": "t", "command": "true", "alert_policy": {"routes": [{"events": ["stale"], "adapter": "nope"}]}}]}"#;
+        // Validation checks the route against the workspace default too.
+        let default: AlertConfig = serde_json::from_str(
+            r#"{"enabled": true, "adapters": {"chat": {"kind": "slack", "webhook_env": "S"}}}"#,
+        )
+        .unwrap();
+        let ctx = ValidateContext {
+            alerts: Some(&default),
+            ..ValidateContext::default()
+        };
+        let report = check_str(text, Format::Json, "t.json", &ctx);
+        let errs: Vec<_> = report.errors().collect();
+        assert_eq!(errs.len(), 1);
         assert_eq!(errs[0].path, "tasks[0].alert_policy.routes[0].adapter");
         assert!(
-            errs[0]
-                .message
-                .contains("no adapter named \"nope\" in the workspace's"),
+            errs[0].message.contains("(declared: chat)"),
+            "{}",
+            errs[0].message
+        );
+        let report = check_str(text, Format::Json, "t.json", &ValidateContext::default());
+        let errs: Vec<_> = report.errors().collect();
+        assert!(
+            errs[0].message.contains("neither the run"),
+            "{}",
+            errs[0].message
+        );
+        // A spec journaled before this check: resolving it still says why.
+        let lenient = crate::spec::from_journal_json(text).unwrap();
+        let errs = ResolvedAlerts::for_run(&lenient, Some(&default)).unwrap_err();
+        assert!(
+            errs[0].message.contains("in the workspace's"),
             "{}",
             errs[0].message
         );
@@ -511,5 +692,50 @@ mod tests {
             ]
         );
         assert!(!format!("{problems:?}").contains("sekrit"));
+    }
+
+    #[test]
+    fn plan_states_routes_unrouted_classes_and_missing_env() {
+        let mut env = BTreeMap::new();
+        env.insert(
+            "ORCA_SLACK_WEBHOOK".to_string(),
+            "https://hooks.example.com/T/B/x".to_string(),
+        );
+        let plan = AlertPlan::of(&spec(RUN), None, &env);
+        assert_eq!(plan.source, PlanSource::Run);
+        assert_eq!(plan.state, PlanState::Enabled);
+        assert_eq!(plan.group_wait_seconds, 30.0);
+        assert_eq!(plan.routes[&AlertClass::Stale], ["chat"]);
+        assert_eq!(plan.routes[&AlertClass::NeedsHuman], ["chat", "pager"]);
+        // `quiet` is silenced, `extra` adds a route; `plain` is as the run.
+        assert!(plan.tasks["quiet"].is_empty());
+        assert_eq!(plan.tasks["extra"][&AlertClass::Stale], ["chat", "hook"]);
+        assert!(!plan.tasks.contains_key("plain"));
+        assert_eq!(
+            plan.unrouted,
+            [
+                AlertClass::RestartExhausted,
+                AlertClass::BudgetExceeded,
+                AlertClass::VerifierFailed,
+                AlertClass::RunCompleted
+            ]
+        );
+        let missing: Vec<&str> = plan.env_problems.iter().map(|p| p.env.as_str()).collect();
+        assert_eq!(missing, ["ORCA_WEBHOOK_URL", "ORCA_PAGERDUTY_ROUTING_KEY"]);
+        assert!(plan.env_problems[0].problem.contains("is not set"));
+        assert!(plan.sends(), "chat's env is complete");
+        // Nothing set at all: nothing can leave.
+        assert!(!AlertPlan::of(&spec(RUN), None, &BTreeMap::<String, String>::new()).sends());
+        // No alerts anywhere.
+        let none = AlertPlan::of(
+            &spec(r#"{"tasks": [{"id": "a", "command": "true"}]}"#),
+            None,
+            &env,
+        );
+        assert_eq!(
+            (none.source, none.state),
+            (PlanSource::None, PlanState::Disabled)
+        );
+        assert!(!none.sends());
     }
 }

@@ -16,6 +16,7 @@ fn ctx() -> ValidateContext<'static> {
     ValidateContext {
         workspace_root: Some(Path::new("/ws")),
         runtime: None,
+        alerts: None,
     }
 }
 
@@ -827,6 +828,7 @@ fn runtime_configured_silences_the_warning() {
     let ctx = ValidateContext {
         workspace_root: None,
         runtime: Some(&rt),
+        alerts: None,
     };
     let r = check_str(
         r#"{"id": "t", "instructions": "x"}"#,

@@ -46,6 +46,21 @@ pub struct ValidateContext<'a> {
     pub workspace_root: Option<&'a Path>,
     /// The configured agent runtime, if any.
     pub runtime: Option<&'a RuntimeConfig>,
+    /// The workspace's default alert config (`[alerts]` in
+    /// `.orca/config.toml`): the routes of a task's `alert_policy` in a run
+    /// without `alerts` must name its adapters.
+    pub alerts: Option<&'a AlertConfig>,
+}
+
+impl<'a> ValidateContext<'a> {
+    /// Validation inside a workspace with its `.orca/config.toml`.
+    pub fn workspace(root: &'a Path, config: &'a super::config::OrcaConfig) -> Self {
+        Self {
+            workspace_root: Some(root),
+            runtime: config.runtime(),
+            alerts: config.alerts.as_ref(),
+        }
+    }
 }
 
 /// Validates `spec`; returns every error and warning.
@@ -625,9 +640,9 @@ impl Validator<'_> {
     }
 
     /// A task's `alert_policy`, through its typed view: type errors and
-    /// unknown fields with their paths, routes to undeclared adapters (when
-    /// the run declares its own alerts; against the workspace default,
-    /// `alert::config::ResolvedAlerts::for_run` checks them).
+    /// unknown fields with their paths, routes to adapters that the
+    /// effective alert config (the run's `alerts`, else the workspace's)
+    /// does not declare.
     fn alert_policy(&mut self, spec: &RunSpec, path: &str, raw: &Extra) {
         let path = join_key(path, "alert_policy");
         let mut diags = Diags::default();
@@ -636,10 +651,20 @@ impl Validator<'_> {
         let Some(policy) = policy else { return };
         for (i, route) in policy.routes.iter().enumerate() {
             let rpath = join_index(&join_key(&path, "routes"), i);
-            if let Some(alerts) = &spec.alerts {
-                if let Some(d) = unknown_adapter(&rpath, &route.adapter, alerts) {
-                    self.out.push(d);
+            match spec.alerts.as_ref().or(self.ctx.alerts) {
+                Some(alerts) => {
+                    if let Some(d) = unknown_adapter(&rpath, &route.adapter, alerts) {
+                        self.out.push(d);
+                    }
                 }
+                None => self.out.push(Diagnostic::error(
+                    join_key(&rpath, "adapter"),
+                    format!(
+                        "no adapter named {:?}: neither the run (`alerts`) nor the workspace \
+                         (`[alerts]` in .orca/config.toml) declares alert adapters",
+                        route.adapter
+                    ),
+                )),
             }
             if route.events.is_empty() {
                 self.warn(

@@ -177,10 +177,7 @@ working_directory = "/w"
 codewhale_binary = "/opt/cw"
 keep_remote_attempt_dirs = true
 "#;
-        let ctx = ValidateContext {
-            workspace_root: None,
-            runtime: None,
-        };
+        let ctx = ValidateContext::default();
         let spec = match check_str(text, Format::Toml, "t.toml", &ctx).into_result() {
             Ok(v) => v.spec,
             Err(e) => panic!("{e}"),
