@@ -5,6 +5,7 @@
 //! docs/api.md). One file per resource.
 
 mod actors;
+mod alerts;
 mod events;
 mod fleet;
 mod health;
@@ -411,6 +412,8 @@ pub fn router(state: ApiState) -> Router {
             "/v1/fleet/workers/{worker_id}/restart",
             post(fleet::restart_worker),
         )
+        .route("/v1/alerts", get(alerts::list))
+        .route("/v1/alerts/test", post(alerts::test))
         .route("/v1/tree", get(actors::tree))
         .route("/v1/actors/messages", post(actors::message))
         .route("/v1/events", get(events::events))

@@ -8,6 +8,7 @@ use orca_actors::workspace::{Workspace, WORKSPACE_ENV};
 
 use crate::exit;
 
+mod alert;
 mod control;
 mod daemon;
 mod init;
@@ -167,6 +168,24 @@ pub enum Command {
   orca events --follow | jq 'select(.type == \"TaskFinished\")'")]
     Events(status::EventsArgs),
 
+    /// Alerts: preview a payload (dry-run), list raised alerts and their
+    /// delivery, send a test notification through an adapter.
+    #[command(after_help = "Examples:
+  orca alert dry-run --event stale --run r-2611 --task lint --adapter slack
+  orca alert list --run r-2611
+  orca alert test ops-slack")]
+    Alert(alert::AlertArgs),
+
+    /// `orca alert list`.
+    #[command(after_help = "Examples:
+  orca alerts --run r-2611 --json")]
+    Alerts(alert::ListArgs),
+
+    /// The seed's spelling of `orca alert dry-run` (its flags --run-id,
+    /// --worker-id, --task-id work in both).
+    #[command(name = "alert-dry-run", hide = true)]
+    AlertDryRun(alert::DryRunArgs),
+
     /// Give a manual verdict on an attempt awaiting one (scorer `manual`).
     #[command(after_help = "Examples:
   orca verify r-2611 review --pass --note \"checked the diff\"
@@ -194,6 +213,9 @@ impl Command {
             Command::Send(a) => a.json,
             Command::Events(a) => a.json,
             Command::Verify(a) => a.json,
+            Command::Alert(a) => a.json(),
+            Command::Alerts(a) => a.json,
+            Command::AlertDryRun(a) => a.json,
             Command::Init(_) | Command::Up(_) | Command::Down(_) => false,
         }
     }
@@ -258,6 +280,9 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Resume(args) => control::pause(ws, args, true),
         Command::Send(args) => control::send(ws, args),
         Command::Events(args) => status::events(ws, args),
+        Command::Alert(args) => alert::run(ws, args),
+        Command::Alerts(args) => alert::list(ws, args),
+        Command::AlertDryRun(args) => alert::dry_run_cmd(ws, args),
     }
 }
 

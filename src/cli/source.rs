@@ -2,6 +2,7 @@
 //! the live view), the journal when not — the same public types either
 //! way, so the output is the same.
 
+use orca_actors::alert::view::AlertList;
 use orca_actors::journal::JournalHealth;
 use orca_actors::model::Receipt;
 use orca_actors::view::{self, find_task, FleetView, JournalFacts, RunSummary, TreeNode};
@@ -101,6 +102,23 @@ impl Reader {
                     .iter()
                     .flat_map(|t| t.attempts.iter().filter_map(|a| a.receipt.clone()))
                     .collect())
+            }
+        }
+    }
+
+    /// Alerts (of one run) and where their delivery stands.
+    pub async fn alerts(&self, run: Option<&str>) -> anyhow::Result<AlertList> {
+        match self {
+            Reader::Daemon(c) => match run {
+                Some(r) => c.get(&format!("/v1/alerts?run={}", seg(r))).await,
+                None => c.get("/v1/alerts").await,
+            },
+            Reader::Offline(v, _) => {
+                let run = match run {
+                    Some(name) => Some(v.find_run(name).map_err(invalid)?.run.clone()),
+                    None => None,
+                };
+                Ok(v.alerts.list(run.as_deref()))
             }
         }
     }

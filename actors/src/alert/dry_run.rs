@@ -6,6 +6,7 @@ use serde_json::Value;
 
 use super::config::ResolvedAdapter;
 use super::events::{AdapterKind, AlertSource, NotificationId, NotificationKind};
+
 use super::payload::{self, AlertInfo, Notification};
 use super::secret::{Credentials, RedactedEnv};
 use crate::model::{AlertClass, AlertSeverity, Timestamp};
@@ -112,22 +113,20 @@ pub fn adapter_for(
     Ok(ResolvedAdapter::new(name, spec))
 }
 
-/// Renders the request `req` would make, at `now`.
-pub fn dry_run(
+/// The notification `req` describes, to `adapter`, with id `id`: what
+/// `dry-run` renders and `alert test` sends.
+pub fn sample(
     req: &DryRunRequest,
-    config: Option<&AlertConfig>,
+    adapter: &ResolvedAdapter,
+    id: NotificationId,
     now: Timestamp,
-) -> Result<DryRun, DryRunError> {
-    let adapter = adapter_for(&req.adapter, config)?;
+) -> Notification {
     let severity: AlertSeverity = adapter
         .severity()
         .unwrap_or_else(|| req.class.default_severity());
-    let notification = Notification {
-        id: NotificationId::new("dry-run", 1),
-        kind: req.kind,
-        at: now,
+    Notification {
         alert: AlertInfo {
-            id: "dry-run".into(),
+            id: id.alert.clone(),
             class: req.class,
             source: req.source.clone(),
             task: req.task.clone(),
@@ -137,9 +136,22 @@ pub fn dry_run(
             severity,
             at: now,
         },
+        id,
+        kind: req.kind,
+        at: now,
         more: Vec::new(),
         address: None,
-    };
+    }
+}
+
+/// Renders the request `req` would make, at `now`.
+pub fn dry_run(
+    req: &DryRunRequest,
+    config: Option<&AlertConfig>,
+    now: Timestamp,
+) -> Result<DryRun, DryRunError> {
+    let adapter = adapter_for(&req.adapter, config)?;
+    let notification = sample(req, &adapter, NotificationId::new("dry-run", 1), now);
     let creds = Credentials::resolve(&adapter.name, &adapter.spec, &RedactedEnv)
         .map_err(|e| DryRunError::Build(format!("{e:?}")))?;
     let request = payload::request(&adapter.name, &adapter.spec, &creds, &notification, now)

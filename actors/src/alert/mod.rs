@@ -15,6 +15,8 @@
 //! | [`endpoint`] | https, or http to loopback only |
 //! | [`send`] | the reqwest sender and `deliver` |
 //! | [`dry_run`] | `orca alert dry-run`'s rendering |
+//! | [`probe`] | `orca alert test`: one test notification, not journaled |
+//! | [`view`] | alerts as operators read them (`orca alert list`, `GET /v1/alerts`) |
 //!
 //! `events`, `config`, `router`, `payload`, `sign`, `secret`, `endpoint`,
 //! `view` and `dry_run` import neither ractor nor tokio; [`actor`] is the
@@ -26,6 +28,7 @@ pub mod dry_run;
 pub mod endpoint;
 pub mod events;
 pub mod payload;
+pub mod probe;
 pub mod router;
 pub mod secret;
 pub mod send;

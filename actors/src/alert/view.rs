@@ -189,6 +189,33 @@ impl AlertsView {
     pub fn queue_depth(&self) -> usize {
         self.router.pending().count()
     }
+
+    /// What `orca alert list` and `GET /v1/alerts` show: every alert (or
+    /// those of run `run`, an exact id), oldest first.
+    pub fn list(&self, run: Option<&str>) -> AlertList {
+        AlertList {
+            alerts: self
+                .alerts
+                .values()
+                .filter(|a| run.is_none_or(|r| a.alert.source.run_id() == Some(r)))
+                .cloned()
+                .collect(),
+            queue: self.queue_depth(),
+            last_delivery: self.last_delivery,
+            failures: self.failures,
+        }
+    }
+}
+
+/// Alerts and where their delivery stands, with the router's counters.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct AlertList {
+    pub alerts: Vec<AlertEntry>,
+    /// Notifications not yet delivered (or failed for good).
+    pub queue: usize,
+    pub last_delivery: Option<Timestamp>,
+    /// Deliveries that failed for good.
+    pub failures: u64,
 }
 
 /// An alert's state from its deliveries.

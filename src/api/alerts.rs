@@ -1,0 +1,57 @@
+//! `GET /v1/alerts` (alerts and their delivery state) and
+//! `POST /v1/alerts/test` (one test notification, sent by the daemon with
+//! the daemon's environment).
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::Json;
+use orca_actors::alert::dry_run::DryRunError;
+use orca_actors::alert::probe::{probe, ProbeReport, ProbeRequest};
+use orca_actors::alert::send::Sender;
+use orca_actors::alert::view::AlertList;
+use orca_actors::alert::ProcessEnv;
+use serde::Deserialize;
+
+use super::{ApiError, ApiState, Body, Query};
+
+#[derive(Debug, Default, Deserialize)]
+pub struct AlertQuery {
+    /// A run id or a unique prefix: only that run's alerts.
+    pub run: Option<String>,
+}
+
+pub async fn list(
+    State(s): State<ApiState>,
+    Query(q): Query<AlertQuery>,
+) -> Result<Json<AlertList>, ApiError> {
+    s.view.read(|v| {
+        let run = match &q.run {
+            Some(name) => Some(v.find_run(name)?.run.clone()),
+            None => None,
+        };
+        Ok(Json(v.alerts.list(run.as_deref())))
+    })
+}
+
+pub async fn test(
+    State(s): State<ApiState>,
+    Body(body): Body,
+) -> Result<Json<ProbeReport>, ApiError> {
+    let req: ProbeRequest = serde_json::from_slice(&body)
+        .map_err(|e| ApiError::bad_request(format!("invalid body: {e}")))?;
+    let sender = Sender::new().map_err(|e| ApiError::internal(e.to_string()))?;
+    let report = probe(
+        &req,
+        s.services.settings.alerts.as_ref(),
+        &ProcessEnv,
+        &sender,
+    )
+    .await
+    .map_err(|e| match e {
+        DryRunError::UnknownAdapter { .. } => {
+            ApiError::new(StatusCode::NOT_FOUND, "unknown_adapter", e.to_string())
+        }
+        DryRunError::Build(_) => ApiError::internal(e.to_string()),
+    })?;
+    Ok(Json(report))
+}
