@@ -15,6 +15,8 @@ use orca_actors::spec::{self, Format, OrcaConfig, ValidateContext};
 use orca_actors::workspace::Workspace;
 use ractor::rpc::CallResult;
 
+pub mod capture;
+
 /// A temporary workspace with a config.
 pub struct TestWs {
     pub dir: tempfile::TempDir,
