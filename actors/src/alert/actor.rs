@@ -431,10 +431,12 @@ fn clears(event: &Event) -> Vec<(ConditionKey, ClearCause)> {
                 ClearCause::AttemptSpoke,
             )],
         },
-        Event::AttemptFinished { attempt, .. } => vec![(
-            key(&attempt.run, Some(&attempt.task), AlertClass::Stale),
-            ClearCause::AttemptEnded,
-        )],
+        Event::AttemptFinished { attempt, .. } | Event::AttemptInterrupted { attempt, .. } => {
+            vec![(
+                key(&attempt.run, Some(&attempt.task), AlertClass::Stale),
+                ClearCause::AttemptEnded,
+            )]
+        }
         Event::VerdictRecorded { attempt, .. } => vec![(
             key(&attempt.run, Some(&attempt.task), AlertClass::NeedsHuman),
             ClearCause::Verdict,
@@ -482,4 +484,77 @@ pub async fn drain(services: &Services, limit: Duration) -> bool {
             .await,
         Ok(ractor::rpc::CallResult::Success(true))
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::AttemptRef;
+
+    fn key(class: AlertClass) -> ConditionKey {
+        ConditionKey {
+            source: AlertSource::run("r-1"),
+            task: Some("lint".into()),
+            class,
+        }
+    }
+
+    #[test]
+    fn journal_facts_clear_the_conditions_they_answer() {
+        let attempt = AttemptRef::new("r-1", "lint", 2);
+        let spoke = Event::WorkerReported {
+            attempt: attempt.clone(),
+            event: WorkerEvent::RunningTool {
+                tool: "bash".into(),
+            },
+        };
+        assert_eq!(
+            clears(&spoke),
+            [(key(AlertClass::Stale), ClearCause::AttemptSpoke)]
+        );
+        let verdict = Event::VerdictRecorded {
+            attempt: attempt.clone(),
+            verdict: crate::model::VerdictRecord {
+                verdict: crate::model::Verdict::Pass,
+                note: String::new(),
+                who: "op".into(),
+                at: Timestamp(1),
+            },
+            surface: crate::model::Surface::Cli,
+        };
+        assert_eq!(
+            clears(&verdict),
+            [(key(AlertClass::NeedsHuman), ClearCause::Verdict)]
+        );
+        let restarted = Event::ChildRestarted {
+            path: ActorPath::Attempt(attempt.clone()).to_string(),
+            attempt: 3,
+        };
+        let classes: Vec<AlertClass> = clears(&restarted)
+            .into_iter()
+            .map(|(k, _)| k.class)
+            .collect();
+        assert_eq!(
+            classes,
+            [
+                AlertClass::NeedsHuman,
+                AlertClass::BudgetExceeded,
+                AlertClass::RestartExhausted
+            ]
+        );
+        let ended = Event::AttemptInterrupted {
+            attempt: attempt.clone(),
+            cause: crate::journal::event::InterruptCause::OrcaShutdown,
+        };
+        assert_eq!(
+            clears(&ended),
+            [(key(AlertClass::Stale), ClearCause::AttemptEnded)]
+        );
+        // Going stale is not speaking.
+        let stale = Event::WorkerReported {
+            attempt,
+            event: WorkerEvent::Stale { silent_ms: 5_000 },
+        };
+        assert!(clears(&stale).is_empty());
+    }
 }
