@@ -112,6 +112,17 @@ async fn arrival(rx: &mut mpsc::UnboundedReceiver<(String, Instant)>, id: &str) 
     }
 }
 
+/// One raw POST carrying `id` as its webhook-id.
+async fn post(client: &reqwest::Client, url: &str, id: &str) {
+    client
+        .post(url)
+        .header("webhook-id", id)
+        .body("{}")
+        .send()
+        .await
+        .expect("post");
+}
+
 fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
 }
@@ -157,13 +168,7 @@ fn main() {
             // Raw: one POST.
             let id = format!("raw-{i}:1");
             let t = Instant::now();
-            client
-                .post(&url)
-                .header("webhook-id", &id)
-                .body("{}")
-                .send()
-                .await
-                .expect("post");
+            post(&client, &url, &id).await;
             raw.push(ms(arrival(&mut rx, &id).await - t));
             // Floor: a durable append, then one POST.
             let id = format!("floor-{i}:1");
@@ -181,13 +186,7 @@ fn main() {
                 )])
                 .await
                 .expect("append");
-            client
-                .post(&url)
-                .header("webhook-id", &id)
-                .body("{}")
-                .send()
-                .await
-                .expect("post");
+            post(&client, &url, &id).await;
             floor.push(ms(arrival(&mut rx, &id).await - t));
             // orca: journal the raised alert; the router sends it.
             let a = alert(i);

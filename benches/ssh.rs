@@ -115,6 +115,7 @@ async fn exec_costs(s: &sshd::Sshd, n: usize) -> (Duration, Vec<Duration>, Vec<D
                 env: env.clone(),
                 paths: paths.clone(),
                 attempt_id: "bench:t:1".into(),
+                stdin: None,
             })
             .await
             .expect("start");

@@ -586,23 +586,17 @@ fn a_daemon_killed_mid_delivery_loses_no_alert() {
     let mut rng = Lcg(seed);
     let capture = Capture::start();
     let secrets = Secrets::new(&capture);
-    let spec = r#"
-[[tasks]]
-id = "a"
-command = "exit 3"
-retry_policy = { max_attempts = 1, retry_on = ["task"] }
-[[tasks]]
-id = "b"
-command = "exit 3"
-retry_policy = { max_attempts = 1, retry_on = ["task"] }
-[[tasks]]
-id = "c"
-command = "exit 3"
-retry_policy = { max_attempts = 1, retry_on = ["task"] }
-[[tasks]]
-id = "d"
-command = "true"
-"#;
+    // Three tasks that fail for good (restart_exhausted each), one that
+    // passes; run_completed at the end: four alerts a round.
+    let mut spec: String = ["a", "b", "c"]
+        .iter()
+        .map(|id| {
+            format!(
+                "[[tasks]]\nid = \"{id}\"\ncommand = \"exit 3\"\nretry_policy = {{ max_attempts = 1, retry_on = [\"task\"] }}\n"
+            )
+        })
+        .collect();
+    spec.push_str("[[tasks]]\nid = \"d\"\ncommand = \"true\"\n");
     for i in 0..kills {
         let prefix = format!("/hook/{i}/");
         let hook = capture.url(&format!("{prefix}h00kS3cretPath"));
@@ -613,7 +607,7 @@ command = "true"
             &capture.url("/pd"),
             r#"{ events = ["restart_exhausted", "run_completed"], adapter = "hook" }"#,
         ));
-        std::fs::write(ws.path("spec.toml"), spec).unwrap();
+        std::fs::write(ws.path("spec.toml"), &spec).unwrap();
         // The first request of this round is held open.
         capture.script(&format!("{prefix}h00kS3cretPath"), vec![Reply::Hold]);
         let mut daemon = up_with(&ws, &env);

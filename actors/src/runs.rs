@@ -607,6 +607,7 @@ impl RunsState {
         let ctx = RunCtx {
             tasks: &tasks,
             policy: &policy,
+            budget: spec.budget.as_ref(),
         };
         let d = decide(
             &state,
@@ -636,9 +637,10 @@ impl RunsState {
         if let Some(r) = state
             .task(&attempt.task)
             .and_then(|t| t.attempt(attempt.attempt))
-            .and_then(|a| a.receipt.as_ref())
         {
-            crate::outcome::write_receipt(&self.services.ws, r);
+            if let Some(receipt) = &r.receipt {
+                crate::outcome::write_receipt(&self.services.ws, receipt, r.usage.as_ref());
+            }
         }
         Ok(attempt)
     }

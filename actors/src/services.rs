@@ -21,7 +21,10 @@ pub struct Settings {
     pub grace: Duration,
     pub log_cap: u64,
     pub artifact_cap: u64,
+    /// `[runtime]`: a preset or an argv template (tasks may name their own).
     pub runtime: Option<RuntimeConfig>,
+    /// The price table (the repository's, with `[[prices]]` over it).
+    pub prices: std::sync::Arc<crate::runtime::PriceTable>,
     /// Default concurrency (config, else CPUs).
     pub default_max_workers: u32,
     /// The workspace's default alert config (`[alerts]`).
@@ -43,6 +46,7 @@ impl Settings {
                 .and_then(|r| r.artifact_cap_bytes)
                 .unwrap_or(crate::attempt::artifacts::DEFAULT_ARTIFACT_CAP),
             runtime: config.runtime().cloned(),
+            prices: std::sync::Arc::new(config.price_table()),
             default_max_workers: run.and_then(|r| r.max_workers).unwrap_or_else(cpus),
             alerts: config.alerts.clone(),
         }

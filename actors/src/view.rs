@@ -33,7 +33,7 @@ impl FleetView {
     /// v2: a manual verdict rewrites the receipt's summary.
     /// v3: alerts (with ids, delivery and the router's state); a run's
     /// alert records carry their id.
-    pub const SNAPSHOT: &'static str = "fleet-v3";
+    pub const SNAPSHOT: &'static str = "fleet-v4";
 
     /// Older snapshot names whose encoding is the same as this version's
     /// (only what the fold derives changed), so a compacted journal can
@@ -517,6 +517,39 @@ pub struct RunSummary {
     /// the daemon: one it does not supervise).
     #[serde(default)]
     pub unattended: bool,
+    /// What the run has used: its finished attempts' usage and cost, and
+    /// the tokens its running attempts reported.
+    #[serde(default)]
+    pub spend: crate::runtime::budget::RunSpend,
+    /// Past its run-level `budget`: what was used, in words.
+    #[serde(default)]
+    pub budget_exceeded: Option<String>,
+}
+
+/// A receipt with its attempt's usage and cost (`orca receipts --json`,
+/// `GET /v1/fleet/runs/{id}/receipts`, `receipt.json`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ReceiptView {
+    #[serde(flatten)]
+    pub receipt: Receipt,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub usage: Option<crate::runtime::UsageRecord>,
+}
+
+impl ReceiptView {
+    /// Every receipt of run `r`, in task then attempt order.
+    pub fn all(r: &RunState) -> Vec<ReceiptView> {
+        r.tasks
+            .iter()
+            .flat_map(|t| &t.attempts)
+            .filter_map(|a| {
+                a.receipt.clone().map(|receipt| ReceiptView {
+                    receipt,
+                    usage: a.usage.clone(),
+                })
+            })
+            .collect()
+    }
 }
 
 /// A task at a glance.
@@ -530,6 +563,9 @@ pub struct TaskSummary {
     pub restarts: u32,
     /// The final receipt (or the latest one while the task goes on).
     pub receipt: Option<Receipt>,
+    /// That attempt's usage and cost, when it reported any.
+    #[serde(default)]
+    pub usage: Option<crate::runtime::UsageRecord>,
 }
 
 impl RunSummary {
@@ -566,10 +602,17 @@ impl RunSummary {
                         .final_receipt()
                         .or_else(|| t.attempts.iter().rev().find_map(|a| a.receipt.as_ref()))
                         .cloned(),
+                    usage: t
+                        .final_attempt
+                        .and_then(|n| t.attempt(n))
+                        .or_else(|| t.attempts.iter().rev().find(|a| a.receipt.is_some()))
+                        .and_then(|a| a.usage.clone()),
                 })
                 .collect(),
             alerts: r.alerts.clone(),
             unattended: false,
+            spend: r.spend(),
+            budget_exceeded: r.budget_exceeded.clone(),
         }
     }
 
@@ -677,7 +720,7 @@ mod tests {
     /// fails, `FleetView` or `RunState` changed shape, or the fold derives
     /// something else: bump [`FleetView::SNAPSHOT`] (so snapshots written
     /// by older builds are ignored, not misread), then update this value.
-    const PINNED: &str = "9bc5408e39aa0e5f2d5cb875d25b682228e67775636ac0d3b0abface40841fd2";
+    const PINNED: &str = "4a75e979ed25e8411d240c462a3fbae5d812160dd5919353289d276db015599f";
 
     /// Every event variant, folded.
     fn sample_fleet() -> FleetView {

@@ -6,13 +6,13 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::IntoResponse;
 use axum::{Extension, Json};
 use orca_actors::control::{ControlError, ControlMessage};
-use orca_actors::model::{AttemptRef, Receipt, Timestamp, Verdict, VerdictRecord};
+use orca_actors::model::{AttemptRef, Timestamp, Verdict, VerdictRecord};
 use orca_actors::ops::{self, SubmitRequest};
 use orca_actors::path::ActorPath;
 use orca_actors::run::state::RunState;
 use orca_actors::run::VerdictRequest;
 use orca_actors::spec::{Format, ValidateContext};
-use orca_actors::view::{find_task, LookupError, Named, RunSummary};
+use orca_actors::view::{find_task, LookupError, Named, ReceiptView, RunSummary};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
@@ -127,16 +127,9 @@ async fn last_output(s: &ApiState, attempts: Vec<AttemptRef>) -> Vec<(AttemptRef
 pub async fn receipts(
     State(s): State<ApiState>,
     Path(run_id): Path<String>,
-) -> Result<Json<Vec<Receipt>>, ApiError> {
-    s.view.read(|v| {
-        let r = find_run(v, &run_id)?;
-        Ok(Json(
-            r.tasks
-                .iter()
-                .flat_map(|t| t.attempts.iter().filter_map(|a| a.receipt.clone()))
-                .collect(),
-        ))
-    })
+) -> Result<Json<Vec<ReceiptView>>, ApiError> {
+    s.view
+        .read(|v| Ok(Json(ReceiptView::all(find_run(v, &run_id)?))))
 }
 
 /// The slots of a run: declared workers, or `local-1..N`.

@@ -154,6 +154,10 @@ async fn run_async(ws_flag: Option<&Path>, args: RunArgs) -> anyhow::Result<i32>
                     for w in &warnings {
                         eprintln!("{}", w.display(&origin));
                     }
+                    // Before anything runs: what orca will not hold a task to.
+                    for gap in crate::render::validate::budget_gaps(&sub.spec, &config) {
+                        eprintln!("orca: budget not enforced: {gap}");
+                    }
                     Some((sub, text))
                 }
                 Err(e) => return invalid(e, args.json),

@@ -4,8 +4,9 @@
 
 use orca_actors::alert::view::AlertList;
 use orca_actors::journal::JournalHealth;
-use orca_actors::model::Receipt;
-use orca_actors::view::{self, find_task, FleetView, JournalFacts, RunSummary, TreeNode};
+use orca_actors::view::{
+    self, find_task, FleetView, JournalFacts, ReceiptView, RunSummary, TreeNode,
+};
 use orca_actors::workspace::Workspace;
 
 use crate::client::Client;
@@ -90,19 +91,13 @@ impl Reader {
         }
     }
 
-    pub async fn receipts(&self, run: &str) -> anyhow::Result<Vec<Receipt>> {
+    pub async fn receipts(&self, run: &str) -> anyhow::Result<Vec<ReceiptView>> {
         match self {
             Reader::Daemon(c) => {
                 c.get(&format!("/v1/fleet/runs/{}/receipts", seg(run)))
                     .await
             }
-            Reader::Offline(v, _) => {
-                let r = v.find_run(run).map_err(invalid)?;
-                Ok(r.tasks
-                    .iter()
-                    .flat_map(|t| t.attempts.iter().filter_map(|a| a.receipt.clone()))
-                    .collect())
-            }
+            Reader::Offline(v, _) => Ok(ReceiptView::all(v.find_run(run).map_err(invalid)?)),
         }
     }
 

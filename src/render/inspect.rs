@@ -182,11 +182,13 @@ pub fn task(i: &TaskInspection) -> String {
         if let Some(e) = &a.last_event {
             out.push_str(&format!("\nlatest event  {}\n", worker_event(e)));
         }
-        if a.tokens > 0 || a.tool_calls > 0 {
-            out.push_str(&format!(
+        match &a.usage {
+            Some(u) => out.push_str(&format!("usage         {}\n", usage_text(u))),
+            None if a.tokens > 0 || a.tool_calls > 0 => out.push_str(&format!(
                 "usage         {} tokens, {} tool calls\n",
                 a.tokens, a.tool_calls
-            ));
+            )),
+            None => {}
         }
     }
     if let Some(err) = latest_error(t) {
@@ -321,49 +323,65 @@ pub fn artifacts(refs: &[ArtifactRef]) -> String {
     table(&["KIND", "PATH", "SIZE", "MIME", "SHA256"], &rows)
 }
 
-/// One line per task: its final (or latest) receipt.
+/// One line per task: its final (or latest) receipt (and its usage and
+/// cost, when any task reported usage).
 pub fn receipts(r: &orca_actors::view::RunSummary) -> String {
+    let with_usage = r.tasks.iter().any(|t| t.usage.is_some());
     let rows: Vec<Vec<String>> = r
         .tasks
         .iter()
-        .map(|t| match &t.receipt {
-            Some(rec) => vec![
-                t.id.clone(),
-                rec.attempt.to_string(),
-                rec.result.to_string(),
-                rec.failure_source
-                    .map(|s| s.to_string())
-                    .unwrap_or_else(|| "-".into()),
-                rec.score
-                    .as_ref()
-                    .map(|s| format!("{}/{}", s.value, s.max))
-                    .unwrap_or_else(|| "-".into()),
-                rec.artifacts.len().to_string(),
-                ellipsize(&rec.summary, 60),
-            ],
-            None => vec![
-                t.id.clone(),
-                "-".into(),
-                t.phase.clone(),
-                "-".into(),
-                "-".into(),
-                "0".into(),
-                String::new(),
-            ],
+        .map(|t| {
+            let mut row = match &t.receipt {
+                Some(rec) => vec![
+                    t.id.clone(),
+                    rec.attempt.to_string(),
+                    rec.result.to_string(),
+                    rec.failure_source
+                        .map(|s| s.to_string())
+                        .unwrap_or_else(|| "-".into()),
+                    rec.score
+                        .as_ref()
+                        .map(|s| format!("{}/{}", s.value, s.max))
+                        .unwrap_or_else(|| "-".into()),
+                    rec.artifacts.len().to_string(),
+                    ellipsize(&rec.summary, 60),
+                ],
+                None => vec![
+                    t.id.clone(),
+                    "-".into(),
+                    t.phase.clone(),
+                    "-".into(),
+                    "-".into(),
+                    "0".into(),
+                    String::new(),
+                ],
+            };
+            if with_usage {
+                let usage = match &t.usage {
+                    Some(u) => match u.cost_usd {
+                        Some(c) => format!("{} tok ${c:.4}", u.tokens),
+                        None => format!("{} tok", u.tokens),
+                    },
+                    None => "-".into(),
+                };
+                row.insert(6, usage);
+            }
+            row
         })
         .collect();
-    table(
-        &[
-            "TASK",
-            "ATTEMPT",
-            "RESULT",
-            "SOURCE",
-            "SCORE",
-            "ARTIFACTS",
-            "SUMMARY",
-        ],
-        &rows,
-    )
+    let mut headers = vec![
+        "TASK",
+        "ATTEMPT",
+        "RESULT",
+        "SOURCE",
+        "SCORE",
+        "ARTIFACTS",
+        "SUMMARY",
+    ];
+    if with_usage {
+        headers.insert(6, "USAGE");
+    }
+    table(&headers, &rows)
 }
 
 /// Removes ANSI escape sequences (CSI, OSC, two-byte escapes).
@@ -400,6 +418,37 @@ pub fn strip_ansi(s: &str) -> String {
         }
     }
     out
+}
+
+/// One attempt's usage and cost in a line: budget tokens (input, cached,
+/// output, reasoning), tool calls, turns, orca's cost beside the CLI's.
+pub fn usage_text(u: &orca_actors::runtime::UsageRecord) -> String {
+    let x = &u.usage;
+    let mut text = format!("{} tokens", u.tokens);
+    if !x.is_zero() {
+        text.push_str(&format!(
+            " (input {}, cached {}, output {}",
+            x.input_tokens, x.cached_input_tokens, x.output_tokens
+        ));
+        if x.reasoning_tokens > 0 {
+            text.push_str(&format!(", reasoning {}", x.reasoning_tokens));
+        }
+        text.push(')');
+    }
+    text.push_str(&format!(", {} tool calls", x.tool_calls));
+    if x.turns > 0 {
+        text.push_str(&format!(", {} turns", x.turns));
+    }
+    match (u.cost_usd, &u.model) {
+        (Some(c), Some(m)) => text.push_str(&format!(", ${c:.4} on {m} (orca's prices)")),
+        (Some(c), None) => text.push_str(&format!(", ${c:.4} (orca's prices)")),
+        (None, Some(m)) => text.push_str(&format!(", not priced ({m} is not in the price table)")),
+        (None, None) => {}
+    }
+    if let Some(r) = u.reported_cost_usd {
+        text.push_str(&format!("; the CLI reported ${r:.4}"));
+    }
+    text
 }
 
 #[cfg(test)]

@@ -103,10 +103,30 @@ pub fn run(r: &RunSummary) -> String {
         "failures     transport {} · task {} · verifier {}\n",
         c.source_transport, c.source_task, c.source_verifier
     ));
+    if r.spend.tokens > 0 || r.spend.cost_usd > 0.0 {
+        out.push_str(&format!("usage        {}\n", spend_text(&r.spend)));
+    }
+    if let Some(why) = &r.budget_exceeded {
+        out.push_str(&format!(
+            "budget       exceeded: {why}; no new attempt is started\n"
+        ));
+    }
     if !r.alerts.is_empty() {
         let mut classes: Vec<&str> = r.alerts.iter().map(|a| a.class.as_str()).collect();
         classes.dedup();
         out.push_str(&format!("alerts       {}\n", classes.join(", ")));
     }
     out
+}
+
+/// A run's tokens and cost in a few words.
+pub fn spend_text(s: &orca_actors::runtime::budget::RunSpend) -> String {
+    let mut text = format!("{} tokens", s.tokens);
+    if s.usage.tool_calls > 0 {
+        text.push_str(&format!(" · {} tool calls", s.usage.tool_calls));
+    }
+    if s.cost_usd > 0.0 {
+        text.push_str(&format!(" · ${:.4} (orca's prices)", s.cost_usd));
+    }
+    text
 }

@@ -4,6 +4,7 @@
 use std::fmt::Write as _;
 
 use orca_actors::alert::config::{AlertPlan, PlanSource, PlanState};
+use orca_actors::runtime::{resolve, run_budget_gaps, unenforceable_budgets, ResolvedRuntime};
 use orca_actors::spec::{
     CommandSpec, HostSpec, OrcaConfig, RunSpec, ScorerKind, SpecReport, TaskSpec,
 };
@@ -59,6 +60,24 @@ pub fn task_view(spec: &RunSpec, t: &TaskSpec) -> Value {
         "expected_artifacts": t.expected_artifacts,
         "defaults_applied": defaults,
     })
+}
+
+/// Each budget orca cannot enforce, as `tasks[i].budget.<field>: why` and
+/// `budget.<field>: why` for the run's (what `orca validate` and the first
+/// lines of `orca run` say).
+pub fn budget_gaps(spec: &RunSpec, config: &OrcaConfig) -> Vec<String> {
+    let mut out: Vec<String> = spec
+        .tasks
+        .iter()
+        .enumerate()
+        .flat_map(|(i, t)| {
+            unenforceable_budgets(t, config)
+                .into_iter()
+                .map(move |g| format!("tasks[{i}].{g}"))
+        })
+        .collect();
+    out.extend(run_budget_gaps(spec, config));
+    out
 }
 
 /// Fields orca parses and keeps but does not enforce yet, as
@@ -121,6 +140,7 @@ pub fn report_json(report: &SpecReport, config: &OrcaConfig, plan: Option<&Alert
             }),
         });
         v["not_enforced"] = Value::Object(not_enforced(spec).into_iter().collect());
+        v["unenforceable_budgets"] = json!(budget_gaps(spec, config));
     }
     v
 }
@@ -217,7 +237,16 @@ pub fn report_text(report: &SpecReport, config: &OrcaConfig, plan: Option<&Alert
         vec![
             "agent runtime".into(),
             match config.runtime() {
-                Some(r) => ellipsize(&r.command.join(" "), 60),
+                Some(r) => match r.preset {
+                    Some(p) => format!(
+                        "preset {p}{}",
+                        r.model
+                            .as_deref()
+                            .map(|m| format!(", model {m}"))
+                            .unwrap_or_default()
+                    ),
+                    None => ellipsize(&r.command.join(" "), 60),
+                },
                 None => "not configured".into(),
             },
         ],
@@ -233,7 +262,11 @@ pub fn report_text(report: &SpecReport, config: &OrcaConfig, plan: Option<&Alert
             let runs = match &t.command {
                 Some(CommandSpec::Argv(v)) => ellipsize(&v.join(" "), 32),
                 Some(CommandSpec::Shell(s)) => ellipsize(s, 32),
-                None => "agent runtime".into(),
+                None => match resolve(t, config.runtime()) {
+                    ResolvedRuntime::Preset { preset, .. } => format!("preset {preset}"),
+                    ResolvedRuntime::Template { .. } => "[runtime] template".into(),
+                    _ => "no runtime (fails)".into(),
+                },
             };
             let scorer = match &t.scorer {
                 Some(s) if s.kind == ScorerKind::ExitCode => match s.expected {
@@ -305,6 +338,14 @@ pub fn report_text(report: &SpecReport, config: &OrcaConfig, plan: Option<&Alert
 
     if let Some(p) = plan.filter(|p| p.state != PlanState::Disabled) {
         out.push_str(&alerts_section(p));
+    }
+
+    let gaps = budget_gaps(spec, config);
+    if !gaps.is_empty() {
+        let _ = writeln!(out, "\nbudgets orca cannot enforce");
+        for g in &gaps {
+            let _ = writeln!(out, "  {g}");
+        }
     }
 
     let kept = not_enforced(spec);

@@ -23,10 +23,12 @@ use crate::outcome::{
 use crate::path::ActorPath;
 use crate::persist::Persister;
 use crate::redact::Secrets;
-use crate::spec::config::RUNTIME_HINT;
-use crate::spec::template::{build_prompt, runtime_argv};
-use crate::spec::{paths, CommandSpec, Scorer};
-use crate::stream_json::{parse_line, Change, Signal, StreamState, MAX_PARSED_LINE};
+use crate::runtime::budget::{attempt_breach, BudgetBreach};
+use crate::runtime::launch::{agent_launch, LaunchInput};
+use crate::runtime::{resolve, Parser, Preset, StreamFormat, StreamParser, UsageRecord};
+use crate::spec::template::build_prompt;
+use crate::spec::{paths, Scorer};
+use crate::stream_json::{Change, Signal, StreamState, MAX_PARSED_LINE};
 
 /// The `attempt` actor.
 #[derive(Debug, Default)]
@@ -39,7 +41,13 @@ pub struct AttemptState {
     attempt_dir: PathBuf,
     attempt_dir_rel: PathBuf,
     paths: Option<HostPaths>,
+    /// The task runs an agent runtime (a preset or the `[runtime]`
+    /// template), not its own `command`.
     runtime: bool,
+    /// The preset that runs, if one does (its exit codes).
+    preset: Option<Preset>,
+    /// The model priced when the stream names none.
+    model: Option<String>,
     /// Secret values, redacted from logs and anything journaled.
     secrets: Secrets,
     started: Timestamp,
@@ -82,7 +90,7 @@ impl Actor for AttemptActor {
             .strip_prefix(a.services.ws.root())
             .map(Path::to_path_buf)
             .unwrap_or_else(|_| attempt_dir.clone());
-        let runtime = a.task.needs_runtime();
+        let runtime = resolve(&a.task, a.services.settings.runtime.as_ref()).is_agent_runtime();
         let now = Timestamp::now();
         let me = myself.clone();
         // Queued appends (start, worker reports) are not waited for: a
@@ -100,6 +108,8 @@ impl Actor for AttemptActor {
             attempt_dir_rel,
             paths: None,
             runtime,
+            preset: None,
+            model: None,
             secrets: Secrets::default(),
             started: now,
             started_sys: SystemTime::now(),
@@ -331,33 +341,34 @@ async fn launch(myself: &ActorRef<AttemptMsg>, st: &mut AttemptState) -> Result<
     }
 
     let mut files: Vec<(String, Vec<u8>)> = Vec::new();
-    let argv = match &task.command {
-        Some(CommandSpec::Argv(v)) => v.clone(),
-        Some(c @ CommandSpec::Shell(_)) => c.argv(),
+    let resolved = resolve(task, a.services.settings.runtime.as_ref());
+    st.model = resolved.model().map(str::to_string);
+    let (argv, stdin, format) = match &task.command {
+        Some(c) => (c.argv(), None, resolved.format()),
         None => {
-            let Some(rt) = &a.services.settings.runtime else {
-                return Err(Launched::NotStarted(Judgement::task_fail(format!(
-                    "this task has only instructions and no agent runtime is configured: {RUNTIME_HINT}"
-                ))));
-            };
             let prompt = build_prompt(task);
             let prompt_file = format!("{}/prompt.md", hp.attempt_dir);
-            files.push(("prompt.md".into(), prompt.clone().into_bytes()));
-            let mut argv = runtime_argv(
-                &rt.command,
-                &prompt,
-                &prompt_file,
-                &hp.attempt_dir,
-                &task.id,
+            let program = a.host.runtime_program();
+            let launch = agent_launch(
+                &resolved,
+                &LaunchInput {
+                    prompt: &prompt,
+                    prompt_file: &prompt_file,
+                    attempt_dir: &hp.attempt_dir,
+                    task_id: &task.id,
+                    program_override: program.as_deref(),
+                    stdin_supported: a.host.writes_stdin(),
+                },
             )
             .map_err(|e| Launched::NotStarted(Judgement::task_fail(e)))?;
-            if let (Some(program), Some(first)) = (a.host.runtime_program(), argv.first_mut()) {
-                *first = program;
-            }
-            argv
+            files.push(("prompt.md".into(), prompt.into_bytes()));
+            st.preset = launch.preset;
+            (launch.argv, launch.stdin, launch.format)
         }
     };
 
+    // An agent runtime's `secret_env` ([runtime]); the task's own
+    // `secret_env` is added (and required) by `build_env`.
     let secrets = if st.runtime {
         a.services
             .settings
@@ -417,6 +428,7 @@ async fn launch(myself: &ActorRef<AttemptMsg>, st: &mut AttemptState) -> Result<
             env,
             paths: hp,
             attempt_id: a.attempt.to_string(),
+            stdin,
         })
         .await
         .map_err(|e| host_judgement(e, &a.worker))?;
@@ -430,7 +442,7 @@ async fn launch(myself: &ActorRef<AttemptMsg>, st: &mut AttemptState) -> Result<
         LogStream::Stdout,
         stdout_log,
         cap,
-        true,
+        Some(format),
         myself.clone(),
         st,
     );
@@ -439,7 +451,7 @@ async fn launch(myself: &ActorRef<AttemptMsg>, st: &mut AttemptState) -> Result<
         LogStream::Stderr,
         stderr_log,
         cap,
-        false,
+        None,
         myself.clone(),
         st,
     );
@@ -500,10 +512,13 @@ fn spawn_reader(
     which: LogStream,
     path: PathBuf,
     cap: u64,
-    parse: bool,
+    parse: Option<StreamFormat>,
     me: ActorRef<AttemptMsg>,
     st: &AttemptState,
 ) {
+    // One stateful parser per stream: the format's (Claude's repeated
+    // message ids, Codex's cumulative usage, …).
+    let mut parser = parse.map(Parser::new);
     let last_output = st.last_output.clone();
     let abandon = st.abandon.subscribe();
     // Secret values the worker prints never reach the log files.
@@ -514,7 +529,7 @@ fn spawn_reader(
             &path,
             cap,
             redactor,
-            parse.then_some(MAX_PARSED_LINE),
+            parser.is_some().then_some(MAX_PARSED_LINE),
             Some(abandon),
             |p| match p {
                 Pumped::Output => last_output.store(Timestamp::now().nanos(), Ordering::Relaxed),
@@ -522,7 +537,8 @@ fn spawn_reader(
                     let _ = me.cast(AttemptMsg::LogCapped(which));
                 }
                 Pumped::Line(line) => {
-                    if let Some(signals) = line.and_then(parse_line) {
+                    if let (Some(p), Some(line)) = (parser.as_mut(), line) {
+                        let signals = p.feed(line);
                         if signals.iter().any(|s| *s != Signal::Heartbeat) {
                             let _ = me.cast(AttemptMsg::Signals(signals));
                         }
@@ -564,7 +580,7 @@ async fn on_signals(
 ) -> Result<(), ActorProcessingErr> {
     let changes = st.stream.observe(signals);
     let mut events = Vec::new();
-    let mut budget = None;
+    let mut usage_changed = false;
     for c in changes {
         let event = match c {
             Change::Running => WorkerEvent::Running,
@@ -572,14 +588,7 @@ async fn on_signals(
                 tool: bounded(&st.secrets.redact(&tool), 200),
             },
             Change::Usage { tokens, tool_calls } => {
-                if let Some(b) = &st.a.task.budget {
-                    if b.max_tokens.is_some_and(|m| tokens > m) {
-                        budget = Some(BudgetLimit::Tokens);
-                    }
-                    if b.max_tool_calls.is_some_and(|m| tool_calls > m) {
-                        budget = Some(BudgetLimit::ToolCalls);
-                    }
-                }
+                usage_changed = true;
                 WorkerEvent::Usage { tokens, tool_calls }
             }
             Change::Artifact { kind, path } => WorkerEvent::Artifact {
@@ -599,6 +608,12 @@ async fn on_signals(
             event,
         });
     }
+    // Budgets are checked live, between events, against orca's own count
+    // and cost (the CLI's reported cost is kept, never trusted).
+    let budget = usage_changed
+        .then(|| breach(st))
+        .flatten()
+        .map(|b| b.limit());
     if let Some(limit) = budget.filter(|_| st.stop.is_none()) {
         events.push(Event::WorkerReported {
             attempt: st.a.attempt.clone(),
@@ -615,6 +630,43 @@ async fn on_signals(
         request_stop(myself, st, StopCause::Budget(limit)).await;
     }
     Ok(())
+}
+
+/// orca's cost of what the stream reported so far, on the model it named
+/// (else the configured one), with that model; `None`: nothing to price,
+/// or a model the price table does not know.
+fn cost(st: &AttemptState) -> Option<(f64, String)> {
+    if st.stream.usage.is_zero() {
+        return None;
+    }
+    let models = [st.stream.model.as_deref(), st.model.as_deref()];
+    st.a.services
+        .settings
+        .prices
+        .cost_usd_first(&st.stream.usage, models.into_iter().flatten())
+        .map(|(c, m)| (c, m.to_string()))
+}
+
+/// The first of the task's budgets the stream has gone past.
+fn breach(st: &AttemptState) -> Option<BudgetBreach> {
+    let budget = st.a.task.budget.as_ref()?;
+    attempt_breach(budget, &st.stream, cost(st).map(|(c, _)| c))
+}
+
+/// What the attempt used, for its end's `AttemptUsage` and its receipt.
+fn usage_record(st: &AttemptState) -> UsageRecord {
+    let priced = cost(st);
+    UsageRecord {
+        usage: st.stream.usage,
+        tokens: st.stream.tokens,
+        model: priced
+            .as_ref()
+            .map(|(_, m)| m.clone())
+            .or_else(|| st.stream.model.clone())
+            .or_else(|| st.model.clone()),
+        cost_usd: priced.map(|(c, _)| c),
+        reported_cost_usd: st.stream.reported_cost_usd,
+    }
 }
 
 async fn on_stale_check(
@@ -746,6 +798,20 @@ async fn maybe_finish(
         Ok(Scorer::ExitCode { expected }) => Some(expected),
         _ => None,
     });
+    // A budget the stream went past only in its last lines (Gemini reports
+    // usage once, at the end): the attempt fails on it all the same.
+    if st.stop.is_none() {
+        if let Some(limit) = breach(st).map(|b| b.limit()) {
+            queue(
+                st,
+                vec![Event::WorkerReported {
+                    attempt: st.a.attempt.clone(),
+                    event: WorkerEvent::BudgetExceeded { limit },
+                }],
+            );
+            st.stop = Some(StopCause::Budget(limit));
+        }
+    }
     let judged = judge(&Evidence {
         exit,
         stop: st.stop.as_ref(),
@@ -754,6 +820,8 @@ async fn maybe_finish(
         stream_error: st.stream.final_error(),
         needs_human: st.stream.needs_human.as_deref(),
         missing_artifacts: &scan.missing,
+        preset: st.preset,
+        runtime_limit: st.stream.limit,
     });
     let judgement = match (&st.lost, judged) {
         (Some(lost), _) => Judgement::transport(format!("connection to the host lost: {lost}")),
@@ -847,7 +915,9 @@ async fn complete(
     j: Judgement,
     draft: ReceiptDraft,
 ) -> Result<(), ActorProcessingErr> {
-    let outcome = AttemptOutcome::new(&draft, j, st.stop.clone(), &st.secrets, Timestamp::now());
+    let mut outcome =
+        AttemptOutcome::new(&draft, j, st.stop.clone(), &st.secrets, Timestamp::now());
+    outcome.usage = Some(usage_record(st));
     if let Some(hp) = &st.paths {
         if let Err(e) = st.a.host.cleanup(hp).await {
             tracing::warn!(attempt = %st.a.attempt, error = %e, "cleanup on the host failed");

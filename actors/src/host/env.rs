@@ -135,6 +135,15 @@ pub fn build_env(
             None => missing.push(name.clone()),
         }
     }
+    // The task's own secrets (a plain command's `GH_TOKEN`) are required:
+    // the process cannot do without them.
+    let mut task_secrets = Vec::new();
+    for name in &task.secret_env {
+        match lookup(name) {
+            Some(v) => task_secrets.push((name, v)),
+            None => missing.push(name.clone()),
+        }
+    }
     if !missing.is_empty() {
         return Err(MissingEnv(missing));
     }
@@ -142,6 +151,9 @@ pub fn build_env(
         if let Some(v) = lookup(name) {
             set(&mut vars, name, EnvValue::secret(v));
         }
+    }
+    for (name, v) in task_secrets {
+        set(&mut vars, name, EnvValue::secret(v));
     }
     let c = ctx;
     for (name, value) in [

@@ -64,6 +64,10 @@ impl HostAdapter for LocalHost {
         true
     }
 
+    fn writes_stdin(&self) -> bool {
+        true
+    }
+
     fn paths(&self, task_root_rel: &Path, attempt_dir_rel: &Path) -> HostPaths {
         HostPaths {
             workspace: self.workspace_root.display().to_string(),
@@ -171,7 +175,7 @@ impl HostAdapter for LocalHost {
             argv: &launch.argv,
             env: &launch.env,
             cwd: &cwd,
-            stdin: None,
+            stdin: launch.stdin,
         })
         .map_err(|e| match e {
             HostError::Spawn { program, reason } if reason.starts_with("not found in PATH") => {
@@ -267,6 +271,7 @@ mod tests {
                 attempt_dir: ws.join("a").display().to_string(),
             },
             attempt_id: "r:t:1".into(),
+            stdin: None,
         }
     }
 

@@ -83,6 +83,10 @@ pub struct Launch {
     pub paths: HostPaths,
     /// For logs and errors.
     pub attempt_id: String,
+    /// Written to the process's stdin, which is then closed (an agent
+    /// CLI's prompt); `None`: stdin is closed. Only for hosts whose
+    /// [`HostAdapter::writes_stdin`] is true.
+    pub stdin: Option<Vec<u8>>,
 }
 
 impl fmt::Debug for Launch {
@@ -97,6 +101,7 @@ impl fmt::Debug for Launch {
             )
             .field("paths", &self.paths)
             .field("attempt_id", &self.attempt_id)
+            .field("stdin_bytes", &self.stdin.as_ref().map(Vec::len))
             .finish()
     }
 }
@@ -171,6 +176,13 @@ pub trait HostAdapter: Send + Sync + fmt::Debug {
     /// on this machine's loopback: only then does it get `ORCA_API` and a
     /// per-attempt `ORCA_TOKEN` (a token is not sent where it is useless).
     fn reaches_local_api(&self) -> bool {
+        false
+    }
+
+    /// Whether [`Launch::stdin`] reaches the process here (otherwise an
+    /// agent CLI that reads its prompt on stdin gets it redirected from the
+    /// prompt file).
+    fn writes_stdin(&self) -> bool {
         false
     }
 

@@ -199,6 +199,24 @@ pub enum Event {
     /// suppressed (by the alert router). Supersedes [`Event::AlertRaised`],
     /// which older journals hold and the router leaves alone.
     Alert(crate::alert::AlertEvent),
+
+    // ----- usage and budgets (appended) -------------------------------------
+    /// What an attempt used, as its runtime reported it, and orca's cost of
+    /// it. Journaled by the run with the attempt's end (before its
+    /// receipt), when the attempt reported any usage.
+    AttemptUsage {
+        attempt: AttemptRef,
+        record: crate::runtime::UsageRecord,
+    },
+    /// The run went past its run-level `budget`: it leases no new attempt
+    /// (its queued tasks end skip; running attempts finish) and raises
+    /// `budget_exceeded`.
+    RunBudgetExceeded {
+        run: String,
+        limit: BudgetLimit,
+        /// What was used against what limit, in words.
+        detail: String,
+    },
 }
 
 /// The submission record of a run.
@@ -259,6 +277,20 @@ pub enum BudgetLimit {
     Seconds,
     Tokens,
     ToolCalls,
+    /// `max_cost_usd` (appended).
+    CostUsd,
+}
+
+impl BudgetLimit {
+    /// The budget field it names.
+    pub fn field(self) -> &'static str {
+        match self {
+            BudgetLimit::Seconds => "max_seconds",
+            BudgetLimit::Tokens => "max_tokens",
+            BudgetLimit::ToolCalls => "max_tool_calls",
+            BudgetLimit::CostUsd => "max_cost_usd",
+        }
+    }
 }
 
 /// Why an attempt was interrupted.
@@ -319,6 +351,8 @@ impl Event {
             Event::DaemonStarted { .. } => "DaemonStarted",
             Event::DaemonStopped { .. } => "DaemonStopped",
             Event::Alert(a) => a.type_name(),
+            Event::AttemptUsage { .. } => "AttemptUsage",
+            Event::RunBudgetExceeded { .. } => "RunBudgetExceeded",
         }
     }
 
@@ -332,13 +366,15 @@ impl Event {
             | Event::RunStopRequested { run, .. }
             | Event::RunFinished { run, .. }
             | Event::TaskFinished { run, .. }
-            | Event::AlertRaised { run, .. } => Some(run),
+            | Event::AlertRaised { run, .. }
+            | Event::RunBudgetExceeded { run, .. } => Some(run),
             Event::AttemptStarted { attempt, .. }
             | Event::WorkerReported { attempt, .. }
             | Event::AttemptExited { attempt, .. }
             | Event::AttemptInterrupted { attempt, .. }
             | Event::AttemptFinished { attempt, .. }
-            | Event::VerdictRecorded { attempt, .. } => Some(&attempt.run),
+            | Event::VerdictRecorded { attempt, .. }
+            | Event::AttemptUsage { attempt, .. } => Some(&attempt.run),
             Event::ReceiptRecorded(r) => Some(&r.run),
             Event::ChildStarted { path, .. }
             | Event::ChildFailed { path, .. }

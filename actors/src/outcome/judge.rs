@@ -7,13 +7,18 @@
 //! checked the exit code first: a worker that asks for a human and then
 //! exits non-zero must not be retried into asking again); else a non-zero
 //! exit fails (source task) unless an `exit_code` scorer expects that code
-//! — and an agent runtime exiting 75 (EX_TEMPFAIL) is transient; a final
+//! — a preset's exit codes mean what its CLI documents (CodeWhale 75
+//! transient, Gemini 53 its turn limit: budget), an agent CLI that stopped
+//! at its own turn or cost limit fails with `budget_exceeded`, and an
+//! argv-template runtime exiting 75 (EX_TEMPFAIL) is transient; a final
 //! stream-json `error` fails; a missing expected artifact fails (task);
 //! otherwise the scorer decides.
 
 use crate::host::ExitInfo;
 use crate::journal::event::{BudgetLimit, InterruptCause};
 use crate::model::{AlertClass, AttemptResult, FailureClass, FailureSource, Score};
+use crate::runtime::{ExitClass, Preset};
+use crate::stream_json::RuntimeLimit;
 
 /// EX_TEMPFAIL: an agent runtime's retryable infrastructure failure.
 pub const EX_TEMPFAIL: i32 = 75;
@@ -140,6 +145,11 @@ pub struct Evidence<'a> {
     pub needs_human: Option<&'a str>,
     /// Expected artifact kinds that were not found.
     pub missing_artifacts: &'a [String],
+    /// The preset that ran, if one did: its exit codes mean what its CLI
+    /// documents ([`Preset::classify_exit`]), instead of the generic rule.
+    pub preset: Option<Preset>,
+    /// A limit the agent CLI stopped at itself (its turn or cost limit).
+    pub runtime_limit: Option<RuntimeLimit>,
 }
 
 impl Evidence<'_> {
@@ -153,6 +163,8 @@ impl Evidence<'_> {
             stream_error: None,
             needs_human: None,
             missing_artifacts: &[],
+            preset: None,
+            runtime_limit: None,
         }
     }
 }
@@ -175,14 +187,7 @@ pub fn judge(e: &Evidence<'_>) -> Option<Judgement> {
                 secs(*silent_ms)
             )),
             StopCause::Budget(limit) => {
-                let mut j = Judgement::task_fail(format!(
-                    "budget exceeded: {}",
-                    match limit {
-                        BudgetLimit::Seconds => "max_seconds",
-                        BudgetLimit::Tokens => "max_tokens",
-                        BudgetLimit::ToolCalls => "max_tool_calls",
-                    }
-                ));
+                let mut j = Judgement::task_fail(format!("budget exceeded: {}", limit.field()));
                 j.alerts.push(AlertClass::BudgetExceeded);
                 j
             }
@@ -202,8 +207,43 @@ pub fn judge(e: &Evidence<'_>) -> Option<Judgement> {
             format!("needs a human: {reason}{how}"),
         ));
     }
+    if let Some(limit) = e.runtime_limit {
+        if e.exit.code != Some(0) || e.stream_error.is_some() {
+            let mut j = Judgement::task_fail(format!(
+                "the agent CLI stopped at its own {} limit{}",
+                match limit {
+                    RuntimeLimit::Turns => "turn",
+                    RuntimeLimit::CostUsd => "cost",
+                },
+                e.stream_error.map(|m| format!(": {m}")).unwrap_or_default()
+            ));
+            j.alerts.push(AlertClass::BudgetExceeded);
+            return Some(j);
+        }
+    }
+    if let (Some(preset), Some(code)) = (e.preset, e.exit.code) {
+        let meaning = preset.classify_exit(code);
+        let reason = format!("{} (exit code {code})", meaning.reason);
+        match meaning.class {
+            ExitClass::Success => {}
+            ExitClass::Transient => return Some(Judgement::transport(reason)),
+            ExitClass::Budget => {
+                let mut j = Judgement::task_fail(reason);
+                j.alerts.push(AlertClass::BudgetExceeded);
+                return Some(j);
+            }
+            ExitClass::Task if e.expected_code != Some(code) => {
+                // The CLI's own error says more than its exit code.
+                return Some(Judgement::task_fail(match e.stream_error {
+                    Some(err) => format!("the worker reported an error: {err} (exit code {code})"),
+                    None => reason,
+                }));
+            }
+            ExitClass::Task => {}
+        }
+    }
     match (e.exit.code, e.exit.signal) {
-        (Some(EX_TEMPFAIL), _) if e.runtime => {
+        (Some(EX_TEMPFAIL), _) if e.runtime && e.preset.is_none() => {
             return Some(Judgement::transport(
                 "the agent runtime exited 75 (EX_TEMPFAIL: retryable infrastructure failure)",
             ))
@@ -282,7 +322,51 @@ mod tests {
             stream_error: None,
             needs_human: None,
             missing_artifacts: &[],
+            preset: None,
+            runtime_limit: None,
         }
+    }
+
+    #[test]
+    fn a_presets_exit_codes_mean_what_its_cli_documents() {
+        let with = |preset, code| {
+            judge(&Evidence {
+                runtime: true,
+                preset: Some(preset),
+                ..ev(Some(code))
+            })
+            .unwrap()
+        };
+        let j = with(Preset::Codewhale, 75);
+        assert_eq!(j.class, Some(FailureClass::Transient));
+        // 75 means nothing special to Codex.
+        let j = with(Preset::Codex, 75);
+        assert_eq!(j.class, Some(FailureClass::Task));
+        let j = with(Preset::Gemini, 53);
+        assert_eq!(j.class, Some(FailureClass::Task));
+        assert_eq!(j.alerts, [AlertClass::BudgetExceeded]);
+        assert!(j.reason.contains("turn limit"), "{}", j.reason);
+        let j = with(Preset::Gemini, 42);
+        assert!(j.reason.contains("input error") && j.alerts.is_empty());
+        // The CLI's own limit, reported in its stream, is a budget failure.
+        let j = judge(&Evidence {
+            runtime: true,
+            preset: Some(Preset::Claude),
+            runtime_limit: Some(RuntimeLimit::Turns),
+            stream_error: Some("error_max_turns"),
+            ..ev(Some(1))
+        })
+        .unwrap();
+        assert_eq!(j.alerts, [AlertClass::BudgetExceeded]);
+        assert!(j.reason.contains("own turn limit"), "{}", j.reason);
+        // A cost budget orca enforced.
+        let cost = StopCause::Budget(BudgetLimit::CostUsd);
+        let j = judge(&Evidence {
+            stop: Some(&cost),
+            ..ev(None)
+        })
+        .unwrap();
+        assert_eq!(j.reason, "budget exceeded: max_cost_usd");
     }
 
     #[test]

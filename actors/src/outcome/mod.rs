@@ -21,6 +21,7 @@ use crate::alert::events::{AlertRaised, AlertSource};
 use crate::journal::event::{Event, InterruptCause};
 use crate::model::{AttemptRef, Receipt, Timestamp};
 use crate::redact::Secrets;
+use crate::runtime::UsageRecord;
 
 /// How an attempt ended, as its run journals it.
 #[derive(Clone, Debug, PartialEq)]
@@ -31,6 +32,8 @@ pub struct AttemptOutcome {
     pub stop: Option<StopCause>,
     /// Its one receipt (the summary already redacted and bounded).
     pub receipt: Receipt,
+    /// What it used, when its runtime reported usage.
+    pub usage: Option<UsageRecord>,
 }
 
 impl AttemptOutcome {
@@ -48,6 +51,7 @@ impl AttemptOutcome {
             judgement,
             stop,
             receipt,
+            usage: None,
         }
     }
 
@@ -72,8 +76,8 @@ impl AttemptOutcome {
     }
 
     /// What the journal records of this end, in order: the interruption
-    /// (one stop cause, whatever it was), the terminal event, its receipt,
-    /// and the alerts the end raises.
+    /// (one stop cause, whatever it was), the terminal event, its usage,
+    /// its receipt, and the alerts the end raises.
     pub fn terminal_events(&self) -> Vec<Event> {
         let mut events = Vec::with_capacity(4);
         if let Some(cause) = self.interruption() {
@@ -89,6 +93,12 @@ impl AttemptOutcome {
             class: self.judgement.class,
             reason: self.receipt.summary.clone(),
         });
+        if let Some(record) = self.usage.as_ref().filter(|u| !u.is_empty()) {
+            events.push(Event::AttemptUsage {
+                attempt: self.attempt.clone(),
+                record: record.clone(),
+            });
+        }
         events.push(Event::ReceiptRecorded(self.receipt.clone()));
         for class in &self.judgement.alerts {
             events.push(

@@ -2,6 +2,8 @@
 
 use std::path::Path;
 
+use crate::runtime::UsageRecord;
+
 use super::judge::Judgement;
 use crate::host::ExitInfo;
 use crate::model::{bounded, ArtifactRef, AttemptRef, Receipt, Timestamp};
@@ -70,13 +72,13 @@ impl ReceiptDraft {
 
 /// Writes `receipt.json` into `dir` (a convenience copy: the journal is the
 /// record). A failure is logged, never fatal.
-pub fn write_receipt_file(dir: &Path, receipt: &Receipt) {
+pub fn write_receipt_file(dir: &Path, receipt: &Receipt, usage: Option<&UsageRecord>) {
     let path = dir.join("receipt.json");
     if let Err(e) = std::fs::create_dir_all(dir) {
         tracing::warn!(path = %path.display(), error = %e, "cannot write receipt.json");
         return;
     }
-    match serde_json::to_vec_pretty(receipt) {
+    match serde_json::to_vec_pretty(&ReceiptFile { receipt, usage }) {
         Ok(text) => {
             // Whole or not at all: a reader never sees half a receipt.
             let tmp = dir.join(".receipt.json.tmp");
@@ -88,10 +90,21 @@ pub fn write_receipt_file(dir: &Path, receipt: &Receipt) {
     }
 }
 
-/// Writes a receipt's copy into its attempt directory.
-pub fn write_receipt(ws: &Workspace, receipt: &Receipt) {
+/// Writes a receipt's copy into its attempt directory, with the attempt's
+/// usage and cost when it reported any.
+pub fn write_receipt(ws: &Workspace, receipt: &Receipt, usage: Option<&UsageRecord>) {
     write_receipt_file(
         &ws.attempt_dir(&receipt.run, &receipt.task, receipt.attempt),
         receipt,
+        usage,
     );
+}
+
+/// `receipt.json`: the receipt's fields, and `usage` beside them.
+#[derive(serde::Serialize)]
+struct ReceiptFile<'a> {
+    #[serde(flatten)]
+    receipt: &'a Receipt,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    usage: Option<&'a UsageRecord>,
 }

@@ -104,6 +104,8 @@ pub struct Sup {
     running: HashMap<usize, Live>,
     by_actor: HashMap<ActorId, usize>,
     backoffs: HashMap<usize, AbortHandle>,
+    /// Other timers (the run's wall-time budget).
+    backoffs_extra: Vec<AbortHandle>,
     halt: Option<Halt>,
     boot_mode: RunMode,
     suspend_replies: Vec<RpcReplyPort<()>>,
@@ -163,6 +165,7 @@ impl Actor for RunSupervisor {
             running: HashMap::new(),
             by_actor: HashMap::new(),
             backoffs: HashMap::new(),
+            backoffs_extra: Vec::new(),
             halt: None,
             boot_mode: args.mode,
             suspend_replies: Vec::new(),
@@ -194,6 +197,11 @@ impl Actor for RunSupervisor {
             RunMsg::Persisted(acts) => {
                 for act in acts {
                     s.act(&myself, act).await;
+                }
+            }
+            RunMsg::BudgetDue => {
+                if s.halt.is_none() {
+                    s.command(&myself, RunCommand::CheckBudget, None);
                 }
             }
             RunMsg::BackoffDue { task, attempt } => {
@@ -269,6 +277,9 @@ impl Actor for RunSupervisor {
         for (_, h) in s.backoffs.drain() {
             h.abort();
         }
+        for h in s.backoffs_extra.drain(..) {
+            h.abort();
+        }
         s.services.registry.unregister(&s.path);
         for r in s.suspend_replies.drain(..) {
             let _ = r.send(());
@@ -303,6 +314,7 @@ impl Sup {
         let ctx = RunCtx {
             tasks: &self.tasks,
             policy: &self.policy,
+            budget: self.spec.budget.as_ref(),
         };
         decide(&self.state, &ctx, cmd, Timestamp::now(), &mut || {
             rand::random::<f64>()
@@ -350,7 +362,8 @@ impl Sup {
             // An attempt's own facts keep the attempt's path.
             let who = match &e {
                 Event::AttemptInterrupted { attempt, .. }
-                | Event::AttemptFinished { attempt, .. } => {
+                | Event::AttemptFinished { attempt, .. }
+                | Event::AttemptUsage { attempt, .. } => {
                     ActorPath::Attempt(attempt.clone()).to_string()
                 }
                 Event::ReceiptRecorded(r) => {
@@ -412,10 +425,33 @@ impl Sup {
         }
         let (mut events, mut acts) = (Vec::new(), Vec::new());
         while let Some((t, slot)) = self.inbox.next(&mut self.slots) {
-            let d = self.decide(RunCommand::Lease { task: t });
-            let Some(&Effect::Launch { n, .. }) = d.as_ref().ok().and_then(|d| d.effects.first())
-            else {
+            let Ok(d) = self.decide(RunCommand::Lease { task: t }) else {
                 self.slots.release(&slot);
+                continue;
+            };
+            let launch = d.effects.iter().find_map(|e| match e {
+                Effect::Launch { n, .. } => Some(*n),
+                _ => None,
+            });
+            let Some(n) = launch else {
+                self.slots.release(&slot);
+                if !d.events.is_empty() {
+                    // The lease ended tasks instead (the run's budget is
+                    // spent): journal it now, with the leases before it,
+                    // and let the waiting tasks leave the inbox.
+                    let (internal, later): (Vec<Effect>, Vec<Effect>) =
+                        d.effects.into_iter().partition(Effect::is_internal);
+                    events.extend(d.events);
+                    acts.extend(later.into_iter().map(Act::Effect));
+                    self.persist(
+                        myself,
+                        std::mem::take(&mut events),
+                        std::mem::take(&mut acts),
+                    );
+                    for e in internal {
+                        self.internal(e);
+                    }
+                }
                 continue;
             };
             let live = Live {
@@ -425,10 +461,8 @@ impl Sup {
                 pending_stop: None,
             };
             self.running.insert(t, live);
-            if let Ok(d) = d {
-                events.extend(d.events);
-                acts.extend(d.effects.into_iter().map(Act::Effect));
-            }
+            events.extend(d.events);
+            acts.extend(d.effects.into_iter().map(Act::Effect));
         }
         self.persist(myself, events, acts);
     }
@@ -465,13 +499,14 @@ impl Sup {
                 }
             }
             Effect::WriteReceipt(attempt) => {
-                if let Some(r) = self
+                if let Some(a) = self
                     .state
                     .task(&attempt.task)
                     .and_then(|t| t.attempt(attempt.attempt))
-                    .and_then(|a| a.receipt.as_ref())
                 {
-                    crate::outcome::write_receipt(&self.services.ws, r);
+                    if let Some(r) = &a.receipt {
+                        crate::outcome::write_receipt(&self.services.ws, r, a.usage.as_ref());
+                    }
                 }
             }
             Effect::Ended(status) => {
@@ -622,6 +657,14 @@ impl Sup {
             return Ok(());
         }
         self.start_scorer(myself).await?;
+        // The run's wall-time budget: checked when it runs out (tokens and
+        // cost are checked at each lease).
+        if let Some(limit) = self.spec.budget.as_ref().and_then(|b| b.max_seconds) {
+            let elapsed = Timestamp::now().millis_since(self.state.submitted);
+            let left = (limit.as_millis()).saturating_sub(elapsed) + 1;
+            let h = myself.send_after(Duration::from_millis(left), || RunMsg::BudgetDue);
+            self.backoffs_extra.push(h.abort_handle());
+        }
         if self.boot_mode == RunMode::New {
             for t in 0..self.state.tasks.len() {
                 if self.state.tasks[t].phase == super::state::TaskPhase::Queued {

@@ -39,6 +39,8 @@ use super::state::{status_from_results, AttemptPhase, RunState, TaskPhase};
 pub struct RunCtx<'a> {
     pub tasks: &'a [Arc<TaskSpec>],
     pub policy: &'a SupervisorPolicy,
+    /// The run-level `budget`, if the spec has one.
+    pub budget: Option<&'a crate::spec::RunBudget>,
 }
 
 /// Something the run supervisor must decide about.
@@ -50,6 +52,10 @@ pub enum RunCommand {
     },
     /// An attempt ended (its actor reported, or orca ended it itself).
     AttemptEnded(Box<AttemptOutcome>),
+    /// The run's wall-time budget may have run out (its timer fired):
+    /// past any run budget, journal it, raise `budget_exceeded` and end the
+    /// waiting tasks.
+    CheckBudget,
     /// A restart deadline came.
     BackoffDue {
         task: usize,
@@ -240,6 +246,9 @@ pub fn decide(
             if mode(state) != Mode::Normal || state.paused || !waiting {
                 return Ok(d);
             }
+            if over_budget(state, ctx, now, &mut d) {
+                return Ok(d);
+            }
             let n = ts.next_attempt;
             let path = ActorPath::attempt(run, &ts.id, n).to_string();
             d.events.push(if ts.attempts.is_empty() {
@@ -303,6 +312,9 @@ pub fn decide(
                     d.effects.push(Effect::Enqueue { task });
                 }
             }
+        }
+        RunCommand::CheckBudget => {
+            over_budget(state, ctx, now, &mut d);
         }
         RunCommand::Stop { surface, reason } => {
             if mode(state) != Mode::Normal {
@@ -628,6 +640,45 @@ fn escalated(
 
 /// `TaskFinished` (skip) for every task that waits (queued or in backoff),
 /// and the effect that drops them from the inbox and timers.
+/// Whether the run is past its run-level budget (DESIGN: it leases no new
+/// attempt). On the first breach it journals `RunBudgetExceeded` and raises
+/// `budget_exceeded` (no task: the run's); either way its waiting tasks end
+/// skip, and running attempts finish.
+fn over_budget(state: &RunState, ctx: &RunCtx<'_>, now: Timestamp, d: &mut Decision) -> bool {
+    if mode(state) != Mode::Normal {
+        return false;
+    }
+    if state.budget_exceeded.is_none() {
+        let Some(budget) = ctx.budget else {
+            return false;
+        };
+        let elapsed = now.millis_since(state.submitted) as f64 / 1000.0;
+        let Some(breach) = crate::runtime::budget::run_breach(budget, &state.spend(), elapsed)
+        else {
+            return false;
+        };
+        d.events.push(Event::RunBudgetExceeded {
+            run: state.run.clone(),
+            limit: breach.limit(),
+            detail: breach.to_string(),
+        });
+        d.events.push(
+            AlertRaised::new(
+                AlertClass::BudgetExceeded,
+                AlertSource::run(&state.run),
+                None,
+                None,
+                None,
+                format!("run budget exceeded: {breach}; no new attempt is started"),
+                now,
+            )
+            .event(),
+        );
+    }
+    finish_waiting(state, d);
+    true
+}
+
 fn finish_waiting(state: &RunState, d: &mut Decision) {
     for ts in &state.tasks {
         if matches!(ts.phase, TaskPhase::Queued | TaskPhase::Backoff) {

@@ -25,9 +25,10 @@
 //! | variant | what it does | reply | journals |
 //! |---|---|---|---|
 //! | `Boot` | (to itself) start the scorer; a new run leases; a resumed run first kills the process groups of attempts the journal shows running (if still provably theirs), then reconciles (`RunCommand::Reconcile`) and leases | — | `ChildStarted` / `ChildRestarted` (scorer); for a resumed run the terminal events of interrupted attempts (`AttemptInterrupted` orca crash, `AttemptFinished`, `ReceiptRecorded`) and their restarts; leases |
-//! | `AttemptEnded(outcome)` | an attempt ended: its terminal events and the decision about its task, in one batch | — | `AttemptInterrupted`?, `AttemptFinished`, `ReceiptRecorded`, `AlertRaised`*, then `ChildFailed`? and `TaskFinished` (+ `AlertRaised` restart_exhausted / needs_human) or `RestartScheduled`, or `TaskFinished` + `IntensityExceeded` + `Escalated` + `AlertRaised` needs_human; at the end `RunFinished` + `AlertRaised` run_completed |
+//! | `AttemptEnded(outcome)` | an attempt ended: its terminal events and the decision about its task, in one batch | — | `AttemptInterrupted`?, `AttemptFinished`, `AttemptUsage`?, `ReceiptRecorded`, `AlertRaised`*, then `ChildFailed`? and `TaskFinished` (+ `AlertRaised` restart_exhausted / needs_human) or `RestartScheduled`, or `TaskFinished` + `IntensityExceeded` + `Escalated` + `AlertRaised` needs_human; at the end `RunFinished` + `AlertRaised` run_completed |
 //! | `Persisted(acts)` | an append became durable: carry out its effects, answer its caller | — | — |
 //! | `BackoffDue{task, attempt}` | a restart deadline came: queue the task | — | `ChildRestarted` when leased |
+//! | `BudgetDue` | (its timer) the run's wall-time `budget.max_seconds` ran out | — | `RunBudgetExceeded`, `AlertRaised` budget_exceeded, `TaskFinished` (skip) for waiting tasks |
 //! | `Request(req, reply)` | [`RunRequest`]: stop, pause, resume, interrupt / restart an attempt, a manual verdict | `Result<Answer, RunError>`, once journaled | `RunStopRequested` + `TaskFinished` (skip); `RunPaused`; `RunResumed`; `ControlRequested`; `VerdictRecorded` |
 //! | `Suspend{reply}` | orca shuts down: stop every attempt with its grace (interrupted by orca: resumed later without using up an attempt), then stop | `()` once all ended | their terminal events and transparent restarts |
 //! | `Kill{reply}` | kill every running attempt's process group at once (a second Ctrl-C) | the attempts not confirmed killed | — |
@@ -62,6 +63,7 @@ pub enum RunMsg {
         task: String,
         attempt: u32,
     },
+    BudgetDue,
     Request(RunRequest, Option<RpcReplyPort<Result<Answer, RunError>>>),
     Suspend {
         reply: Option<RpcReplyPort<()>>,
@@ -80,6 +82,7 @@ impl std::fmt::Debug for RunMsg {
             RunMsg::AttemptEnded(o) => write!(f, "AttemptEnded({})", o.attempt),
             RunMsg::Persisted(acts) => write!(f, "Persisted({acts:?})"),
             RunMsg::BackoffDue { task, attempt } => write!(f, "BackoffDue({task}:{attempt})"),
+            RunMsg::BudgetDue => f.write_str("BudgetDue"),
             RunMsg::Request(r, _) => write!(f, "Request({r:?})"),
             RunMsg::Suspend { .. } => f.write_str("Suspend"),
             RunMsg::Kill { .. } => f.write_str("Kill"),

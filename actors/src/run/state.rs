@@ -13,6 +13,8 @@ use crate::model::{
     Strategy, Surface, Timestamp, Verdict,
 };
 use crate::path::PathRef;
+use crate::runtime::budget::RunSpend;
+use crate::runtime::UsageRecord;
 use crate::supervision::RestartWindow;
 
 /// Where a task is.
@@ -87,6 +89,8 @@ pub struct AttemptState {
     pub class: Option<FailureClass>,
     pub reason: Option<String>,
     pub receipt: Option<Receipt>,
+    /// What it used (`AttemptUsage`, journaled with its end).
+    pub usage: Option<UsageRecord>,
 }
 
 impl AttemptState {
@@ -117,6 +121,7 @@ impl AttemptState {
             class: None,
             reason: None,
             receipt: None,
+            usage: None,
         }
     }
 
@@ -249,6 +254,9 @@ pub struct RunState {
     /// Whether the run's scorer was started, and its restarts.
     pub scorer_started: bool,
     pub scorer_restarts: u32,
+    /// The run went past its run-level `budget` (what was used, in words):
+    /// it leases no new attempt.
+    pub budget_exceeded: Option<String>,
     /// The seq of the last event applied.
     pub last_seq: u64,
     #[serde(skip)]
@@ -284,9 +292,24 @@ impl RunState {
             unfinished: 0,
             scorer_started: false,
             scorer_restarts: 0,
+            budget_exceeded: None,
             last_seq: 0,
             index: TaskIndex::default(),
         }
+    }
+
+    /// What the run has used: its finished attempts' usage and cost, and
+    /// the tokens its running attempts have reported so far.
+    pub fn spend(&self) -> RunSpend {
+        let mut spend = RunSpend::default();
+        for a in self.tasks.iter().flat_map(|t| &t.attempts) {
+            match &a.usage {
+                Some(u) => spend.add_record(u),
+                None if a.is_live() => spend.tokens = spend.tokens.saturating_add(a.tokens),
+                None => {}
+            }
+        }
+        spend
     }
 
     /// The spec, parsed from the journaled JSON.
@@ -512,6 +535,17 @@ impl RunState {
                     a.class = *class;
                     a.reason = Some(reason.clone());
                 }
+            }
+            Event::AttemptUsage { attempt, record } => {
+                if let Some(a) = self
+                    .task_mut(&attempt.task)
+                    .and_then(|t| t.attempt_mut(attempt.attempt))
+                {
+                    a.usage = Some(record.clone());
+                }
+            }
+            Event::RunBudgetExceeded { detail, .. } => {
+                self.budget_exceeded = Some(detail.clone());
             }
             Event::ReceiptRecorded(r) => {
                 if let Some(a) = self

@@ -17,6 +17,17 @@ pub enum BudgetBreach {
 }
 
 impl BudgetBreach {
+    /// The limit, as journaled.
+    pub fn limit(&self) -> crate::journal::event::BudgetLimit {
+        use crate::journal::event::BudgetLimit;
+        match self {
+            BudgetBreach::Tokens { .. } => BudgetLimit::Tokens,
+            BudgetBreach::ToolCalls { .. } => BudgetLimit::ToolCalls,
+            BudgetBreach::CostUsd { .. } => BudgetLimit::CostUsd,
+            BudgetBreach::Seconds { .. } => BudgetLimit::Seconds,
+        }
+    }
+
     /// The budget field (`max_tokens`, …).
     pub fn field(&self) -> &'static str {
         match self {
@@ -81,7 +92,7 @@ pub fn attempt_breach(
 
 /// What a run has used so far: finished attempts and what running attempts
 /// have reported.
-#[derive(Clone, Copy, Debug, Default, PartialEq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct RunSpend {
     /// Budget tokens ([`StreamState::tokens`]: normalized usage plus the
     /// `auto` format's token totals).
@@ -100,6 +111,18 @@ impl RunSpend {
         self.tokens = self.tokens.saturating_add(stream.tokens);
         self.usage += stream.usage;
         match cost_usd {
+            Some(c) if c.is_finite() && c >= 0.0 => self.cost_usd += c,
+            _ => self.unpriced_attempts += 1,
+        }
+    }
+}
+
+impl RunSpend {
+    /// Adds one finished attempt's journaled usage.
+    pub fn add_record(&mut self, r: &super::usage::UsageRecord) {
+        self.tokens = self.tokens.saturating_add(r.tokens);
+        self.usage += r.usage;
+        match r.cost_usd {
             Some(c) if c.is_finite() && c >= 0.0 => self.cost_usd += c,
             _ => self.unpriced_attempts += 1,
         }

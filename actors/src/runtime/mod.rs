@@ -10,17 +10,17 @@
 //! | [`prices::PriceTable`], [`prices::cost_usd`] | the price table in the repository (+ `[[prices]]` overrides) and orca's cost |
 //! | [`resolve::resolve`], [`resolve::unenforceable_budgets`] | which runtime a task gets; which of its budgets cannot be enforced |
 //! | [`budget`] | attempt and run budget checks |
+//! | [`launch`] | a resolved runtime + a prompt → the argv, stdin and stream format to start with (attempts and verifiers) |
 //!
 //! Nothing here imports ractor or tokio: the attempt actor feeds lines and
 //! acts on the results.
 
-/// Whether the attempt actor runs presets yet. Until it does, validation
-/// warns on a task's `runtime.preset` (its attempt would fail with "no
-/// agent runtime is configured") and `OrcaConfig::runtime` returns
-/// templates only. The integration flips it (docs/runtimes.md, "Wiring").
-pub const PRESETS_WIRED: bool = false;
+/// Whether the attempt actor runs presets: it does (validation no longer
+/// warns on a task's `runtime.preset`).
+pub const PRESETS_WIRED: bool = true;
 
 pub mod budget;
+pub mod launch;
 pub mod parse;
 pub mod preset;
 pub mod prices;
@@ -34,4 +34,4 @@ pub use preset::{
 };
 pub use prices::{cost_usd, PriceEntry, PriceTable};
 pub use resolve::{resolve, run_budget_gaps, unenforceable_budgets, ResolvedRuntime};
-pub use usage::Usage;
+pub use usage::{Usage, UsageRecord};

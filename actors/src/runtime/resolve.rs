@@ -88,7 +88,7 @@ impl<'a> ResolvedRuntime<'a> {
 }
 
 /// The runtime of `task` given the config's `[runtime]` section (pass
-/// [`OrcaConfig::agent_runtime`]).
+/// [`OrcaConfig::runtime`]).
 pub fn resolve<'a>(task: &'a TaskSpec, config: Option<&'a RuntimeConfig>) -> ResolvedRuntime<'a> {
     let own = task.runtime.as_ref();
     let own_model = own.and_then(|r| r.model.as_deref());
@@ -136,17 +136,19 @@ pub fn unenforceable_budgets(task: &TaskSpec, config: &OrcaConfig) -> Vec<String
     let Some(b) = &task.budget else {
         return Vec::new();
     };
-    let rt = resolve(task, config.agent_runtime());
+    let rt = resolve(task, config.runtime());
     let what = rt.what();
     let mut out = Vec::new();
     let fix = "name its stream with `format` (claude, codex, gemini, codewhale) if it prints one";
     match rt {
+        // No runtime at all: the task fails when it is about to run
+        // (validation warns so); its budgets are beside the point.
+        ResolvedRuntime::Missing => return out,
         // A plain command read with `auto` may print nothing orca reads.
         ResolvedRuntime::Command {
             format: StreamFormat::Auto,
             ..
-        }
-        | ResolvedRuntime::Missing => {
+        } => {
             if b.max_tokens.is_some() {
                 out.push(format!(
                     "budget.max_tokens: {what} is read with format `auto` and may report no token usage; {fix}"
@@ -223,7 +225,7 @@ pub fn run_budget_gaps(spec: &RunSpec, config: &OrcaConfig) -> Vec<String> {
     let prices = config.price_table();
     let mut out = Vec::new();
     for t in &spec.tasks {
-        let rt = resolve(t, config.agent_runtime());
+        let rt = resolve(t, config.runtime());
         let (tokens_count, priced) = match rt {
             ResolvedRuntime::Command {
                 format: StreamFormat::Auto,
@@ -305,7 +307,7 @@ mod tests {
             Budget::default(),
         );
         assert_eq!(
-            resolve(&t, cfg.agent_runtime()),
+            resolve(&t, cfg.runtime()),
             ResolvedRuntime::Preset {
                 preset: Preset::Claude,
                 program: Some("/opt/cli"),
@@ -316,7 +318,7 @@ mod tests {
         // Another preset: nothing of the config's.
         let t = task(None, Some(rt(Some(Preset::Codex), None)), Budget::default());
         assert_eq!(
-            resolve(&t, cfg.agent_runtime()),
+            resolve(&t, cfg.runtime()),
             ResolvedRuntime::Preset {
                 preset: Preset::Codex,
                 program: None,
@@ -326,12 +328,9 @@ mod tests {
         );
         // No task runtime: the config's preset.
         let t = task(None, None, Budget::default());
+        assert_eq!(resolve(&t, cfg.runtime()).preset(), Some(Preset::Claude));
         assert_eq!(
-            resolve(&t, cfg.agent_runtime()).preset(),
-            Some(Preset::Claude)
-        );
-        assert_eq!(
-            resolve(&t, cfg.agent_runtime()).model(),
+            resolve(&t, cfg.runtime()).model(),
             Some("claude-sonnet-4-5")
         );
         // No runtime anywhere.
@@ -351,7 +350,7 @@ mod tests {
             }),
             Budget::default(),
         );
-        let r = resolve(&t, cfg.agent_runtime());
+        let r = resolve(&t, cfg.runtime());
         assert_eq!(
             r,
             ResolvedRuntime::Command {
@@ -361,10 +360,7 @@ mod tests {
         );
         assert!(!r.is_agent_runtime());
         let plain = task(Some("gh issue list"), None, Budget::default());
-        assert_eq!(
-            resolve(&plain, cfg.agent_runtime()).format(),
-            StreamFormat::Auto
-        );
+        assert_eq!(resolve(&plain, cfg.runtime()).format(), StreamFormat::Auto);
     }
 
     #[test]
@@ -379,7 +375,7 @@ mod tests {
             ..OrcaConfig::default()
         };
         let t = task(None, None, Budget::default());
-        let r = resolve(&t, cfg.agent_runtime());
+        let r = resolve(&t, cfg.runtime());
         assert_eq!(r.format(), StreamFormat::Codewhale);
         assert_eq!(r.model(), Some("deepseek-chat"));
         assert!(r.is_agent_runtime());

@@ -114,6 +114,35 @@ impl Usage {
     }
 }
 
+/// What one attempt used, as journaled (`Event::AttemptUsage`) and shown
+/// in receipts, `orca inspect`, `orca status` and the API.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct UsageRecord {
+    /// The normalized usage the stream reported.
+    pub usage: Usage,
+    /// Budget tokens ([`crate::stream_json::StreamState::tokens`]: the
+    /// normalized usage, or the token totals a plain stream reported).
+    pub tokens: u64,
+    /// The model priced: the one the stream named, else the configured one.
+    pub model: Option<String>,
+    /// orca's own cost, from the price table; `None`: not priced (no
+    /// model, or one the table does not know).
+    pub cost_usd: Option<f64>,
+    /// The CLI's own figure, kept beside orca's, never trusted for a
+    /// budget.
+    pub reported_cost_usd: Option<f64>,
+}
+
+impl UsageRecord {
+    /// Whether there is anything to show.
+    pub fn is_empty(&self) -> bool {
+        self.usage.is_zero()
+            && self.tokens == 0
+            && self.cost_usd.is_none()
+            && self.reported_cost_usd.is_none()
+    }
+}
+
 impl AddAssign for Usage {
     fn add_assign(&mut self, o: Usage) {
         self.input_tokens = self.input_tokens.saturating_add(o.input_tokens);

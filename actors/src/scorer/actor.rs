@@ -13,8 +13,9 @@ use crate::model::{bounded, Score};
 use crate::outcome::{write_receipt_file, Judgement};
 use crate::path::ActorPath;
 use crate::redact::Secrets;
+use crate::runtime::launch::{agent_launch, LaunchInput};
+use crate::runtime::StreamFormat;
 use crate::services::Registry;
-use crate::spec::template::runtime_argv;
 use crate::spec::Scorer;
 
 /// Evidence given to a verifier: this much of each log's tail.
@@ -207,7 +208,7 @@ async fn command_scorer(req: &ScoreRequest, command: String, args: Vec<String>) 
     // The receipt so far, for the verifier to read.
     let draft_dir = dir.join("verifier");
     let _ = std::fs::create_dir_all(&draft_dir);
-    write_receipt_file(&draft_dir, &req.draft);
+    write_receipt_file(&draft_dir, &req.draft, None);
     let draft = draft_dir.join("receipt.json").display().to_string();
     let mut argv = vec![command];
     argv.extend(args);
@@ -220,6 +221,8 @@ async fn command_scorer(req: &ScoreRequest, command: String, args: Vec<String>) 
         log_cap: req.log_cap,
         timeout: req.scorer.effective_timeout().as_duration(),
         secrets: Secrets::default(),
+        stdin: None,
+        format: StreamFormat::Auto,
     })
     .await;
     let out = match run {
@@ -315,12 +318,16 @@ pub fn verifier_prompt(req: &ScoreRequest, prompt: &str) -> String {
 }
 
 async fn prompt_scorer(req: &ScoreRequest, prompt: &str) -> Judgement {
-    let Some(rt) = req.runtime.as_ref().filter(|r| !r.command.is_empty()) else {
+    // The workspace's `[runtime]` (a preset or a template) runs the
+    // verifier, as it runs a task with only instructions.
+    let instructions_only = crate::spec::TaskSpec::default();
+    let resolved = crate::runtime::resolve(&instructions_only, req.runtime.as_ref());
+    if matches!(resolved, crate::runtime::ResolvedRuntime::Missing) {
         return Judgement::verifier_error(format!(
             "verifier_prompt needs an agent runtime: {}",
             crate::spec::config::RUNTIME_HINT
         ));
-    };
+    }
     let vdir = req.attempt_dir().join("verifier");
     if let Err(e) = std::fs::create_dir_all(&vdir) {
         return Judgement::verifier_error(format!("cannot create {}: {e}", vdir.display()));
@@ -330,20 +337,25 @@ async fn prompt_scorer(req: &ScoreRequest, prompt: &str) -> Judgement {
     if let Err(e) = std::fs::write(&prompt_file, &text) {
         return Judgement::verifier_error(format!("cannot write {}: {e}", prompt_file.display()));
     }
-    write_receipt_file(&vdir, &req.draft);
-    let argv = match runtime_argv(
-        &rt.command,
-        &text,
-        &prompt_file.display().to_string(),
-        &req.attempt_dir().display().to_string(),
-        &req.attempt.task,
+    write_receipt_file(&vdir, &req.draft, None);
+    let launch = match agent_launch(
+        &resolved,
+        &LaunchInput {
+            prompt: &text,
+            prompt_file: &prompt_file.display().to_string(),
+            attempt_dir: &req.attempt_dir().display().to_string(),
+            task_id: &req.attempt.task,
+            program_override: None,
+            stdin_supported: true,
+        },
     ) {
-        Ok(a) => a,
+        Ok(l) => l,
         Err(e) => return Judgement::verifier_error(e),
     };
+    let rt = req.runtime.as_ref();
     let mut env = verifier_env(req, &vdir.join("receipt.json").display().to_string());
     let mut values = Vec::new();
-    for name in &rt.secret_env {
+    for name in rt.map(|r| r.secret_env.as_slice()).unwrap_or_default() {
         if let Ok(v) = std::env::var(name) {
             values.push(v.clone());
             env.push(EnvVar {
@@ -354,7 +366,7 @@ async fn prompt_scorer(req: &ScoreRequest, prompt: &str) -> Judgement {
     }
     let secrets = Secrets::new(values);
     let run = process::run(VerifierProcess {
-        argv,
+        argv: launch.argv,
         env,
         cwd: req.task_dir(),
         stdout_log: vdir.join("stdout.log"),
@@ -362,6 +374,8 @@ async fn prompt_scorer(req: &ScoreRequest, prompt: &str) -> Judgement {
         log_cap: req.log_cap,
         timeout: req.scorer.effective_timeout().as_duration(),
         secrets: secrets.clone(),
+        stdin: launch.stdin,
+        format: launch.format,
     })
     .await;
     let redact = |t: &str| secrets.redact(t);

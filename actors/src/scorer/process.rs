@@ -12,7 +12,8 @@ use serde_json::Value;
 use crate::host::process::{self, pump, ProcessSpec, Pumped, Spawned};
 use crate::host::{procfs, EnvVar, ExitInfo, HostError};
 use crate::redact::Secrets;
-use crate::stream_json::{parse_line, StreamState, MAX_PARSED_LINE};
+use crate::runtime::{Parser, StreamFormat, StreamParser};
+use crate::stream_json::{StreamState, MAX_PARSED_LINE};
 
 /// How long a killed verifier may take to close its pipes and be reaped.
 pub(crate) const REAP_LIMIT: Duration = Duration::from_secs(5);
@@ -29,6 +30,10 @@ pub struct VerifierProcess {
     pub timeout: Duration,
     /// Values redacted from its logs.
     pub secrets: Secrets,
+    /// Written to its stdin, then closed (an agent CLI's prompt).
+    pub stdin: Option<Vec<u8>>,
+    /// How its stdout is read (`auto` for `command` scorers).
+    pub format: StreamFormat,
 }
 
 /// How it went.
@@ -57,7 +62,7 @@ pub async fn run(p: VerifierProcess) -> Result<Outcome, VerifierError> {
         argv: &p.argv,
         env: &p.env,
         cwd: &p.cwd,
-        stdin: None,
+        stdin: p.stdin.clone(),
     })
     .map_err(|e| match e {
         HostError::Spawn { program, reason } => VerifierError::Spawn { program, reason },
@@ -70,10 +75,13 @@ pub async fn run(p: VerifierProcess) -> Result<Outcome, VerifierError> {
     let (child, stdout, stderr) = (spawned.child, spawned.stdout, spawned.stderr);
     let cap = p.log_cap;
     let (out_log, err_log, secrets) = (p.stdout_log.clone(), p.stderr_log.clone(), p.secrets);
+    let format = p.format;
     let work = async move {
         let mut out = Outcome::default();
-        let on_line = |line: &[u8], out: &mut Outcome| {
-            if let Some(signals) = parse_line(line) {
+        let mut parser = Parser::new(format);
+        let mut on_line = |line: &[u8], out: &mut Outcome| {
+            let signals = parser.feed(line);
+            if !signals.is_empty() {
                 out.stream.observe(signals);
             }
             if line.trim_ascii().first() == Some(&b'{') {

@@ -20,9 +20,10 @@ pub const PLACEHOLDERS: &[&str] = &["{prompt}", "{prompt_file}", "{attempt_dir}"
 pub const MAX_INLINE_PROMPT_BYTES: usize = 4096;
 
 /// How to configure the runtime, for messages.
-pub const RUNTIME_HINT: &str = "add a [runtime] command to .orca/config.toml, e.g. \
-command = [\"codewhale\", \"exec\", \"--auto\", \"--output-format\", \"stream-json\", \"{prompt}\"], \
-or give the task a `command`";
+pub const RUNTIME_HINT: &str =
+    "name an agent CLI in .orca/config.toml: [runtime] preset = \"claude\" \
+(or \"codex\", \"gemini\", \"codewhale\"), or a [runtime] command template; or give the task \
+a `runtime = { preset = … }` or a `command`";
 
 /// The whole config file. Every section is optional.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -160,18 +161,9 @@ from_spec!(JournalConfig {
 });
 
 impl OrcaConfig {
-    /// The configured runtime, if it has a command template.
-    ///
-    /// A preset-only `[runtime]` is not returned yet: the attempt actor and
-    /// the scorer still run templates only (they fail such a task with
-    /// [`RUNTIME_HINT`]), so validation keeps warning about it. See
-    /// [`OrcaConfig::agent_runtime`] for the section with either.
+    /// The `[runtime]` section when it names a preset or a command
+    /// template (the agent runtime of tasks with only instructions).
     pub fn runtime(&self) -> Option<&RuntimeConfig> {
-        self.runtime.as_ref().filter(|r| !r.command.is_empty())
-    }
-
-    /// The `[runtime]` section when it names a preset or a command.
-    pub fn agent_runtime(&self) -> Option<&RuntimeConfig> {
         self.runtime
             .as_ref()
             .filter(|r| !r.command.is_empty() || r.preset.is_some())
@@ -344,12 +336,17 @@ pub const DEFAULT_CONFIG_TOML: &str = r##"# orca workspace configuration. Every 
 # Reference: docs/spec.md ("Workspace config").
 
 # The agent runtime runs tasks that give `instructions` but no `command`.
-# Placeholders: {prompt}, {prompt_file}, {attempt_dir}, {task_id}.
-# A prompt longer than 4 KiB must go through {prompt_file}.
+# Name the agent CLI (orca builds its argv, reads its event stream, counts
+# its usage and cost; docs/runtimes.md):
 # [runtime]
+# preset = "claude"         # or "codex", "gemini", "codewhale"
+# model = "claude-sonnet-4-5"
+# args = ["--max-turns", "30"]
+# Or an argv template. Placeholders: {prompt}, {prompt_file},
+# {attempt_dir}, {task_id}; a prompt over 4 KiB must use {prompt_file}.
 # command = ["codewhale", "exec", "--auto", "--output-format", "stream-json", "{prompt}"]
 # Names (never values) of secrets passed only to runtime processes:
-# secret_env = ["DEEPSEEK_API_KEY"]
+# secret_env = ["ANTHROPIC_API_KEY"]
 
 [run]
 # Concurrent attempts (default: the number of CPUs; `--max-workers` overrides).
@@ -423,9 +420,7 @@ mod tests {
         )
         .unwrap();
         assert!(warnings.is_empty(), "{warnings:?}");
-        // Templates only until the attempt actor runs presets.
-        assert!(cfg.runtime().is_none());
-        let rt = cfg.agent_runtime().unwrap();
+        let rt = cfg.runtime().unwrap();
         assert_eq!(rt.preset, Some(Preset::Codex));
         assert_eq!(rt.args, ["--full-auto"]);
     }

@@ -394,7 +394,7 @@ fn the_committed_v1_fixture_still_reads() {
     // written before alert events existed).
     let samples: Vec<_> = sample_events()
         .into_iter()
-        .filter(|e| !matches!(e.event, orca_actors::journal::Event::Alert(_)))
+        .filter(|e| orca_actors::journal::fixture::in_v1_fixture(&e.event))
         .chain(sample_worker_events())
         .collect();
     for (env, s) in envs.iter().zip(&samples) {

@@ -6,7 +6,7 @@
 use std::sync::Arc;
 
 use super::*;
-use crate::journal::event::WorkerEvent;
+use crate::journal::event::{BudgetLimit, WorkerEvent};
 use crate::model::{FailureSource, Verdict};
 use crate::outcome::{judge, Evidence, Judgement, ReceiptDraft};
 use crate::redact::Secrets;
@@ -72,6 +72,7 @@ impl Given {
         let ctx = RunCtx {
             tasks: &self.tasks,
             policy: &self.policy,
+            budget: self.spec.budget.as_ref(),
         };
         decide(&self.state, &ctx, cmd, self.now, &mut || 0.0)
     }
@@ -870,4 +871,71 @@ fn the_run_ends_when_nothing_runs_or_waits() {
         .events
         .is_empty());
     let _ = &g.spec;
+}
+
+// ----- the run's budget ------------------------------------------------------
+
+#[test]
+fn past_its_budget_a_run_leases_nothing_more_and_says_why_once() {
+    let spec = r#"{"budget": {"max_tokens": 1000, "max_cost_usd": 1.0},
+      "tasks": [{"id": "a", "command": "true"}, {"id": "b", "command": "true"},
+                {"id": "c", "command": "true"}]}"#;
+    let g = run(spec).leased("a");
+    // a's attempt used 1,200 tokens (journaled with its end).
+    let mut cmd = g.ended("a", exit(0), None);
+    if let RunCommand::AttemptEnded(o) = &mut cmd {
+        o.usage = Some(crate::runtime::UsageRecord {
+            tokens: 1_200,
+            cost_usd: Some(0.02),
+            ..Default::default()
+        });
+    }
+    let (g, d) = g.then_apply(cmd);
+    assert!(names(&d.events).contains(&"AttemptUsage"));
+    assert_eq!(g.state.spend().tokens, 1_200);
+    // when b is leased: the breach is journaled, budget_exceeded raised
+    // (the run's: no task), and every waiting task ends skip.
+    let t = g.t("b");
+    let (g, d) = g.then_apply(RunCommand::Lease { task: t });
+    assert_eq!(
+        names(&d.events),
+        [
+            "RunBudgetExceeded",
+            "AlertRaised",
+            "TaskFinished",
+            "TaskFinished"
+        ]
+    );
+    assert!(
+        matches!(&d.events[0], Event::RunBudgetExceeded { limit: BudgetLimit::Tokens, detail, .. }
+        if detail.contains("1200 tokens used, over budget.max_tokens = 1000"))
+    );
+    assert_eq!(alerts(&d), [AlertClass::BudgetExceeded]);
+    assert_eq!(raised(&d)[0].task, None);
+    assert!(d.effects.contains(&Effect::DropWaiting));
+    assert!(!d.effects.iter().any(|e| matches!(e, Effect::Launch { .. })));
+    assert!(g.state.budget_exceeded.is_some());
+    // Said once: a later check journals nothing new.
+    let d = g.when(RunCommand::CheckBudget).unwrap();
+    assert!(!names(&d.events).contains(&"RunBudgetExceeded"));
+}
+
+#[test]
+fn the_wall_time_budget_is_checked_when_its_timer_fires() {
+    let spec = r#"{"budget": {"max_seconds": 60},
+      "tasks": [{"id": "a", "command": "true"}, {"id": "b", "command": "true"}]}"#;
+    let mut g = run(spec).leased("a");
+    // Within the minute: nothing.
+    assert!(g.when(RunCommand::CheckBudget).unwrap().events.is_empty());
+    g.now = g.now.plus_millis(61_000);
+    let d = g.when(RunCommand::CheckBudget).unwrap();
+    assert_eq!(
+        names(&d.events),
+        ["RunBudgetExceeded", "AlertRaised", "TaskFinished"]
+    );
+    // a's running attempt is left to finish.
+    assert!(!d
+        .effects
+        .iter()
+        .any(|e| matches!(e, Effect::StopAttempts { .. })));
 }
