@@ -79,6 +79,17 @@ impl Timestamp {
         )
     }
 
+    /// `self - ms` milliseconds, saturating.
+    pub fn minus_millis(self, ms: u64) -> Self {
+        Self(
+            self.0.saturating_sub(
+                i64::try_from(ms)
+                    .unwrap_or(i64::MAX)
+                    .saturating_mul(1_000_000),
+            ),
+        )
+    }
+
     /// Milliseconds from `earlier` to `self` (0 when `earlier` is later).
     pub fn millis_since(self, earlier: Timestamp) -> u64 {
         u64::try_from(self.0.saturating_sub(earlier.0) / 1_000_000).unwrap_or(0)

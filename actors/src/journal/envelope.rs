@@ -35,6 +35,7 @@ impl Envelope {
         // and is shown by its own name, its fields flat like the others.
         let tagged = match &self.event {
             Event::Alert(a) => serde_json::to_value(a),
+            Event::Agent(a) => serde_json::to_value(a),
             e => serde_json::to_value(e),
         };
         let fields = match tagged {
@@ -101,14 +102,21 @@ impl Envelope {
         // have no `id`).
         let alert = crate::alert::AlertEvent::variant_of(kind)
             .filter(|_| kind != "AlertRaised" || body.get("id").is_some());
+        // So is an agent event (`AgentWoke` is `Agent: {Woke: …}`).
+        let agent = kind.strip_prefix("Agent").filter(|_| alert.is_none());
         let mut tagged = Map::new();
-        match alert {
-            Some(variant) => {
+        match (alert, agent) {
+            (Some(variant), _) => {
                 let mut inner = Map::new();
                 inner.insert(variant.to_string(), body);
                 tagged.insert("Alert".to_string(), Value::Object(inner));
             }
-            None => {
+            (None, Some(variant)) => {
+                let mut inner = Map::new();
+                inner.insert(variant.to_string(), body);
+                tagged.insert("Agent".to_string(), Value::Object(inner));
+            }
+            (None, None) => {
                 tagged.insert(kind.to_string(), body);
             }
         }

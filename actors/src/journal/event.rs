@@ -217,6 +217,11 @@ pub enum Event {
         /// What was used against what limit, in words.
         detail: String,
     },
+
+    // ----- agents (appended) -------------------------------------------------
+    /// An agent identity's life: created, woken, its intents and their
+    /// outcomes, timers, approvals (docs/agents.md).
+    Agent(crate::agent::events::AgentEvent),
 }
 
 /// The submission record of a run.
@@ -353,6 +358,7 @@ impl Event {
             Event::Alert(a) => a.type_name(),
             Event::AttemptUsage { .. } => "AttemptUsage",
             Event::RunBudgetExceeded { .. } => "RunBudgetExceeded",
+            Event::Agent(a) => a.type_name(),
         }
     }
 
@@ -387,7 +393,7 @@ impl Event {
             Event::Escalated { from, .. } => run_of_path(from),
             Event::DaemonStarted { .. } | Event::DaemonStopped { .. } => None,
             Event::Alert(crate::alert::AlertEvent::Raised(r)) => r.source.run_id(),
-            Event::Alert(_) => None,
+            Event::Alert(_) | Event::Agent(_) => None,
         }
     }
 }

@@ -17,7 +17,7 @@ use crate::model::{
 
 /// The number of [`Event`] variants (checked by a test against
 /// [`sample_events`]).
-pub const EVENT_VARIANTS: usize = 29;
+pub const EVENT_VARIANTS: usize = 30;
 
 /// One event of every variant, in declaration order, with plausible paths.
 pub fn sample_events() -> Vec<NewEvent> {
@@ -315,6 +315,15 @@ pub fn sample_events() -> Vec<NewEvent> {
                 detail: "$5.0123 spent (orca's computation), over budget.max_cost_usd = $5".into(),
             },
         ),
+        e(
+            "/agents/nightly-watch",
+            Event::Agent(crate::agent::events::AgentEvent::Woke {
+                agent: "nightly-watch".into(),
+                wake: "failures:4242".into(),
+                source: "failures".into(),
+                event_json: r#"{"event":"receipt.fail","run":"r-261121073500-a1b2","task":"lint"}"#.into(),
+            }),
+        ),
     ]
 }
 
@@ -323,7 +332,10 @@ pub fn sample_events() -> Vec<NewEvent> {
 pub fn in_v1_fixture(e: &Event) -> bool {
     !matches!(
         e,
-        Event::Alert(_) | Event::AttemptUsage { .. } | Event::RunBudgetExceeded { .. }
+        Event::Alert(_)
+            | Event::AttemptUsage { .. }
+            | Event::RunBudgetExceeded { .. }
+            | Event::Agent(_)
     )
 }
 
