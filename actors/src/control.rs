@@ -33,10 +33,19 @@ pub enum ControlMessage {
         #[serde(default)]
         reason: Option<String>,
     },
-    /// Stop leasing new tasks (running attempts and timers go on).
+    /// Stop leasing new tasks (running attempts and timers go on); an
+    /// agent takes no wake (they queue).
     Pause,
-    /// Lease again.
+    /// Lease again; an agent takes its queued wakes.
     Resume,
+    /// An agent: a message in its inbox (it wakes on `inbox` routes).
+    Tell { text: String },
+    /// An agent: grant a pending approval.
+    Approve { request: String },
+    /// An agent: refuse a pending approval.
+    Deny { request: String },
+    /// An agent: end it (its history stays; its id is never reused).
+    Retire,
 }
 
 /// The name of a control message, without its arguments.
@@ -48,16 +57,24 @@ pub enum ControlKind {
     Stop,
     Pause,
     Resume,
+    Tell,
+    Approve,
+    Deny,
+    Retire,
 }
 
 impl ControlKind {
     /// Every message, in the order help texts list them.
-    pub const ALL: [ControlKind; 5] = [
+    pub const ALL: [ControlKind; 9] = [
         ControlKind::Interrupt,
         ControlKind::Restart,
         ControlKind::Stop,
         ControlKind::Pause,
         ControlKind::Resume,
+        ControlKind::Tell,
+        ControlKind::Approve,
+        ControlKind::Deny,
+        ControlKind::Retire,
     ];
 
     pub fn name(self) -> &'static str {
@@ -67,6 +84,10 @@ impl ControlKind {
             ControlKind::Stop => "stop",
             ControlKind::Pause => "pause",
             ControlKind::Resume => "resume",
+            ControlKind::Tell => "tell",
+            ControlKind::Approve => "approve",
+            ControlKind::Deny => "deny",
+            ControlKind::Retire => "retire",
         }
     }
 
@@ -75,11 +96,18 @@ impl ControlKind {
         match kind {
             NodeKind::Attempt => &[ControlKind::Interrupt, ControlKind::Restart],
             NodeKind::Run => &[ControlKind::Stop, ControlKind::Pause, ControlKind::Resume],
+            NodeKind::Agent => &[
+                ControlKind::Pause,
+                ControlKind::Resume,
+                ControlKind::Tell,
+                ControlKind::Approve,
+                ControlKind::Deny,
+                ControlKind::Retire,
+            ],
             NodeKind::Root
             | NodeKind::Journal
             | NodeKind::AlertRouter
             | NodeKind::Agents
-            | NodeKind::Agent
             | NodeKind::Runs
             | NodeKind::Scorer => &[],
         }
@@ -105,6 +133,10 @@ impl ControlMessage {
             ControlMessage::Stop { .. } => ControlKind::Stop,
             ControlMessage::Pause => ControlKind::Pause,
             ControlMessage::Resume => ControlKind::Resume,
+            ControlMessage::Tell { .. } => ControlKind::Tell,
+            ControlMessage::Approve { .. } => ControlKind::Approve,
+            ControlMessage::Deny { .. } => ControlKind::Deny,
+            ControlMessage::Retire => ControlKind::Retire,
         }
     }
 
@@ -159,6 +191,39 @@ pub enum ControlError {
     Refused(#[from] RunError),
     #[error("{0} did not answer")]
     NoAnswer(ActorPath),
+    /// No agent with that id (or agents do not run here: no daemon).
+    #[error("no agent {0:?} runs here")]
+    NoAgent(String),
+    /// The agent is retired: it takes no message.
+    #[error("agent {0:?} is retired")]
+    AgentRetired(String),
+    /// The agent refused the message (no such approval, …).
+    #[error("{0}")]
+    AgentRefused(String),
+}
+
+impl ControlError {
+    /// The control error of a refused agent operation.
+    pub fn of_agents(e: crate::agents::AgentsError) -> Self {
+        use crate::agent::decide::AgentError;
+        use crate::agents::AgentsError;
+        match e {
+            AgentsError::NotFound(id) => ControlError::NoAgent(id),
+            AgentsError::RetiredId(id) | AgentsError::Agent(AgentError::Retired { agent: id }) => {
+                ControlError::AgentRetired(id)
+            }
+            AgentsError::NoAnswer(id) => ControlError::NoAnswer(ActorPath::Agent(id)),
+            AgentsError::NotRunning => {
+                ControlError::AgentRefused(AgentsError::NotRunning.to_string())
+            }
+            e @ (AgentsError::Exists(_)
+            | AgentsError::Journal(_)
+            | AgentsError::Agent(AgentError::NoSubscription { .. })
+            | AgentsError::Agent(AgentError::NoApproval { .. })) => {
+                ControlError::AgentRefused(e.to_string())
+            }
+        }
+    }
 }
 
 /// What a delivered message did.
@@ -171,6 +236,77 @@ pub struct Delivered {
     pub attempt: Option<AttemptRef>,
     /// The child runs a stop, pause or resume reached too.
     pub children: Vec<String>,
+}
+
+/// A control message for an agent, through the `agents` supervisor.
+async fn to_agent(
+    registry: &Registry,
+    id: &str,
+    msg: &ControlMessage,
+    surface: Surface,
+) -> Result<Delivered, ControlError> {
+    use crate::agent::decide::{AgentAnswer, AgentCommand};
+    let cmd = match msg {
+        ControlMessage::Pause => AgentCommand::Pause { by: surface },
+        ControlMessage::Resume => AgentCommand::Resume { by: surface },
+        ControlMessage::Retire => AgentCommand::Retire { by: surface },
+        ControlMessage::Approve { request } => AgentCommand::Approve {
+            request: request.clone(),
+            by: surface,
+        },
+        ControlMessage::Deny { request } => AgentCommand::Deny {
+            request: request.clone(),
+            by: surface,
+        },
+        ControlMessage::Tell { text } => AgentCommand::Event {
+            source: "inbox".into(),
+            event_id: format!("tell-{}", crate::model::Timestamp::now().nanos()),
+            event_json: serde_json::json!({"event": "tell", "text": text, "by": surface.as_str()})
+                .to_string(),
+        },
+        ControlMessage::Interrupt | ControlMessage::Restart | ControlMessage::Stop { .. } => {
+            return Err(ControlError::NotAccepted {
+                path: ActorPath::Agent(id.to_string()),
+                message: msg.kind(),
+                accepted: ControlKind::accepted_by(NodeKind::Agent).to_vec(),
+            })
+        }
+    };
+    let Some(cell) = registry.get(&ActorPath::Agents) else {
+        return Err(ControlError::NoAgent(id.to_string()));
+    };
+    let agents: ractor::ActorRef<crate::agents::AgentsMsg> = cell.into();
+    let answer = match agents
+        .call(
+            |reply| crate::agents::AgentsMsg::Command {
+                agent: id.to_string(),
+                cmd,
+                reply,
+            },
+            Some(ANSWER_LIMIT),
+        )
+        .await
+    {
+        Ok(CallResult::Success(r)) => r.map_err(ControlError::of_agents)?,
+        _ => return Err(ControlError::NoAnswer(ActorPath::Agent(id.to_string()))),
+    };
+    let result = match (msg, answer) {
+        (ControlMessage::Tell { .. }, AgentAnswer::Accepted { wake }) => {
+            format!("told agent {id} (wake {wake})")
+        }
+        (ControlMessage::Pause, _) => format!("paused agent {id}"),
+        (ControlMessage::Resume, _) => format!("resumed agent {id}"),
+        (ControlMessage::Retire, _) => format!("retired agent {id}"),
+        (ControlMessage::Approve { request }, _) => format!("approved {request} for agent {id}"),
+        (ControlMessage::Deny { request }, _) => format!("denied {request} for agent {id}"),
+        (m, _) => format!("{} agent {id}", m.name()),
+    };
+    Ok(Delivered {
+        result,
+        path: ActorPath::Agent(id.to_string()),
+        attempt: None,
+        children: Vec::new(),
+    })
 }
 
 /// How long a control message may take to be journaled.
@@ -192,6 +328,9 @@ pub async fn deliver(
             message: msg.kind(),
             accepted: accepted.to_vec(),
         });
+    }
+    if let ActorPath::Agent(id) = path {
+        return to_agent(registry, id, msg, surface).await;
     }
     let run = path
         .run_id()
@@ -231,7 +370,15 @@ pub async fn deliver(
         },
         (ControlMessage::Pause, _) => RunRequest::Pause { surface },
         (ControlMessage::Resume, _) => RunRequest::Resume { surface },
-        (ControlMessage::Interrupt | ControlMessage::Restart, _) => {
+        (
+            ControlMessage::Interrupt
+            | ControlMessage::Restart
+            | ControlMessage::Tell { .. }
+            | ControlMessage::Approve { .. }
+            | ControlMessage::Deny { .. }
+            | ControlMessage::Retire,
+            _,
+        ) => {
             return Err(ControlError::NotAccepted {
                 path: path.clone(),
                 message: msg.kind(),
@@ -291,7 +438,14 @@ pub async fn deliver(
         (ControlMessage::Stop { .. }, _) => format!("stopping run {run}{and_children}"),
         (ControlMessage::Pause, _) => format!("paused run {run}{and_children}"),
         (ControlMessage::Resume, _) => format!("resumed run {run}{and_children}"),
-        (ControlMessage::Interrupt | ControlMessage::Restart, _) => format!("{msg:?} {path}"),
+        (ControlMessage::Interrupt | ControlMessage::Restart, _)
+        | (
+            ControlMessage::Tell { .. }
+            | ControlMessage::Approve { .. }
+            | ControlMessage::Deny { .. }
+            | ControlMessage::Retire,
+            _,
+        ) => format!("{} {path}", msg.name()),
     };
     Ok(Delivered {
         result,
@@ -356,11 +510,19 @@ mod tests {
             ControlKind::accepted_by(NodeKind::Attempt),
             [ControlKind::Interrupt, ControlKind::Restart]
         );
+        // A message that needs an argument says which one is missing.
+        let e = ControlMessage::parse("tell", &[]).unwrap_err();
+        assert!(e.to_string().contains("text"), "{e}");
         assert!(ControlKind::accepted_by(NodeKind::Scorer).is_empty());
         for k in ControlKind::ALL {
             let json = serde_json::to_string(&k).unwrap();
             assert_eq!(json, format!("\"{}\"", k.name()));
-            let m = ControlMessage::parse(k.name(), &[]).unwrap();
+            let args: Vec<(String, String)> = match k {
+                ControlKind::Tell => vec![("text".into(), "hello".into())],
+                ControlKind::Approve | ControlKind::Deny => vec![("request".into(), "r1".into())],
+                _ => vec![],
+            };
+            let m = ControlMessage::parse(k.name(), &args).unwrap();
             assert_eq!(m.kind(), k);
         }
     }

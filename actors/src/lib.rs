@@ -5,6 +5,8 @@
 //! actors see traits (host adapters, alert sinks, the journal handle), never
 //! clap, axum or tables.
 
+pub mod agent;
+pub mod agents;
 pub mod alert;
 pub mod attempt;
 pub mod control;

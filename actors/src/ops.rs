@@ -73,6 +73,7 @@ pub fn prepare(
             stale_after: req.stale_after,
             surface: req.surface,
             parent: req.parent,
+            run_id: None,
         },
         valid.warnings,
     ))
@@ -131,4 +132,88 @@ pub async fn control(
         .parse()
         .map_err(|_| ControlError::BadPath(path.to_string()))?;
     crate::control::deliver(registry, runs, &path, msg, surface).await
+}
+
+/// The `agents` supervisor, when agents run here (the daemon).
+fn agents(
+    registry: &Registry,
+) -> Result<ActorRef<crate::agents::AgentsMsg>, crate::agents::AgentsError> {
+    registry
+        .get(&ActorPath::Agents)
+        .map(ActorRef::from)
+        .ok_or(crate::agents::AgentsError::NotRunning)
+}
+
+/// Creates an agent identity from a prepared spec
+/// ([`crate::agent::spec::prepare_agent`]).
+pub async fn agent_create(
+    registry: &Registry,
+    p: crate::agent::spec::PreparedAgent,
+    by: Surface,
+) -> Result<(), crate::agents::AgentsError> {
+    let id = p.spec.id.clone();
+    match agents(registry)?
+        .call(
+            |reply| crate::agents::AgentsMsg::Create {
+                spec: Box::new(p.spec),
+                dir: p.dir,
+                run_specs: p.run_specs,
+                by,
+                reply,
+            },
+            Some(Duration::from_secs(30)),
+        )
+        .await
+    {
+        Ok(CallResult::Success(r)) => r,
+        _ => Err(crate::agents::AgentsError::NoAnswer(id)),
+    }
+}
+
+/// Applies a new spec to an agent (its state stays).
+pub async fn agent_update(
+    registry: &Registry,
+    p: crate::agent::spec::PreparedAgent,
+    by: Surface,
+) -> Result<(), crate::agents::AgentsError> {
+    let id = p.spec.id.clone();
+    match agents(registry)?
+        .call(
+            |reply| crate::agents::AgentsMsg::Update {
+                spec: Box::new(p.spec),
+                dir: p.dir,
+                run_specs: p.run_specs,
+                by,
+                reply,
+            },
+            Some(Duration::from_secs(30)),
+        )
+        .await
+    {
+        Ok(CallResult::Success(r)) => r,
+        _ => Err(crate::agents::AgentsError::NoAnswer(id)),
+    }
+}
+
+/// Hands an event to one of an agent's subscriptions (a verified webhook,
+/// …); answers whether it was new or a duplicate.
+pub async fn agent_event(
+    registry: &Registry,
+    agent: &str,
+    cmd: crate::agent::decide::AgentCommand,
+) -> Result<crate::agent::decide::AgentAnswer, crate::agents::AgentsError> {
+    match agents(registry)?
+        .call(
+            |reply| crate::agents::AgentsMsg::Command {
+                agent: agent.to_string(),
+                cmd,
+                reply,
+            },
+            Some(Duration::from_secs(30)),
+        )
+        .await
+    {
+        Ok(CallResult::Success(r)) => r,
+        _ => Err(crate::agents::AgentsError::NoAnswer(agent.to_string())),
+    }
 }

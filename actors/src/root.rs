@@ -1,8 +1,8 @@
 //! `orca` (`/`): the root supervisor, one_for_one, 3 restarts in 5 s.
 //!
 //! Its children are the rows of [`Root::children`]: the journal writer
-//! (adopted: it is opened before the tree), `runs` and the alert router;
-//! `agents` joins as one more row. A child's end goes through the
+//! (adopted: it is opened before the tree), `runs`, the alert router and,
+//! in the daemon, `agents`. A child's end goes through the
 //! [`ChildTable`]: decide, journal, then act.
 //!
 //! - `runs` failing is orca's own bug: its row restarts it (journaled
@@ -90,6 +90,25 @@ impl Root {
                 })
             }),
         ]
+        .into_iter()
+        .chain(services.settings.agents.then(|| {
+            // Agents live in the daemon (`orca up`), after `runs`: their
+            // pending intents start runs.
+            let s = services.clone();
+            ChildSpec::permanent(
+                ActorPath::Agents,
+                Arc::new(move |sup: ActorCell, _restarts: u32| {
+                    let s = s.clone();
+                    let fut: futures::future::BoxFuture<'static, _> = Box::pin(async move {
+                        let (agents, _) =
+                            Actor::spawn_linked(None, crate::agents::Agents, s, sup).await?;
+                        Ok(agents.get_cell())
+                    });
+                    fut
+                }),
+            )
+        }))
+        .collect()
     }
 }
 

@@ -63,6 +63,9 @@ pub struct Submission {
     /// A nested run: the attempt that submits it (its depth and limit are
     /// the submitting run's business, checked by `runs`).
     pub parent: Option<AttemptRef>,
+    /// The run's id, when the submitter fixed it (an agent's intent, so a
+    /// redone wake starts the same run); `None`: a new id.
+    pub run_id: Option<String>,
 }
 
 /// A run that was accepted.
@@ -418,12 +421,23 @@ impl RunsState {
             run: String::new(),
             reason: e.to_string(),
         })?;
-        let mut run = new_run_id(Timestamp::now());
-        while self.children.contains(&ActorPath::run(&run))
-            || self.services.ws.run_dir(&run).exists()
-        {
-            run = new_run_id(Timestamp::now());
-        }
+        let run = match &sub.run_id {
+            Some(id) => {
+                if self.children.contains(&ActorPath::run(id)) {
+                    return Err(SubmitError::AlreadyRunning(id.clone()));
+                }
+                id.clone()
+            }
+            None => {
+                let mut run = new_run_id(Timestamp::now());
+                while self.children.contains(&ActorPath::run(&run))
+                    || self.services.ws.run_dir(&run).exists()
+                {
+                    run = new_run_id(Timestamp::now());
+                }
+                run
+            }
+        };
         let now = Timestamp::now();
         let (events, state) = submission_events(&run, &sub, depth, spec_json, now);
         self.journal(events).await?;

@@ -29,6 +29,9 @@ pub struct Settings {
     pub default_max_workers: u32,
     /// The workspace's default alert config (`[alerts]`).
     pub alerts: Option<crate::spec::AlertConfig>,
+    /// Whether agent identities run here (the daemon; not an embedded
+    /// `orca run`).
+    pub agents: bool,
 }
 
 impl Settings {
@@ -49,6 +52,7 @@ impl Settings {
             prices: std::sync::Arc::new(config.price_table()),
             default_max_workers: run.and_then(|r| r.max_workers).unwrap_or_else(cpus),
             alerts: config.alerts.clone(),
+            agents: false,
         }
     }
 }

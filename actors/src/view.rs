@@ -21,6 +21,8 @@ pub struct FleetView {
     pub runs: BTreeMap<String, RunState>,
     /// Every alert and its delivery; the alert router's state.
     pub alerts: crate::alert::view::AlertsView,
+    /// Every agent identity, and the agents' cursor over fleet events.
+    pub agents: crate::agent::state::AgentsView,
     pub last_seq: u64,
 }
 
@@ -33,7 +35,9 @@ impl FleetView {
     /// v2: a manual verdict rewrites the receipt's summary.
     /// v3: alerts (with ids, delivery and the router's state); a run's
     /// alert records carry their id.
-    pub const SNAPSHOT: &'static str = "fleet-v4";
+    /// v4: attempt usage and cost; a run's budget.
+    /// v5: agent identities.
+    pub const SNAPSHOT: &'static str = "fleet-v5";
 
     /// Older snapshot names whose encoding is the same as this version's
     /// (only what the fold derives changed), so a compacted journal can
@@ -55,6 +59,9 @@ impl FleetView {
         }
         if let Event::Alert(a) = event {
             self.alerts.apply(at, a);
+        }
+        if let Event::Agent(a) = event {
+            self.agents.apply(at, a);
         }
     }
 
@@ -348,6 +355,26 @@ pub fn tree(view: &FleetView, journal: &JournalFacts, only: Option<&str>) -> Tre
             }
         }
     }
+    // Runs an agent started hang under that agent (the whole tree only).
+    let mut agents =
+        (!view.agents.agents.is_empty() && only.is_none()).then(|| agents_node(&view.agents));
+    if let Some(agents) = agents.as_mut() {
+        for a in agents.children.iter_mut() {
+            let id = a.name.trim_start_matches("agent:").to_string();
+            let owned: Vec<String> = view
+                .agents
+                .run_owner
+                .iter()
+                .filter(|(_, o)| **o == id)
+                .map(|(r, _)| r.clone())
+                .collect();
+            for run in owned {
+                if let Some(n) = nodes.remove(&run) {
+                    a.children.push(n);
+                }
+            }
+        }
+    }
     runs.children.extend(nodes.into_values());
     let mut journal_node = TreeNode::leaf(
         "/journal".into(),
@@ -359,8 +386,50 @@ pub fn tree(view: &FleetView, journal: &JournalFacts, only: Option<&str>) -> Tre
     TreeNode {
         strategy: Some(Strategy::OneForOne),
         intensity: Some((internal.max_restarts, internal.within_ms)),
-        children: vec![journal_node, alert_router_node(&view.alerts), runs],
+        children: [journal_node, alert_router_node(&view.alerts), runs]
+            .into_iter()
+            .chain(agents)
+            .collect(),
         ..TreeNode::leaf("/".into(), "orca".into(), NodeKind::Root, "running")
+    }
+}
+
+/// The agents supervisor and one node per identity: its lifecycle, inbox
+/// depth, next timer and runs (they hang under it).
+pub fn agents_node(view: &crate::agent::state::AgentsView) -> TreeNode {
+    let internal = crate::supervision::Intensity::INTERNAL;
+    let children = view
+        .agents
+        .values()
+        .map(|a| {
+            let next = a.timers.values().map(|t| t.due).min();
+            let running = a.running_runs();
+            let mut node = TreeNode::leaf(
+                crate::path::ActorPath::Agent(a.id.clone()).to_string(),
+                format!("agent:{}", a.id),
+                NodeKind::Agent,
+                a.lifecycle().as_str(),
+            );
+            node.detail = format!(
+                "inbox {}, next timer {}, runs {} running / {}",
+                a.inbox.len(),
+                next.map(|t| t.rfc3339()).unwrap_or_else(|| "none".into()),
+                running,
+                a.runs.len()
+            );
+            node
+        })
+        .collect();
+    TreeNode {
+        strategy: Some(Strategy::OneForOne),
+        intensity: Some((internal.max_restarts, internal.within_ms)),
+        children,
+        ..TreeNode::leaf(
+            crate::path::ActorPath::Agents.to_string(),
+            "agents".into(),
+            NodeKind::Agents,
+            "running",
+        )
     }
 }
 
@@ -720,7 +789,7 @@ mod tests {
     /// fails, `FleetView` or `RunState` changed shape, or the fold derives
     /// something else: bump [`FleetView::SNAPSHOT`] (so snapshots written
     /// by older builds are ignored, not misread), then update this value.
-    const PINNED: &str = "4a75e979ed25e8411d240c462a3fbae5d812160dd5919353289d276db015599f";
+    const PINNED: &str = "481d0a2892f2ba9f28be99d797470e1b423679caee31c9132ce767eaaf2b5084";
 
     /// Every event variant, folded.
     fn sample_fleet() -> FleetView {

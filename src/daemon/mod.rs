@@ -35,6 +35,9 @@ pub struct BootOptions {
     pub tokens: Option<Arc<dyn TokenIssuer>>,
     /// Journal options instead of the config's (tests inject sync failures).
     pub journal: Option<JournalOptions>,
+    /// Run the agent identities (the daemon; an embedded `orca run` does
+    /// not).
+    pub agents: bool,
 }
 
 /// Opens the workspace's journal (taking the writer lock) and starts the
@@ -65,6 +68,7 @@ pub async fn boot_with(
         hosts,
         tokens,
         journal,
+        agents,
     } = opts;
     let journal_opts =
         journal.unwrap_or_else(|| JournalOptions::from_config(config.journal.as_ref()));
@@ -94,7 +98,8 @@ pub async fn boot_with(
             p.display()
         ));
     }
-    let settings = Settings::from_config(config);
+    let mut settings = Settings::from_config(config);
+    settings.agents = agents;
     let services = Services {
         ws: ws.clone(),
         journal,

@@ -76,6 +76,7 @@ pub async fn serve_with(
             hosts: None,
             tokens: Some(attempts.clone()),
             journal: Some(journal_opts.clone()),
+            agents: mode == Mode::Daemon,
         },
     )
     .await?;

@@ -398,6 +398,11 @@ async fn launch(myself: &ActorRef<AttemptMsg>, st: &mut AttemptState) -> Result<
         attempt_dir: hp.attempt_dir.clone(),
         spawn_depth: a.spawn_depth,
         api,
+        // A run an agent started: the event that woke it (a local file,
+        // for hosts that see this machine's filesystem).
+        event_file: Some(a.services.ws.run_dir(&a.attempt.run).join("event.json"))
+            .filter(|f| a.host.reaches_local_api() && f.is_file())
+            .map(|f| f.display().to_string()),
     };
     let env = build_env(task, &a.host_allowlist, secrets, &ctx, |k| {
         std::env::var(k).ok()

@@ -77,6 +77,9 @@ pub struct OrcaContext {
     pub spawn_depth: u32,
     /// `ORCA_API` and the per-attempt `ORCA_TOKEN`, when an API is served.
     pub api: Option<(String, EnvValue)>,
+    /// `ORCA_EVENT_FILE`: the event that woke the agent that started the
+    /// run (its `event.json`), when it was started by one.
+    pub event_file: Option<String>,
 }
 
 /// `environment.required` names that are not set.
@@ -167,6 +170,9 @@ pub fn build_env(
     ] {
         set(&mut vars, name, EnvValue::plain(value));
     }
+    if let Some(file) = &c.event_file {
+        set(&mut vars, "ORCA_EVENT_FILE", EnvValue::plain(file.clone()));
+    }
     if let Some((api, token)) = &c.api {
         set(&mut vars, "ORCA_API", EnvValue::plain(api.clone()));
         set(&mut vars, "ORCA_TOKEN", EnvValue::secret(token.expose()));
@@ -189,6 +195,7 @@ mod tests {
             attempt_dir: "/ws/.orca/runs/r-1/t/2".into(),
             spawn_depth: 0,
             api: None,
+            event_file: None,
         }
     }
 

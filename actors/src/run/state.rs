@@ -645,7 +645,10 @@ impl RunState {
                 reason: r.reason.clone(),
                 at: r.at,
             }),
-            Event::Alert(_) | Event::DaemonStarted { .. } | Event::DaemonStopped { .. } => {}
+            Event::Alert(_)
+            | Event::Agent(_)
+            | Event::DaemonStarted { .. }
+            | Event::DaemonStopped { .. } => {}
         }
     }
 

@@ -39,6 +39,7 @@ fn run(spec: &str) -> Given {
         stale_after: None,
         surface: Surface::Cli,
         parent: None,
+        run_id: None,
     };
     let json = serde_json::to_string(&spec).unwrap();
     let (_, state) = submission_events("r-1", &sub, 0, json, T0);
