@@ -55,6 +55,7 @@ pub async fn run_to_end(
         stale_after: None,
         surface: Surface::Cli,
         parent: None,
+        run_id: None,
     };
     let run = match runs
         .call(|tx| RunsMsg::Submit(Box::new(sub), tx), None)

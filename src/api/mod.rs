@@ -5,6 +5,7 @@
 //! docs/api.md). One file per resource.
 
 mod actors;
+mod agents;
 mod alerts;
 mod events;
 mod fleet;
@@ -271,7 +272,56 @@ impl From<ControlError> for ApiError {
             }
             ControlError::Refused(r) => r.into(),
             ControlError::NoAnswer(_) => ApiError::internal(message),
+            ControlError::NoAgent(_) => ApiError::not_found(message),
+            ControlError::AgentRetired(_) => {
+                ApiError::new(StatusCode::CONFLICT, "retired", message)
+            }
+            ControlError::AgentRefused(_) => {
+                ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "not_accepted", message)
+            }
         }
+    }
+}
+
+impl From<orca_actors::agents::AgentsError> for ApiError {
+    fn from(e: orca_actors::agents::AgentsError) -> Self {
+        use orca_actors::agent::decide::AgentError;
+        use orca_actors::agents::AgentsError;
+        let message = e.to_string();
+        match e {
+            AgentsError::NotFound(_)
+            | AgentsError::Agent(AgentError::NoSubscription { .. })
+            | AgentsError::Agent(AgentError::NoApproval { .. }) => ApiError::not_found(message),
+            AgentsError::Exists(_) => ApiError::new(StatusCode::CONFLICT, "conflict", message),
+            AgentsError::RetiredId(_) | AgentsError::Agent(AgentError::Retired { .. }) => {
+                ApiError::new(StatusCode::CONFLICT, "retired", message)
+            }
+            AgentsError::Journal(_) => {
+                ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "degraded", message)
+            }
+            AgentsError::NotRunning => ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "agents_not_running",
+                message,
+            ),
+            AgentsError::NoAnswer(_) => ApiError::internal(message),
+        }
+    }
+}
+
+impl From<orca_actors::agent::spec::AgentSpecError> for ApiError {
+    fn from(e: orca_actors::agent::spec::AgentSpecError) -> Self {
+        let lines: Vec<String> = e
+            .diagnostics
+            .iter()
+            .map(|d| d.display(&e.origin).to_string())
+            .collect();
+        ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_spec",
+            lines.join("\n"),
+        )
+        .with_details(json!({ "diagnostics": e.diagnostics }))
     }
 }
 
@@ -337,7 +387,7 @@ impl<S: Send + Sync> FromRequest<S> for Body {
 /// missing or wrong token gets 401 and nothing more. Only `GET /healthz`
 /// is open.
 async fn auth(State(s): State<ApiState>, mut req: Request, next: Next) -> Response {
-    if req.uri().path() == "/healthz" {
+    if req.uri().path() == "/healthz" || is_agent_webhook(&req) {
         return next.run(req).await;
     }
     let presented = req
@@ -373,6 +423,16 @@ async fn auth(State(s): State<ApiState>, mut req: Request, next: Next) -> Respon
     req.extensions_mut().insert(principal);
     s.fresh().await;
     next.run(req).await
+}
+
+/// `POST /v1/agents/{id}/events/{subscription}`: open to senders without
+/// orca's token, verified by its Standard Webhooks signature instead.
+fn is_agent_webhook(req: &Request) -> bool {
+    if req.method() != axum::http::Method::POST {
+        return false;
+    }
+    let parts: Vec<&str> = req.uri().path().trim_matches('/').split('/').collect();
+    matches!(parts.as_slice(), ["v1", "agents", _, "events", _])
 }
 
 /// The credentials of an `Authorization: Bearer <token>` value (the scheme
@@ -411,6 +471,18 @@ pub fn router(state: ApiState) -> Router {
         .route(
             "/v1/fleet/workers/{worker_id}/restart",
             post(fleet::restart_worker),
+        )
+        .route("/v1/agents", get(agents::list).post(agents::create))
+        .route(
+            "/v1/agents/{agent_id}",
+            get(agents::show).put(agents::update),
+        )
+        .route("/v1/agents/{agent_id}/explain", get(agents::explain))
+        .route("/v1/agents/{agent_id}/journal", get(agents::journal))
+        .route("/v1/agents/{agent_id}/{verb}", post(agents::steer))
+        .route(
+            "/v1/agents/{agent_id}/events/{subscription}",
+            post(agents::webhook),
         )
         .route("/v1/alerts", get(alerts::list))
         .route("/v1/alerts/test", post(alerts::test))

@@ -8,6 +8,7 @@ use orca_actors::workspace::{Workspace, WORKSPACE_ENV};
 
 use crate::exit;
 
+mod agent;
 mod alert;
 mod control;
 mod daemon;
@@ -168,6 +169,16 @@ pub enum Command {
   orca events --follow | jq 'select(.type == \"TaskFinished\")'")]
     Events(status::EventsArgs),
 
+    /// Always-on agent identities (they live in the daemon): create,
+    /// update, list, show, explain, tell, approve, deny, pause, resume,
+    /// retire, events.
+    #[command(after_help = "Examples:
+  orca agent create agents/nightly-watch.toml
+  orca agent explain nightly-watch
+  orca agent tell nightly-watch \"look at the flaky lint task\"
+  orca agent events nightly-watch --follow")]
+    Agent(agent::AgentArgs),
+
     /// Alerts: preview a payload (dry-run), list raised alerts and their
     /// delivery, send a test notification through an adapter.
     #[command(after_help = "Examples:
@@ -214,6 +225,7 @@ impl Command {
             Command::Events(a) => a.json,
             Command::Verify(a) => a.json,
             Command::Alert(a) => a.json(),
+            Command::Agent(a) => a.json(),
             Command::Alerts(a) => a.json,
             Command::AlertDryRun(a) => a.json,
             Command::Init(_) | Command::Up(_) | Command::Down(_) => false,
@@ -281,6 +293,7 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Send(args) => control::send(ws, args),
         Command::Events(args) => status::events(ws, args),
         Command::Alert(args) => alert::run(ws, args),
+        Command::Agent(args) => agent::run(ws, args),
         Command::Alerts(args) => alert::list(ws, args),
         Command::AlertDryRun(args) => alert::dry_run_cmd(ws, args),
     }

@@ -110,9 +110,28 @@ impl Client {
         text: String,
         content_type: &str,
     ) -> anyhow::Result<T> {
-        let req = self
-            .http
-            .post(self.url(path))
+        let req = self.http.post(self.url(path));
+        self.send_text(req, text, content_type).await
+    }
+
+    /// Puts raw text (an agent spec) with a content type.
+    pub async fn put_text<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        text: String,
+        content_type: &str,
+    ) -> anyhow::Result<T> {
+        let req = self.http.put(self.url(path));
+        self.send_text(req, text, content_type).await
+    }
+
+    async fn send_text<T: DeserializeOwned>(
+        &self,
+        req: reqwest::RequestBuilder,
+        text: String,
+        content_type: &str,
+    ) -> anyhow::Result<T> {
+        let req = req
             .header(reqwest::header::CONTENT_TYPE, content_type)
             .body(text);
         let resp = self.send(req).await?;

@@ -1,6 +1,7 @@
 //! Renderers: pure functions from views to text (tables, trees, progress)
 //! and their `--json` forms. No I/O here.
 
+pub mod agents;
 pub mod alerts;
 pub mod inspect;
 pub mod run;

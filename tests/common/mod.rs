@@ -84,6 +84,7 @@ pub fn submission(spec: spec::RunSpec, max_workers: u32) -> Submission {
         stale_after: None,
         surface: Surface::Cli,
         parent: None,
+        run_id: None,
     }
 }
 
@@ -402,4 +403,20 @@ pub async fn wait_file_contains(path: &Path, needle: &str) {
         );
         let _ = tokio::time::timeout(Duration::from_secs(1), rx.recv()).await;
     }
+}
+
+/// Waits (at most `limit`) for any change under `dir` (inotify); whether
+/// one came.
+pub fn wait_any_change(dir: &Path, limit: Duration) -> bool {
+    use notify::Watcher as _;
+    let (tx, rx) = std::sync::mpsc::channel();
+    let Ok(mut w) = notify::recommended_watcher(move |_: notify::Result<notify::Event>| {
+        let _ = tx.send(());
+    }) else {
+        return false;
+    };
+    if w.watch(dir, notify::RecursiveMode::Recursive).is_err() {
+        return false;
+    }
+    rx.recv_timeout(limit).is_ok()
 }

@@ -1,0 +1,265 @@
+//! `/v1/agents`: agent identities — list, create, show, update, explain,
+//! their journal, steering (pause, resume, retire, tell, approve, deny) and
+//! signed webhooks (`POST /v1/agents/{id}/events/{subscription}`, open to
+//! senders without orca's token).
+
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::{Extension, Json};
+use orca_actors::agent::decide::{AgentAnswer, AgentCommand};
+use orca_actors::agent::explain::{self, AgentSummary, Explanation};
+use orca_actors::agent::spec::{prepare_agent, SubscriptionKind, DEFAULT_WEBHOOK_TOLERANCE_MS};
+use orca_actors::agent::state::AgentState;
+use orca_actors::agent::webhook::{verify, WebhookHeaders};
+use orca_actors::alert::secret::Secret;
+use orca_actors::control::ControlMessage;
+use orca_actors::model::{Surface, Timestamp};
+use orca_actors::ops;
+use orca_actors::path::ActorPath;
+use serde::Deserialize;
+use serde_json::json;
+
+use super::{ApiError, ApiState, Body, Path, Principal, Query};
+
+#[derive(Debug, Default, Deserialize)]
+pub struct SourceQuery {
+    /// The agent spec's path in the workspace (its directory anchors the
+    /// run specs its routes name; its extension the format).
+    pub source: Option<String>,
+}
+
+fn found(s: &ApiState, id: &str) -> Result<AgentState, ApiError> {
+    s.view
+        .read(|v| v.agents.agents.get(id).cloned())
+        .ok_or_else(|| ApiError::not_found(format!("no agent {id:?}")))
+}
+
+pub async fn list(State(s): State<ApiState>) -> Json<Vec<AgentSummary>> {
+    Json(
+        s.view
+            .read(|v| v.agents.agents.values().map(AgentSummary::of).collect()),
+    )
+}
+
+pub async fn show(
+    State(s): State<ApiState>,
+    Path(id): Path<String>,
+) -> Result<Json<AgentState>, ApiError> {
+    Ok(Json(found(&s, &id)?))
+}
+
+pub async fn explain(
+    State(s): State<ApiState>,
+    Path(id): Path<String>,
+) -> Result<Json<Explanation>, ApiError> {
+    Ok(Json(explain::explain(&found(&s, &id)?, Timestamp::now())))
+}
+
+/// The agent's events, from the journal (`?from=SEQ`).
+#[derive(Debug, Default, Deserialize)]
+pub struct FromQuery {
+    #[serde(default)]
+    pub from: u64,
+}
+
+pub async fn journal(
+    State(s): State<ApiState>,
+    Path(id): Path<String>,
+    Query(q): Query<FromQuery>,
+) -> Result<Json<Vec<serde_json::Value>>, ApiError> {
+    found(&s, &id)?;
+    let dir = s.services.ws.journal_dir();
+    let id2 = id.clone();
+    let events = tokio::task::spawn_blocking(move || {
+        orca_actors::journal::read(&dir, orca_actors::journal::ReadRange::from(q.from.max(1)))
+            .map(|it| {
+                it.filter_map(Result::ok)
+                    .filter(|e| crate::render::agents::is_agents_event(e, &id2))
+                    .map(|e| e.export_json())
+                    .collect::<Vec<_>>()
+            })
+            .unwrap_or_default()
+    })
+    .await
+    .map_err(|e| ApiError::internal(e.to_string()))?;
+    Ok(Json(events))
+}
+
+pub async fn create(
+    State(s): State<ApiState>,
+    Extension(p): Extension<Principal>,
+    Query(q): Query<SourceQuery>,
+    Body(body): Body,
+) -> Result<Response, ApiError> {
+    let text = String::from_utf8(body.to_vec())
+        .map_err(|_| ApiError::bad_request("the agent spec is not UTF-8 text"))?;
+    let source = q.source.unwrap_or_else(|| "agent.toml".into());
+    let prepared = prepare_agent(s.services.ws.root(), &text, &source)?;
+    let id = prepared.spec.id.clone();
+    let warnings = prepared.warnings.clone();
+    ops::agent_create(&s.services.registry, prepared, surface(&p)).await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({"agent": id, "warnings": warnings})),
+    )
+        .into_response())
+}
+
+pub async fn update(
+    State(s): State<ApiState>,
+    Extension(p): Extension<Principal>,
+    Path(id): Path<String>,
+    Query(q): Query<SourceQuery>,
+    Body(body): Body,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let text = String::from_utf8(body.to_vec())
+        .map_err(|_| ApiError::bad_request("the agent spec is not UTF-8 text"))?;
+    let source = q.source.unwrap_or_else(|| "agent.toml".into());
+    let prepared = prepare_agent(s.services.ws.root(), &text, &source)?;
+    if prepared.spec.id != id {
+        return Err(ApiError::bad_request(format!(
+            "the spec is agent {:?}, not {id:?}",
+            prepared.spec.id
+        )));
+    }
+    let warnings = prepared.warnings.clone();
+    ops::agent_update(&s.services.registry, prepared, surface(&p)).await?;
+    Ok(Json(json!({"agent": id, "warnings": warnings})))
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct SteerBody {
+    pub text: Option<String>,
+    pub request: Option<String>,
+}
+
+/// `POST /v1/agents/{id}/{pause|resume|retire|tell|approve|deny}`: the
+/// same control messages `orca send /agents/<id> …` sends.
+pub async fn steer(
+    State(s): State<ApiState>,
+    Extension(p): Extension<Principal>,
+    Path((id, verb)): Path<(String, String)>,
+    Body(body): Body,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let b: SteerBody = if body.is_empty() {
+        SteerBody::default()
+    } else {
+        serde_json::from_slice(&body)
+            .map_err(|e| ApiError::bad_request(format!("invalid body: {e}")))?
+    };
+    let need = |v: Option<String>, what: &str| {
+        v.ok_or_else(|| ApiError::bad_request(format!("`{verb}` needs `{what}` in the body")))
+    };
+    let msg = match verb.as_str() {
+        "pause" => ControlMessage::Pause,
+        "resume" => ControlMessage::Resume,
+        "retire" => ControlMessage::Retire,
+        "tell" => ControlMessage::Tell {
+            text: need(b.text, "text")?,
+        },
+        "approve" => ControlMessage::Approve {
+            request: need(b.request, "request")?,
+        },
+        "deny" => ControlMessage::Deny {
+            request: need(b.request, "request")?,
+        },
+        _ => return Err(ApiError::not_found("no such route")),
+    };
+    let runs = s.runs()?;
+    let d = ops::control(
+        &s.services.registry,
+        &runs,
+        &ActorPath::Agent(id).to_string(),
+        &msg,
+        surface(&p),
+    )
+    .await?;
+    Ok(Json(
+        json!({"result": d.result, "path": d.path.to_string()}),
+    ))
+}
+
+fn surface(p: &Principal) -> Surface {
+    match p {
+        Principal::Operator => Surface::Api,
+        Principal::Attempt(_) => Surface::Worker,
+    }
+}
+
+/// A signed webhook for a subscription: 202 accepted, 200 `{"duplicate":
+/// true}` for a `webhook-id` seen within the window, 401 for a bad
+/// signature or a timestamp outside the tolerance.
+pub async fn webhook(
+    State(s): State<ApiState>,
+    Path((id, sub)): Path<(String, String)>,
+    headers: HeaderMap,
+    Body(body): Body,
+) -> Result<Response, ApiError> {
+    let state = found(&s, &id)?;
+    let spec = state
+        .spec()
+        .ok_or_else(|| ApiError::internal("the agent's spec does not parse"))?;
+    let Some(subscription) = spec
+        .subscription(&sub)
+        .filter(|x| x.kind == SubscriptionKind::Webhook)
+    else {
+        return Err(ApiError::not_found(format!(
+            "agent {id} has no webhook subscription {sub:?}"
+        )));
+    };
+    let env = subscription.secret_env.clone().unwrap_or_default();
+    let secret = std::env::var(&env)
+        .ok()
+        .map(|v| Secret::new(env.clone(), v));
+    let h = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    let webhook_id = verify(
+        WebhookHeaders {
+            id: h("webhook-id"),
+            timestamp: h("webhook-timestamp"),
+            signature: h("webhook-signature"),
+        },
+        &body,
+        secret.as_ref(),
+        &env,
+        subscription
+            .tolerance
+            .map(|t| t.millis())
+            .unwrap_or(DEFAULT_WEBHOOK_TOLERANCE_MS),
+        Timestamp::now(),
+    )
+    .map_err(|e| ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", e.to_string()))?;
+    let payload: serde_json::Value = serde_json::from_slice(&body)
+        .unwrap_or_else(|_| serde_json::Value::String(String::from_utf8_lossy(&body).into_owned()));
+    let event = json!({
+        "event": "webhook",
+        "subscription": sub,
+        "webhook_id": webhook_id,
+        "payload": payload,
+    });
+    let answer = ops::agent_event(
+        &s.services.registry,
+        &id,
+        AgentCommand::Event {
+            source: sub,
+            event_id: webhook_id,
+            event_json: event.to_string(),
+        },
+    )
+    .await?;
+    Ok(match answer {
+        AgentAnswer::Duplicate { wake } => (
+            StatusCode::OK,
+            Json(json!({"duplicate": true, "wake": wake})),
+        )
+            .into_response(),
+        AgentAnswer::Accepted { wake } => (
+            StatusCode::ACCEPTED,
+            Json(json!({"accepted": true, "wake": wake})),
+        )
+            .into_response(),
+        AgentAnswer::Done => {
+            (StatusCode::ACCEPTED, Json(json!({"accepted": true}))).into_response()
+        }
+    })
+}
