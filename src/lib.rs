@@ -6,4 +6,5 @@ pub mod cli;
 pub mod client;
 pub mod daemon;
 pub mod exit;
+pub mod mcp;
 pub mod render;

@@ -111,6 +111,10 @@ pub struct AgentsState {
     /// The last seq handed to the agents, and the last journaled.
     seen: u64,
     saved: u64,
+    /// Whether an event other than a cursor was handed since the last
+    /// save (a cursor's own event must not call for another cursor: an
+    /// idle daemon journals nothing).
+    dirty: bool,
     cursor_armed: bool,
     feed_task: Option<tokio::task::AbortHandle>,
     /// `files` subscriptions: (agent, subscription) → its watcher and its
@@ -166,6 +170,7 @@ impl Actor for Agents {
             index: HashMap::new(),
             known_runs: Arc::new(HashSet::new()),
             seen: 0,
+            dirty: false,
             saved: 0,
             cursor_armed: false,
             feed_task: Some(feed_task),
@@ -272,14 +277,17 @@ impl Actor for Agents {
             }
             AgentsMsg::SaveCursor => {
                 st.cursor_armed = false;
-                if st.seen > st.saved {
+                if st.dirty && st.seen > st.saved {
                     let seq = st.seen;
+                    st.dirty = false;
                     let batch = vec![NewEvent::new(
                         ActorPath::Agents.to_string(),
                         Event::Agent(AgentEvent::Cursor { seq }),
                     )];
                     if st.services.journal.append(batch).await.is_ok() {
                         st.saved = seq;
+                    } else {
+                        st.dirty = true;
                     }
                 }
             }
@@ -348,7 +356,7 @@ impl Actor for Agents {
             t.abort();
         }
         // The cursor, so the next start does not replay what was handed.
-        if st.seen > st.saved {
+        if st.dirty && st.seen > st.saved {
             let batch = vec![NewEvent::new(
                 ActorPath::Agents.to_string(),
                 Event::Agent(AgentEvent::Cursor { seq: st.seen }),
@@ -408,7 +416,7 @@ impl AgentsState {
     }
 
     fn arm_cursor(&mut self, myself: &ActorRef<AgentsMsg>) {
-        if !self.cursor_armed && self.seen > self.saved {
+        if !self.cursor_armed && self.dirty && self.seen > self.saved {
             self.cursor_armed = true;
             myself.send_after(CURSOR_EVERY, || AgentsMsg::SaveCursor);
         }
@@ -453,6 +461,9 @@ impl AgentsState {
     /// agents, fleet events handed to subscribers.
     fn observe(&mut self, env: &Envelope) {
         self.seen = env.seq;
+        if !matches!(env.event, Event::Agent(AgentEvent::Cursor { .. })) {
+            self.dirty = true;
+        }
         if let Event::Agent(e) = &env.event {
             self.view.apply(env.at, e);
             if let AgentEvent::Retired { agent, .. } = e {

@@ -219,7 +219,8 @@ impl ControlError {
             e @ (AgentsError::Exists(_)
             | AgentsError::Journal(_)
             | AgentsError::Agent(AgentError::NoSubscription { .. })
-            | AgentsError::Agent(AgentError::NoApproval { .. })) => {
+            | AgentsError::Agent(AgentError::NoApproval { .. })
+            | AgentsError::Agent(AgentError::NotThinking { .. })) => {
                 ControlError::AgentRefused(e.to_string())
             }
         }

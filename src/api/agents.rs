@@ -11,6 +11,7 @@ use orca_actors::agent::decide::{AgentAnswer, AgentCommand};
 use orca_actors::agent::explain::{self, AgentSummary, Explanation};
 use orca_actors::agent::spec::{prepare_agent, SubscriptionKind, DEFAULT_WEBHOOK_TOLERANCE_MS};
 use orca_actors::agent::state::AgentState;
+use orca_actors::agent::think::ToolCall;
 use orca_actors::agent::webhook::{verify, WebhookHeaders};
 use orca_actors::alert::secret::Secret;
 use orca_actors::control::ControlMessage;
@@ -258,8 +259,124 @@ pub async fn webhook(
             Json(json!({"accepted": true, "wake": wake})),
         )
             .into_response(),
-        AgentAnswer::Done => {
+        AgentAnswer::Done | AgentAnswer::Tool { .. } | AgentAnswer::Refused { .. } => {
             (StatusCode::ACCEPTED, Json(json!({"accepted": true}))).into_response()
         }
     })
+}
+
+/// The agent whose think run `run` is (from the journal's fold).
+fn think_owner(s: &ApiState, run: &str) -> Option<String> {
+    s.view.read(|v| {
+        let agent = v.agents.run_owner.get(run)?;
+        let state = v.agents.agents.get(agent)?;
+        let r = state.runs.get(run)?;
+        let intent = state.intents.get(&r.intent)?;
+        matches!(
+            intent.action,
+            orca_actors::agent::events::IntentAction::Think { .. }
+        )
+        .then(|| agent.clone())
+    })
+}
+
+/// `GET /v1/whoami`: who the presented token is — the workspace's
+/// operator, or an attempt (its run, task, attempt, and the agent whose
+/// think run it is, if any). `orca mcp` asks it to know which tools to
+/// offer.
+pub async fn whoami(
+    State(s): State<ApiState>,
+    Extension(p): Extension<Principal>,
+) -> Json<serde_json::Value> {
+    Json(match &p {
+        Principal::Operator => json!({"principal": "operator"}),
+        Principal::Attempt(g) => json!({
+            "principal": "attempt",
+            "run": g.attempt.run,
+            "task": g.attempt.task,
+            "attempt": g.attempt.attempt,
+            "agent": think_owner(&s, &g.attempt.run),
+        }),
+    })
+}
+
+/// `POST /v1/agents/{id}/tools/{tool}`: a tool call of one of the agent's
+/// think attempts (its token only), journaled as an intent of the wake:
+/// 200 `{intent, repeated, result}`; 422 `refused` (journaled, shown at the
+/// next wake) or `invalid_tool_input`; 403 for any other token.
+pub async fn tool(
+    State(s): State<ApiState>,
+    Extension(p): Extension<Principal>,
+    Path((id, tool)): Path<(String, String)>,
+    Body(body): Body,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let Principal::Attempt(grant) = &p else {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            "agent tools take the token of one of the agent's think attempts ($ORCA_TOKEN in its environment)",
+        ));
+    };
+    let run = grant.attempt.run.clone();
+    if think_owner(&s, &run).as_deref() != Some(id.as_str()) {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            format!("this token's run {run} is no think run of agent {id}"),
+        ));
+    }
+    let args: serde_json::Value = if body.is_empty() {
+        serde_json::Value::Null
+    } else {
+        serde_json::from_slice(&body)
+            .map_err(|e| ApiError::bad_request(format!("invalid body: {e}")))?
+    };
+    let mut call = ToolCall::from_args(&tool, args)
+        .map_err(|e| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_tool_input", e))?;
+    if let ToolCall::StartRun {
+        spec_path: Some(rel),
+        spec_text,
+        ..
+    } = &mut call
+    {
+        *spec_text = read_spec(&s, rel);
+    }
+    let answer =
+        ops::agent_event(&s.services.registry, &id, AgentCommand::Tool { run, call }).await?;
+    match answer {
+        AgentAnswer::Tool {
+            intent,
+            repeated,
+            result,
+        } => Ok(Json(
+            json!({"intent": intent, "repeated": repeated, "result": result}),
+        )),
+        AgentAnswer::Refused { intent, reason } => Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "refused",
+            format!("{reason} (journaled as {intent}; shown at your next wake)"),
+        )),
+        AgentAnswer::Done | AgentAnswer::Accepted { .. } | AgentAnswer::Duplicate { .. } => {
+            Err(ApiError::internal("the agent gave no tool answer"))
+        }
+    }
+}
+
+/// A run spec's text by its workspace-relative path (never outside the
+/// workspace: `..`, absolute paths and symlinks out are not read; the
+/// agent's decision checks its workspaces).
+fn read_spec(s: &ApiState, rel: &str) -> Option<String> {
+    let p = std::path::Path::new(rel);
+    if p.is_absolute()
+        || p.components()
+            .any(|c| matches!(c, std::path::Component::ParentDir))
+    {
+        return None;
+    }
+    let root = s.services.ws.root().canonicalize().ok()?;
+    let full = root.join(p).canonicalize().ok()?;
+    if !full.starts_with(&root) {
+        return None;
+    }
+    std::fs::read_to_string(full).ok()
 }

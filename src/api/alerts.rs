@@ -55,3 +55,48 @@ pub async fn test(
     })?;
     Ok(Json(report))
 }
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RaiseBody {
+    pub class: orca_actors::model::AlertClass,
+    pub reason: String,
+}
+
+/// `POST /v1/alerts` `{class, reason}`: raises an alert under the
+/// workspace's own authority (an operator, or `orca mcp`'s `raise_alert`
+/// without an agent's token); the alert router delivers it like any other.
+pub async fn raise(
+    State(s): State<ApiState>,
+    axum::Extension(p): axum::Extension<super::Principal>,
+    headers: axum::http::HeaderMap,
+    Body(body): Body,
+) -> Result<(StatusCode, Json<serde_json::Value>), ApiError> {
+    let req: RaiseBody = serde_json::from_slice(&body)
+        .map_err(|e| ApiError::bad_request(format!("invalid body: {e}")))?;
+    if req.reason.trim().is_empty() {
+        return Err(ApiError::bad_request("`reason` must not be empty"));
+    }
+    let by = p.surface(&headers);
+    let raised = orca_actors::alert::AlertRaised::new(
+        req.class,
+        orca_actors::alert::AlertSource::Operator {
+            by: by.as_str().to_string(),
+        },
+        None,
+        None,
+        None,
+        req.reason,
+        orca_actors::model::Timestamp::now(),
+    );
+    let id = raised.id.clone();
+    s.services
+        .journal
+        .append(vec![orca_actors::journal::NewEvent::new(
+            orca_actors::path::ActorPath::Root.to_string(),
+            raised.event(),
+        )])
+        .await
+        .map_err(|e| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "degraded", e.to_string()))?;
+    Ok((StatusCode::CREATED, Json(serde_json::json!({"alert": id}))))
+}

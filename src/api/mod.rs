@@ -293,6 +293,9 @@ impl From<orca_actors::agents::AgentsError> for ApiError {
             | AgentsError::Agent(AgentError::NoSubscription { .. })
             | AgentsError::Agent(AgentError::NoApproval { .. }) => ApiError::not_found(message),
             AgentsError::Exists(_) => ApiError::new(StatusCode::CONFLICT, "conflict", message),
+            AgentsError::Agent(AgentError::NotThinking { .. }) => {
+                ApiError::new(StatusCode::CONFLICT, "not_thinking", message)
+            }
             AgentsError::RetiredId(_) | AgentsError::Agent(AgentError::Retired { .. }) => {
                 ApiError::new(StatusCode::CONFLICT, "retired", message)
             }
@@ -409,13 +412,15 @@ async fn auth(State(s): State<ApiState>, mut req: Request, next: Next) -> Respon
             .into_response();
     };
     if let Principal::Attempt(_) = &principal {
-        let submit =
-            req.method() == axum::http::Method::POST && req.uri().path() == "/v1/fleet/runs";
-        if req.method() != axum::http::Method::GET && !submit {
+        let post = req.method() == axum::http::Method::POST;
+        let submit = post && req.uri().path() == "/v1/fleet/runs";
+        // A think attempt's tool calls (the handler checks the agent).
+        let tool = post && is_agent_tool(req.uri().path());
+        if req.method() != axum::http::Method::GET && !submit && !tool {
             return ApiError::new(
                 StatusCode::FORBIDDEN,
                 "forbidden",
-                "an attempt's token may only read and submit child runs of its attempt",
+                "an attempt's token may only read, submit child runs of its attempt, and call its agent's tools (a think attempt)",
             )
             .into_response();
         }
@@ -423,6 +428,12 @@ async fn auth(State(s): State<ApiState>, mut req: Request, next: Next) -> Respon
     req.extensions_mut().insert(principal);
     s.fresh().await;
     next.run(req).await
+}
+
+/// `/v1/agents/{id}/tools/{tool}`.
+fn is_agent_tool(path: &str) -> bool {
+    let parts: Vec<&str> = path.trim_end_matches('/').split('/').collect();
+    matches!(parts.as_slice(), ["", "v1", "agents", _, "tools", _])
 }
 
 /// `POST /v1/agents/{id}/events/{subscription}`: open to senders without
@@ -480,11 +491,13 @@ pub fn router(state: ApiState) -> Router {
         .route("/v1/agents/{agent_id}/explain", get(agents::explain))
         .route("/v1/agents/{agent_id}/journal", get(agents::journal))
         .route("/v1/agents/{agent_id}/{verb}", post(agents::steer))
+        .route("/v1/agents/{agent_id}/tools/{tool}", post(agents::tool))
+        .route("/v1/whoami", get(agents::whoami))
         .route(
             "/v1/agents/{agent_id}/events/{subscription}",
             post(agents::webhook),
         )
-        .route("/v1/alerts", get(alerts::list))
+        .route("/v1/alerts", get(alerts::list).post(alerts::raise))
         .route("/v1/alerts/test", post(alerts::test))
         .route("/v1/tree", get(actors::tree))
         .route("/v1/actors/messages", post(actors::message))

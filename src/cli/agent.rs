@@ -107,6 +107,26 @@ pub enum AgentCommand {
     Retire(IdArg),
     /// The identity's journal events (JSON lines).
     Events(EventsArgs),
+    /// Inside a think attempt: call one of the agent's tools, as `orca mcp`
+    /// would (for agent CLIs without MCP). Uses the attempt's `ORCA_API` and
+    /// `ORCA_TOKEN`; without them, the fleet tools under the workspace's
+    /// token.
+    #[command(after_help = "Examples:
+  orca agent act commit '{\"what\": \"re-check lint\", \"due\": \"30m\"}'
+  orca agent act note '{\"text\": \"lint fixed by r-2611\"}'
+  orca agent act fleet_status")]
+    Act(ActArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ActArgs {
+    /// The tool (commit, complete, note, ask_human, raise_alert, start_run,
+    /// stop_run, fleet_status, inspect, logs).
+    pub tool: String,
+    /// Its input, a JSON object (see `orca mcp`'s schemas).
+    pub input: Option<String>,
+    #[arg(long)]
+    pub json: bool,
 }
 
 impl AgentArgs {
@@ -122,6 +142,7 @@ impl AgentArgs {
             AgentCommand::Tell(a) => a.json,
             AgentCommand::Approve(a) | AgentCommand::Deny(a) => a.json,
             AgentCommand::Events(a) => a.json,
+            AgentCommand::Act(a) => a.json,
         }
     }
 }
@@ -217,6 +238,7 @@ pub fn run(ws_flag: Option<&Path>, args: AgentArgs) -> anyhow::Result<i32> {
         AgentCommand::Resume(a) => steer(&ws, &a.id, "resume", json!({}), a.json),
         AgentCommand::Retire(a) => steer(&ws, &a.id, "retire", json!({}), a.json),
         AgentCommand::Events(a) => rt.block_on(events(&ws, a)),
+        AgentCommand::Act(a) => rt.block_on(act(ws, a)),
     }
 }
 
@@ -372,4 +394,29 @@ async fn events(ws: &orca_actors::workspace::Workspace, a: EventsArgs) -> anyhow
         }
     }
     Ok(exit::OK)
+}
+
+/// `orca agent act`: the same call `orca mcp` makes for a tool.
+async fn act(ws: orca_actors::workspace::Workspace, a: ActArgs) -> anyhow::Result<i32> {
+    let input: Value = match a.input.as_deref() {
+        None => Value::Null,
+        Some(text) => serde_json::from_str(text).map_err(|e| exit::InvalidInput {
+            message: format!("the input is not JSON: {e}"),
+            code: "invalid_tool_input".into(),
+            details: None,
+        })?,
+    };
+    let server = crate::mcp::OrcaMcp::from_env(ws).await;
+    match server.call(&a.tool, input).await {
+        Ok(v) => {
+            println!("{}", serde_json::to_string_pretty(&v)?);
+            Ok(0)
+        }
+        Err(message) => Err(exit::Failure {
+            code: "tool_error",
+            exit: exit::FAILED,
+            message,
+        }
+        .into()),
+    }
 }

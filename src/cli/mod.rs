@@ -179,6 +179,14 @@ pub enum Command {
   orca agent events nightly-watch --follow")]
     Agent(agent::AgentArgs),
 
+    /// A Model Context Protocol server over stdio: orca's fleet as tools
+    /// for an agent CLI (a think attempt's runtime loads it; add it to your
+    /// own CLI with `orca mcp` as the command).
+    #[command(after_help = "Examples:
+  claude --mcp-config '{\"mcpServers\":{\"orca\":{\"command\":\"orca\",\"args\":[\"mcp\"]}}}'
+  codex -c 'mcp_servers.orca.command=\"orca\"' -c 'mcp_servers.orca.args=[\"mcp\"]'")]
+    Mcp,
+
     /// Alerts: preview a payload (dry-run), list raised alerts and their
     /// delivery, send a test notification through an adapter.
     #[command(after_help = "Examples:
@@ -226,6 +234,7 @@ impl Command {
             Command::Verify(a) => a.json,
             Command::Alert(a) => a.json(),
             Command::Agent(a) => a.json(),
+            Command::Mcp => false,
             Command::Alerts(a) => a.json,
             Command::AlertDryRun(a) => a.json,
             Command::Init(_) | Command::Up(_) | Command::Down(_) => false,
@@ -294,6 +303,11 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Events(args) => status::events(ws, args),
         Command::Alert(args) => alert::run(ws, args),
         Command::Agent(args) => agent::run(ws, args),
+        Command::Mcp => {
+            let ws = read::workspace(ws)?;
+            runtime()?.block_on(crate::mcp::serve(ws))?;
+            Ok(0)
+        }
         Command::Alerts(args) => alert::list(ws, args),
         Command::AlertDryRun(args) => alert::dry_run_cmd(ws, args),
     }

@@ -57,6 +57,7 @@ pub fn list(l: &AlertList) -> String {
                     match &r.source {
                         AlertSource::Run { run } => run.clone(),
                         AlertSource::Agent { agent } => format!("agent {agent}"),
+                        AlertSource::Operator { by } => format!("operator ({by})"),
                     },
                     r.task.clone().unwrap_or_else(|| "-".into()),
                     match a.cleared {

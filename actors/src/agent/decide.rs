@@ -20,8 +20,10 @@ use serde_json::Value;
 use super::events::{intent_id, run_id_of, AgentEvent, IntentAction, IntentOutcome};
 use super::spec::{ActionKind, AgentSpec, AgentTrust, Busy, Route, SubscriptionKind};
 use super::state::{
-    commitment_wake, timer_wake, AgentState, IntentStatus, MAX_INBOX, WAKE_BUDGET_REQUEST,
+    commitment_wake, timer_wake, AgentState, IntentRecord, IntentStatus, MAX_INBOX,
+    WAKE_BUDGET_REQUEST,
 };
+use super::think::{parse_due, think_spec, ToolCall};
 use super::timer::{rearm, TimerRule};
 use crate::alert::{AlertRaised, AlertSource};
 use crate::journal::Event;
@@ -82,6 +84,14 @@ pub enum AgentCommand {
         request: String,
         by: Surface,
     },
+    /// A tool call from the runtime of think run `run` (an attempt holding
+    /// that run's token): one intent of the wake the run thinks about,
+    /// keyed by the call, so a call repeated after a crash is answered from
+    /// the journal and not carried out again.
+    Tool {
+        run: String,
+        call: ToolCall,
+    },
 }
 
 /// Something to do once the decision is durable.
@@ -124,6 +134,16 @@ pub enum AgentAnswer {
     Accepted { wake: String },
     /// A wake with that id was seen already: nothing more happens.
     Duplicate { wake: String },
+    /// A tool call was journaled as `intent` (`repeated`: it had been
+    /// before, and was not carried out again); `result` is what the model
+    /// reads.
+    Tool {
+        intent: String,
+        repeated: bool,
+        result: Value,
+    },
+    /// A tool call was refused (and the refusal journaled).
+    Refused { intent: String, reason: String },
 }
 
 /// Why a command was refused.
@@ -135,6 +155,8 @@ pub enum AgentError {
     NoSubscription { agent: String, subscription: String },
     #[error("agent {agent} has no pending approval {request:?}")]
     NoApproval { agent: String, request: String },
+    #[error("run {run} is not a think run of agent {agent}'s current wake")]
+    NotThinking { agent: String, run: String },
 }
 
 /// A decision.
@@ -281,17 +303,30 @@ pub fn decide(
             let Some(a) = x.s.approvals.get(&request).cloned() else {
                 return Err(AgentError::NoApproval { agent, request });
             };
-            x.emit(AgentEvent::Approved { agent, request, by });
-            if let Some(intent) = a.intent {
-                redo(&mut x, &intent);
+            x.emit(AgentEvent::Approved {
+                agent,
+                request: request.clone(),
+                by,
+            });
+            match a.intent {
+                Some(intent) => redo(&mut x, &intent),
+                None => answered(&mut x, &request, &a.what, "approved"),
             }
         }
         AgentCommand::Deny { request, by } => {
-            if !x.s.approvals.contains_key(&request) {
+            let Some(a) = x.s.approvals.get(&request).cloned() else {
                 return Err(AgentError::NoApproval { agent, request });
+            };
+            x.emit(AgentEvent::Denied {
+                agent,
+                request: request.clone(),
+                by,
+            });
+            if a.intent.is_none() {
+                answered(&mut x, &request, &a.what, "denied");
             }
-            x.emit(AgentEvent::Denied { agent, request, by });
         }
+        AgentCommand::Tool { run, call } => tool(&mut x, &run, call)?,
     }
     pump(&mut x);
     Ok(x.d)
@@ -388,20 +423,302 @@ fn redo(x: &mut Scratch<'_>, intent: &str) {
     let Some(rec) = x.s.intents.get(intent) else {
         return;
     };
-    if let IntentAction::StartRun {
-        run,
-        spec,
-        spec_text,
-        event_json,
-    } = &rec.action
-    {
-        x.d.effects.push(AgentEffect::StartRun {
+    match &rec.action {
+        IntentAction::StartRun {
+            run,
+            spec,
+            spec_text,
+            event_json,
+        } => x.d.effects.push(AgentEffect::StartRun {
             intent: intent.to_string(),
             run: run.clone(),
             spec: spec.clone(),
             spec_text: spec_text.clone(),
             event_json: event_json.clone(),
+        }),
+        IntentAction::Think {
+            run,
+            spec_text,
+            event_json,
+        } => x.d.effects.push(AgentEffect::StartRun {
+            intent: intent.to_string(),
+            run: run.clone(),
+            spec: "think".into(),
+            spec_text: spec_text.clone(),
+            event_json: event_json.clone(),
+        }),
+        IntentAction::Alert { .. }
+        | IntentAction::Remember { .. }
+        | IntentAction::Note { .. }
+        | IntentAction::Complete { .. }
+        | IntentAction::AskHuman { .. }
+        | IntentAction::StopRun { .. } => {}
+    }
+}
+
+/// An operator answered question `request` (an `ask_human`): the answer
+/// wakes the agent (`on = "approval"`).
+fn answered(x: &mut Scratch<'_>, request: &str, question: &str, answer: &str) {
+    let event = serde_json::json!({
+        "event": "approval",
+        "request": request,
+        "question": question,
+        "answer": answer,
+    });
+    arrive(
+        x,
+        format!("approval:{request}"),
+        "approval".into(),
+        event.to_string(),
+    );
+}
+
+/// Whether intent `i` is a think whose run is still running (its wake
+/// stays open until the run ends).
+fn thinking(s: &AgentState, i: &IntentRecord) -> bool {
+    match (&i.action, &i.status) {
+        (IntentAction::Think { .. }, IntentStatus::Done(IntentOutcome::RunStarted { run })) => {
+            s.runs.get(run).is_some_and(|r| r.status.is_none())
+        }
+        _ => false,
+    }
+}
+
+/// The wake think run `run` belongs to, when it is the current wake and
+/// the run has not ended.
+fn think_wake(s: &AgentState, run: &str) -> Option<String> {
+    let r = s.runs.get(run).filter(|r| r.status.is_none())?;
+    let rec = s.intents.get(&r.intent)?;
+    if !matches!(rec.action, IntentAction::Think { .. }) {
+        return None;
+    }
+    let current = s.current.as_ref()?;
+    (current.wake == rec.wake).then(|| rec.wake.clone())
+}
+
+/// What a tool call's intent answers the model.
+fn tool_result(rec: &IntentRecord) -> Value {
+    let mut v = serde_json::json!({"intent": rec.intent, "action": rec.action.kind()});
+    match &rec.action {
+        IntentAction::StartRun { run, .. } => v["run"] = Value::String(run.clone()),
+        IntentAction::Remember {
+            commitment, due, ..
+        } => {
+            v["commitment"] = Value::String(commitment.clone());
+            v["due"] = Value::String(due.rfc3339());
+        }
+        IntentAction::StopRun { run } => v["run"] = Value::String(run.clone()),
+        _ => {}
+    }
+    match &rec.status {
+        IntentStatus::Pending => v["status"] = "pending".into(),
+        IntentStatus::AwaitingApproval(r) => {
+            v["status"] = "awaiting_approval".into();
+            v["request"] = Value::String(r.clone());
+        }
+        IntentStatus::Done(o) => {
+            v["status"] = "done".into();
+            match o {
+                IntentOutcome::AlertRaised { alert } => v["alert"] = Value::String(alert.clone()),
+                IntentOutcome::Asked { request, alert } => {
+                    v["request"] = Value::String(request.clone());
+                    v["alert"] = Value::String(alert.clone());
+                }
+                IntentOutcome::Failed { error } => {
+                    v["status"] = "failed".into();
+                    v["error"] = Value::String(error.clone());
+                }
+                _ => {}
+            }
+        }
+        IntentStatus::Refused(why) => {
+            v["status"] = "refused".into();
+            v["error"] = Value::String(why.clone());
+        }
+    }
+    v
+}
+
+/// A tool call of think run `run`: checked, journaled as an intent of its
+/// wake, carried out; a repeat answered from the journal.
+fn tool(x: &mut Scratch<'_>, run: &str, call: ToolCall) -> Result<(), AgentError> {
+    let agent = x.id();
+    let Some(wake) = think_wake(&x.s, run) else {
+        return Err(AgentError::NotThinking {
+            agent,
+            run: run.to_string(),
         });
+    };
+    let intent = format!("{wake}/tool:{}", call.key());
+    if let Some(rec) = x.s.intents.get(&intent) {
+        x.d.answer = match &rec.status {
+            IntentStatus::Refused(reason) => AgentAnswer::Refused {
+                intent,
+                reason: reason.clone(),
+            },
+            _ => AgentAnswer::Tool {
+                intent,
+                repeated: true,
+                result: tool_result(rec),
+            },
+        };
+        return Ok(());
+    }
+    let action = match plan_tool(x, run, &call) {
+        Ok(a) => a,
+        Err(reason) => {
+            x.emit(AgentEvent::Refused {
+                agent,
+                intent: intent.clone(),
+                wake,
+                reason: format!("{}: {reason}", call.name()),
+            });
+            x.d.answer = AgentAnswer::Refused {
+                intent,
+                reason: format!("{}: {reason}", call.name()),
+            };
+            return Ok(());
+        }
+    };
+    x.emit(AgentEvent::Intended {
+        agent: agent.clone(),
+        intent: intent.clone(),
+        wake,
+        route: TOOL_ROUTE,
+        action: action.clone(),
+    });
+    let needs_approval =
+        matches!(action, IntentAction::StartRun { .. }) && x.spec.trust() == AgentTrust::Restricted;
+    if needs_approval {
+        x.emit(AgentEvent::ApprovalRequested {
+            agent,
+            request: intent.clone(),
+            intent: Some(intent.clone()),
+            what: describe(&action),
+        });
+    } else {
+        carry(x, &intent, action);
+    }
+    if let Some(rec) = x.s.intents.get(&intent) {
+        x.d.answer = AgentAnswer::Tool {
+            intent: intent.clone(),
+            repeated: false,
+            result: tool_result(rec),
+        };
+    }
+    Ok(())
+}
+
+/// The `route` of an intent a tool call made.
+pub const TOOL_ROUTE: u32 = u32::MAX;
+
+/// What a tool call does, or why the agent may not.
+fn plan_tool(x: &Scratch<'_>, think_run: &str, call: &ToolCall) -> Result<IntentAction, String> {
+    match call {
+        ToolCall::Commit { what, due } => Ok(IntentAction::Remember {
+            commitment: call.key(),
+            due: parse_due(due, x.now)?,
+            text: what.clone(),
+        }),
+        ToolCall::Complete { commitment } => {
+            if !x.s.commitments.contains_key(commitment) {
+                let yours: Vec<&str> = x.s.commitments.keys().map(String::as_str).collect();
+                return Err(format!(
+                    "no commitment {commitment:?} (yours: {})",
+                    if yours.is_empty() {
+                        "none".into()
+                    } else {
+                        yours.join(", ")
+                    }
+                ));
+            }
+            Ok(IntentAction::Complete {
+                commitment: commitment.clone(),
+            })
+        }
+        ToolCall::Note { text } => Ok(IntentAction::Note { text: text.clone() }),
+        ToolCall::RaiseAlert { class, reason } => Ok(IntentAction::Alert {
+            class: *class,
+            reason: reason.clone(),
+        }),
+        ToolCall::AskHuman { question } => Ok(IntentAction::AskHuman {
+            question: question.clone(),
+        }),
+        ToolCall::StartRun {
+            spec_path,
+            spec,
+            spec_text,
+        } => {
+            if x.spec.trust() == AgentTrust::Untrusted {
+                return Err("an untrusted agent may not start runs (trust_level)".into());
+            }
+            let others =
+                x.s.runs
+                    .values()
+                    .filter(|r| r.status.is_none() && r.run != think_run)
+                    .count();
+            if let Some(max) = x.spec.policy().max_concurrent_runs {
+                if others as u64 >= u64::from(max) {
+                    return Err(format!(
+                        "policy.max_concurrent_runs ({max}) reached: {others} of the agent's runs are running"
+                    ));
+                }
+            }
+            let (path, text) = match (spec_path, spec) {
+                (Some(p), _) => {
+                    let norm = join_rel("", p)
+                        .ok_or_else(|| format!("the run spec {p:?} leads outside the workspace"))?;
+                    let inside = x
+                        .spec
+                        .effective_workspaces()
+                        .iter()
+                        .any(|w| within(&norm, w));
+                    if !inside {
+                        return Err(format!(
+                            "the run spec {norm} is outside the agent's workspaces ({})",
+                            x.spec.effective_workspaces().join(", ")
+                        ));
+                    }
+                    let text = spec_text
+                        .clone()
+                        .ok_or_else(|| format!("the run spec {norm} could not be read"))?;
+                    (norm, text)
+                }
+                (None, Some(inline)) => ("inline.toml".to_string(), inline.clone()),
+                (None, None) => return Err("give spec_path or spec".into()),
+            };
+            let spec_json = substitute_spec(&text, &path, &Value::Null, &BTreeMap::new())?;
+            let intent_seed = format!("{think_run}/{}", call.key());
+            Ok(IntentAction::StartRun {
+                run: run_id_of(&x.s.id, &intent_seed, x.now),
+                spec: path,
+                spec_text: spec_json,
+                event_json: x
+                    .s
+                    .current
+                    .as_ref()
+                    .map(|c| c.event_json.clone())
+                    .unwrap_or_else(|| "null".into()),
+            })
+        }
+        ToolCall::StopRun { run } => {
+            let mine: Vec<&String> =
+                x.s.runs
+                    .keys()
+                    .filter(|r| *r == run || r.starts_with(run.as_str()))
+                    .collect();
+            match mine.as_slice() {
+                [one] if one.as_str() != think_run => Ok(IntentAction::StopRun {
+                    run: (*one).clone(),
+                }),
+                [_] => Err("a think run cannot stop itself: end your turn instead".into()),
+                [] => Err(format!(
+                    "run {run:?} was not started by agent {}: an agent may stop only its own runs",
+                    x.s.id
+                )),
+                _ => Err(format!("{run:?} names more than one of the agent's runs")),
+            }
+        }
     }
 }
 
@@ -480,7 +797,7 @@ fn pump(x: &mut Scratch<'_>) {
                 matches!(
                     i.status,
                     IntentStatus::Pending | IntentStatus::AwaitingApproval(_)
-                )
+                ) || thinking(&x.s, i)
             });
             if open {
                 return;
@@ -594,8 +911,58 @@ fn act(x: &mut Scratch<'_>, wake: &str, idx: usize, route: &Route, event: &Value
         });
         return;
     }
+    carry(x, &intent, action);
+}
+
+/// Carries out a journaled intent: at once when it only journals, an
+/// effect when it starts or stops a run.
+fn carry(x: &mut Scratch<'_>, intent: &str, action: IntentAction) {
+    let agent = x.id();
+    let intent = intent.to_string();
     match action {
-        IntentAction::StartRun { .. } => redo(x, &intent),
+        IntentAction::StartRun { .. } | IntentAction::Think { .. } => redo(x, &intent),
+        IntentAction::Complete { .. } => x.emit(AgentEvent::Done {
+            agent,
+            intent,
+            outcome: IntentOutcome::Completed,
+        }),
+        IntentAction::AskHuman { question } => {
+            let raised = AlertRaised::new(
+                AlertClass::NeedsHuman,
+                AlertSource::agent(&agent),
+                None,
+                None,
+                None,
+                format!(
+                    "agent {agent} asks: {question} (orca agent approve|deny {agent} {intent})"
+                ),
+                x.now,
+            );
+            let alert = raised.id.clone();
+            x.d.events.push(raised.event());
+            x.emit(AgentEvent::ApprovalRequested {
+                agent: agent.clone(),
+                request: intent.clone(),
+                intent: None,
+                what: question,
+            });
+            x.emit(AgentEvent::Done {
+                agent,
+                intent: intent.clone(),
+                outcome: IntentOutcome::Asked {
+                    request: intent,
+                    alert,
+                },
+            });
+        }
+        IntentAction::StopRun { run } => {
+            x.d.effects.push(AgentEffect::StopRuns { runs: vec![run] });
+            x.emit(AgentEvent::Done {
+                agent,
+                intent,
+                outcome: IntentOutcome::Stopped,
+            });
+        }
         IntentAction::Alert { class, reason } => {
             let raised = AlertRaised::new(
                 class,
@@ -644,6 +1011,10 @@ fn describe(a: &IntentAction) -> String {
             format!("remember {text:?} until {}", due.rfc3339())
         }
         IntentAction::Note { text } => format!("note {text:?}"),
+        IntentAction::Think { run, .. } => format!("think (run {run})"),
+        IntentAction::Complete { commitment } => format!("complete commitment {commitment}"),
+        IntentAction::AskHuman { question } => format!("ask: {question}"),
+        IntentAction::StopRun { run } => format!("stop run {run}"),
     }
 }
 
@@ -712,6 +1083,17 @@ fn plan(
             text,
         }),
         ActionKind::Note => Ok(IntentAction::Note { text }),
+        ActionKind::Think => {
+            let current = x.s.current.as_ref();
+            let wake = current.map(|c| c.wake.as_str()).unwrap_or_default();
+            let source = current.map(|c| c.source.as_str()).unwrap_or_default();
+            let spec_text = think_spec(&x.s, x.spec, route, wake, source, &event.to_string())?;
+            Ok(IntentAction::Think {
+                run: run_id_of(&x.s.id, intent, x.now),
+                spec_text,
+                event_json: event.to_string(),
+            })
+        }
     }
 }
 

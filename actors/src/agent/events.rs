@@ -38,6 +38,25 @@ pub enum IntentAction {
     },
     /// A note in the agent's history.
     Note { text: String },
+    /// Think: run the agent's runtime as the one task of run `run` (its id
+    /// fixed here, labelled `agent=<id>`), whose spec orca wrote
+    /// (`spec_text`, JSON: the prompt holds the persona, the agent's state
+    /// and the event). The wake stays open until that run ends; the
+    /// runtime acts through `orca mcp` (tool calls, each an intent of the
+    /// wake).
+    Think {
+        run: String,
+        spec_text: String,
+        event_json: String,
+    },
+    /// A commitment is kept: it is forgotten (its wake will not come).
+    Complete { commitment: String },
+    /// A question for an operator: a pending approval (request id = the
+    /// intent id) and a `needs_human` alert; the answer wakes the agent
+    /// (`on = "approval"`).
+    AskHuman { question: String },
+    /// Stop a run the agent started.
+    StopRun { run: String },
 }
 
 impl IntentAction {
@@ -47,6 +66,10 @@ impl IntentAction {
             IntentAction::Alert { .. } => "alert",
             IntentAction::Remember { .. } => "remember",
             IntentAction::Note { .. } => "note",
+            IntentAction::Think { .. } => "think",
+            IntentAction::Complete { .. } => "complete",
+            IntentAction::AskHuman { .. } => "ask_human",
+            IntentAction::StopRun { .. } => "stop_run",
         }
     }
 }
@@ -63,6 +86,16 @@ pub enum IntentOutcome {
     },
     Remembered,
     Noted,
+    /// A commitment was forgotten as kept.
+    Completed,
+    /// A question was put to an operator as approval `request`, with
+    /// alert `alert`.
+    Asked {
+        request: String,
+        alert: String,
+    },
+    /// A stop was asked of the run.
+    Stopped,
     /// It could not be carried out (the spec did not validate, …).
     Failed {
         error: String,

@@ -175,7 +175,7 @@ impl Classifier {
                     run,
                     agent: match &a.source {
                         AlertSource::Agent { agent } => Some(agent.clone()),
-                        AlertSource::Run { .. } => None,
+                        AlertSource::Run { .. } | AlertSource::Operator { .. } => None,
                     },
                 })
             }

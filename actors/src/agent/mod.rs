@@ -11,6 +11,7 @@
 //! | [`timer`] | timer rules (every, cron, missed ticks) as pure functions of a given clock |
 //! | [`fleet`] | journal facts → named fleet events (`receipt.fail`, `alert.stale`, …) |
 //! | [`decide`] | its decisions: (state, spec, command, now) → events, effects |
+//! | [`think`] | thinking agents: the prompt, the think run's spec, MCP flags, tool calls |
 //! | [`webhook`] | Standard Webhooks verification of a webhook subscription's requests |
 //! | [`actor`] | the `agent:<id>` actor that journals them and acts |
 //!
@@ -23,5 +24,6 @@ pub mod explain;
 pub mod fleet;
 pub mod spec;
 pub mod state;
+pub mod think;
 pub mod timer;
 pub mod webhook;

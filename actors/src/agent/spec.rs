@@ -268,6 +268,9 @@ pub enum ActionKind {
     /// A note in the agent's history.
     #[default]
     Note,
+    /// Run the agent's runtime (an agent CLI) on the wake: it acts through
+    /// `orca mcp` (docs/agents.md, "Thinking agents").
+    Think,
 }
 
 impl ActionKind {
@@ -277,6 +280,7 @@ impl ActionKind {
             ActionKind::Alert => "alert",
             ActionKind::Remember => "remember",
             ActionKind::Note => "note",
+            ActionKind::Think => "think",
         }
     }
 }
@@ -327,6 +331,13 @@ pub struct Route {
     /// Wait for an operator's approval before acting.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub approve: bool,
+    /// think: the attempt's budget (a task's `budget` shape), checked when
+    /// the think run is submitted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub budget: Option<serde_json::Value>,
+    /// think: the attempt's timeout.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout_seconds: Option<u64>,
     #[serde(flatten)]
     pub extra: Extra,
 }
@@ -427,6 +438,8 @@ from_spec!(Route {
     text: leaf,
     after: leaf,
     approve: leaf,
+    budget: leaf,
+    timeout_seconds: leaf,
 });
 
 from_spec!(RouteFilter {
@@ -464,7 +477,7 @@ pub fn fleet_vocabulary() -> Vec<String> {
 
 /// Route `on` names that are not subscriptions: `orca agent tell`'s
 /// messages, and commitments coming due.
-pub const BUILTIN_SOURCES: &[&str] = &["inbox", "commitment"];
+pub const BUILTIN_SOURCES: &[&str] = &["inbox", "commitment", "approval"];
 
 impl AgentSpec {
     /// `workspaces`, with its default.

@@ -362,7 +362,10 @@ impl AgentState {
                 rec.status = IntentStatus::Done(outcome.clone());
                 let action = rec.action.clone();
                 match (&action, outcome) {
-                    (IntentAction::StartRun { .. }, IntentOutcome::RunStarted { run }) => {
+                    (
+                        IntentAction::StartRun { .. } | IntentAction::Think { .. },
+                        IntentOutcome::RunStarted { run },
+                    ) => {
                         self.runs.entry(run.clone()).or_insert(AgentRun {
                             run: run.clone(),
                             intent: intent.clone(),
@@ -391,6 +394,9 @@ impl AgentState {
                     }
                     (IntentAction::Note { text }, IntentOutcome::Noted) => {
                         self.note(at, text.clone());
+                    }
+                    (IntentAction::Complete { commitment }, IntentOutcome::Completed) => {
+                        self.commitments.remove(commitment);
                     }
                     (_, IntentOutcome::Failed { error }) => {
                         self.note(at, format!("{} failed: {error}", action.kind()));

@@ -231,7 +231,7 @@ impl AlertConfigs {
     pub fn for_source(&self, source: &AlertSource) -> &ResolvedAlerts {
         match source {
             AlertSource::Run { run } => self.runs.get(run).unwrap_or(&self.default),
-            AlertSource::Agent { .. } => &self.default,
+            AlertSource::Agent { .. } | AlertSource::Operator { .. } => &self.default,
         }
     }
 }

@@ -78,8 +78,17 @@ impl AlertRaised {
 /// by an agent has no run).
 #[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Debug, Serialize, Deserialize)]
 pub enum AlertSource {
-    Run { run: String },
-    Agent { agent: String },
+    Run {
+        run: String,
+    },
+    Agent {
+        agent: String,
+    },
+    /// Raised by an operator (or a tool under the workspace's own
+    /// authority: `orca mcp`'s `raise_alert`), through `POST /v1/alerts`.
+    Operator {
+        by: String,
+    },
 }
 
 impl AlertSource {
@@ -98,6 +107,7 @@ impl AlertSource {
         match self {
             AlertSource::Run { run } => run,
             AlertSource::Agent { agent } => agent,
+            AlertSource::Operator { by } => by,
         }
     }
 
@@ -105,7 +115,7 @@ impl AlertSource {
     pub fn run_id(&self) -> Option<&str> {
         match self {
             AlertSource::Run { run } => Some(run),
-            AlertSource::Agent { .. } => None,
+            AlertSource::Agent { .. } | AlertSource::Operator { .. } => None,
         }
     }
 }
@@ -116,6 +126,7 @@ impl fmt::Display for AlertSource {
         match self {
             AlertSource::Run { run } => write!(f, "run:{run}"),
             AlertSource::Agent { agent } => write!(f, "agent:{agent}"),
+            AlertSource::Operator { by } => write!(f, "operator:{by}"),
         }
     }
 }

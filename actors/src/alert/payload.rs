@@ -94,7 +94,7 @@ impl AlertInfo {
         let w = self.worker.as_deref()?;
         Some(match &self.source {
             AlertSource::Run { run } => format!("{run}:{w}"),
-            AlertSource::Agent { .. } => w.to_string(),
+            AlertSource::Agent { .. } | AlertSource::Operator { .. } => w.to_string(),
         })
     }
 
@@ -103,6 +103,7 @@ impl AlertInfo {
         let src = match &self.source {
             AlertSource::Run { run } => run.clone(),
             AlertSource::Agent { agent } => format!("agent {agent}"),
+            AlertSource::Operator { by } => format!("operator ({by})"),
         };
         match &self.task {
             Some(t) => format!("{src} / {t}"),
@@ -151,7 +152,9 @@ impl Notification {
                 format!("{base}/v1/fleet/runs/{run}/tasks/{t}")
             }
             (AlertSource::Run { run }, _) => format!("{base}/v1/fleet/runs/{run}"),
-            (AlertSource::Agent { .. }, _) => format!("{base}/v1/tree"),
+            (AlertSource::Agent { .. } | AlertSource::Operator { .. }, _) => {
+                format!("{base}/v1/tree")
+            }
         })
     }
 
@@ -163,6 +166,7 @@ impl Notification {
                 let src = match &a.source {
                     AlertSource::Run { run } => run.clone(),
                     AlertSource::Agent { agent } => format!("agent {agent}"),
+                    AlertSource::Operator { by } => format!("operator ({by})"),
                 };
                 format!("[orca] {} alerts — {src}", self.count())
             }
@@ -249,7 +253,9 @@ pub fn safe_commands(a: &AlertInfo) -> Vec<String> {
             format!("orca receipts {run}"),
             format!("orca tree {run}"),
         ],
-        (AlertSource::Agent { .. }, _) => vec!["orca tree".to_string()],
+        (AlertSource::Agent { .. } | AlertSource::Operator { .. }, _) => {
+            vec!["orca tree".to_string()]
+        }
     }
 }
 
@@ -272,6 +278,7 @@ pub fn escalation_draft(a: &AlertInfo) -> String {
     let run = match &a.source {
         AlertSource::Run { run } => run.clone(),
         AlertSource::Agent { agent } => format!("none (agent {agent})"),
+        AlertSource::Operator { by } => format!("none (operator, {by})"),
     };
     let evidence = match (&a.source, &a.task) {
         (AlertSource::Run { run }, Some(task)) => {
@@ -336,6 +343,7 @@ fn alert_fields(a: &AlertInfo, n: &NotificationId) -> Vec<Value> {
     match &a.source {
         AlertSource::Run { run } => fields.push(field("Run", run)),
         AlertSource::Agent { agent } => fields.push(field("Agent", agent)),
+        AlertSource::Operator { by } => fields.push(field("Operator", by)),
     }
     fields.push(field("Task", a.task.as_deref().unwrap_or("—")));
     fields.push(field("Worker", a.worker_global().as_deref().unwrap_or("—")));
@@ -491,6 +499,9 @@ pub fn pager_duty(n: &Notification, routing_key: &Secret, action: PagerDutyActio
         AlertSource::Agent { agent } => {
             details.insert("agent".into(), Value::String(agent.clone()))
         }
+        AlertSource::Operator { by } => {
+            details.insert("operator".into(), Value::String(by.clone()))
+        }
     };
     if let Some(t) = &a.task {
         details.insert("task".into(), Value::String(t.clone()));
@@ -558,7 +569,7 @@ fn alert_json(a: &AlertInfo) -> Value {
         "agent".into(),
         match &a.source {
             AlertSource::Agent { agent } => Value::String(agent.clone()),
-            AlertSource::Run { .. } => Value::Null,
+            AlertSource::Run { .. } | AlertSource::Operator { .. } => Value::Null,
         },
     );
     m.insert("task".into(), json!(a.task));

@@ -256,13 +256,27 @@ pub struct InvocationInput<'a> {
 }
 
 impl InvocationInput<'_> {
-    /// Substitutes `{prompt_file}`, `{attempt_dir}` and `{task_id}` in an
-    /// extra argument (never `{prompt}`: the prompt does not go in argv).
+    /// Substitutes `{prompt_file}`, `{attempt_dir}`, `{task_id}` and
+    /// `{orca}` (orca's own executable: a think attempt's runtime loads
+    /// `{orca} mcp`) in an extra argument (never `{prompt}`: the prompt does
+    /// not go in argv).
     fn substitute(&self, arg: &str) -> String {
         arg.replace("{prompt_file}", self.prompt_file)
             .replace("{attempt_dir}", self.attempt_dir)
             .replace("{task_id}", self.task_id)
+            .replace("{orca}", orca_exe())
     }
+}
+
+/// orca's own executable (`orca` from PATH when it cannot be found).
+pub fn orca_exe() -> &'static str {
+    static EXE: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    EXE.get_or_init(|| {
+        std::env::current_exe()
+            .ok()
+            .and_then(|p| p.to_str().map(str::to_string))
+            .unwrap_or_else(|| "orca".into())
+    })
 }
 
 /// What the process reads on stdin.

@@ -4,6 +4,7 @@
 use super::*;
 use crate::agent::spec::check_agent_str;
 use crate::agent::state::AgentState;
+use crate::agent::think::ToolCall;
 use crate::spec::Format;
 
 const T0: Timestamp = Timestamp(1_800_000_000_000_000_000);
@@ -415,4 +416,212 @@ fn a_retired_agent_takes_nothing() {
         Err(AgentError::Retired { .. })
     ));
     assert!(g.state.retired);
+}
+
+const THINKER: &str = r#"
+id = "thinker"
+persona = "Keeps the fleet tidy."
+runtime = { preset = "claude" }
+[[routes]]
+on = "inbox"
+action = "think"
+[[routes]]
+on = "approval"
+action = "note"
+text = "answered {{event.answer}}"
+"#;
+
+fn tell(n: u64) -> AgentCommand {
+    AgentCommand::Event {
+        source: "inbox".into(),
+        event_id: format!("t{n}"),
+        event_json: r#"{"event":"tell","text":"go"}"#.into(),
+    }
+}
+
+/// Given a think wake whose run started: its state and the think run.
+fn thinking() -> (Given, String) {
+    let (g, d) = agent(THINKER).then_apply(tell(1));
+    assert_eq!(
+        names(&d),
+        ["AgentWoke", "AgentWakeStarted", "AgentIntended"],
+        "a think intent waits for its run"
+    );
+    let AgentEffect::StartRun {
+        intent,
+        run,
+        spec,
+        spec_text,
+        ..
+    } = d.effects[0].clone()
+    else {
+        panic!("{:?}", d.effects)
+    };
+    assert_eq!(spec, "think");
+    // The think run: the persona in the prompt, the agent's label, the
+    // preset told to load `orca mcp`.
+    let v: Value = serde_json::from_str(&spec_text).unwrap();
+    assert_eq!(v["labels"]["agent"], "thinker");
+    let task = &v["tasks"][0];
+    assert!(task["instructions"]
+        .as_str()
+        .unwrap()
+        .contains("Keeps the fleet tidy."));
+    assert!(task["runtime"]["args"].to_string().contains("mcp"));
+    let (g, d) = g.then_apply(AgentCommand::Carried {
+        intent,
+        outcome: IntentOutcome::RunStarted { run: run.clone() },
+    });
+    assert!(
+        !names(&d).contains(&"AgentWakeDone"),
+        "the wake stays open while its think run runs"
+    );
+    (g, run)
+}
+
+#[test]
+fn a_tool_call_is_an_intent_of_the_wake_and_a_repeat_is_answered_from_the_journal() {
+    let (g, run) = thinking();
+    let call = || AgentCommand::Tool {
+        run: run.clone(),
+        call: ToolCall::from_args("commit", serde_json::json!({"what": "w", "due": "10m"}))
+            .unwrap(),
+    };
+    let t = g.now;
+    let (g, d) = g.then_apply(call());
+    assert_eq!(names(&d), ["AgentIntended", "AgentDone"]);
+    assert_eq!(
+        d.effects,
+        [AgentEffect::ArmCommitment {
+            commitment: match &d.answer {
+                AgentAnswer::Tool { result, .. } => result["commitment"].as_str().unwrap().into(),
+                a => panic!("{a:?}"),
+            },
+            at: t.plus_millis(600_000),
+        }]
+    );
+    // The same call again (a think attempt redone after a crash): nothing
+    // journaled, nothing carried out, the same answer.
+    let d2 = g.when(call()).unwrap();
+    assert!(d2.events.is_empty() && d2.effects.is_empty());
+    assert!(matches!(
+        d2.answer,
+        AgentAnswer::Tool { repeated: true, .. }
+    ));
+    // The run ends: the wake is done.
+    let (_, d) = g.then_apply(AgentCommand::RunEnded {
+        run,
+        status: RunStatus::Passed,
+    });
+    assert!(names(&d).contains(&"AgentWakeDone"), "{:?}", names(&d));
+}
+
+#[test]
+fn a_refused_tool_call_is_journaled_and_shown_at_the_next_wake() {
+    let (g, run) = thinking();
+    let (g, d) = g.then_apply(AgentCommand::Tool {
+        run: run.clone(),
+        call: ToolCall::from_args("stop_run", serde_json::json!({"run": "r-other"})).unwrap(),
+    });
+    assert_eq!(names(&d), ["AgentRefused"]);
+    assert!(
+        matches!(&d.answer, AgentAnswer::Refused { reason, .. } if reason.contains("only its own runs"))
+    );
+    assert!(d.effects.is_empty());
+    // A run outside the workspaces: refused too.
+    let d = g
+        .when(AgentCommand::Tool {
+            run: run.clone(),
+            call: ToolCall::StartRun {
+                spec_path: Some("../elsewhere.toml".into()),
+                spec: None,
+                spec_text: Some("x".into()),
+            },
+        })
+        .unwrap();
+    assert_eq!(names(&d), ["AgentRefused"]);
+    // The next think run's prompt shows the refusal.
+    let (g, _) = g.then_apply(AgentCommand::RunEnded {
+        run,
+        status: RunStatus::Passed,
+    });
+    let (_, d) = g.then_apply(tell(2));
+    let spec_text = d
+        .effects
+        .iter()
+        .find_map(|e| match e {
+            AgentEffect::StartRun { spec_text, .. } => Some(spec_text.clone()),
+            _ => None,
+        })
+        .unwrap();
+    assert!(
+        spec_text.contains("r-other"),
+        "the refusal is in the prompt"
+    );
+}
+
+#[test]
+fn a_call_from_a_run_that_is_not_thinking_is_an_error() {
+    let (g, run) = thinking();
+    let e = g
+        .when(AgentCommand::Tool {
+            run: "r-stranger".into(),
+            call: ToolCall::Note { text: "x".into() },
+        })
+        .unwrap_err();
+    assert!(matches!(e, AgentError::NotThinking { .. }));
+    let (g, _) = g.then_apply(AgentCommand::RunEnded {
+        run: run.clone(),
+        status: RunStatus::Passed,
+    });
+    let e = g
+        .when(AgentCommand::Tool {
+            run,
+            call: ToolCall::Note {
+                text: "late".into(),
+            },
+        })
+        .unwrap_err();
+    assert!(
+        matches!(e, AgentError::NotThinking { .. }),
+        "its wake is over"
+    );
+}
+
+#[test]
+fn ask_human_is_an_approval_and_an_alert_and_the_answer_wakes_the_agent() {
+    let (g, run) = thinking();
+    let (g, d) = g.then_apply(AgentCommand::Tool {
+        run: run.clone(),
+        call: ToolCall::AskHuman {
+            question: "ship it?".into(),
+        },
+    });
+    assert_eq!(
+        names(&d),
+        [
+            "AgentIntended",
+            "AlertRaised",
+            "AgentApprovalRequested",
+            "AgentDone"
+        ]
+    );
+    let AgentAnswer::Tool { result, .. } = &d.answer else {
+        panic!("{:?}", d.answer)
+    };
+    let request = result["request"].as_str().unwrap().to_string();
+    let (g, _) = g.then_apply(AgentCommand::RunEnded {
+        run,
+        status: RunStatus::Passed,
+    });
+    let (_, d) = g.then_apply(AgentCommand::Deny {
+        request,
+        by: Surface::Cli,
+    });
+    let n = names(&d);
+    assert!(n.starts_with(&["AgentDenied", "AgentWoke"]), "{n:?}");
+    assert!(
+        n.contains(&"AgentDone"),
+        "the approval route noted it: {n:?}"
+    );
 }
