@@ -229,3 +229,115 @@ fn a_closed_output_pipe_ends_quietly() {
     assert_eq!(out.status.signal(), Some(libc::SIGPIPE), "{stderr}");
     assert!(!stderr.contains("panicked"), "{stderr}");
 }
+
+/// Runs the binary with `dir` as its current directory (the workspace is
+/// found from there, as a user in it would).
+fn orca_in(dir: &Path) -> Command {
+    let mut cmd = Command::cargo_bin("orca").expect("the orca binary is built");
+    cmd.current_dir(dir)
+        .env_remove("ORCA_WORKSPACE")
+        .env("NO_COLOR", "1");
+    cmd
+}
+
+#[test]
+fn every_template_writes_its_files_and_validates_in_a_fresh_workspace() {
+    let out = orca_in(Path::new("/"))
+        .args(["init", "--list-templates"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let list = stdout(&out);
+    for (template, files) in [
+        ("review-swarm", &["review-swarm.toml"][..]),
+        ("code-review-swarm", &["review-swarm.toml"][..]),
+        ("release-triage", &["release-triage.toml"][..]),
+        ("ci-matrix", &["ci-matrix.toml"][..]),
+        (
+            "nightly-agent",
+            &["nightly-agent.toml", "nightly-agent.agent.toml"][..],
+        ),
+    ] {
+        assert!(list.contains(template), "{template} not listed: {list}");
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("fresh");
+        let out = orca_in(dir.path())
+            .args(["init"])
+            .arg(&root)
+            .args(["--template", template])
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(0), "{template}: {out:?}");
+        assert!(root.join(".orca/config.toml").is_file());
+        for f in files {
+            assert!(root.join(f).is_file(), "{template} wrote no {f}");
+            let out = orca_in(&root).args(["validate", f]).output().unwrap();
+            assert_eq!(out.status.code(), Some(0), "{template}/{f}: {out:?}");
+        }
+        // Never over an existing file.
+        std::fs::write(root.join(files[0]), "# mine\n").unwrap();
+        let out = orca_in(dir.path())
+            .args(["init"])
+            .arg(&root)
+            .args(["--template", template])
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(0));
+        assert!(stdout(&out).contains("kept"), "{out:?}");
+        assert_eq!(
+            std::fs::read_to_string(root.join(files[0])).unwrap(),
+            "# mine\n"
+        );
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let out = orca_in(dir.path())
+        .args(["init", "--template", "nope"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("review-swarm"));
+}
+
+#[test]
+fn validate_checks_an_agent_spec_with_located_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    std::fs::create_dir_all(root.join(".orca")).unwrap();
+    std::fs::write(
+        root.join("watch.agent.toml"),
+        "id = \"w\"\n[[subscriptions]]\nid = \"t\"\nkind = \"timer\"\ncron = \"not a cron\"\n",
+    )
+    .unwrap();
+    let out = orca_in(root)
+        .args(["validate", "watch.agent.toml"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("watch.agent.toml:5") && err.contains("subscriptions[0].cron"),
+        "{err}"
+    );
+}
+
+#[test]
+fn completions_are_generated_for_each_shell() {
+    for (shell, marker) in [
+        ("bash", "_orca()"),
+        ("zsh", "#compdef orca"),
+        ("fish", "complete -c orca"),
+    ] {
+        let out = orca_in(Path::new("/"))
+            .args(["completions", shell])
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(0), "{shell}");
+        let text = stdout(&out);
+        assert!(text.contains(marker), "{shell}");
+        // Subcommands and their flags are in it.
+        assert!(
+            text.contains("agent") && text.contains("list-templates"),
+            "{shell}"
+        );
+    }
+}

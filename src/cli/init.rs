@@ -16,6 +16,75 @@ pub struct InitArgs {
     /// Directory to initialize (default: the current directory, or
     /// --workspace).
     pub dir: Option<PathBuf>,
+    /// Also write a template's spec(s) in the workspace root (never over
+    /// an existing file): review-swarm (or code-review-swarm),
+    /// release-triage, ci-matrix, nightly-agent.
+    #[arg(long, value_name = "NAME")]
+    pub template: Option<String>,
+    /// List the templates and exit.
+    #[arg(long)]
+    pub list_templates: bool,
+}
+
+/// A template: its name, what it is, and the files it writes.
+pub struct Template {
+    pub name: &'static str,
+    pub aliases: &'static [&'static str],
+    pub about: &'static str,
+    pub files: &'static [(&'static str, &'static str)],
+}
+
+/// The templates `orca init --template` knows.
+pub const TEMPLATES: &[Template] = &[
+    Template {
+        name: "review-swarm",
+        aliases: &["code-review-swarm"],
+        about: "reviewers look at one change from different angles (agent runtime)",
+        files: &[(
+            "review-swarm.toml",
+            include_str!("../../templates/review-swarm.toml"),
+        )],
+    },
+    Template {
+        name: "release-triage",
+        aliases: &[],
+        about: "sweep a milestone's blockers and check the changelog (agent runtime)",
+        files: &[(
+            "release-triage.toml",
+            include_str!("../../templates/release-triage.toml"),
+        )],
+    },
+    Template {
+        name: "ci-matrix",
+        aliases: &[],
+        about: "build, test, lint and docs in parallel, plain commands",
+        files: &[(
+            "ci-matrix.toml",
+            include_str!("../../templates/ci-matrix.toml"),
+        )],
+    },
+    Template {
+        name: "nightly-agent",
+        aliases: &[],
+        about: "a nightly run and an always-on agent that starts and watches it",
+        files: &[
+            (
+                "nightly-agent.toml",
+                include_str!("../../templates/nightly-agent.toml"),
+            ),
+            (
+                "nightly-agent.agent.toml",
+                include_str!("../../templates/nightly-agent.agent.toml"),
+            ),
+        ],
+    },
+];
+
+/// A template by name or alias.
+pub fn template(name: &str) -> Option<&'static Template> {
+    TEMPLATES
+        .iter()
+        .find(|t| t.name == name || t.aliases.contains(&name))
 }
 
 /// What `.orca/.gitignore` keeps out of git.
@@ -47,6 +116,36 @@ timeout_seconds = 30
 "#;
 
 pub fn run(ws_flag: Option<&Path>, args: InitArgs) -> anyhow::Result<i32> {
+    if args.list_templates {
+        let mut out = std::io::stdout().lock();
+        for t in TEMPLATES {
+            let aka = if t.aliases.is_empty() {
+                String::new()
+            } else {
+                format!(" (also {})", t.aliases.join(", "))
+            };
+            writeln!(out, "{:<16} {}{aka}", t.name, t.about)?;
+        }
+        return Ok(exit::OK);
+    }
+    let chosen = match args.template.as_deref() {
+        None => None,
+        Some(name) => match template(name) {
+            Some(t) => Some(t),
+            None => {
+                let names: Vec<&str> = TEMPLATES.iter().map(|t| t.name).collect();
+                return Err(exit::InvalidInput {
+                    message: format!(
+                        "no template {name:?}; the templates are {} (orca init --list-templates)",
+                        names.join(", ")
+                    ),
+                    code: "unknown_template".into(),
+                    details: None,
+                }
+                .into());
+            }
+        },
+    };
     let root = match (args.dir, ws_flag) {
         (Some(d), _) => d,
         (None, Some(w)) => w.to_path_buf(),
@@ -59,11 +158,15 @@ pub fn run(ws_flag: Option<&Path>, args: InitArgs) -> anyhow::Result<i32> {
     std::fs::create_dir_all(&orca).with_context(|| format!("cannot create {}", orca.display()))?;
 
     let mut out = std::io::stdout().lock();
-    for (path, contents) in [
+    let mut files = vec![
         (ws.config_path(), DEFAULT_CONFIG_TOML),
         (orca.join(".gitignore"), GITIGNORE),
         (orca.join("example.toml"), EXAMPLE_SPEC),
-    ] {
+    ];
+    if let Some(t) = chosen {
+        files.extend(t.files.iter().map(|(name, text)| (root.join(name), *text)));
+    }
+    for (path, contents) in files {
         let shown = path
             .strip_prefix(&root)
             .unwrap_or(&path)
@@ -80,7 +183,20 @@ pub fn run(ws_flag: Option<&Path>, args: InitArgs) -> anyhow::Result<i32> {
     } else {
         writeln!(out, "initialized orca workspace in {}", root.display())?;
     }
-    writeln!(out, "next: orca run .orca/example.toml")?;
+    match chosen {
+        Some(t) => {
+            let (first, _) = t.files[0];
+            writeln!(out, "next: orca validate {first}, then orca run {first}")?;
+            if t.files.len() > 1 {
+                writeln!(
+                    out,
+                    "      its agent: orca up, then orca agent create {}",
+                    t.files[1].0
+                )?;
+            }
+        }
+        None => writeln!(out, "next: orca run .orca/example.toml")?,
+    }
     Ok(exit::OK)
 }
 

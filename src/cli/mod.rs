@@ -187,6 +187,16 @@ pub enum Command {
   codex -c 'mcp_servers.orca.command=\"orca\"' -c 'mcp_servers.orca.args=[\"mcp\"]'")]
     Mcp,
 
+    /// Print a shell completion script.
+    #[command(after_help = "Examples:
+  orca completions bash > ~/.local/share/bash-completion/completions/orca
+  orca completions zsh > \"${fpath[1]}/_orca\"
+  orca completions fish > ~/.config/fish/completions/orca.fish")]
+    Completions {
+        /// bash, zsh or fish (also elvish, powershell).
+        shell: clap_complete::Shell,
+    },
+
     /// Alerts: preview a payload (dry-run), list raised alerts and their
     /// delivery, send a test notification through an adapter.
     #[command(after_help = "Examples:
@@ -234,7 +244,7 @@ impl Command {
             Command::Verify(a) => a.json,
             Command::Alert(a) => a.json(),
             Command::Agent(a) => a.json(),
-            Command::Mcp => false,
+            Command::Mcp | Command::Completions { .. } => false,
             Command::Alerts(a) => a.json,
             Command::AlertDryRun(a) => a.json,
             Command::Init(_) | Command::Up(_) | Command::Down(_) => false,
@@ -303,6 +313,11 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Events(args) => status::events(ws, args),
         Command::Alert(args) => alert::run(ws, args),
         Command::Agent(args) => agent::run(ws, args),
+        Command::Completions { shell } => {
+            let mut cmd = <Cli as clap::CommandFactory>::command();
+            clap_complete::generate(shell, &mut cmd, "orca", &mut std::io::stdout());
+            Ok(0)
+        }
         Command::Mcp => {
             let ws = read::workspace(ws)?;
             runtime()?.block_on(crate::mcp::serve(ws))?;
