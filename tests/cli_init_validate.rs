@@ -341,3 +341,57 @@ fn completions_are_generated_for_each_shell() {
         );
     }
 }
+
+/// A stub agent CLI for `orca draft`: its first answer does not validate;
+/// given the errors back, it answers a valid spec in a fenced block.
+const DRAFT_STUB: &str = r#"#!/bin/sh
+if grep -q "does not validate" "$1"; then
+  grep -q "tasks\[0\]" "$1" || { echo "no located error in the repair prompt" >&2; exit 9; }
+  printf 'Here is the corrected spec:\n```toml\nname = "greet"\n[[tasks]]\nid = "hello"\ncommand = "echo hello"\n```\n'
+else
+  printf '```toml\nname = "greet"\n[[tasks]]\ncommand = "echo hello"\n```\n'
+fi
+"#;
+
+#[test]
+fn draft_repairs_the_runtimes_spec_writes_it_and_can_run_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    std::fs::create_dir_all(root.join(".orca")).unwrap();
+    // No runtime configured: it says how to configure one.
+    let out = orca_in(root)
+        .args(["draft", "say hello"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("preset = \"claude\""));
+
+    let stub = root.join("stub.sh");
+    std::fs::write(&stub, DRAFT_STUB).unwrap();
+    std::fs::write(
+        root.join(".orca/config.toml"),
+        format!(
+            "[journal]\nsync = \"never\"\n[runtime]\ncommand = [\"sh\", {:?}, \"{{prompt_file}}\"]\n",
+            stub.display().to_string()
+        ),
+    )
+    .unwrap();
+    let out = orca_in(root)
+        .args(["draft", "say hello", "--run"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let text = stdout(&out);
+    assert!(text.contains("after 1 repair(s)"), "{text}");
+    let written = std::fs::read_to_string(root.join("say-hello.toml")).unwrap();
+    assert!(written.contains("id = \"hello\""), "{written}");
+    // It ran: the run passed.
+    let out = orca_in(root).args(["status", "--json"]).output().unwrap();
+    assert!(stdout(&out).contains("passed"), "{out:?}");
+    // Never over a file.
+    let out = orca_in(root)
+        .args(["draft", "say hello"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+}

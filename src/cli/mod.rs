@@ -12,6 +12,7 @@ mod agent;
 mod alert;
 mod control;
 mod daemon;
+mod draft;
 mod init;
 mod journal;
 mod read;
@@ -187,6 +188,13 @@ pub enum Command {
   codex -c 'mcp_servers.orca.command=\"orca\"' -c 'mcp_servers.orca.args=[\"mcp\"]'")]
     Mcp,
 
+    /// Ask the configured agent CLI to write a run spec for a request;
+    /// orca validates it (feeding errors back for repairs) and writes it.
+    #[command(after_help = "Examples:
+  orca draft \"run the tests on every crate and review the diff\"
+  orca draft \"nightly dependency audit\" --out audit.toml --run")]
+    Draft(draft::DraftArgs),
+
     /// Print a shell completion script.
     #[command(after_help = "Examples:
   orca completions bash > ~/.local/share/bash-completion/completions/orca
@@ -245,6 +253,7 @@ impl Command {
             Command::Alert(a) => a.json(),
             Command::Agent(a) => a.json(),
             Command::Mcp | Command::Completions { .. } => false,
+            Command::Draft(a) => a.json,
             Command::Alerts(a) => a.json,
             Command::AlertDryRun(a) => a.json,
             Command::Init(_) | Command::Up(_) | Command::Down(_) => false,
@@ -313,6 +322,7 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Events(args) => status::events(ws, args),
         Command::Alert(args) => alert::run(ws, args),
         Command::Agent(args) => agent::run(ws, args),
+        Command::Draft(args) => draft::run(ws, args),
         Command::Completions { shell } => {
             let mut cmd = <Cli as clap::CommandFactory>::command();
             clap_complete::generate(shell, &mut cmd, "orca", &mut std::io::stdout());
