@@ -81,28 +81,61 @@ pub fn budget_gaps(spec: &RunSpec, config: &OrcaConfig) -> Vec<String> {
 }
 
 /// Fields orca parses and keeps but does not enforce yet, as
-/// `(path, value)`.
+/// `(path, value)`. (Trust levels, `security_policy` and `writable_paths`
+/// are enforced: see [`policy_gaps`] for where they cannot be.)
 pub fn not_enforced(spec: &RunSpec) -> Vec<(String, Value)> {
     let mut out = Vec::new();
-    if let Some(p) = &spec.security_policy {
-        out.push(("security_policy".to_string(), Value::Object(p.clone())));
-    }
     for (i, t) in spec.tasks.iter().enumerate() {
         if let Some(tp) = t.worker.as_ref().and_then(|w| w.tool_profile.as_ref()) {
             out.push((format!("tasks[{i}].worker.tool_profile"), json!(tp)));
         }
-        if let Some(ws) = &t.workspace {
-            if !ws.writable_paths.is_empty() {
-                out.push((
-                    format!("tasks[{i}].workspace.writable_paths"),
-                    json!(ws.writable_paths),
-                ));
-            }
-        }
     }
-    for (i, w) in spec.workers.iter().enumerate() {
-        if let Some(tl) = &w.trust_level {
-            out.push((format!("workers[{i}].trust_level"), json!(tl)));
+    out
+}
+
+/// Each declared restriction a worker that may take the task cannot
+/// enforce (an ssh host has no Landlock or network namespace of orca's;
+/// `local` is what this machine can do), as `tasks[i] on <worker>: …` —
+/// what `orca validate` and the first lines of `orca run` say. Under
+/// `strict` such an attempt will not start.
+pub fn policy_gaps(spec: &RunSpec, local: orca_actors::policy::HostCaps) -> Vec<String> {
+    use orca_actors::policy::{effective, plan, HostCaps};
+    use orca_actors::spec::{HostSpec, SecurityPolicy, TrustLevel};
+    let mut out = Vec::new();
+    for (i, t) in spec.tasks.iter().enumerate() {
+        let policy =
+            SecurityPolicy::merged(spec.security_policy.as_ref(), t.security_policy.as_ref());
+        let mut hosts: Vec<(String, String, TrustLevel, HostCaps)> = spec
+            .workers
+            .iter()
+            .filter(|w| w.can_take(t))
+            .map(|w| {
+                let trust = w.trust_level.unwrap_or_default();
+                match &w.host {
+                    HostSpec::Ssh(ssh) => (
+                        w.id.clone(),
+                        ssh.host.clone().unwrap_or_default(),
+                        trust,
+                        HostCaps::default(),
+                    ),
+                    _ => (w.id.clone(), "local".into(), trust, local),
+                }
+            })
+            .collect();
+        if spec.workers.is_empty() {
+            hosts.push(("local-N".into(), "local".into(), TrustLevel::Trusted, local));
+        }
+        for (worker, host, trust, caps) in hosts {
+            match plan(&effective(t, trust, &policy), &host, caps) {
+                Ok(p) => out.extend(
+                    p.unenforced
+                        .into_iter()
+                        .map(|u| format!("tasks[{i}] on worker {worker}: {u}")),
+                ),
+                Err(e) => out.push(format!(
+                    "tasks[{i}] on worker {worker}: will not start: {e}"
+                )),
+            }
         }
     }
     out
@@ -343,6 +376,14 @@ pub fn report_text(report: &SpecReport, config: &OrcaConfig, plan: Option<&Alert
     let gaps = budget_gaps(spec, config);
     if !gaps.is_empty() {
         let _ = writeln!(out, "\nbudgets orca cannot enforce");
+        for g in &gaps {
+            let _ = writeln!(out, "  {g}");
+        }
+    }
+
+    let gaps = policy_gaps(spec, orca_actors::host::sandbox::local_caps());
+    if !gaps.is_empty() {
+        let _ = writeln!(out, "\npolicy orca cannot enforce (docs/security.md)");
         for g in &gaps {
             let _ = writeln!(out, "  {g}");
         }

@@ -16,6 +16,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::process::{Child, ChildStderr, ChildStdout};
 
 use super::local::resolve_program;
+pub use super::sandbox::PreExec;
 use super::{procfs, EnvVar, ExitInfo, HostError, ProcHandle};
 use crate::host::logcap::{CappedLog, LineSplitter};
 use crate::redact::Redactor;
@@ -29,6 +30,9 @@ pub struct ProcessSpec<'a> {
     /// Written to stdin, which is then closed (`None`: stdin is closed at
     /// once).
     pub stdin: Option<Vec<u8>>,
+    /// What the child does to itself between fork and exec (enter its
+    /// cgroup, …); the default is nothing.
+    pub pre_exec: PreExec,
 }
 
 impl std::fmt::Debug for ProcessSpec<'_> {
@@ -43,6 +47,7 @@ impl std::fmt::Debug for ProcessSpec<'_> {
             )
             .field("cwd", &self.cwd)
             .field("stdin", &self.stdin.as_ref().map(Vec::len))
+            .field("pre_exec", &self.pre_exec)
             .finish()
     }
 }
@@ -103,6 +108,14 @@ pub fn spawn(spec: ProcessSpec<'_>) -> Result<Spawned, HostError> {
         .stderr(Stdio::piped())
         .process_group(0)
         .kill_on_drop(false);
+    if !spec.pre_exec.is_empty() {
+        let pre = spec.pre_exec;
+        // SAFETY: `PreExec::apply` makes only raw, async-signal-safe
+        // syscalls on fds and values prepared before the fork.
+        unsafe {
+            cmd.pre_exec(move || pre.apply());
+        }
+    }
     let mut child = cmd.spawn().map_err(|e| HostError::Spawn {
         program: program.clone(),
         reason: if e.kind() == std::io::ErrorKind::NotFound && !spec.cwd.is_dir() {
@@ -242,6 +255,7 @@ mod tests {
             env: &env,
             cwd: dir.path(),
             stdin: Some(big.clone().into_bytes()),
+            pre_exec: PreExec::default(),
         })
         .unwrap();
         let secrets = Secrets::new(["tok-12345"]);

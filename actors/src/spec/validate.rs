@@ -15,21 +15,44 @@ use super::source::{join_index, join_key};
 use super::types::*;
 use crate::model::{is_valid_id, FailureClass, ID_RULE};
 
-/// Words that make an env var name secret-like (any case).
+/// Text that makes an env var name secret-like wherever it appears in
+/// the name (any case).
 pub const SECRET_WORDS: &[&str] = &[
     "TOKEN",
     "SECRET",
     "PASSWORD",
     "PASSWD",
     "API_KEY",
+    "APIKEY",
+    "ACCESS_KEY",
     "CREDENTIAL",
     "PRIVATE_KEY",
+    "WEBHOOK",
 ];
 
-/// Whether an env var name looks like it holds a secret.
+/// Words that make an env var name secret-like when they are a whole
+/// `_`-separated word of it (any case): `DB_PASS`, `AWS_ACCESS_KEY_ID`,
+/// `STRIPE_KEY`, `GIT_AUTH` — but not `PASSENGER` or `KEYBOARD`.
+pub const SECRET_NAME_WORDS: &[&str] = &["PASS", "KEY", "AUTH", "COOKIE", "DSN"];
+
+/// Whether an env var name looks like it holds a secret: it contains one of
+/// [`SECRET_WORDS`] or has one of [`SECRET_NAME_WORDS`] as a word (any
+/// case). Secrets reach a worker only through `secret_env`.
 pub fn is_secret_like(name: &str) -> bool {
     let upper = name.to_ascii_uppercase();
     SECRET_WORDS.iter().any(|w| upper.contains(w))
+        || upper
+            .split('_')
+            .any(|word| SECRET_NAME_WORDS.contains(&word))
+}
+
+/// The rule in words, for messages and docs.
+pub fn secret_rule() -> String {
+    format!(
+        "containing {}, or with the word {}",
+        SECRET_WORDS.join(", "),
+        SECRET_NAME_WORDS.join(", ")
+    )
 }
 
 /// `[A-Za-z_][A-Za-z0-9_]*`
@@ -202,8 +225,8 @@ impl Validator<'_> {
                 self.error(
                     p,
                     format!(
-                        "`{name}` looks like a secret; secret-like names ({}) are refused in env allowlists",
-                        SECRET_WORDS.join(", ")
+                        "`{name}` looks like a secret; secret-like names ({}; any case) are refused in env allowlists",
+                        secret_rule()
                     ),
                 )
                 .hint = Some(
@@ -274,7 +297,7 @@ impl Validator<'_> {
                     f,
                 );
             }
-            for (i, f) in ws.writable_paths.iter().enumerate() {
+            for (i, f) in ws.writable_paths.iter().flatten().enumerate() {
                 self.path(
                     join_index(&join_key(path, "workspace.writable_paths"), i),
                     task_root,
@@ -855,10 +878,26 @@ mod tests {
             "OPENAI_API_KEY",
             "AWS_CREDENTIALS",
             "SSH_PRIVATE_KEY",
+            "AWS_ACCESS_KEY_ID",
+            "aws_secret_access_key",
+            "DB_PASS",
+            "OPENAI_APIKEY",
+            "SLACK_WEBHOOK_URL",
+            "Stripe_Key",
+            "SENTRY_DSN",
         ] {
             assert!(is_secret_like(s), "{s}");
         }
-        for s in ["PATH", "HOME", "CODEWHALE_PROFILE", "KEYBOARD"] {
+        for s in [
+            "PATH",
+            "HOME",
+            "CODEWHALE_PROFILE",
+            "KEYBOARD",
+            "PASSENGER_COUNT",
+            "AUTHOR_NAME",
+            "PWD",
+            "LANG",
+        ] {
             assert!(!is_secret_like(s), "{s}");
         }
     }
