@@ -142,3 +142,239 @@ retry_policy = { max_attempts = 1 }
     assert!(export.status.success());
     assert!(!String::from_utf8_lossy(&export.stdout).contains(VALUE));
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn landlock_confines_writes_to_the_writable_paths() {
+    if orca_actors::host::sandbox::landlock_abi().is_none() {
+        eprintln!("no Landlock on this kernel: skipped");
+        return;
+    }
+    let ws = TestWs::fast();
+    let outside = tempfile::tempdir().unwrap();
+    let spec = format!(
+        r#"
+[[tasks]]
+id = "inside"
+command = "echo ok > out/result.txt && echo tmp > \"$TMPDIR/t\" && mkdir -p \"$ORCA_ATTEMPT_DIR/artifacts\" && echo r > \"$ORCA_ATTEMPT_DIR/artifacts/report.md\" && echo x > /dev/null"
+workspace = {{ writable_paths = ["out"] }}
+[[tasks]]
+id = "outside"
+command = "echo leak > {o}/leak.txt"
+workspace = {{ writable_paths = ["out"] }}
+retry_policy = {{ max_attempts = 1 }}
+[[tasks]]
+id = "workspace-file"
+command = "echo edit > README.md"
+workspace = {{ writable_paths = [] }}
+retry_policy = {{ max_attempts = 1 }}
+[[tasks]]
+id = "unconfined"
+command = "echo free > {o}/free.txt"
+"#,
+        o = outside.path().display()
+    );
+    let (_, st) = run_one(&ws, &spec).await;
+    let r = receipt(&st, "inside");
+    assert_eq!(r.result, AttemptResult::Pass, "{}", r.summary);
+    assert_eq!(
+        std::fs::read_to_string(ws.path("out/result.txt")).unwrap(),
+        "ok\n"
+    );
+    for task in ["outside", "workspace-file"] {
+        let r = receipt(&st, task);
+        assert_eq!(r.result, AttemptResult::Fail, "{task}: {}", r.summary);
+        assert!(
+            r.summary
+                .contains("write denied by the Landlock confinement")
+                && r.summary.contains("Permission denied"),
+            "{task}: {}",
+            r.summary
+        );
+    }
+    assert!(!outside.path().join("leak.txt").exists());
+    assert!(!ws.path("README.md").exists());
+    // No writable_paths: unrestricted, as before.
+    assert_eq!(receipt(&st, "unconfined").result, AttemptResult::Pass);
+    assert!(outside.path().join("free.txt").exists());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn network_deny_has_no_interface_and_loopback_only_its_own() {
+    if !orca_actors::host::sandbox::can_unshare_net() {
+        eprintln!("cannot create network namespaces here: skipped");
+        return;
+    }
+    // A server the test runs on the host's loopback.
+    let server = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = server.local_addr().unwrap().port();
+    let ws = TestWs::fast();
+    // Each task reports: can it reach the test's server, can it listen on
+    // and reach its own loopback.
+    let probe = format!(
+        "import socket\\n\
+try:\\n    socket.create_connection(('127.0.0.1', {port}), timeout=2).close(); print('host:reached')\\n\
+except OSError as e: print('host:', e)\\n\
+try:\\n    s = socket.socket(); s.bind(('127.0.0.1', 0)); s.listen(); socket.create_connection(s.getsockname(), timeout=2).close(); print('own:reached')\\n\
+except OSError as e: print('own:', e)\\n"
+    );
+    std::fs::write(ws.path("probe.py"), probe.replace("\\n", "\n")).unwrap();
+    let spec = r#"
+[[tasks]]
+id = "allow"
+command = "python3 probe.py"
+[[tasks]]
+id = "deny"
+command = "python3 probe.py"
+security_policy = { network = "deny" }
+[[tasks]]
+id = "loopback"
+command = "python3 probe.py"
+security_policy = { network = "loopback" }
+"#;
+    let (run, st) = run_one(&ws, spec).await;
+    let out = |task: &str| {
+        assert_eq!(receipt(&st, task).result, AttemptResult::Pass, "{task}");
+        std::fs::read_to_string(ws.ws.attempt_dir(&run, task, 1).join("stdout.log")).unwrap()
+    };
+    let allow = out("allow");
+    assert!(
+        allow.contains("host:reached") && allow.contains("own:reached"),
+        "{allow}"
+    );
+    let deny = out("deny");
+    assert!(!deny.contains("reached"), "deny reached something: {deny}");
+    let lo = out("loopback");
+    assert!(lo.contains("own:reached"), "{lo}");
+    assert!(
+        !lo.contains("host:reached"),
+        "a loopback namespace's lo is its own, not the host's: {lo}"
+    );
+    drop(server);
+}
+
+#[test]
+fn an_untrusted_worker_sees_no_token_no_secret_and_cannot_write() {
+    const NAME: &str = "ORCA_TEST_POLICY_GH_TOKEN_4d2e";
+    let ws = TestWs::fast();
+    let report = "for v in ORCA_API ORCA_TOKEN ORCA_TEST_POLICY_GH_TOKEN_4d2e; do if [ -n \"$(printenv $v)\" ]; then echo \"$v=set\"; else echo \"$v=unset\"; fi; done";
+    std::fs::write(
+        ws.path("spec.toml"),
+        format!(
+            r#"
+[[workers]]
+id = "trusted"
+capabilities = ["t"]
+[[workers]]
+id = "sandboxed"
+trust_level = "untrusted"
+capabilities = ["u"]
+
+[[tasks]]
+id = "trusted-task"
+command = '{report}'
+secret_env = ["{NAME}"]
+worker = {{ capabilities = ["t"] }}
+[[tasks]]
+id = "untrusted-task"
+command = '{report}; touch written-by-untrusted || echo write-denied'
+secret_env = ["{NAME}"]
+worker = {{ capabilities = ["u"] }}
+"#
+        ),
+    )
+    .unwrap();
+    let out = orca_cmd(&ws)
+        .env(NAME, "ghp_untrusted_Secret_55")
+        .arg("run")
+        .arg(ws.path("spec.toml"))
+        .output()
+        .unwrap();
+    common::assert_exit(&out, 0);
+    let log = |task: &str| {
+        let dir = ws.path(".orca/runs");
+        let run = std::fs::read_dir(&dir)
+            .unwrap()
+            .flatten()
+            .next()
+            .unwrap()
+            .path();
+        std::fs::read_to_string(run.join(task).join("1/stdout.log")).unwrap()
+    };
+    let trusted = log("trusted-task");
+    assert!(
+        trusted.contains("ORCA_TOKEN=set") && trusted.contains(&format!("{NAME}=set")),
+        "{trusted}"
+    );
+    let untrusted = log("untrusted-task");
+    for v in ["ORCA_API", "ORCA_TOKEN", NAME] {
+        assert!(untrusted.contains(&format!("{v}=unset")), "{untrusted}");
+    }
+    if orca_actors::host::sandbox::landlock_abi().is_some() {
+        assert!(untrusted.contains("write-denied"), "{untrusted}");
+        assert!(!ws.path("written-by-untrusted").exists());
+    }
+}
+
+#[test]
+fn a_host_that_cannot_enforce_refuses_strict_and_notes_best_effort() {
+    let ws = TestWs::fast();
+    std::fs::write(
+        ws.path("spec.toml"),
+        r#"
+[[tasks]]
+id = "strict"
+command = "true"
+security_policy = { network = "deny" }
+[[tasks]]
+id = "lenient"
+command = "true"
+workspace = { writable_paths = ["out"] }
+security_policy = { network = "deny", enforcement = "best_effort" }
+"#,
+    )
+    .unwrap();
+    // ORCA_CONFINE=off: this host is treated as one without Landlock or
+    // network namespaces (as an ssh host is).
+    let out = orca_cmd(&ws)
+        .env("ORCA_CONFINE", "off")
+        .arg("run")
+        .arg(ws.path("spec.toml"))
+        .output()
+        .unwrap();
+    common::assert_exit(&out, 1);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("warning: policy: tasks[1] on worker local-N: not enforced (best_effort)"),
+        "{stderr}"
+    );
+    let run = std::fs::read_dir(ws.path(".orca/runs"))
+        .unwrap()
+        .flatten()
+        .next()
+        .unwrap()
+        .file_name()
+        .to_string_lossy()
+        .into_owned();
+    let st = ws.fold(&run);
+    let strict = receipt(&st, "strict");
+    assert_eq!(strict.result, AttemptResult::Fail);
+    assert!(
+        strict
+            .summary
+            .contains("network = \"deny\" cannot be enforced on host local"),
+        "{}",
+        strict.summary
+    );
+    let lenient = receipt(&st, "lenient");
+    assert_eq!(lenient.result, AttemptResult::Pass, "{}", lenient.summary);
+    assert!(
+        lenient
+            .summary
+            .contains("not enforced (best_effort): writable_paths (out)")
+            && lenient
+                .summary
+                .contains("not enforced (best_effort): network = \"deny\""),
+        "{}",
+        lenient.summary
+    );
+}

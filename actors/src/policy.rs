@@ -194,6 +194,33 @@ pub fn for_attempt(
     Ok((eff, p))
 }
 
+/// For the receipt of a confined attempt that failed: the write its
+/// confinement denied (EACCES from Landlock reads "Permission denied"), if
+/// its stderr shows one.
+pub fn denial_note(
+    writable: &[String],
+    exit_code: Option<i32>,
+    stderr_tail: &str,
+) -> Option<String> {
+    if exit_code == Some(0) {
+        return None;
+    }
+    let line = stderr_tail
+        .lines()
+        .rev()
+        .find(|l| l.contains("Permission denied") || l.contains("Operation not permitted"))?;
+    let allowed = if writable.is_empty() {
+        "nowhere in the workspace".to_string()
+    } else {
+        writable.join(", ")
+    };
+    Some(format!(
+        "write denied by the Landlock confinement (writable_paths: {allowed}; plus the attempt \
+         directory and TMPDIR): {}",
+        crate::model::bounded(line.trim(), 200)
+    ))
+}
+
 impl Plan {
     /// What the host is asked to enforce.
     pub fn confine(&self) -> crate::host::sandbox::Confine {
@@ -315,6 +342,18 @@ mod tests {
             plan(&t, "build-1", HostCaps::default()).unwrap(),
             Plan::default()
         );
+    }
+
+    #[test]
+    fn a_denied_write_is_named_for_the_receipt() {
+        let tail = "starting\nsh: 1: cannot create /tmp/x: Permission denied\n";
+        let n = denial_note(&["out".into()], Some(2), tail).unwrap();
+        assert!(
+            n.contains("writable_paths: out") && n.ends_with("/tmp/x: Permission denied"),
+            "{n}"
+        );
+        assert_eq!(denial_note(&[], Some(0), tail), None);
+        assert_eq!(denial_note(&[], Some(1), "no such file"), None);
     }
 
     #[test]

@@ -839,6 +839,11 @@ async fn maybe_finish(
             st.stop = Some(StopCause::Budget(limit));
         }
     }
+    if let Some(w) = &st.confine.writable {
+        let tail = crate::host::logcap::tail_text(&st.attempt_dir.join("stderr.log"), 4096);
+        st.notes
+            .extend(crate::policy::denial_note(w, exit.code, &tail));
+    }
     let judged = judge(&Evidence {
         exit,
         stop: st.stop.as_ref(),
