@@ -80,14 +80,21 @@ pub fn budget_gaps(spec: &RunSpec, config: &OrcaConfig) -> Vec<String> {
     out
 }
 
-/// Fields orca parses and keeps but does not enforce yet, as
-/// `(path, value)`. (Trust levels, `security_policy` and `writable_paths`
-/// are enforced: see [`policy_gaps`] for where they cannot be.)
-pub fn not_enforced(spec: &RunSpec) -> Vec<(String, Value)> {
+/// Fields orca parses and keeps but does not enforce, as `(path, value)`:
+/// a `tool_profile` where no agent runtime runs the task (a plain command,
+/// or no runtime configured). Trust levels, `security_policy` and
+/// `writable_paths` are enforced: see [`policy_gaps`] for where they
+/// cannot be.
+pub fn not_enforced(spec: &RunSpec, config: &OrcaConfig) -> Vec<(String, Value)> {
     let mut out = Vec::new();
     for (i, t) in spec.tasks.iter().enumerate() {
         if let Some(tp) = t.worker.as_ref().and_then(|w| w.tool_profile.as_ref()) {
-            out.push((format!("tasks[{i}].worker.tool_profile"), json!(tp)));
+            if matches!(
+                resolve(t, config.runtime()),
+                ResolvedRuntime::Command { .. } | ResolvedRuntime::Missing
+            ) {
+                out.push((format!("tasks[{i}].worker.tool_profile"), json!(tp)));
+            }
         }
     }
     out
@@ -172,7 +179,7 @@ pub fn report_json(report: &SpecReport, config: &OrcaConfig, plan: Option<&Alert
                 v
             }),
         });
-        v["not_enforced"] = Value::Object(not_enforced(spec).into_iter().collect());
+        v["not_enforced"] = Value::Object(not_enforced(spec, config).into_iter().collect());
         v["unenforceable_budgets"] = json!(budget_gaps(spec, config));
     }
     v
@@ -389,7 +396,7 @@ pub fn report_text(report: &SpecReport, config: &OrcaConfig, plan: Option<&Alert
         }
     }
 
-    let kept = not_enforced(spec);
+    let kept = not_enforced(spec, config);
     if !kept.is_empty() {
         let _ = writeln!(out, "\nnot enforced yet (kept and shown; see docs/spec.md)");
         for (path, value) in kept {

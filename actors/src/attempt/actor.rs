@@ -374,6 +374,12 @@ async fn launch(myself: &ActorRef<AttemptMsg>, st: &mut AttemptState) -> Result<
                     task_id: &task.id,
                     program_override: program.as_deref(),
                     stdin_supported: a.host.writes_stdin(),
+                    tool_profile: task.worker.as_ref().and_then(|w| w.tool_profile.as_deref()),
+                    tools: task
+                        .worker
+                        .as_ref()
+                        .map(|w| w.tools.as_slice())
+                        .unwrap_or_default(),
                 },
             )
             .map_err(|e| Launched::NotStarted(Judgement::task_fail(e)))?;

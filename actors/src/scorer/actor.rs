@@ -350,6 +350,8 @@ async fn prompt_scorer(req: &ScoreRequest, prompt: &str) -> Judgement {
             task_id: &req.attempt.task,
             program_override: None,
             stdin_supported: true,
+            tool_profile: None,
+            tools: &[],
         },
     ) {
         Ok(l) => l,

@@ -253,6 +253,55 @@ impl Validator<'_> {
         }
     }
 
+    /// `worker.tool_profile` and `worker.tools` must be expressible by the
+    /// runtime that will run the task (docs/runtimes.md "Tool profiles").
+    fn tool_profile(&mut self, path: &str, t: &TaskSpec) {
+        use crate::runtime::profile::{profile_args, ProfileError};
+        use crate::runtime::ResolvedRuntime;
+        let Some(w) = &t.worker else { return };
+        if w.tool_profile.is_none() && w.tools.is_empty() {
+            return;
+        }
+        let at = join_key(
+            path,
+            if w.tool_profile.is_some() {
+                "worker.tool_profile"
+            } else {
+                "worker.tools"
+            },
+        );
+        let preset = match crate::runtime::resolve(t, self.ctx.runtime) {
+            ResolvedRuntime::Preset { preset, .. } => Some(preset),
+            ResolvedRuntime::Template { .. } => None,
+            ResolvedRuntime::Command { .. } => {
+                if w.tool_profile.is_some() {
+                    self.warn(
+                        at,
+                        "a tool profile has no effect on a plain command (use \
+                         workspace.writable_paths and security_policy to confine it)",
+                    );
+                }
+                return;
+            }
+            // No runtime: the task already fails (and is warned about).
+            ResolvedRuntime::Missing => {
+                if let Some(p) = &w.tool_profile {
+                    if crate::runtime::profile::ToolProfile::parse(p).is_none() {
+                        self.error(at, ProfileError::Unknown(p.clone()).to_string());
+                    }
+                }
+                return;
+            }
+        };
+        if let Err(e) = profile_args(preset, w.tool_profile.as_deref(), &w.tools) {
+            self.error(at, e.to_string()).hint = Some(
+                "use the claude, codex or gemini preset for tool profiles (docs/runtimes.md), \
+                 or drop tool_profile / tools"
+                    .into(),
+            );
+        }
+    }
+
     fn task(&mut self, spec: &RunSpec, path: &str, t: &TaskSpec) {
         self.name(join_key(path, "name"), t.name.as_deref());
         let task_root = t.workspace_root();
@@ -283,6 +332,8 @@ impl Validator<'_> {
             }
             _ => {}
         }
+
+        self.tool_profile(path, t);
 
         if let Some(ws) = &t.workspace {
             if let Some(root) = &ws.root {
