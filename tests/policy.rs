@@ -47,6 +47,11 @@ fn script(ws: &TestWs, name: &str, body: &str) -> String {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_detached_grandchild_is_gone_after_the_end_and_after_a_timeout() {
+    if let Some(why) = orca_actors::host::cgroup::unavailable() {
+        // The process-group fallback cannot catch a setsid escapee.
+        eprintln!("{why}: skipped");
+        return;
+    }
     let ws = TestWs::fast();
     let spec = r#"
 [[tasks]]
@@ -255,6 +260,12 @@ security_policy = { network = "loopback" }
 #[test]
 fn an_untrusted_worker_sees_no_token_no_secret_and_cannot_write() {
     const NAME: &str = "ORCA_TEST_POLICY_GH_TOKEN_4d2e";
+    let caps = orca_actors::host::sandbox::local_caps();
+    if !(caps.landlock && caps.netns) {
+        // Under `strict`, untrusted work would (rightly) refuse to start.
+        eprintln!("no Landlock or network namespaces here: skipped");
+        return;
+    }
     let ws = TestWs::fast();
     let report = "for v in ORCA_API ORCA_TOKEN ORCA_TEST_POLICY_GH_TOKEN_4d2e; do if [ -n \"$(printenv $v)\" ]; then echo \"$v=set\"; else echo \"$v=unset\"; fi; done";
     std::fs::write(
@@ -309,10 +320,8 @@ worker = {{ capabilities = ["u"] }}
     for v in ["ORCA_API", "ORCA_TOKEN", NAME] {
         assert!(untrusted.contains(&format!("{v}=unset")), "{untrusted}");
     }
-    if orca_actors::host::sandbox::landlock_abi().is_some() {
-        assert!(untrusted.contains("write-denied"), "{untrusted}");
-        assert!(!ws.path("written-by-untrusted").exists());
-    }
+    assert!(untrusted.contains("write-denied"), "{untrusted}");
+    assert!(!ws.path("written-by-untrusted").exists());
 }
 
 #[test]

@@ -68,15 +68,18 @@ fn parent_dir(mountinfo: &str, cgroup: &str) -> Result<PathBuf, String> {
     Ok(mount.join(rel).join("orca"))
 }
 
+/// Whether `ORCA_CGROUPS` turns cgroups off (read at every use, so a
+/// bench can compare both in one process).
+fn switched_off() -> bool {
+    matches!(
+        std::env::var(ENV_SWITCH).as_deref(),
+        Ok("0") | Ok("off") | Ok("false")
+    )
+}
+
 fn parent() -> Result<&'static Parent, &'static str> {
     PARENT
         .get_or_init(|| {
-            if matches!(
-                std::env::var(ENV_SWITCH).as_deref(),
-                Ok("0") | Ok("off") | Ok("false")
-            ) {
-                return Err(format!("turned off ({ENV_SWITCH})"));
-            }
             let mi = std::fs::read_to_string("/proc/self/mountinfo").map_err(|e| e.to_string())?;
             let cg = std::fs::read_to_string("/proc/self/cgroup").map_err(|e| e.to_string())?;
             let dir = parent_dir(&mi, &cg)?;
@@ -111,6 +114,11 @@ fn parent() -> Result<&'static Parent, &'static str> {
 
 /// Why cgroup containment is not used on this host, if it is not.
 pub fn unavailable() -> Option<String> {
+    if switched_off() {
+        return Some(format!(
+            "containment: process group only, no cgroup (turned off with {ENV_SWITCH}); a process that calls setsid can outlive its attempt"
+        ));
+    }
     parent().err().map(|e| {
         format!("containment: process group only, no cgroup ({e}); a process that calls setsid can outlive its attempt")
     })
@@ -127,6 +135,9 @@ impl Cgroup {
     /// A new, empty cgroup; `Err` with the reason when cgroups are not
     /// usable here.
     pub fn create() -> Result<Cgroup, String> {
+        if switched_off() {
+            return Err(format!("turned off ({ENV_SWITCH})"));
+        }
         let p = parent()?;
         let n = NEXT.fetch_add(1, Ordering::Relaxed);
         let dir = p.dir.join(format!("{}.{n}", std::process::id()));

@@ -469,6 +469,7 @@ mod tests {
             pre,
             &format!(
                 "echo a > {i}/f && echo ok; echo b > /dev/null && echo devnull; \
+                 echo e > /dev/stderr && echo stderr; \
                  cat /etc/hostname >/dev/null && echo read; echo c > {o}/f || echo denied",
                 i = inside.display(),
                 o = outside.display()
@@ -476,6 +477,10 @@ mod tests {
         );
         let text = String::from_utf8_lossy(&out.stdout);
         assert!(text.contains("ok") && text.contains("devnull"), "{text}");
+        assert!(
+            text.contains("stderr"),
+            "re-opening a pipe by /dev/stderr: {text}"
+        );
         assert!(text.contains("read") && text.contains("denied"), "{text}");
         assert!(inside.join("f").exists());
         assert!(!outside.join("f").exists());
