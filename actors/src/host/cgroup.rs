@@ -129,6 +129,8 @@ pub fn unavailable() -> Option<String> {
 pub struct Cgroup {
     dir: PathBuf,
     procs: OwnedFd,
+    /// The directory, open for `clone3(CLONE_INTO_CGROUP)`.
+    dir_fd: OwnedFd,
 }
 
 impl Cgroup {
@@ -149,9 +151,14 @@ impl Cgroup {
                 let _ = std::fs::remove_dir(&dir);
                 format!("cannot open {}/cgroup.procs: {e}", dir.display())
             })?;
+        let dir_fd = std::fs::File::open(&dir).map_err(|e| {
+            let _ = std::fs::remove_dir(&dir);
+            format!("cannot open {}: {e}", dir.display())
+        })?;
         Ok(Cgroup {
             dir,
             procs: procs.into(),
+            dir_fd: dir_fd.into(),
         })
     }
 
@@ -162,6 +169,11 @@ impl Cgroup {
     /// The `cgroup.procs` fd the child writes `0` into (moving itself).
     pub fn procs_fd(&self) -> RawFd {
         self.procs.as_raw_fd()
+    }
+
+    /// The cgroup's directory fd (`CLONE_INTO_CGROUP`).
+    pub fn dir_fd(&self) -> RawFd {
+        self.dir_fd.as_raw_fd()
     }
 
     /// Live members.

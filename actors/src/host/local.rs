@@ -226,7 +226,7 @@ impl HostAdapter for LocalHost {
             env.retain(|v| v.name != "TMPDIR");
             env.push(super::EnvVar::plain("TMPDIR", tmp.display().to_string()));
         }
-        let pre_exec: PreExec = prepared.pre_exec(cgroup.as_ref().map(|c| c.procs_fd()));
+        let pre_exec: PreExec = prepared.pre_exec(cgroup.as_deref());
         let spawned = super::process::spawn(super::process::ProcessSpec {
             argv: &launch.argv,
             env: &env,
@@ -249,8 +249,8 @@ impl HostAdapter for LocalHost {
         let exit = Box::pin(super::process::Spawned::wait(spawned.child));
         Ok(Running {
             proc: spawned.proc,
-            stdout: Box::new(spawned.stdout),
-            stderr: Box::new(spawned.stderr),
+            stdout: spawned.stdout,
+            stderr: spawned.stderr,
             exit,
             notes,
         })

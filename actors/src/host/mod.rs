@@ -12,6 +12,7 @@
 //! [`ssh::SshAdapter`] (processes on another machine, over SSH).
 
 pub mod cgroup;
+pub mod clone3;
 pub mod env;
 pub mod local;
 pub mod logcap;

@@ -31,8 +31,11 @@ pub enum NetIsolation {
 /// What a forked child does to itself before exec (all optional).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct PreExec {
-    /// `cgroup.procs` of its cgroup.
+    /// `cgroup.procs` of its cgroup (entered by a write: the fallback).
     pub cgroup_procs: Option<RawFd>,
+    /// Its cgroup's directory: the process is created in it
+    /// (`clone3(CLONE_INTO_CGROUP)`, [`super::clone3`]).
+    pub cgroup_dir: Option<RawFd>,
     /// A network namespace of its own.
     pub network: Option<NetIsolation>,
     /// A Landlock ruleset to restrict itself with.
@@ -363,9 +366,10 @@ pub struct Prepared {
 
 impl Prepared {
     /// The child's part, with `cgroup_procs` (if any).
-    pub fn pre_exec(&self, cgroup_procs: Option<RawFd>) -> PreExec {
+    pub fn pre_exec(&self, cgroup: Option<&super::cgroup::Cgroup>) -> PreExec {
         PreExec {
-            cgroup_procs,
+            cgroup_procs: cgroup.map(super::cgroup::Cgroup::procs_fd),
+            cgroup_dir: cgroup.map(super::cgroup::Cgroup::dir_fd),
             network: self.network,
             landlock: self.ruleset.as_ref().map(Ruleset::fd),
         }

@@ -90,7 +90,7 @@ pub async fn run(p: VerifierProcess) -> Result<Outcome, VerifierError> {
         env: &env,
         cwd: &p.cwd,
         stdin: p.stdin.clone(),
-        pre_exec: prepared.pre_exec(cgroup.as_ref().map(Cgroup::procs_fd)),
+        pre_exec: prepared.pre_exec(cgroup.as_ref()),
     })
     .map_err(|e| match e {
         HostError::Spawn { program, reason } => VerifierError::Spawn { program, reason },
