@@ -4,9 +4,16 @@
 //! `tokio::process` and a semaphore, stdout and stderr piped and drained as
 //! orca does — measured in the same run.
 //!
+//! Each round runs, alternated: raw; orca as before containment
+//! (`ORCA_CGROUPS=off`: process group only, posix_spawn); orca's default
+//! (a cgroup per attempt, entered between fork and exec, `cgroup.kill` at
+//! the end); and orca confined (the default plus Landlock with
+//! `writable_paths = []` and a network namespace with `network = "deny"`).
+//!
 //! Run: `cargo bench --bench fanout` (`-- --quick` for 1,000 / 100 tasks).
 //! Anchor: on this machine the raw baseline is ~0.43 ms a process; the
-//! target is orca / raw ≤ 1.5 for 10,000 tasks on 64 workers.
+//! target is orca / raw ≤ 1.5 for 10,000 tasks on 64 workers, and the
+//! default path within 1.3× raw there.
 
 mod common;
 
@@ -15,7 +22,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use orca_actors::model::RunStatus;
-use orca_actors::spec::{OrcaConfig, RunSpec};
+use orca_actors::spec::{
+    NetworkPolicy, OrcaConfig, RunSpec, SecurityPolicy, WorkspaceRequirements,
+};
 use orca_actors::workspace::Workspace;
 use tokio::io::AsyncReadExt;
 use tokio::sync::Semaphore;
@@ -49,8 +58,34 @@ async fn raw(n: usize, workers: usize) -> Duration {
     start.elapsed()
 }
 
+/// Which orca path a run takes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Variant {
+    /// No cgroup: the process group only (the path before containment).
+    Before,
+    /// The default: a cgroup per attempt.
+    Default,
+    /// The default plus Landlock (`writable_paths = []`) and a network
+    /// namespace (`network = "deny"`).
+    Confined,
+}
+
 /// Runs `n` tasks through orca in a fresh workspace inside `dir`.
-async fn orca(dir: &tempfile::TempDir, n: usize, workers: u32) -> (Duration, RunStatus) {
+async fn orca(
+    dir: &tempfile::TempDir,
+    n: usize,
+    workers: u32,
+    variant: Variant,
+) -> (Duration, RunStatus) {
+    // Read by orca at every start: set while nothing runs.
+    std::env::set_var(
+        "ORCA_CGROUPS",
+        if variant == Variant::Before {
+            "off"
+        } else {
+            "on"
+        },
+    );
     let ws = Workspace::at(dir.path());
     std::fs::create_dir_all(ws.orca_dir()).expect("mkdir");
     let config = OrcaConfig::parse(&format!(
@@ -59,9 +94,24 @@ async fn orca(dir: &tempfile::TempDir, n: usize, workers: u32) -> (Duration, Run
     ))
     .expect("config")
     .0;
+    let mut tasks = common::true_tasks(n);
+    let mut security_policy = None;
+    if variant == Variant::Confined {
+        for t in &mut tasks {
+            t.workspace = Some(WorkspaceRequirements {
+                writable_paths: Some(Vec::new()),
+                ..Default::default()
+            });
+        }
+        security_policy = Some(SecurityPolicy {
+            network: Some(NetworkPolicy::Deny),
+            ..Default::default()
+        });
+    }
     let spec = RunSpec {
         name: Some("fanout".into()),
-        tasks: common::true_tasks(n),
+        tasks,
+        security_policy,
         ..Default::default()
     };
     let end = common::run_to_end(&ws, &config, spec, workers).await;
@@ -90,33 +140,63 @@ fn main() {
     // deleting one round's ~30,000 files would slow the next round's mkdirs
     // (docs/architecture.md, "Performance").
     let mut dirs = Vec::new();
+    let confine = orca_actors::host::sandbox::local_caps();
+    let variants: Vec<Variant> = if confine.landlock && confine.netns {
+        vec![Variant::Before, Variant::Default, Variant::Confined]
+    } else {
+        println!("(no Landlock or network namespaces here: the confined variant is skipped)");
+        vec![Variant::Before, Variant::Default]
+    };
     for &(n, workers) in cases {
-        let mut ratios = Vec::new();
+        let mut ratios: Vec<Vec<f64>> = vec![Vec::new(); variants.len()];
+        let mut per_task: Vec<Vec<f64>> = vec![Vec::new(); variants.len()];
         for round in 1..=rounds {
-            let dir = tempfile::tempdir().expect("tempdir");
             rt.block_on(async {
                 // Warm up both paths once (page cache, binaries).
                 let _ = raw(50, workers).await;
                 let raw_t = raw(n, workers).await;
-                let (orca_t, status) = orca(&dir, n, workers as u32).await;
-                assert_eq!(status, RunStatus::Passed);
-                let ratio = orca_t.as_secs_f64() / raw_t.as_secs_f64();
-                ratios.push(ratio);
-                println!(
-                    "{n:>6} tasks on {workers:>2} workers, round {round}: raw {:>7.3} s ({:.3} ms/process)  orca {:>7.3} s ({:.3} ms/task)  ratio {ratio:.2}",
+                let mut line = format!(
+                    "{n:>6} tasks on {workers:>2} workers, round {round}: raw {:>7.3} s ({:.3} ms/process)",
                     raw_t.as_secs_f64(),
                     raw_t.as_secs_f64() * 1000.0 / n as f64,
-                    orca_t.as_secs_f64(),
-                    orca_t.as_secs_f64() * 1000.0 / n as f64,
                 );
+                for (i, v) in variants.iter().enumerate() {
+                    let dir = tempfile::tempdir().expect("tempdir");
+                    let (orca_t, status) = orca(&dir, n, workers as u32, *v).await;
+                    assert_eq!(status, RunStatus::Passed, "{v:?}");
+                    let ratio = orca_t.as_secs_f64() / raw_t.as_secs_f64();
+                    ratios[i].push(ratio);
+                    per_task[i].push(orca_t.as_secs_f64() * 1000.0 / n as f64);
+                    line.push_str(&format!(
+                        "  {v:?} {:>7.3} s ({:.3} ms/task, {ratio:.2})",
+                        orca_t.as_secs_f64(),
+                        orca_t.as_secs_f64() * 1000.0 / n as f64,
+                    ));
+                    dirs.push(dir);
+                }
+                println!("{line}");
             });
-            dirs.push(dir);
         }
-        ratios.sort_by(f64::total_cmp);
-        println!(
-            "{n:>6} tasks on {workers:>2} workers: median ratio {:.2} (best {:.2}, target <= 1.5 for 64 workers)",
-            ratios[ratios.len() / 2],
-            ratios[0]
-        );
+        let median = |v: &mut Vec<f64>| {
+            v.sort_by(f64::total_cmp);
+            v[v.len() / 2]
+        };
+        let mut summary = format!("{n:>6} tasks on {workers:>2} workers, median ratio to raw:");
+        let mut ms = Vec::new();
+        for (i, v) in variants.iter().enumerate() {
+            summary.push_str(&format!(" {v:?} {:.2}", median(&mut ratios[i])));
+            ms.push(median(&mut per_task[i]));
+        }
+        println!("{summary} (target: Default <= 1.3 at 10,000 on 64)");
+        if ms.len() >= 2 {
+            let mut cost = format!(
+                "{n:>6} tasks on {workers:>2} workers, cost per attempt over Before: Default {:+.3} ms",
+                ms[1] - ms[0]
+            );
+            if ms.len() == 3 {
+                cost.push_str(&format!(", Confined {:+.3} ms", ms[2] - ms[0]));
+            }
+            println!("{cost}");
+        }
     }
 }

@@ -116,6 +116,7 @@ async fn exec_costs(s: &sshd::Sshd, n: usize) -> (Duration, Vec<Duration>, Vec<D
                 paths: paths.clone(),
                 attempt_id: "bench:t:1".into(),
                 stdin: None,
+                confine: Default::default(),
             })
             .await
             .expect("start");

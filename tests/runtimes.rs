@@ -436,3 +436,81 @@ fn validate_and_run_name_the_budgets_orca_cannot_enforce() {
         "{err}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn tool_profiles_become_each_clis_flags_and_the_inexpressible_is_refused() {
+    let ws = TestWs::fast();
+    let profile = "worker = { tool_profile = \"read-only\", tools = [\"git\"] }";
+    let spec = [
+        task(
+            "claude",
+            "claude",
+            &stub(&ws, "claude", "claude", "pass.jsonl", 0),
+            "claude-sonnet-4-5",
+            profile,
+        ),
+        task(
+            "codex",
+            "codex",
+            &stub(&ws, "codex", "codex", "pass.jsonl", 0),
+            "gpt-5-codex",
+            "worker = { tool_profile = \"workspace-write\" }",
+        ),
+        task(
+            "gemini",
+            "gemini",
+            &stub(&ws, "gemini", "gemini", "pass.jsonl", 0),
+            "gemini-2.5-pro",
+            profile,
+        ),
+    ]
+    .concat();
+    let (_, st) = run_one(&ws, &spec).await;
+    for t in ["claude", "codex", "gemini"] {
+        assert_eq!(receipt(&st, t).result, AttemptResult::Pass, "{t}");
+    }
+    let has = |argv: &[String], pair: [&str; 2]| {
+        argv.windows(2).any(|w| w[0] == pair[0] && w[1] == pair[1])
+    };
+    let (argv, _) = recorded(&ws, "claude");
+    assert!(has(&argv, ["--permission-mode", "default"]), "{argv:?}");
+    assert!(
+        has(
+            &argv,
+            ["--disallowedTools", "Edit,MultiEdit,Write,NotebookEdit"]
+        ),
+        "{argv:?}"
+    );
+    assert!(has(&argv, ["--allowedTools", "Bash(git:*)"]), "{argv:?}");
+    let (argv, _) = recorded(&ws, "codex");
+    assert!(has(&argv, ["--sandbox", "workspace-write"]), "{argv:?}");
+    assert_eq!(
+        argv.last().map(String::as_str),
+        Some("-"),
+        "the prompt stays on stdin"
+    );
+    let (argv, _) = recorded(&ws, "gemini");
+    assert!(has(&argv, ["--approval-mode", "default"]), "{argv:?}");
+    assert!(
+        has(&argv, ["--allowed-tools", "run_shell_command(git)"]),
+        "{argv:?}"
+    );
+
+    // A preset that cannot express the profile is refused at validation.
+    std::fs::write(
+        ws.path("cw.toml"),
+        "[[tasks]]\nid = \"cw\"\ninstructions = \"review\"\nruntime = { preset = \"codewhale\" }\nworker = { tool_profile = \"read-only\" }\n",
+    )
+    .unwrap();
+    let out = orca_cmd(&ws)
+        .arg("validate")
+        .arg(ws.path("cw.toml"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("tasks[0].worker.tool_profile: the codewhale preset cannot express tool_profile = \"read-only\""),
+        "{text}"
+    );
+}

@@ -17,6 +17,7 @@ pub mod ops;
 pub mod outcome;
 pub mod path;
 pub mod persist;
+pub mod policy;
 pub mod redact;
 pub mod resume;
 pub mod root;

@@ -48,6 +48,20 @@ impl Secrets {
         self.values.is_empty()
     }
 
+    /// These secrets and `more`.
+    pub fn with<I, S>(&self, more: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        Self::new(
+            self.values
+                .iter()
+                .cloned()
+                .chain(more.into_iter().map(Into::into)),
+        )
+    }
+
     /// `text` with every secret value replaced by `<redacted>`.
     pub fn redact(&self, text: &str) -> String {
         if self.values.is_empty() {

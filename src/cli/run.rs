@@ -158,6 +158,12 @@ async fn run_async(ws_flag: Option<&Path>, args: RunArgs) -> anyhow::Result<i32>
                     for gap in crate::render::validate::budget_gaps(&sub.spec, &config) {
                         eprintln!("orca: budget not enforced: {gap}");
                     }
+                    for gap in crate::render::validate::policy_gaps(
+                        &sub.spec,
+                        orca_actors::host::sandbox::local_caps(),
+                    ) {
+                        eprintln!("orca: warning: policy: {gap}");
+                    }
                     Some((sub, text))
                 }
                 Err(e) => return invalid(e, args.json),

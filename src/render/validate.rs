@@ -80,29 +80,69 @@ pub fn budget_gaps(spec: &RunSpec, config: &OrcaConfig) -> Vec<String> {
     out
 }
 
-/// Fields orca parses and keeps but does not enforce yet, as
-/// `(path, value)`.
-pub fn not_enforced(spec: &RunSpec) -> Vec<(String, Value)> {
+/// Fields orca parses and keeps but does not enforce, as `(path, value)`:
+/// a `tool_profile` where no agent runtime runs the task (a plain command,
+/// or no runtime configured). Trust levels, `security_policy` and
+/// `writable_paths` are enforced: see [`policy_gaps`] for where they
+/// cannot be.
+pub fn not_enforced(spec: &RunSpec, config: &OrcaConfig) -> Vec<(String, Value)> {
     let mut out = Vec::new();
-    if let Some(p) = &spec.security_policy {
-        out.push(("security_policy".to_string(), Value::Object(p.clone())));
-    }
     for (i, t) in spec.tasks.iter().enumerate() {
         if let Some(tp) = t.worker.as_ref().and_then(|w| w.tool_profile.as_ref()) {
-            out.push((format!("tasks[{i}].worker.tool_profile"), json!(tp)));
-        }
-        if let Some(ws) = &t.workspace {
-            if !ws.writable_paths.is_empty() {
-                out.push((
-                    format!("tasks[{i}].workspace.writable_paths"),
-                    json!(ws.writable_paths),
-                ));
+            if matches!(
+                resolve(t, config.runtime()),
+                ResolvedRuntime::Command { .. } | ResolvedRuntime::Missing
+            ) {
+                out.push((format!("tasks[{i}].worker.tool_profile"), json!(tp)));
             }
         }
     }
-    for (i, w) in spec.workers.iter().enumerate() {
-        if let Some(tl) = &w.trust_level {
-            out.push((format!("workers[{i}].trust_level"), json!(tl)));
+    out
+}
+
+/// Each declared restriction a worker that may take the task cannot
+/// enforce (an ssh host has no Landlock or network namespace of orca's;
+/// `local` is what this machine can do), as `tasks[i] on <worker>: …` —
+/// what `orca validate` and the first lines of `orca run` say. Under
+/// `strict` such an attempt will not start.
+pub fn policy_gaps(spec: &RunSpec, local: orca_actors::policy::HostCaps) -> Vec<String> {
+    use orca_actors::policy::{effective, plan, HostCaps};
+    use orca_actors::spec::{HostSpec, SecurityPolicy, TrustLevel};
+    let mut out = Vec::new();
+    for (i, t) in spec.tasks.iter().enumerate() {
+        let policy =
+            SecurityPolicy::merged(spec.security_policy.as_ref(), t.security_policy.as_ref());
+        let mut hosts: Vec<(String, String, TrustLevel, HostCaps)> = spec
+            .workers
+            .iter()
+            .filter(|w| w.can_take(t))
+            .map(|w| {
+                let trust = w.trust_level.unwrap_or_default();
+                match &w.host {
+                    HostSpec::Ssh(ssh) => (
+                        w.id.clone(),
+                        ssh.host.clone().unwrap_or_default(),
+                        trust,
+                        HostCaps::default(),
+                    ),
+                    _ => (w.id.clone(), "local".into(), trust, local),
+                }
+            })
+            .collect();
+        if spec.workers.is_empty() {
+            hosts.push(("local-N".into(), "local".into(), TrustLevel::Trusted, local));
+        }
+        for (worker, host, trust, caps) in hosts {
+            match plan(&effective(t, trust, &policy), &host, caps) {
+                Ok(p) => out.extend(
+                    p.unenforced
+                        .into_iter()
+                        .map(|u| format!("tasks[{i}] on worker {worker}: {u}")),
+                ),
+                Err(e) => out.push(format!(
+                    "tasks[{i}] on worker {worker}: will not start: {e}"
+                )),
+            }
         }
     }
     out
@@ -139,7 +179,7 @@ pub fn report_json(report: &SpecReport, config: &OrcaConfig, plan: Option<&Alert
                 v
             }),
         });
-        v["not_enforced"] = Value::Object(not_enforced(spec).into_iter().collect());
+        v["not_enforced"] = Value::Object(not_enforced(spec, config).into_iter().collect());
         v["unenforceable_budgets"] = json!(budget_gaps(spec, config));
     }
     v
@@ -348,7 +388,15 @@ pub fn report_text(report: &SpecReport, config: &OrcaConfig, plan: Option<&Alert
         }
     }
 
-    let kept = not_enforced(spec);
+    let gaps = policy_gaps(spec, orca_actors::host::sandbox::local_caps());
+    if !gaps.is_empty() {
+        let _ = writeln!(out, "\npolicy orca cannot enforce (docs/security.md)");
+        for g in &gaps {
+            let _ = writeln!(out, "  {g}");
+        }
+    }
+
+    let kept = not_enforced(spec, config);
     if !kept.is_empty() {
         let _ = writeln!(out, "\nnot enforced yet (kept and shown; see docs/spec.md)");
         for (path, value) in kept {

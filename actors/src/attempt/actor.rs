@@ -65,6 +65,10 @@ pub struct AttemptState {
     notes: Vec<String>,
     /// The host lost the process (transport), if it did.
     lost: Option<String>,
+    /// What the host enforces for the attempt (and its verifier).
+    confine: crate::host::sandbox::Confine,
+    /// Whether its trust level lets it (and its verifier) have secrets.
+    secrets_allowed: bool,
     persister: Persister<()>,
 }
 
@@ -125,6 +129,8 @@ impl Actor for AttemptActor {
             finished: false,
             notes: Vec::new(),
             lost: None,
+            confine: Default::default(),
+            secrets_allowed: true,
             a,
         })
     }
@@ -340,6 +346,16 @@ async fn launch(myself: &ActorRef<AttemptMsg>, st: &mut AttemptState) -> Result<
         ))));
     }
 
+    // Trust, security_policy and writable_paths, against what this host
+    // can enforce (docs/security.md): under `strict` a restriction it
+    // cannot enforce stops the attempt here.
+    let (policy, plan) =
+        crate::policy::for_attempt(&a.spec, task, &a.worker, &a.host.name(), a.host.caps())
+            .map_err(|e| Launched::NotStarted(Judgement::task_fail(e.to_string())))?;
+    st.notes.extend(plan.unenforced.iter().cloned());
+    st.confine = plan.confine();
+    st.secrets_allowed = policy.secrets;
+
     let mut files: Vec<(String, Vec<u8>)> = Vec::new();
     let resolved = resolve(task, a.services.settings.runtime.as_ref());
     st.model = resolved.model().map(str::to_string);
@@ -358,6 +374,12 @@ async fn launch(myself: &ActorRef<AttemptMsg>, st: &mut AttemptState) -> Result<
                     task_id: &task.id,
                     program_override: program.as_deref(),
                     stdin_supported: a.host.writes_stdin(),
+                    tool_profile: task.worker.as_ref().and_then(|w| w.tool_profile.as_deref()),
+                    tools: task
+                        .worker
+                        .as_ref()
+                        .map(|w| w.tools.as_slice())
+                        .unwrap_or_default(),
                 },
             )
             .map_err(|e| Launched::NotStarted(Judgement::task_fail(e)))?;
@@ -369,7 +391,7 @@ async fn launch(myself: &ActorRef<AttemptMsg>, st: &mut AttemptState) -> Result<
 
     // An agent runtime's `secret_env` ([runtime]); the task's own
     // `secret_env` is added (and required) by `build_env`.
-    let secrets = if st.runtime {
+    let secrets = if st.runtime && policy.secrets {
         a.services
             .settings
             .runtime
@@ -382,7 +404,9 @@ async fn launch(myself: &ActorRef<AttemptMsg>, st: &mut AttemptState) -> Result<
         .services
         .tokens
         .as_ref()
-        .filter(|_| a.host.reaches_local_api())
+        // Not for a worker its trust denies a token, nor into a network
+        // namespace of its own (orca's loopback is not reachable there).
+        .filter(|_| a.host.reaches_local_api() && policy.api_token && plan.network.is_none())
         .map(|t| {
             (
                 t.api_url(),
@@ -407,7 +431,14 @@ async fn launch(myself: &ActorRef<AttemptMsg>, st: &mut AttemptState) -> Result<
     let env = build_env(task, &a.host_allowlist, secrets, &ctx, |k| {
         std::env::var(k).ok()
     })
-    .map_err(|e| Launched::NotStarted(Judgement::task_fail(e.to_string())))?;
+    .map_err(|e| Launched::NotStarted(Judgement::task_fail(e.to_string())))
+    .map(|mut env| {
+        if !policy.secrets {
+            // The task's own secret_env is withheld too.
+            env.retain(|v| !task.secret_env.contains(&v.name));
+        }
+        env
+    })?;
     st.secrets = Secrets::new(
         env.iter()
             .filter(|v| v.value.is_secret())
@@ -426,7 +457,7 @@ async fn launch(myself: &ActorRef<AttemptMsg>, st: &mut AttemptState) -> Result<
     // Freshness checks compare file mtimes with this: take it on their clock.
     st.started_sys = crate::scorer::checks::file_clock_now();
     st.last_output.store(st.started.nanos(), Ordering::Relaxed);
-    let running = a
+    let mut running = a
         .host
         .start(Launch {
             argv,
@@ -434,10 +465,12 @@ async fn launch(myself: &ActorRef<AttemptMsg>, st: &mut AttemptState) -> Result<
             paths: hp,
             attempt_id: a.attempt.to_string(),
             stdin,
+            confine: st.confine.clone(),
         })
         .await
         .map_err(|e| host_judgement(e, &a.worker))?;
     st.proc = Some(running.proc);
+    st.notes.append(&mut running.notes);
 
     // Readers and the exit waiter start at once (a full pipe would block
     // the worker); the journal learns of the group right after.
@@ -817,6 +850,11 @@ async fn maybe_finish(
             st.stop = Some(StopCause::Budget(limit));
         }
     }
+    if let Some(w) = &st.confine.writable {
+        let tail = crate::host::logcap::tail_text(&st.attempt_dir.join("stderr.log"), 4096);
+        st.notes
+            .extend(crate::policy::denial_note(w, exit.code, &tail));
+    }
     let judged = judge(&Evidence {
         exit,
         stop: st.stop.as_ref(),
@@ -881,6 +919,9 @@ async fn score(st: &AttemptState, exit: ExitInfo, draft: ReceiptDraft) -> Judgem
         objective: st.a.task.objective.clone(),
         runtime: st.a.services.settings.runtime.clone(),
         log_cap: st.a.services.settings.log_cap,
+        secrets: st.secrets.clone(),
+        confine: st.confine.clone(),
+        secrets_allowed: st.secrets_allowed,
     };
     // The scorer enforces the timeout; the margin covers a scorer actor that
     // died with the request in its mailbox.

@@ -1,28 +1,51 @@
 //! Child processes on this machine: own process group, stdin closed,
 //! environment exactly as given, output piped.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
 
+use super::cgroup::Cgroup;
+use super::process::PreExec;
 use super::{
     procfs, HostAdapter, HostError, HostPaths, Launch, ProcHandle, RecordedProc, Running, Sig,
 };
 
-/// Runs attempts as child processes in the workspace.
+/// A running attempt's process group and cgroup.
+type Contained = (i32, Arc<Cgroup>);
+
+/// Runs attempts as child processes in the workspace, each in a cgroup of
+/// its own where the host allows it ([`super::cgroup`]).
 #[derive(Clone, Debug)]
 pub struct LocalHost {
     workspace_root: PathBuf,
+    /// The cgroup of each running attempt, by attempt directory (with its
+    /// process group).
+    cgroups: Arc<Mutex<HashMap<String, Contained>>>,
 }
 
 impl LocalHost {
     pub fn new(workspace_root: impl Into<PathBuf>) -> Self {
+        super::cgroup::sweep_stale();
         Self {
             workspace_root: workspace_root.into(),
+            cgroups: Arc::default(),
         }
     }
+
+    fn cgroup_of(&self, pgid: i32) -> Option<Arc<Cgroup>> {
+        let map = self.cgroups.lock().ok()?;
+        map.values()
+            .find(|(g, _)| *g == pgid)
+            .map(|(_, c)| c.clone())
+    }
 }
+
+/// How long an attempt's cgroup may take to empty after `cgroup.kill`.
+const CGROUP_DRAIN: Duration = Duration::from_secs(5);
 
 /// Resolves `program` like execvp(3) would, in `path_var` (relative PATH
 /// entries against `cwd`); a name with a `/` is taken as it is.
@@ -66,6 +89,10 @@ impl HostAdapter for LocalHost {
 
     fn writes_stdin(&self) -> bool {
         true
+    }
+
+    fn caps(&self) -> crate::policy::HostCaps {
+        super::sandbox::local_caps()
     }
 
     fn paths(&self, task_root_rel: &Path, attempt_dir_rel: &Path) -> HostPaths {
@@ -171,11 +198,41 @@ impl HostAdapter for LocalHost {
                 })
             }
         };
+        let mut notes = Vec::new();
+        let cgroup = match Cgroup::create() {
+            Ok(c) => Some(Arc::new(c)),
+            Err(_) => {
+                notes.extend(super::cgroup::unavailable());
+                None
+            }
+        };
+        let task_root = Path::new(&launch.paths.cwd)
+            .strip_prefix(&self.workspace_root)
+            .ok()
+            .map(|p| p.display().to_string())
+            .filter(|p| !p.is_empty());
+        let prepared = super::sandbox::prepare(
+            &launch.confine,
+            &self.workspace_root,
+            task_root.as_deref(),
+            Path::new(&launch.paths.attempt_dir),
+        )
+        .map_err(|reason| HostError::Spawn {
+            program: program.clone(),
+            reason,
+        })?;
+        let mut env = launch.env;
+        if let Some(tmp) = &prepared.tmpdir {
+            env.retain(|v| v.name != "TMPDIR");
+            env.push(super::EnvVar::plain("TMPDIR", tmp.display().to_string()));
+        }
+        let pre_exec: PreExec = prepared.pre_exec(cgroup.as_deref());
         let spawned = super::process::spawn(super::process::ProcessSpec {
             argv: &launch.argv,
-            env: &launch.env,
+            env: &env,
             cwd: &cwd,
             stdin: launch.stdin,
+            pre_exec,
         })
         .map_err(|e| match e {
             HostError::Spawn { program, reason } if reason.starts_with("not found in PATH") => {
@@ -186,16 +243,32 @@ impl HostAdapter for LocalHost {
             }
             e => e,
         })?;
+        if let (Some(c), Ok(mut map)) = (cgroup, self.cgroups.lock()) {
+            map.insert(launch.paths.attempt_dir.clone(), (spawned.proc.pgid, c));
+        }
         let exit = Box::pin(super::process::Spawned::wait(spawned.child));
         Ok(Running {
             proc: spawned.proc,
-            stdout: Box::new(spawned.stdout),
-            stderr: Box::new(spawned.stderr),
+            stdout: spawned.stdout,
+            stderr: spawned.stderr,
             exit,
+            notes,
         })
     }
 
     async fn signal(&self, proc: &ProcHandle, sig: Sig) -> Result<(), HostError> {
+        // The cgroup holds also what left the group (setsid): it gets the
+        // same signal; SIGKILL is the kernel's cgroup.kill.
+        if let Some(c) = self.cgroup_of(proc.pgid) {
+            match sig {
+                Sig::Term => c.signal_all(libc::SIGTERM),
+                Sig::Kill => {
+                    if c.kill().is_err() {
+                        c.signal_all(libc::SIGKILL);
+                    }
+                }
+            }
+        }
         procfs::signal_group(proc.pgid, sig.number())
             .map(|_| ())
             .map_err(|e| {
@@ -207,14 +280,28 @@ impl HostAdapter for LocalHost {
     }
 
     async fn alive(&self, proc: &ProcHandle) -> Result<bool, HostError> {
-        Ok(procfs::group_alive(proc.pgid))
+        Ok(procfs::group_alive(proc.pgid)
+            || self.cgroup_of(proc.pgid).is_some_and(|c| c.populated()))
     }
 
     async fn collect(&self, _: &HostPaths, _: &Path, _: u64) -> Result<Vec<String>, HostError> {
         Ok(Vec::new())
     }
 
-    async fn cleanup(&self, _: &HostPaths) -> Result<(), HostError> {
+    async fn cleanup(&self, paths: &HostPaths) -> Result<(), HostError> {
+        // Nothing of the attempt outlives it: whatever is left in its
+        // cgroup (a detached daemon) is killed, and the cgroup removed.
+        let cgroup = self
+            .cgroups
+            .lock()
+            .ok()
+            .and_then(|mut m| m.remove(&paths.attempt_dir));
+        if let Some((_, c)) = cgroup {
+            if !c.kill_and_wait(CGROUP_DRAIN).await {
+                tracing::warn!(cgroup = %c.path().display(), "processes survived cgroup.kill");
+            }
+            let _ = c.remove();
+        }
         Ok(())
     }
 
@@ -272,6 +359,7 @@ mod tests {
             },
             attempt_id: "r:t:1".into(),
             stdin: None,
+            confine: Default::default(),
         }
     }
 

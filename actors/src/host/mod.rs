@@ -11,11 +11,14 @@
 //! Adapters: [`local::LocalHost`] (child processes here) and
 //! [`ssh::SshAdapter`] (processes on another machine, over SSH).
 
+pub mod cgroup;
+pub mod clone3;
 pub mod env;
 pub mod local;
 pub mod logcap;
 pub mod process;
 pub mod procfs;
+pub mod sandbox;
 pub mod ssh;
 
 use std::fmt;
@@ -87,6 +90,9 @@ pub struct Launch {
     /// CLI's prompt); `None`: stdin is closed. Only for hosts whose
     /// [`HostAdapter::writes_stdin`] is true.
     pub stdin: Option<Vec<u8>>,
+    /// What the host enforces (only what [`HostAdapter::caps`] says it
+    /// can: the plan was made against them).
+    pub confine: sandbox::Confine,
 }
 
 impl fmt::Debug for Launch {
@@ -102,6 +108,7 @@ impl fmt::Debug for Launch {
             .field("paths", &self.paths)
             .field("attempt_id", &self.attempt_id)
             .field("stdin_bytes", &self.stdin.as_ref().map(Vec::len))
+            .field("confine", &self.confine)
             .finish()
     }
 }
@@ -133,6 +140,9 @@ pub struct Running {
     pub stderr: OutputStream,
     /// Resolves when the process (not necessarily its group) exits.
     pub exit: BoxFuture<'static, Result<ExitInfo, HostError>>,
+    /// For the receipt: what the host could not do for this process (no
+    /// cgroup, a restriction not enforced under `best_effort`).
+    pub notes: Vec<String>,
 }
 
 /// Signals orca sends to a process group.
@@ -177,6 +187,12 @@ pub trait HostAdapter: Send + Sync + fmt::Debug {
     /// per-attempt `ORCA_TOKEN` (a token is not sent where it is useless).
     fn reaches_local_api(&self) -> bool {
         false
+    }
+
+    /// What this host can enforce (Landlock, network namespaces); none by
+    /// default (an ssh host).
+    fn caps(&self) -> crate::policy::HostCaps {
+        crate::policy::HostCaps::default()
     }
 
     /// Whether [`Launch::stdin`] reaches the process here (otherwise an

@@ -13,9 +13,10 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
-use tokio::process::{Child, ChildStderr, ChildStdout};
+use tokio::process::Child;
 
 use super::local::resolve_program;
+pub use super::sandbox::PreExec;
 use super::{procfs, EnvVar, ExitInfo, HostError, ProcHandle};
 use crate::host::logcap::{CappedLog, LineSplitter};
 use crate::redact::Redactor;
@@ -29,6 +30,9 @@ pub struct ProcessSpec<'a> {
     /// Written to stdin, which is then closed (`None`: stdin is closed at
     /// once).
     pub stdin: Option<Vec<u8>>,
+    /// What the child does to itself between fork and exec (enter its
+    /// cgroup, …); the default is nothing.
+    pub pre_exec: PreExec,
 }
 
 impl std::fmt::Debug for ProcessSpec<'_> {
@@ -43,30 +47,155 @@ impl std::fmt::Debug for ProcessSpec<'_> {
             )
             .field("cwd", &self.cwd)
             .field("stdin", &self.stdin.as_ref().map(Vec::len))
+            .field("pre_exec", &self.pre_exec)
             .finish()
     }
 }
 
+/// A process's output pipe.
+pub type Pipe = Box<dyn AsyncRead + Send + Unpin>;
+
+/// What to wait on for a started process's end.
+#[derive(Debug)]
+pub enum Waiter {
+    /// Started by tokio (it reaps it).
+    Tokio(Child),
+    /// Started with clone3 into its cgroup: its pidfd (orca reaps it).
+    Pidfd(std::os::fd::OwnedFd),
+}
+
 /// A started process.
 pub struct Spawned {
-    pub child: Child,
+    pub child: Waiter,
     pub proc: ProcHandle,
-    pub stdout: ChildStdout,
-    pub stderr: ChildStderr,
+    pub stdout: Pipe,
+    pub stderr: Pipe,
 }
 
 impl Spawned {
     /// Waits for the process (not its group) to exit.
-    pub async fn wait(mut child: Child) -> Result<ExitInfo, HostError> {
-        let status = child
-            .wait()
-            .await
-            .map_err(|e| HostError::io("cannot wait for the process", e))?;
-        Ok(ExitInfo {
-            code: status.code(),
-            signal: status.signal(),
-        })
+    pub async fn wait(child: Waiter) -> Result<ExitInfo, HostError> {
+        match child {
+            Waiter::Tokio(mut child) => {
+                let status = child
+                    .wait()
+                    .await
+                    .map_err(|e| HostError::io("cannot wait for the process", e))?;
+                Ok(ExitInfo {
+                    code: status.code(),
+                    signal: status.signal(),
+                })
+            }
+            Waiter::Pidfd(fd) => super::clone3::wait(fd)
+                .await
+                .map_err(|e| HostError::io("cannot wait for the process", e)),
+        }
     }
+}
+
+/// Writes `bytes` to a process's stdin beside it, then closes it: a reader
+/// that does not read yet must not hold up its start (nor output, read at
+/// the same time).
+fn feed_stdin(mut stdin: impl tokio::io::AsyncWrite + Send + Unpin + 'static, bytes: Vec<u8>) {
+    tokio::spawn(async move {
+        let _ = stdin.write_all(&bytes).await;
+        let _ = stdin.shutdown().await;
+    });
+}
+
+/// Starts the process with clone3 straight into its cgroup (see
+/// [`super::clone3`]); `None` when this kernel cannot (the caller falls
+/// back to entering the cgroup after the fork).
+fn spawn_into_cgroup(
+    spec: &ProcessSpec<'_>,
+    program: &str,
+    resolved: &Path,
+    dir: std::os::fd::RawFd,
+) -> Option<Result<Spawned, HostError>> {
+    use tokio::net::unix::pipe;
+    let env: Vec<(String, String)> = spec
+        .env
+        .iter()
+        .map(|v| (v.name.clone(), v.value.expose().to_string()))
+        .collect();
+    let spawn_err = |reason: String| HostError::Spawn {
+        program: program.to_string(),
+        reason,
+    };
+    // Only the cgroup: glibc's posix_spawn (vfork) can create the child in
+    // it; with a network namespace or Landlock, orca's own code must run
+    // in the child (a fork).
+    let only_cgroup = spec.pre_exec.network.is_none() && spec.pre_exec.landlock.is_none();
+    let vfork = only_cgroup
+        .then(|| {
+            super::clone3::spawn_vfork(
+                resolved,
+                spec.argv,
+                &env,
+                spec.cwd,
+                spec.stdin.is_some(),
+                dir,
+            )
+        })
+        .flatten();
+    let spawned = match vfork {
+        Some(r) => r,
+        None => super::clone3::spawn(
+            resolved,
+            spec.argv,
+            &env,
+            spec.cwd,
+            spec.stdin.is_some(),
+            dir,
+            spec.pre_exec,
+        ),
+    };
+    let child = match spawned {
+        Ok(c) => c,
+        Err(e)
+            if matches!(
+                e.raw_os_error(),
+                Some(libc::ENOSYS) | Some(libc::EINVAL) | Some(libc::E2BIG)
+            ) =>
+        {
+            return None
+        }
+        Err(e) => {
+            return Some(Err(spawn_err(
+                if e.kind() == std::io::ErrorKind::NotFound && !spec.cwd.is_dir() {
+                    format!("working directory {} does not exist", spec.cwd.display())
+                } else {
+                    e.to_string()
+                },
+            )))
+        }
+    };
+    let pipes = (|| -> std::io::Result<(Pipe, Pipe)> {
+        Ok((
+            Box::new(pipe::Receiver::from_owned_fd(child.stdout)?),
+            Box::new(pipe::Receiver::from_owned_fd(child.stderr)?),
+        ))
+    })();
+    let (stdout, stderr) = match pipes {
+        Ok(p) => p,
+        Err(e) => return Some(Err(spawn_err(format!("output pipes: {e}")))),
+    };
+    if let (Some(bytes), Some(fd)) = (spec.stdin.clone(), child.stdin) {
+        match pipe::Sender::from_owned_fd(fd) {
+            Ok(tx) => feed_stdin(tx, bytes),
+            Err(e) => return Some(Err(spawn_err(format!("stdin pipe: {e}")))),
+        }
+    }
+    Some(Ok(Spawned {
+        proc: ProcHandle {
+            pid: child.pid,
+            pgid: child.pid as i32,
+            proc_start: procfs::start_time(child.pid),
+        },
+        child: Waiter::Pidfd(child.pidfd),
+        stdout,
+        stderr,
+    }))
 }
 
 /// Starts a process in its own group (see the module docs).
@@ -88,6 +217,11 @@ pub fn spawn(spec: ProcessSpec<'_>) -> Result<Spawned, HostError> {
             program: program.clone(),
             reason: format!("not found in PATH ({path_var})"),
         })?;
+    if let Some(dir) = spec.pre_exec.cgroup_dir {
+        if let Some(r) = spawn_into_cgroup(&spec, program, &resolved, dir) {
+            return r;
+        }
+    }
     let mut cmd = tokio::process::Command::new(&resolved);
     cmd.arg0(program);
     cmd.args(args)
@@ -103,6 +237,14 @@ pub fn spawn(spec: ProcessSpec<'_>) -> Result<Spawned, HostError> {
         .stderr(Stdio::piped())
         .process_group(0)
         .kill_on_drop(false);
+    if !spec.pre_exec.is_empty() {
+        let pre = spec.pre_exec;
+        // SAFETY: `PreExec::apply` makes only raw, async-signal-safe
+        // syscalls on fds and values prepared before the fork.
+        unsafe {
+            cmd.pre_exec(move || pre.apply());
+        }
+    }
     let mut child = cmd.spawn().map_err(|e| HostError::Spawn {
         program: program.clone(),
         reason: if e.kind() == std::io::ErrorKind::NotFound && !spec.cwd.is_dir() {
@@ -121,23 +263,18 @@ pub fn spawn(spec: ProcessSpec<'_>) -> Result<Spawned, HostError> {
             reason: "output pipes missing".into(),
         });
     };
-    if let (Some(bytes), Some(mut stdin)) = (spec.stdin, child.stdin.take()) {
-        // Written beside the process: a reader that does not read yet must
-        // not hold up its start (nor output, read at the same time).
-        tokio::spawn(async move {
-            let _ = stdin.write_all(&bytes).await;
-            let _ = stdin.shutdown().await;
-        });
+    if let (Some(bytes), Some(stdin)) = (spec.stdin, child.stdin.take()) {
+        feed_stdin(stdin, bytes);
     }
     Ok(Spawned {
-        child,
+        child: Waiter::Tokio(child),
         proc: ProcHandle {
             pid,
             pgid: pid as i32,
             proc_start: procfs::start_time(pid),
         },
-        stdout,
-        stderr,
+        stdout: Box::new(stdout),
+        stderr: Box::new(stderr),
     })
 }
 
@@ -242,6 +379,7 @@ mod tests {
             env: &env,
             cwd: dir.path(),
             stdin: Some(big.clone().into_bytes()),
+            pre_exec: PreExec::default(),
         })
         .unwrap();
         let secrets = Secrets::new(["tok-12345"]);

@@ -3,6 +3,7 @@
 //! process orca starts (an attempt's, a `verifier_prompt` scorer's).
 
 use super::preset::{stdin_from_file, InvocationInput, Preset, PromptChannel, StreamFormat};
+use super::profile::profile_args;
 use super::resolve::ResolvedRuntime;
 use crate::spec::config::RUNTIME_HINT;
 use crate::spec::template::runtime_argv;
@@ -48,6 +49,10 @@ pub struct LaunchInput<'a> {
     /// CLI that reads its prompt there gets it redirected from the prompt
     /// file.
     pub stdin_supported: bool,
+    /// The task's `worker.tool_profile` and `worker.tools`
+    /// ([`super::profile`]).
+    pub tool_profile: Option<&'a str>,
+    pub tools: &'a [String],
 }
 
 /// The process for `rt`. `Err`: the task has no agent runtime to run (a
@@ -63,6 +68,10 @@ pub fn agent_launch(
             model,
             args,
         } => {
+            // The profile's flags come first, then the spec's own args.
+            let mut all_args = profile_args(Some(*preset), input.tool_profile, input.tools)
+                .map_err(|e| e.to_string())?;
+            all_args.extend(args.iter().cloned());
             let inv = preset.invocation(&InvocationInput {
                 program: *program,
                 model: *model,
@@ -70,7 +79,7 @@ pub fn agent_launch(
                 prompt_file: input.prompt_file,
                 attempt_dir: input.attempt_dir,
                 task_id: input.task_id,
-                args,
+                args: &all_args,
             });
             let stdin = inv.stdin_bytes(input.prompt).map(<[u8]>::to_vec);
             AgentLaunch {
@@ -83,13 +92,16 @@ pub fn agent_launch(
         ResolvedRuntime::Template {
             command, format, ..
         } => AgentLaunch {
-            argv: runtime_argv(
-                command,
-                input.prompt,
-                input.prompt_file,
-                input.attempt_dir,
-                input.task_id,
-            )?,
+            argv: {
+                profile_args(None, input.tool_profile, input.tools).map_err(|e| e.to_string())?;
+                runtime_argv(
+                    command,
+                    input.prompt,
+                    input.prompt_file,
+                    input.attempt_dir,
+                    input.task_id,
+                )?
+            },
             stdin: None,
             format: *format,
             preset: None,
@@ -128,6 +140,8 @@ mod tests {
             task_id: "fix",
             program_override: None,
             stdin_supported,
+            tool_profile: None,
+            tools: &[],
         }
     }
 

@@ -10,6 +10,7 @@
 //! | [`prices::PriceTable`], [`prices::cost_usd`] | the price table in the repository (+ `[[prices]]` overrides) and orca's cost |
 //! | [`resolve::resolve`], [`resolve::unenforceable_budgets`] | which runtime a task gets; which of its budgets cannot be enforced |
 //! | [`budget`] | attempt and run budget checks |
+//! | [`profile`] | a task's `tool_profile` / `tools` → each CLI's own flags, or a refusal |
 //! | [`launch`] | a resolved runtime + a prompt → the argv, stdin and stream format to start with (attempts and verifiers) |
 //!
 //! Nothing here imports ractor or tokio: the attempt actor feeds lines and
@@ -24,6 +25,7 @@ pub mod launch;
 pub mod parse;
 pub mod preset;
 pub mod prices;
+pub mod profile;
 pub mod resolve;
 pub mod usage;
 

@@ -12,7 +12,6 @@ use crate::host::EnvVar;
 use crate::model::{bounded, Score};
 use crate::outcome::{write_receipt_file, Judgement};
 use crate::path::ActorPath;
-use crate::redact::Secrets;
 use crate::runtime::launch::{agent_launch, LaunchInput};
 use crate::runtime::StreamFormat;
 use crate::services::Registry;
@@ -220,9 +219,13 @@ async fn command_scorer(req: &ScoreRequest, command: String, args: Vec<String>) 
         stderr_log: draft_dir.join("stderr.log"),
         log_cap: req.log_cap,
         timeout: req.scorer.effective_timeout().as_duration(),
-        secrets: Secrets::default(),
+        secrets: req.secrets.clone(),
         stdin: None,
         format: StreamFormat::Auto,
+        confine: req.confine.clone(),
+        workspace: req.workspace_root.clone(),
+        task_root: req.task_root.clone(),
+        attempt_dir: req.attempt_dir(),
     })
     .await;
     let out = match run {
@@ -311,8 +314,8 @@ pub fn verifier_prompt(req: &ScoreRequest, prompt: &str) -> String {
         }
     }
     s.push_str(
-        "\nAnswer with a final stream-json metadata line {\"verdict\": \"pass\" | \"fail\", \"notes\": \"…\"} \
-         (or exit 0 for pass, non-zero for fail).\n",
+        "\nAnswer with a final stream-json metadata line {\"verdict\": \"pass\" | \"fail\", \"notes\": \"…\"}: \
+         without it the verification fails, whatever the exit code.\n",
     );
     s
 }
@@ -347,6 +350,8 @@ async fn prompt_scorer(req: &ScoreRequest, prompt: &str) -> Judgement {
             task_id: &req.attempt.task,
             program_override: None,
             stdin_supported: true,
+            tool_profile: None,
+            tools: &[],
         },
     ) {
         Ok(l) => l,
@@ -355,7 +360,11 @@ async fn prompt_scorer(req: &ScoreRequest, prompt: &str) -> Judgement {
     let rt = req.runtime.as_ref();
     let mut env = verifier_env(req, &vdir.join("receipt.json").display().to_string());
     let mut values = Vec::new();
-    for name in rt.map(|r| r.secret_env.as_slice()).unwrap_or_default() {
+    let names = rt
+        .map(|r| r.secret_env.as_slice())
+        .filter(|_| req.secrets_allowed)
+        .unwrap_or_default();
+    for name in names {
         if let Ok(v) = std::env::var(name) {
             values.push(v.clone());
             env.push(EnvVar {
@@ -364,7 +373,9 @@ async fn prompt_scorer(req: &ScoreRequest, prompt: &str) -> Judgement {
             });
         }
     }
-    let secrets = Secrets::new(values);
+    // The attempt's own secret values too: a verifier that echoes the
+    // evidence must not write them either.
+    let secrets = req.secrets.with(values);
     let run = process::run(VerifierProcess {
         argv: launch.argv,
         env,
@@ -376,6 +387,10 @@ async fn prompt_scorer(req: &ScoreRequest, prompt: &str) -> Judgement {
         secrets: secrets.clone(),
         stdin: launch.stdin,
         format: launch.format,
+        confine: req.confine.clone(),
+        workspace: req.workspace_root.clone(),
+        task_root: req.task_root.clone(),
+        attempt_dir: req.attempt_dir(),
     })
     .await;
     let redact = |t: &str| secrets.redact(t);
@@ -404,11 +419,37 @@ async fn prompt_scorer(req: &ScoreRequest, prompt: &str) -> Judgement {
             "the verifier reported an error: {err}"
         )));
     }
-    match out.exit.and_then(|e| e.code) {
-        Some(0) => Judgement::pass("the verifier exited 0 (no verdict line)"),
+    verdictless(out.exit.and_then(|e| e.code))
+}
+
+/// A verifier that gave no verdict line never passes: exiting 0 only says
+/// the agent CLI ran, not that it judged the evidence (a verifier failure,
+/// so `retry_on = ["verifier"]` can ask again).
+fn verdictless(code: Option<i32>) -> Judgement {
+    match code {
+        Some(0) => Judgement::verifier_fail(
+            "the verifier exited 0 without a verdict line: not a pass (it must end with a \
+             metadata line {\"verdict\": \"pass\" | \"fail\"})",
+        ),
         Some(code) => {
             Judgement::verifier_fail(format!("the verifier exited {code} (no verdict line)"))
         }
         None => Judgement::verifier_error("the verifier was killed by a signal"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{AttemptResult, FailureSource};
+
+    #[test]
+    fn a_verifier_without_a_verdict_never_passes() {
+        for code in [Some(0), Some(1), Some(3)] {
+            let j = verdictless(code);
+            assert_ne!(j.result, AttemptResult::Pass, "{code:?}");
+            assert_eq!(j.source, Some(FailureSource::Verifier), "{code:?}");
+        }
+        assert!(verdictless(Some(0)).reason.contains("without a verdict"));
     }
 }

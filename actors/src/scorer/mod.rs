@@ -61,6 +61,13 @@ pub struct ScoreRequest {
     pub runtime: Option<RuntimeConfig>,
     /// Cap for the verifier's own logs.
     pub log_cap: u64,
+    /// The attempt's secret values: redacted from the verifier's logs too.
+    pub secrets: crate::redact::Secrets,
+    /// The task's confinement: verifier processes run under it too.
+    pub confine: crate::host::sandbox::Confine,
+    /// Whether the task's trust level allows `secret_env` (a
+    /// `verifier_prompt` verifier's runtime secrets).
+    pub secrets_allowed: bool,
 }
 
 impl ScoreRequest {

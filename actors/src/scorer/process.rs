@@ -9,7 +9,9 @@ use std::time::Duration;
 
 use serde_json::Value;
 
+use crate::host::cgroup::Cgroup;
 use crate::host::process::{self, pump, ProcessSpec, Pumped, Spawned};
+use crate::host::sandbox::{self, Confine};
 use crate::host::{procfs, EnvVar, ExitInfo, HostError};
 use crate::redact::Secrets;
 use crate::runtime::{Parser, StreamFormat, StreamParser};
@@ -34,6 +36,12 @@ pub struct VerifierProcess {
     pub stdin: Option<Vec<u8>>,
     /// How its stdout is read (`auto` for `command` scorers).
     pub format: StreamFormat,
+    /// The task's confinement, with where it applies: the workspace, the
+    /// task's root in it, and the attempt directory.
+    pub confine: Confine,
+    pub workspace: PathBuf,
+    pub task_root: Option<String>,
+    pub attempt_dir: PathBuf,
 }
 
 /// How it went.
@@ -58,11 +66,31 @@ pub enum VerifierError {
 /// Runs a verifier process to its end (or its timeout), through the one
 /// process runner; its logs go through the one redactor.
 pub async fn run(p: VerifierProcess) -> Result<Outcome, VerifierError> {
+    // A cgroup of its own where the host allows it: nothing the verifier
+    // starts (detached or not) outlives it.
+    let cgroup = Cgroup::create().ok();
+    // Under the task's own policy (Landlock, network namespace).
+    let prepared = sandbox::prepare(
+        &p.confine,
+        &p.workspace,
+        p.task_root.as_deref(),
+        &p.attempt_dir,
+    )
+    .map_err(|reason| VerifierError::Spawn {
+        program: p.argv.first().cloned().unwrap_or_default(),
+        reason,
+    })?;
+    let mut env = p.env.clone();
+    if let Some(tmp) = &prepared.tmpdir {
+        env.retain(|v| v.name != "TMPDIR");
+        env.push(EnvVar::plain("TMPDIR", tmp.display().to_string()));
+    }
     let spawned = process::spawn(ProcessSpec {
         argv: &p.argv,
-        env: &p.env,
+        env: &env,
         cwd: &p.cwd,
         stdin: p.stdin.clone(),
+        pre_exec: prepared.pre_exec(cgroup.as_ref()),
     })
     .map_err(|e| match e {
         HostError::Spawn { program, reason } => VerifierError::Spawn { program, reason },
@@ -110,7 +138,7 @@ pub async fn run(p: VerifierProcess) -> Result<Outcome, VerifierError> {
         (out, status)
     };
     let mut work = std::pin::pin!(work);
-    match tokio::time::timeout(p.timeout, &mut work).await {
+    let result = match tokio::time::timeout(p.timeout, &mut work).await {
         Ok((mut outcome, status)) => {
             outcome.exit = status;
             // Nothing of the verifier outlives it.
@@ -120,6 +148,9 @@ pub async fn run(p: VerifierProcess) -> Result<Outcome, VerifierError> {
             Ok(outcome)
         }
         Err(_) => {
+            if let Some(c) = &cgroup {
+                let _ = c.kill();
+            }
             if pgid > 1 {
                 let _ = procfs::signal_group(pgid, libc::SIGKILL);
                 // The kill closes the group's pipes: the reads end and the
@@ -129,5 +160,9 @@ pub async fn run(p: VerifierProcess) -> Result<Outcome, VerifierError> {
             }
             Err(VerifierError::TimedOut(p.timeout))
         }
+    };
+    if let Some(c) = cgroup {
+        c.kill_and_wait(REAP_LIMIT).await;
     }
+    result
 }

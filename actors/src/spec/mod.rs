@@ -11,6 +11,7 @@ pub mod config;
 pub mod diag;
 pub mod parse;
 pub mod paths;
+pub mod policy;
 pub mod source;
 pub mod template;
 pub mod types;

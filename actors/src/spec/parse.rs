@@ -293,8 +293,14 @@ from_spec!(RunSpec {
     supervision: nested,
     stale_after_seconds: leaf,
     alerts: nested,
-    security_policy: leaf,
+    security_policy: nested,
     budget: nested,
+});
+
+from_spec!(SecurityPolicy {
+    network: leaf,
+    enforcement: leaf,
+    grants: leaf,
 });
 
 from_spec!(RunBudget {
@@ -326,6 +332,7 @@ from_spec!(TaskSpec {
     command: leaf,
     runtime: nested,
     secret_env: leaf,
+    security_policy: nested,
     worker: nested,
     workspace: nested,
     input_files: leaf,

@@ -14,6 +14,7 @@ use serde::de::{self, Deserializer, Visitor};
 use serde::{Deserialize, Serialize, Serializer};
 use serde_json::{Map, Value};
 
+pub use super::policy::{Enforcement, Grant, NetworkPolicy, SecurityPolicy, TrustLevel};
 use crate::model::{AlertClass, AlertSeverity, FailureClass, RestartType, Strategy};
 use crate::runtime::{Preset, StreamFormat};
 
@@ -163,9 +164,10 @@ pub struct RunSpec {
     pub stale_after_seconds: Option<Seconds>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub alerts: Option<AlertConfig>,
-    /// Kept and shown; not enforced yet.
+    /// Network, enforcement and grants for every task of the run
+    /// (docs/security.md).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub security_policy: Option<Extra>,
+    pub security_policy: Option<SecurityPolicy>,
     /// The whole run's budget: past it no new attempt is leased and
     /// `budget_exceeded` is raised.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -279,6 +281,9 @@ pub struct TaskSpec {
     /// logged or shown (redacted as `[runtime] secret_env`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub secret_env: Vec<String>,
+    /// Overrides the run's `security_policy`, field by field.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub security_policy: Option<SecurityPolicy>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub worker: Option<WorkerProfile>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -499,9 +504,12 @@ pub struct WorkspaceRequirements {
     /// Files that must exist before the task starts.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub required_files: Vec<String>,
-    /// Kept and shown; not enforced yet.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub writable_paths: Vec<String>,
+    /// Where the task may write (relative to its working directory),
+    /// enforced with Landlock on local hosts: absent = unrestricted (unless
+    /// its worker is untrusted), present (even empty) = confined to these,
+    /// its attempt directory and a private `TMPDIR`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub writable_paths: Option<Vec<String>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub environment: Option<EnvironmentRequirements>,
     #[serde(flatten)]
@@ -906,9 +914,9 @@ pub struct WorkerSpec {
     /// Attempts this worker runs at once (default 1).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_concurrent_tasks: Option<u32>,
-    /// Kept and shown; not enforced yet.
+    /// How far orca trusts this worker (default `trusted`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub trust_level: Option<String>,
+    pub trust_level: Option<TrustLevel>,
     #[serde(flatten)]
     pub extra: Extra,
 }

@@ -15,21 +15,44 @@ use super::source::{join_index, join_key};
 use super::types::*;
 use crate::model::{is_valid_id, FailureClass, ID_RULE};
 
-/// Words that make an env var name secret-like (any case).
+/// Text that makes an env var name secret-like wherever it appears in
+/// the name (any case).
 pub const SECRET_WORDS: &[&str] = &[
     "TOKEN",
     "SECRET",
     "PASSWORD",
     "PASSWD",
     "API_KEY",
+    "APIKEY",
+    "ACCESS_KEY",
     "CREDENTIAL",
     "PRIVATE_KEY",
+    "WEBHOOK",
 ];
 
-/// Whether an env var name looks like it holds a secret.
+/// Words that make an env var name secret-like when they are a whole
+/// `_`-separated word of it (any case): `DB_PASS`, `AWS_ACCESS_KEY_ID`,
+/// `STRIPE_KEY`, `GIT_AUTH` — but not `PASSENGER` or `KEYBOARD`.
+pub const SECRET_NAME_WORDS: &[&str] = &["PASS", "KEY", "AUTH", "COOKIE", "DSN"];
+
+/// Whether an env var name looks like it holds a secret: it contains one of
+/// [`SECRET_WORDS`] or has one of [`SECRET_NAME_WORDS`] as a word (any
+/// case). Secrets reach a worker only through `secret_env`.
 pub fn is_secret_like(name: &str) -> bool {
     let upper = name.to_ascii_uppercase();
     SECRET_WORDS.iter().any(|w| upper.contains(w))
+        || upper
+            .split('_')
+            .any(|word| SECRET_NAME_WORDS.contains(&word))
+}
+
+/// The rule in words, for messages and docs.
+pub fn secret_rule() -> String {
+    format!(
+        "containing {}, or with the word {}",
+        SECRET_WORDS.join(", "),
+        SECRET_NAME_WORDS.join(", ")
+    )
 }
 
 /// `[A-Za-z_][A-Za-z0-9_]*`
@@ -202,8 +225,8 @@ impl Validator<'_> {
                 self.error(
                     p,
                     format!(
-                        "`{name}` looks like a secret; secret-like names ({}) are refused in env allowlists",
-                        SECRET_WORDS.join(", ")
+                        "`{name}` looks like a secret; secret-like names ({}; any case) are refused in env allowlists",
+                        secret_rule()
                     ),
                 )
                 .hint = Some(
@@ -227,6 +250,55 @@ impl Validator<'_> {
             Err(e) => {
                 self.error(field, e.to_string());
             }
+        }
+    }
+
+    /// `worker.tool_profile` and `worker.tools` must be expressible by the
+    /// runtime that will run the task (docs/runtimes.md "Tool profiles").
+    fn tool_profile(&mut self, path: &str, t: &TaskSpec) {
+        use crate::runtime::profile::{profile_args, ProfileError};
+        use crate::runtime::ResolvedRuntime;
+        let Some(w) = &t.worker else { return };
+        if w.tool_profile.is_none() && w.tools.is_empty() {
+            return;
+        }
+        let at = join_key(
+            path,
+            if w.tool_profile.is_some() {
+                "worker.tool_profile"
+            } else {
+                "worker.tools"
+            },
+        );
+        let preset = match crate::runtime::resolve(t, self.ctx.runtime) {
+            ResolvedRuntime::Preset { preset, .. } => Some(preset),
+            ResolvedRuntime::Template { .. } => None,
+            ResolvedRuntime::Command { .. } => {
+                if w.tool_profile.is_some() {
+                    self.warn(
+                        at,
+                        "a tool profile has no effect on a plain command (use \
+                         workspace.writable_paths and security_policy to confine it)",
+                    );
+                }
+                return;
+            }
+            // No runtime: the task already fails (and is warned about).
+            ResolvedRuntime::Missing => {
+                if let Some(p) = &w.tool_profile {
+                    if crate::runtime::profile::ToolProfile::parse(p).is_none() {
+                        self.error(at, ProfileError::Unknown(p.clone()).to_string());
+                    }
+                }
+                return;
+            }
+        };
+        if let Err(e) = profile_args(preset, w.tool_profile.as_deref(), &w.tools) {
+            self.error(at, e.to_string()).hint = Some(
+                "use the claude, codex or gemini preset for tool profiles (docs/runtimes.md), \
+                 or drop tool_profile / tools"
+                    .into(),
+            );
         }
     }
 
@@ -261,6 +333,8 @@ impl Validator<'_> {
             _ => {}
         }
 
+        self.tool_profile(path, t);
+
         if let Some(ws) = &t.workspace {
             if let Some(root) = &ws.root {
                 if let Err(e) = paths::task_dir_relative(Some(root)) {
@@ -274,7 +348,7 @@ impl Validator<'_> {
                     f,
                 );
             }
-            for (i, f) in ws.writable_paths.iter().enumerate() {
+            for (i, f) in ws.writable_paths.iter().flatten().enumerate() {
                 self.path(
                     join_index(&join_key(path, "workspace.writable_paths"), i),
                     task_root,
@@ -855,10 +929,26 @@ mod tests {
             "OPENAI_API_KEY",
             "AWS_CREDENTIALS",
             "SSH_PRIVATE_KEY",
+            "AWS_ACCESS_KEY_ID",
+            "aws_secret_access_key",
+            "DB_PASS",
+            "OPENAI_APIKEY",
+            "SLACK_WEBHOOK_URL",
+            "Stripe_Key",
+            "SENTRY_DSN",
         ] {
             assert!(is_secret_like(s), "{s}");
         }
-        for s in ["PATH", "HOME", "CODEWHALE_PROFILE", "KEYBOARD"] {
+        for s in [
+            "PATH",
+            "HOME",
+            "CODEWHALE_PROFILE",
+            "KEYBOARD",
+            "PASSENGER_COUNT",
+            "AUTHOR_NAME",
+            "PWD",
+            "LANG",
+        ] {
             assert!(!is_secret_like(s), "{s}");
         }
     }

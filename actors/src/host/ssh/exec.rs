@@ -359,6 +359,7 @@ pub async fn start(a: StartArgs<'_>) -> Result<Running, HostError> {
         stdout: Box::new(out_r),
         stderr: Box::new(err_r),
         exit,
+        notes: Vec::new(),
     })
 }
 
