@@ -14,7 +14,7 @@ mod control;
 mod daemon;
 mod init;
 mod journal;
-mod read;
+pub(crate) mod read;
 mod run;
 mod source;
 mod status;
