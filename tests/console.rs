@@ -259,6 +259,12 @@ fn up_with(ws: &TestWs, env: &[(&str, String)]) -> (KillOnDrop, String) {
     (KillOnDrop(child), format!("http://{}", info.address))
 }
 
+/// Clears the action toasts so screenshots show the page.
+async fn clear_flash(b: &Browser) {
+    b.js("document.getElementById('flash').replaceChildren()", vec![])
+        .await;
+}
+
 fn screenshots() -> std::path::PathBuf {
     std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/console-screenshots")
 }
@@ -366,6 +372,7 @@ async fn the_console_in_headless_chromium() {
         vec![],
     )
     .await;
+    clear_flash(&b).await;
     b.screenshot(&shots.join("runs.png")).await;
     b.js("const s = document.getElementById('f-status'); s.value = 'cancelled'; s.dispatchEvent(new Event('change'));", vec![]).await;
     b.wait(
@@ -451,6 +458,7 @@ async fn the_console_in_headless_chromium() {
     )
     .await;
     b.js("window.scrollTo(0, 0)", vec![]).await;
+    clear_flash(&b).await;
     b.screenshot(&shots.join("run.png")).await;
     // Both actions were journaled as the console's.
     let events = ws.journal();
@@ -477,6 +485,7 @@ async fn the_console_in_headless_chromium() {
         vec![],
     )
     .await;
+    clear_flash(&b).await;
     b.screenshot(&shots.join("attempt.png")).await;
 
     // Alerts: the needs_human alert and its delivery to the webhook.
@@ -487,6 +496,7 @@ async fn the_console_in_headless_chromium() {
         vec![],
     )
     .await;
+    clear_flash(&b).await;
     b.screenshot(&shots.join("alerts.png")).await;
 
     // An agent: told something with the CLI, the page shows it.
@@ -510,6 +520,7 @@ async fn the_console_in_headless_chromium() {
         vec![],
     )
     .await;
+    clear_flash(&b).await;
     b.screenshot(&shots.join("agent.png")).await;
     b.goto(&format!("{base}/#/tree")).await;
     b.wait(
@@ -518,6 +529,7 @@ async fn the_console_in_headless_chromium() {
         vec![],
     )
     .await;
+    clear_flash(&b).await;
     b.screenshot(&shots.join("tree.png")).await;
 
     // The same page at a phone's width.

@@ -8,6 +8,7 @@
 
 const CSRF = document.querySelector('meta[name="orca-csrf"]').content;
 const ROW = 30; // px, one task row of the virtualised list
+const TREE_MAX = 200; // children shown under one tree node
 
 // ---------------------------------------------------------------- helpers
 
@@ -109,6 +110,12 @@ function coalesce(fn) {
   return run;
 }
 
+// `coalesce`, and then at least `ms` between two runs: for reads whose cost
+// grows with the run (counts, the tree), however many events arrive.
+function throttle(fn, ms) {
+  return coalesce(async () => { await fn(); await new Promise((r) => setTimeout(r, ms)); });
+}
+
 // ---------------------------------------------------------------- confirm
 
 // Every action is confirmed before it is sent. Resolves to null (cancelled)
@@ -205,10 +212,10 @@ async function startFeed() {
         const { value, done } = await reader.read();
         if (done) break;
         buf += value.replace(/\r\n/g, '\n');
-        let i;
-        while ((i = buf.indexOf('\n\n')) >= 0) {
-          const block = buf.slice(0, i);
-          buf = buf.slice(i + 2);
+        let i, start = 0;
+        while ((i = buf.indexOf('\n\n', start)) >= 0) {
+          const block = buf.slice(start, i);
+          start = i + 2;
           let data = '';
           for (const line of block.split('\n')) if (line.startsWith('data:')) data += line.slice(5).replace(/^ /, '');
           if (!data) continue;
@@ -217,6 +224,7 @@ async function startFeed() {
           feed.next = ev.seq + 1;
           for (const l of feed.listeners) { try { l(ev); } catch (e) { console.warn(e); } }
         }
+        buf = buf.slice(start);
       }
     } catch (_) { /* reconnect below */ }
     setConn('reconnecting');
@@ -300,15 +308,24 @@ function updateTreeNode(li, n) {
     }
     p.acts.replaceChildren(...kids);
   }
-  patchKeyed(li.lastChild, n.children || [], (c) => c.path, treeNodeEl, updateTreeNode);
+  let kids = n.children || [];
+  if (kids.length > TREE_MAX) {
+    // A big run: what is not passed first (live, failed, waiting), then
+    // the rest, up to TREE_MAX; the task list has every task.
+    const busy = kids.filter((c) => c.state !== 'pass');
+    const rest = kids.length - TREE_MAX;
+    kids = busy.concat(kids.filter((c) => c.state === 'pass')).slice(0, TREE_MAX);
+    kids.push({ path: n.path + '#more', name: `… ${rest} more`, kind: 'more', state: '', children: [] });
+  }
+  patchKeyed(li.lastChild, kids, (c) => c.path, treeNodeEl, updateTreeNode);
 }
 
 function treeView(run) {
   const root = h('ul', { class: 'tree', role: 'tree', id: 'tree' });
-  const refresh = coalesce(async () => {
+  const refresh = throttle(async () => {
     const t = await api('/v1/tree' + (run ? '?run=' + enc(run) : ''));
     patchKeyed(root, [t], (c) => c.path, treeNodeEl, updateTreeNode);
-  });
+  }, 250);
   return { el: root, refresh, event: () => refresh() };
 }
 
@@ -361,7 +378,7 @@ views.runs = (main) => {
     render();
   };
   statusSel.addEventListener('change', sync); name.addEventListener('input', sync); label.addEventListener('input', sync);
-  const refresh = coalesce(async () => { runs = await api('/v1/fleet/runs?brief=true'); render(); });
+  const refresh = throttle(async () => { runs = await api('/v1/fleet/runs?brief=true'); render(); }, 250);
   refresh();
   return { event: (ev) => { if ((ev.actor || '').startsWith('/runs')) refresh(); } };
 };
@@ -471,19 +488,31 @@ views.run = (main, runId) => {
     patchKeyed(head, cards, (c) => c[0], () => h('div', { class: 'card' }, h('span', { class: 'muted' }), h('b')),
       (el, c) => { setText(el.firstChild, c[0]); setText(el.lastChild, c[1] ?? 0); el.dataset.count = c[0]; });
   };
-  const headRefresh = coalesce(async () => applyHead(await api(`/v1/fleet/runs/${enc(runId)}?brief=true`)));
+  const headRefresh = throttle(async () => applyHead(await api(`/v1/fleet/runs/${enc(runId)}?brief=true`)), 250);
   const stale = new Map(); // task id -> coalesced refresh
-  const taskRefresh = (id) => {
+  // When `window.orcaLatency` is an array (the console bench sets it), each
+  // event's journal time to its task patched in the page, in ms.
+  const waiting = new Map(); // task id -> journal times of unshown events
+  const taskRefresh = (id, at) => {
+    if (Array.isArray(window.orcaLatency) && at) {
+      if (!waiting.has(id)) waiting.set(id, []);
+      waiting.get(id).push(Date.parse(at));
+    }
     let f = stale.get(id);
     if (!f) {
       f = coalesce(async () => {
+        const ats = waiting.get(id) || [];
+        waiting.delete(id);
         const i = await api(`/v1/fleet/runs/${enc(runId)}/tasks/${enc(id)}`);
         const row = rowOf(i.task);
         const pos = index.get(id);
-        if (pos === undefined) { index.set(id, tasks.length); tasks.push(row); refilter(); return; }
-        tasks[pos] = row;
-        const r = rows.get(pos);
-        if (r) fillRow(r, row);
+        if (pos === undefined) { index.set(id, tasks.length); tasks.push(row); refilter(); }
+        else {
+          tasks[pos] = row;
+          const r = rows.get(pos);
+          if (r) fillRow(r, row);
+        }
+        if (Array.isArray(window.orcaLatency)) for (const t of ats) window.orcaLatency.push(Date.now() - t);
       });
       stale.set(id, f);
     }
@@ -515,17 +544,21 @@ views.run = (main, runId) => {
     for (;;) {
       const { value, done } = await reader.read();
       if (done) break;
-      buf += value;
-      let i, last = 0;
-      while ((i = buf.indexOf('\n\n')) >= 0) {
-        const block = buf.slice(0, i); buf = buf.slice(i + 2);
-        const line = block.split('\n').find((l) => l.startsWith('data:'));
-        if (!line) continue;
-        const ev = JSON.parse(line.slice(5));
+      buf += value.replace(/\r\n/g, '\n');
+      let i, last = 0, start = 0;
+      while ((i = buf.indexOf('\n\n', start)) >= 0) {
+        const block = buf.slice(start, i);
+        start = i + 2;
+        const at = block.indexOf('data:');
+        if (at < 0) continue;
+        const data = block.slice(at + 5, block.indexOf('\n', at) < 0 ? undefined : block.indexOf('\n', at));
+        // Only this run's events are parsed.
+        if (!data.includes('"/runs/' + runId)) { const m = /"seq":(\d+)/.exec(data); if (m) last = Number(m[1]); continue; }
+        const ev = JSON.parse(data);
         last = ev.seq;
-        if (ev.seq >= upTo) { reader.cancel(); buf = ''; break; }
         if (parseActor(ev.actor)?.run === runId) { past.push(ev); if (past.length > 500) past.shift(); }
       }
+      buf = buf.slice(start);
       if (last >= upTo - 1) { reader.cancel(); break; }
     }
     timeline.prepend(...past.map(eventEl));
@@ -541,7 +574,7 @@ views.run = (main, runId) => {
       if (!a || a.run !== runId) return;
       addEvent(ev);
       const task = a.task || (typeof ev.task === 'string' ? ev.task : null) || ev.attempt?.task || ev.receipt?.task;
-      if (task) taskRefresh(task);
+      if (task) taskRefresh(task, ev.at);
       headRefresh();
       tree.refresh();
     },
@@ -632,13 +665,15 @@ views.alerts = (main) => {
       (tr, e) => {
         const c = tr.children, al = e.alert;
         setText(c[0], al.id); setText(c[1], al.class);
+        // {"Run": {"run"}} or {"Agent": {"agent"}}
         const src = al.source || {};
-        setText(c[2], [src.run || src.Run || (typeof src === 'string' ? src : JSON.stringify(src)), al.task].filter(Boolean).join(' / '));
+        const from = src.Run ? src.Run.run : src.Agent ? 'agent ' + src.Agent.agent : '';
+        setText(c[2], [from, al.task].filter(Boolean).join(' / '));
         setText(c[3], al.reason); status(c[4], e.state);
         c[5].replaceChildren(...(e.deliveries || []).map((d) => h('div', { class: 'delivery' },
           h('span', { class: 'st st-' + (d.outcome || '').replace(/[^a-z_]/gi, '_'), text: d.outcome }),
           ` ${d.adapter} (${d.adapter_kind}) ${d.kind}` + (d.status ? ' HTTP ' + d.status : '') + ` ×${d.attempts}` + (d.error ? ' — ' + d.error : ''))));
-        setText(c[6], time(al.at));
+        setText(c[6], time(al.raised_at || al.at));
       });
   });
   refresh();
