@@ -180,6 +180,17 @@ function btn(label, onclick, cls) {
 
 // ---------------------------------------------------------------- feed
 
+// A stream read whose data is already buffered resolves as a microtask:
+// a fast stream would starve rendering, input and timers. Readers call
+// this after each chunk; it yields to the page every few milliseconds.
+let lastYield = 0;
+async function breathe() {
+  const now = performance.now();
+  if (now - lastYield < 8) return;
+  await new Promise((r) => setTimeout(r, 0));
+  lastYield = performance.now();
+}
+
 const feed = { listeners: new Set(), next: 1, times: [] };
 
 function setConn(text) {
@@ -225,6 +236,7 @@ async function startFeed() {
           for (const l of feed.listeners) { try { l(ev); } catch (e) { console.warn(e); } }
         }
         buf = buf.slice(start);
+        await breathe();
       }
     } catch (_) { /* reconnect below */ }
     setConn('reconnecting');
@@ -530,10 +542,18 @@ views.run = (main, runId) => {
       .map(([k, v]) => k + '=' + (typeof v === 'object' ? JSON.stringify(v) : v)).join(' ').slice(0, 200);
     return h('li', { 'data-seq': ev.seq }, `#${ev.seq} ${time(ev.at)} ${ev.type} ${ev.actor} ${short}`);
   };
+  let scrollQueued = false;
   const addEvent = (ev) => {
     timeline.append(eventEl(ev));
-    while (timeline.children.length > 500) timeline.firstChild.remove();
-    timeline.scrollTop = timeline.scrollHeight;
+    // Trimmed and scrolled once a frame, not once an event (layout).
+    if (!scrollQueued) {
+      scrollQueued = true;
+      requestAnimationFrame(() => {
+        scrollQueued = false;
+        while (timeline.children.length > 500) timeline.firstChild.remove();
+        timeline.scrollTop = timeline.scrollHeight;
+      });
+    }
   };
   // The run's earlier events, read once from the journal stream.
   const history = async (upTo) => {
@@ -560,6 +580,7 @@ views.run = (main, runId) => {
       }
       buf = buf.slice(start);
       if (last >= upTo - 1) { reader.cancel(); break; }
+      await breathe();
     }
     timeline.prepend(...past.map(eventEl));
     while (timeline.children.length > 500) timeline.firstChild.remove();
