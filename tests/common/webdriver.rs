@@ -53,12 +53,15 @@ impl Browser {
             .and_then(|l| l.local_addr())
             .map(|a| a.port())
             .expect("a free port");
-        let driver = Command::new(driver_bin)
-            .arg(format!("--port={port}"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("chromedriver starts");
+        // Its own process group, with the Chromium it starts: a failing
+        // test kills the whole group and leaves no browser behind.
+        let driver =
+            std::os::unix::process::CommandExt::process_group(&mut Command::new(driver_bin), 0)
+                .arg(format!("--port={port}"))
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("chromedriver starts");
         let http = reqwest::Client::builder().no_proxy().build().unwrap();
         let base = format!("http://127.0.0.1:{port}");
         // Ready when /status says so (bounded).
@@ -233,6 +236,12 @@ impl Browser {
 
 impl Drop for Browser {
     fn drop(&mut self) {
+        if let Ok(pgid) = i32::try_from(self.driver.id()) {
+            // SAFETY: signals the process group this Browser started.
+            unsafe {
+                libc::kill(-pgid, libc::SIGKILL);
+            }
+        }
         let _ = self.driver.kill();
         let _ = self.driver.wait();
     }
