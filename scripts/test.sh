@@ -22,5 +22,8 @@ need curl curl
 # tests/ssh.rs runs a real OpenSSH server on loopback.
 need /usr/sbin/sshd openssh-server
 need ssh-keygen openssh-client
+# tests/console.rs drives the web console in headless Chromium (WebDriver).
+need chromium chromium
+need chromedriver chromium-driver
 
 cargo test --workspace "$@"

@@ -4,6 +4,7 @@
 pub mod api;
 pub mod cli;
 pub mod client;
+pub mod console;
 pub mod daemon;
 pub mod exit;
 pub mod mcp;

@@ -283,6 +283,8 @@ snake_enum! {
         Worker => "worker",
         /// An always-on agent identity.
         Agent => "agent",
+        /// The web console (`orca ui`), through its session cookie.
+        Web => "web",
     }
 }
 

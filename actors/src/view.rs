@@ -593,6 +593,9 @@ pub struct RunSummary {
     /// Past its run-level `budget`: what was used, in words.
     #[serde(default)]
     pub budget_exceeded: Option<String>,
+    /// The spec's labels (filled by readers that list runs: the API).
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub labels: std::collections::BTreeMap<String, String>,
 }
 
 /// A receipt with its attempt's usage and cost (`orca receipts --json`,
@@ -682,6 +685,7 @@ impl RunSummary {
             unattended: false,
             spend: r.spend(),
             budget_exceeded: r.budget_exceeded.clone(),
+            labels: Default::default(),
         }
     }
 

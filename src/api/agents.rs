@@ -89,6 +89,7 @@ pub async fn journal(
 
 pub async fn create(
     State(s): State<ApiState>,
+    headers: HeaderMap,
     Extension(p): Extension<Principal>,
     Query(q): Query<SourceQuery>,
     Body(body): Body,
@@ -99,7 +100,7 @@ pub async fn create(
     let prepared = prepare_agent(s.services.ws.root(), &text, &source)?;
     let id = prepared.spec.id.clone();
     let warnings = prepared.warnings.clone();
-    ops::agent_create(&s.services.registry, prepared, surface(&p)).await?;
+    ops::agent_create(&s.services.registry, prepared, surface(&p, &headers)).await?;
     Ok((
         StatusCode::CREATED,
         Json(json!({"agent": id, "warnings": warnings})),
@@ -109,6 +110,7 @@ pub async fn create(
 
 pub async fn update(
     State(s): State<ApiState>,
+    headers: HeaderMap,
     Extension(p): Extension<Principal>,
     Path(id): Path<String>,
     Query(q): Query<SourceQuery>,
@@ -125,7 +127,7 @@ pub async fn update(
         )));
     }
     let warnings = prepared.warnings.clone();
-    ops::agent_update(&s.services.registry, prepared, surface(&p)).await?;
+    ops::agent_update(&s.services.registry, prepared, surface(&p, &headers)).await?;
     Ok(Json(json!({"agent": id, "warnings": warnings})))
 }
 
@@ -139,6 +141,7 @@ pub struct SteerBody {
 /// same control messages `orca send /agents/<id> …` sends.
 pub async fn steer(
     State(s): State<ApiState>,
+    headers: HeaderMap,
     Extension(p): Extension<Principal>,
     Path((id, verb)): Path<(String, String)>,
     Body(body): Body,
@@ -173,7 +176,7 @@ pub async fn steer(
         &runs,
         &ActorPath::Agent(id).to_string(),
         &msg,
-        surface(&p),
+        surface(&p, &headers),
     )
     .await?;
     Ok(Json(
@@ -181,8 +184,11 @@ pub async fn steer(
     ))
 }
 
-fn surface(p: &Principal) -> Surface {
+/// Agent changes are journaled as `api` (the CLI's too) or `web` (the
+/// console, whose session sets the header itself).
+fn surface(p: &Principal, headers: &HeaderMap) -> Surface {
     match p {
+        Principal::Operator if p.surface(headers) == Surface::Web => Surface::Web,
         Principal::Operator => Surface::Api,
         Principal::Attempt(_) => Surface::Worker,
     }

@@ -10,6 +10,7 @@ mod alerts;
 mod events;
 mod fleet;
 mod health;
+mod logs;
 
 use std::sync::Arc;
 
@@ -55,6 +56,8 @@ pub struct ApiState {
     pub mode: Mode,
     /// Set when the server is stopping: long-lived streams end.
     pub closing: tokio::sync::watch::Receiver<bool>,
+    /// The web console's login codes and sessions.
+    pub console: Arc<crate::console::ConsoleAuth>,
 }
 
 impl ApiState {
@@ -105,6 +108,7 @@ impl Principal {
             Principal::Operator => {
                 match headers.get("x-orca-surface").and_then(|v| v.to_str().ok()) {
                     Some("cli") => Surface::Cli,
+                    Some("web") => Surface::Web,
                     _ => Surface::Api,
                 }
             }
@@ -388,10 +392,15 @@ impl<S: Send + Sync> FromRequest<S> for Body {
 /// Checks the bearer token before anything else — before routing, so an
 /// unknown route or a wrong method tells nothing without it either; a
 /// missing or wrong token gets 401 and nothing more. Only `GET /healthz`
-/// is open.
+/// is open (and the console's `/login`, which checks its code); a console
+/// session cookie stands for the token (see [`crate::console`]).
 async fn auth(State(s): State<ApiState>, mut req: Request, next: Next) -> Response {
     if req.uri().path() == "/healthz" || is_agent_webhook(&req) {
         return next.run(req).await;
+    }
+    // The web console's pages (their own session check, 401 without).
+    if crate::console::owns(req.uri().path()) {
+        return crate::console::serve(&s, req).await;
     }
     let presented = req
         .headers()
@@ -405,7 +414,11 @@ async fn auth(State(s): State<ApiState>, mut req: Request, next: Next) -> Respon
     } else if !presented.is_empty() {
         s.attempts.lookup(&presented).map(Principal::Attempt)
     } else {
-        None
+        // No token: a console session cookie (CSRF-checked for changes)?
+        match crate::console::session_principal(&s.console, &mut req) {
+            Ok(p) => p,
+            Err(refused) => return refused.into_response(),
+        }
     };
     let Some(principal) = principal else {
         return ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", "unauthorized")
@@ -471,6 +484,10 @@ pub fn router(state: ApiState) -> Router {
             get(fleet::get_task),
         )
         .route(
+            "/v1/fleet/runs/{run_id}/tasks/{task_id}/logs",
+            get(logs::logs),
+        )
+        .route(
             "/v1/fleet/runs/{run_id}/tasks/{task_id}/verdict",
             post(fleet::verdict),
         )
@@ -503,6 +520,7 @@ pub fn router(state: ApiState) -> Router {
         .route("/v1/actors/messages", post(actors::message))
         .route("/v1/events", get(events::events))
         .route("/v1/daemon/shutdown", post(health::shutdown))
+        .route("/v1/console/codes", post(crate::console::mint_code))
         .fallback(|| async { ApiError::not_found("no such route") })
         .method_not_allowed_fallback(|| async {
             ApiError::new(
@@ -515,4 +533,5 @@ pub fn router(state: ApiState) -> Router {
     Router::new()
         .fallback_service(routes)
         .layer(axum::middleware::from_fn_with_state(state, auth))
+        .layer(axum::middleware::from_fn(crate::console::headers))
 }

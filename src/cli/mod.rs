@@ -15,10 +15,11 @@ mod daemon;
 mod draft;
 mod init;
 mod journal;
-mod read;
+pub(crate) mod read;
 mod run;
 mod source;
 mod status;
+mod ui;
 mod validate;
 mod verify;
 
@@ -228,6 +229,13 @@ pub enum Command {
   orca verify r-2611 review --pass --note \"checked the diff\"
   orca verify r-2611 review --fail --note \"misses the edge case\"")]
     Verify(verify::VerifyArgs),
+
+    /// A one-use link (60 s) to the web console of the running daemon or
+    /// `orca run`; opened with $BROWSER (else xdg-open) on a terminal.
+    #[command(after_help = "Examples:
+  orca ui
+  orca ui --no-open --json")]
+    Ui(ui::UiArgs),
 }
 
 impl Command {
@@ -256,6 +264,7 @@ impl Command {
             Command::Draft(a) => a.json,
             Command::Alerts(a) => a.json,
             Command::AlertDryRun(a) => a.json,
+            Command::Ui(a) => a.json,
             Command::Init(_) | Command::Up(_) | Command::Down(_) => false,
         }
     }
@@ -335,6 +344,7 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
         }
         Command::Alerts(args) => alert::list(ws, args),
         Command::AlertDryRun(args) => alert::dry_run_cmd(ws, args),
+        Command::Ui(args) => ui::run(ws, args),
     }
 }
 

@@ -241,7 +241,7 @@ fn emit(bytes: &[u8], raw: bool) -> anyhow::Result<()> {
 
 /// The last `max` bytes of `file`: (where they start, the file's size,
 /// the bytes). A missing file is a silent stream: (0, 0, nothing).
-fn read_tail(file: &Path, max: u64) -> anyhow::Result<(u64, u64, Vec<u8>)> {
+pub(crate) fn read_tail(file: &Path, max: u64) -> anyhow::Result<(u64, u64, Vec<u8>)> {
     let mut f = match std::fs::File::open(file) {
         Ok(f) => f,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok((0, 0, Vec::new())),

@@ -96,6 +96,7 @@ pub async fn serve_with(
         started,
         mode,
         closing,
+        console: Arc::new(crate::console::ConsoleAuth::new(addr)),
     };
     let app = api::router(state.clone());
     let stop_server = Arc::new(Notify::new());

@@ -16,6 +16,7 @@ use orca_actors::workspace::Workspace;
 use ractor::rpc::CallResult;
 
 pub mod capture;
+pub mod webdriver;
 
 /// A temporary workspace with a config.
 pub struct TestWs {
