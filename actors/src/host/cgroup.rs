@@ -124,32 +124,13 @@ pub fn unavailable() -> Option<String> {
     })
 }
 
-/// One process's cgroup. Dropping it kills what is left; an empty one goes
-/// back to a pool for the next process (creating and removing a cgroup
-/// takes the kernel's cgroup lock and milliseconds: reused, a cgroup per
-/// attempt costs next to nothing in steady state). Pooled cgroups are
-/// removed at the next start (`sweep_stale`).
+/// One process's cgroup. Dropping it kills what is left and removes it.
 #[derive(Debug)]
 pub struct Cgroup {
-    inner: Option<Inner>,
-}
-
-#[derive(Debug)]
-struct Inner {
     dir: PathBuf,
     procs: OwnedFd,
     /// The directory, open for `clone3(CLONE_INTO_CGROUP)`.
     dir_fd: OwnedFd,
-}
-
-/// Empty cgroups kept for reuse (bounded).
-static POOL: std::sync::Mutex<Vec<Inner>> = std::sync::Mutex::new(Vec::new());
-const POOL_MAX: usize = 256;
-
-fn populated_at(dir: &Path) -> bool {
-    std::fs::read_to_string(dir.join("cgroup.events"))
-        .map(|t| t.lines().any(|l| l.trim() == "populated 1"))
-        .unwrap_or(false)
 }
 
 impl Cgroup {
@@ -160,10 +141,6 @@ impl Cgroup {
             return Err(format!("turned off ({ENV_SWITCH})"));
         }
         let p = parent()?;
-        let reused = POOL.lock().ok().and_then(|mut pool| pool.pop());
-        if let Some(inner) = reused.filter(|i| !populated_at(&i.dir)) {
-            return Ok(Cgroup { inner: Some(inner) });
-        }
         let n = NEXT.fetch_add(1, Ordering::Relaxed);
         let dir = p.dir.join(format!("{}.{n}", std::process::id()));
         std::fs::create_dir(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
@@ -179,44 +156,39 @@ impl Cgroup {
             format!("cannot open {}: {e}", dir.display())
         })?;
         Ok(Cgroup {
-            inner: Some(Inner {
-                dir,
-                procs: procs.into(),
-                dir_fd: dir_fd.into(),
-            }),
+            dir,
+            procs: procs.into(),
+            dir_fd: dir_fd.into(),
         })
     }
 
-    fn inner(&self) -> &Inner {
-        // Only `Drop` takes it out.
-        self.inner.as_ref().expect("a live cgroup")
-    }
-
     pub fn path(&self) -> &Path {
-        &self.inner().dir
+        &self.dir
     }
 
     /// The `cgroup.procs` fd the child writes `0` into (moving itself).
     pub fn procs_fd(&self) -> RawFd {
-        self.inner().procs.as_raw_fd()
+        self.procs.as_raw_fd()
     }
 
     /// The cgroup's directory fd (`CLONE_INTO_CGROUP`).
     pub fn dir_fd(&self) -> RawFd {
-        self.inner().dir_fd.as_raw_fd()
+        self.dir_fd.as_raw_fd()
     }
 
     /// Live members.
     pub fn pids(&self) -> Vec<i32> {
         let mut s = String::new();
-        let _ = std::fs::File::open(self.path().join("cgroup.procs"))
+        let _ = std::fs::File::open(self.dir.join("cgroup.procs"))
             .and_then(|mut f| f.read_to_string(&mut s));
         s.lines().filter_map(|l| l.trim().parse().ok()).collect()
     }
 
     /// Whether any process is still in it.
     pub fn populated(&self) -> bool {
-        populated_at(self.path())
+        std::fs::read_to_string(self.dir.join("cgroup.events"))
+            .map(|t| t.lines().any(|l| l.trim() == "populated 1"))
+            .unwrap_or(false)
     }
 
     /// Sends `sig` to every member (SIGTERM to the ones that left the
@@ -231,7 +203,7 @@ impl Cgroup {
     pub fn kill(&self) -> io::Result<()> {
         std::fs::OpenOptions::new()
             .write(true)
-            .open(self.path().join("cgroup.kill"))?
+            .open(self.dir.join("cgroup.kill"))?
             .write_all(b"1")
     }
 
@@ -241,7 +213,7 @@ impl Cgroup {
             return true;
         }
         if let Err(e) = self.kill() {
-            tracing::warn!(cgroup = %self.path().display(), error = %e, "cgroup.kill failed");
+            tracing::warn!(cgroup = %self.dir.display(), error = %e, "cgroup.kill failed");
             self.signal_all(libc::SIGKILL);
         }
         let pids = self.pids();
@@ -249,31 +221,20 @@ impl Cgroup {
         !self.populated()
     }
 
+    /// Removes the (empty) cgroup.
+    pub fn remove(&self) -> io::Result<()> {
+        std::fs::remove_dir(&self.dir)
+    }
 }
 
 impl Drop for Cgroup {
     fn drop(&mut self) {
-        let Some(inner) = self.inner.take() else {
-            return;
-        };
-        if populated_at(&inner.dir) {
-            let _ = std::fs::OpenOptions::new()
-                .write(true)
-                .open(inner.dir.join("cgroup.kill"))
-                .and_then(|mut f| f.write_all(b"1"));
+        if self.populated() {
+            let _ = self.kill();
         }
-        // Empty: kept for the next process. Members killed just now may
-        // still be exiting: then it is removed (or, if that fails, left
-        // empty and harmless until the next start's sweep).
-        if !populated_at(&inner.dir) {
-            if let Ok(mut pool) = POOL.lock() {
-                if pool.len() < POOL_MAX {
-                    pool.push(inner);
-                    return;
-                }
-            }
-        }
-        let _ = std::fs::remove_dir(&inner.dir);
+        // Members killed just now may still be exiting: then the directory
+        // stays (empty, harmless) until the next cleanup of stale ones.
+        let _ = self.remove();
     }
 }
 

@@ -300,7 +300,7 @@ impl HostAdapter for LocalHost {
             if !c.kill_and_wait(CGROUP_DRAIN).await {
                 tracing::warn!(cgroup = %c.path().display(), "processes survived cgroup.kill");
             }
-            // Dropped: back to the pool when empty.
+            let _ = c.remove();
         }
         Ok(())
     }
