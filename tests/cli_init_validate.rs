@@ -359,10 +359,7 @@ fn draft_repairs_the_runtimes_spec_writes_it_and_can_run_it() {
     let root = dir.path();
     std::fs::create_dir_all(root.join(".orca")).unwrap();
     // No runtime configured: it says how to configure one.
-    let out = orca_in(root)
-        .args(["draft", "say hello"])
-        .output()
-        .unwrap();
+    let out = orca_in(root).args(["draft", "say hello"]).output().unwrap();
     assert_eq!(out.status.code(), Some(1), "{out:?}");
     assert!(String::from_utf8_lossy(&out.stderr).contains("preset = \"claude\""));
 
@@ -389,9 +386,6 @@ fn draft_repairs_the_runtimes_spec_writes_it_and_can_run_it() {
     let out = orca_in(root).args(["status", "--json"]).output().unwrap();
     assert!(stdout(&out).contains("passed"), "{out:?}");
     // Never over a file.
-    let out = orca_in(root)
-        .args(["draft", "say hello"])
-        .output()
-        .unwrap();
+    let out = orca_in(root).args(["draft", "say hello"]).output().unwrap();
     assert_eq!(out.status.code(), Some(2), "{out:?}");
 }

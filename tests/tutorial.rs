@@ -117,9 +117,10 @@ impl Normalizer {
                 (r(r"code=[A-Za-z0-9_-]+"), "code=<code>"),
                 (r(r"pid \d+"), "pid <pid>"),
                 (r(r"tell-\d+"), "tell-<n>"),
+                (r(r"test-\d+"), "test-<n>"),
                 (r(r"[ \t]+"), " "),
             ],
-            run_id: r(r"r-\d{12}-[0-9a-f]{8}"),
+            run_id: r(r"\br-\d{12}-[0-9a-f]{4,8}\b"),
         }
     }
 
@@ -163,7 +164,10 @@ fn journal_has(root: &Path, event: &str) -> bool {
         &root.join(".orca/journal"),
         orca_actors::journal::ReadRange::all(),
     )
-    .map(|it| it.filter_map(Result::ok).any(|e| e.event.type_name() == event))
+    .map(|it| {
+        it.filter_map(Result::ok)
+            .any(|e| e.event.type_name() == event)
+    })
     .unwrap_or(false)
 }
 
@@ -188,6 +192,7 @@ fn the_tutorial_runs_as_written() {
     let mut out_doc = String::new();
     let mut failures = Vec::new();
     let mut daemon_pid: Option<String> = None;
+    let placeholder = Regex::new(r"\bRUN(\d+)\b").unwrap();
     for step in &steps {
         match step {
             Step::Text(t) => out_doc.push_str(t),
@@ -218,7 +223,6 @@ fn the_tutorial_runs_as_written() {
                     }
                     // `RUN<n>`: the n-th run this tutorial started (how the
                     // page is first written).
-                    let placeholder = Regex::new(r"\bRUN(\d+)\b").unwrap();
                     let mut real_cmd = placeholder
                         .replace_all(cmd, |c: &regex::Captures<'_>| {
                             let n: usize = c[1].parse().unwrap_or(0);
@@ -267,7 +271,11 @@ fn the_tutorial_runs_as_written() {
                         ));
                     }
                     // The page keeps this run's ids in its commands.
-                    let shown_cmd = if update { real_cmd.clone() } else { cmd.clone() };
+                    let shown_cmd = if update {
+                        real_cmd.clone()
+                    } else {
+                        cmd.clone()
+                    };
                     out_doc.push_str(&format!("$ {shown_cmd}\n{}", norm.show(&output)));
                 }
                 out_doc.push_str("```\n");

@@ -27,6 +27,18 @@ pub struct FleetView {
 }
 
 impl FleetView {
+    /// Every run, newest submission first (ties, within one clock tick,
+    /// by id): the order every run list shows.
+    pub fn runs_newest_first(&self) -> Vec<&RunState> {
+        let mut runs: Vec<&RunState> = self.runs.values().collect();
+        runs.sort_by(|a, b| {
+            b.submitted
+                .cmp(&a.submitted)
+                .then_with(|| b.run.cmp(&a.run))
+        });
+        runs
+    }
+
     /// The snapshot name of this projection. A test pins the snapshot of a
     /// fold of every event variant (`fleet_snapshot_round_trips_and_its_encoding_is_pinned`):
     /// when `FleetView`'s or `RunState`'s shape changes, or what the fold

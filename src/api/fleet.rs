@@ -76,9 +76,8 @@ pub async fn list_runs(
     Query(q): Query<RunQuery>,
 ) -> Json<Vec<RunSummary>> {
     Json(s.view.read(|v| {
-        v.runs
-            .values()
-            .rev()
+        v.runs_newest_first()
+            .into_iter()
             .map(|r| summary(&s, r, q.brief))
             .collect()
     }))

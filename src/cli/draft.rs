@@ -75,7 +75,10 @@ pub fn run(ws_flag: Option<&Path>, args: DraftArgs) -> anyhow::Result<i32> {
     let ws = super::workspace_or_cwd(ws_flag)?;
     let (config, _) = OrcaConfig::load(&ws.config_path()).map_err(|diags| {
         let origin = ws.config_path().display().to_string();
-        let text: Vec<String> = diags.iter().map(|d| d.display(&origin).to_string()).collect();
+        let text: Vec<String> = diags
+            .iter()
+            .map(|d| d.display(&origin).to_string())
+            .collect();
         anyhow::Error::from(exit::InvalidInput {
             message: text.join("\n"),
             code: "invalid_config".into(),
@@ -88,7 +91,10 @@ pub fn run(ws_flag: Option<&Path>, args: DraftArgs) -> anyhow::Result<i32> {
         ..TaskSpec::default()
     };
     let rt = resolve(&probe, config.runtime());
-    if matches!(rt, ResolvedRuntime::Missing | ResolvedRuntime::Command { .. }) {
+    if matches!(
+        rt,
+        ResolvedRuntime::Missing | ResolvedRuntime::Command { .. }
+    ) {
         return Err(exit::Failure {
             code: "no_runtime",
             exit: exit::FAILED,
@@ -216,6 +222,8 @@ fn ask(
             task_id: "draft",
             program_override: None,
             stdin_supported: true,
+            tool_profile: None,
+            tools: &[],
         },
     )
     .map_err(|e| anyhow::anyhow!("cannot build the runtime's command: {e}"))?;
@@ -231,10 +239,9 @@ fn ask(
         } else {
             Stdio::null()
         })
-        .stdout(Stdio::from(
-            std::fs::File::create(&out_file)
-                .with_context(|| format!("cannot write {}", out_file.display()))?,
-        ))
+        .stdout(Stdio::from(std::fs::File::create(&out_file).with_context(
+            || format!("cannot write {}", out_file.display()),
+        )?))
         .stderr(Stdio::inherit())
         .spawn()
         .with_context(|| format!("cannot start the runtime ({program})"))?;
@@ -277,11 +284,11 @@ fn final_text(format: StreamFormat, raw: &str) -> String {
         StreamFormat::Claude => events()
             .filter(|e| e["type"] == "result")
             .filter_map(|e| e["result"].as_str().map(str::to_string))
-            .last(),
+            .next_back(),
         StreamFormat::Codex => events()
             .filter(|e| e["type"] == "item.completed" && e["item"]["type"] == "agent_message")
             .filter_map(|e| e["item"]["text"].as_str().map(str::to_string))
-            .last(),
+            .next_back(),
         StreamFormat::Gemini => {
             let parts: Vec<String> = events()
                 .filter(|e| e["type"] == "message" && e["role"] == "assistant")
@@ -351,7 +358,8 @@ mod tests {
     fn final_text_per_format() {
         let claude = "{\"type\":\"system\"}\n{\"type\":\"result\",\"result\":\"done\"}\n";
         assert_eq!(final_text(StreamFormat::Claude, claude), "done");
-        let codex = "{\"type\":\"item.completed\",\"item\":{\"type\":\"agent_message\",\"text\":\"a\"}}\n";
+        let codex =
+            "{\"type\":\"item.completed\",\"item\":{\"type\":\"agent_message\",\"text\":\"a\"}}\n";
         assert_eq!(final_text(StreamFormat::Codex, codex), "a");
         assert_eq!(final_text(StreamFormat::Auto, "plain"), "plain");
     }

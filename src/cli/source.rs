@@ -46,9 +46,8 @@ impl Reader {
         match self {
             Reader::Daemon(c) => c.get(&format!("/v1/fleet/runs?brief={brief}")).await,
             Reader::Offline(v, _) => Ok(v
-                .runs
-                .values()
-                .rev()
+                .runs_newest_first()
+                .into_iter()
                 .map(|r| {
                     let mut s = RunSummary::offline(r);
                     if brief {
