@@ -7,63 +7,12 @@
 mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::process::Stdio;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use common::{assert_exit, orca_cmd, KillOnDrop, TestWs};
+use common::{assert_exit, orca_cmd, TestWs};
 use orca_actors::agent::events::{AgentEvent, IntentAction, IntentOutcome};
-use orca_actors::journal::{Envelope, Event};
+use orca_actors::journal::Event;
 use serde_json::Value;
-
-const LIMIT: Duration = Duration::from_secs(60);
-
-fn up_with(ws: &TestWs, env: &[(&str, &str)]) -> KillOnDrop {
-    let mut child = orca_cmd(ws)
-        .arg("up")
-        .envs(env.iter().copied())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    common::wait_daemon_json(ws, child.id(), &mut child);
-    KillOnDrop(child)
-}
-
-fn write(ws: &TestWs, rel: &str, text: &str) {
-    let p = ws.path(rel);
-    std::fs::create_dir_all(p.parent().unwrap()).unwrap();
-    std::fs::write(p, text).unwrap();
-}
-
-fn agent_events(events: &[Envelope]) -> Vec<&AgentEvent> {
-    events
-        .iter()
-        .filter_map(|e| match &e.event {
-            Event::Agent(a) => Some(a),
-            _ => None,
-        })
-        .collect()
-}
-
-/// Polls the journal (files, not the daemon) until `pred` holds, bounded.
-/// Each look reads the files; the pause between looks is the bound's
-/// granularity, not a readiness guess.
-fn wait_journal(ws: &TestWs, what: &str, pred: impl Fn(&[Envelope]) -> bool) -> Vec<Envelope> {
-    let deadline = Instant::now() + LIMIT;
-    let dir = ws.ws.journal_dir();
-    loop {
-        let events: Vec<Envelope> =
-            orca_actors::journal::read(&dir, orca_actors::journal::ReadRange::all())
-                .map(|it| it.filter_map(Result::ok).collect())
-                .unwrap_or_default();
-        if pred(&events) {
-            return events;
-        }
-        assert!(Instant::now() < deadline, "the journal never showed {what}");
-        // Woken by the journal's own files changing.
-        let _ = common::wait_any_change(&dir, Duration::from_millis(500));
-    }
-}
 
 const WATCH: &str = r#"
 id = "watch"
@@ -92,9 +41,9 @@ command = ["sh", "-c", "cp \"$ORCA_EVENT_FILE\" woke-by.json"]
 #[test]
 fn a_failed_receipt_wakes_the_agent_and_it_starts_one_fix_run() {
     let ws = TestWs::fast();
-    write(&ws, "agents/watch.toml", WATCH);
-    write(&ws, "agents/specs/fix.toml", FIX);
-    write(&ws, "broken.toml", "name = \"nightly\"\n[[tasks]]\nid = \"lint\"\ncommand = \"exit 1\"\nretry_policy = { max_attempts = 1 }\n");
+    common::write_rel(&ws, "agents/watch.toml", WATCH);
+    common::write_rel(&ws, "agents/specs/fix.toml", FIX);
+    common::write_rel(&ws, "broken.toml", "name = \"nightly\"\n[[tasks]]\nid = \"lint\"\ncommand = \"exit 1\"\nretry_policy = { max_attempts = 1 }\n");
     // Without the daemon, a change is refused (exit 1), saying so.
     let o = orca_cmd(&ws)
         .args(["agent", "create"])
@@ -104,7 +53,7 @@ fn a_failed_receipt_wakes_the_agent_and_it_starts_one_fix_run() {
     assert_exit(&o, 1);
     assert!(String::from_utf8_lossy(&o.stderr).contains("orca up"));
 
-    let _daemon = up_with(&ws, &[]);
+    let _daemon = common::up_env(&ws, &[]);
     let o = orca_cmd(&ws)
         .args(["agent", "create"])
         .arg(ws.path("agents/watch.toml"))
@@ -126,8 +75,8 @@ fn a_failed_receipt_wakes_the_agent_and_it_starts_one_fix_run() {
         .unwrap();
     assert_exit(&o, 0);
     // The agent's run starts and ends.
-    let events = wait_journal(&ws, "the fix run's end", |ev| {
-        let runs: Vec<String> = agent_events(ev)
+    let events = common::wait_journal(&ws, "the fix run's end", |ev| {
+        let runs: Vec<String> = common::agent_events(ev)
             .iter()
             .filter_map(|a| match a {
                 AgentEvent::Done {
@@ -142,7 +91,7 @@ fn a_failed_receipt_wakes_the_agent_and_it_starts_one_fix_run() {
                 .iter()
                 .any(|e| matches!(&e.event, Event::RunFinished { run, .. } if *run == runs[0]))
     });
-    let started: Vec<&AgentEvent> = agent_events(&events)
+    let started: Vec<&AgentEvent> = common::agent_events(&events)
         .into_iter()
         .filter(|a| {
             matches!(
@@ -215,12 +164,12 @@ fn webhooks_are_verified_and_a_repeat_is_a_duplicate() {
         "whsec_{}",
         base64::engine::general_purpose::STANDARD.encode(secret_raw)
     );
-    write(
+    common::write_rel(
         &ws,
         "agents/hooked.toml",
         "id = \"hooked\"\n[[subscriptions]]\nid = \"deploys\"\nkind = \"webhook\"\nsecret_env = \"T_AGENT_HOOK\"\n[[routes]]\non = \"deploys\"\naction = \"note\"\ntext = \"deploy {{event.payload.version}}\"\n",
     );
-    let daemon = up_with(&ws, &[("T_AGENT_HOOK", &secret)]);
+    let daemon = common::up_env(&ws, &[("T_AGENT_HOOK", &secret)]);
     let info = orca::daemon::info::DaemonInfo::read(&ws.ws).unwrap();
     assert_exit(
         &orca_cmd(&ws)
@@ -278,7 +227,7 @@ fn webhooks_are_verified_and_a_repeat_is_a_duplicate() {
     let (code, v) = post("msg_1", now, body, secret_raw);
     assert_eq!((code, &v["duplicate"]), (200, &Value::Bool(true)));
     drop(daemon);
-    let woke: Vec<String> = agent_events(&ws.journal())
+    let woke: Vec<String> = common::agent_events(&ws.journal())
         .iter()
         .filter_map(|a| match a {
             AgentEvent::Woke { wake, .. } => Some(wake.clone()),
@@ -286,7 +235,7 @@ fn webhooks_are_verified_and_a_repeat_is_a_duplicate() {
         })
         .collect();
     assert_eq!(woke, ["deploys:msg_1"], "acted on once");
-    let noted = agent_events(&ws.journal()).iter().any(|a| {
+    let noted = common::agent_events(&ws.journal()).iter().any(|a| {
         matches!(
             a,
             AgentEvent::Done {
@@ -301,13 +250,13 @@ fn webhooks_are_verified_and_a_repeat_is_a_duplicate() {
 #[test]
 fn policy_refuses_pause_queues_resume_drains_retire_ends() {
     let ws = TestWs::fast();
-    write(&ws, "other/fix.toml", FIX);
-    write(
+    common::write_rel(&ws, "other/fix.toml", FIX);
+    common::write_rel(
         &ws,
         "agents/narrow.toml",
         "id = \"narrow\"\nworkspaces = [\"agents\"]\n[[routes]]\non = \"inbox\"\naction = \"start_run\"\nspec = \"../other/fix.toml\"\n[[routes]]\non = \"inbox\"\naction = \"note\"\ntext = \"told: {{event.text}}\"\n",
     );
-    let _daemon = up_with(&ws, &[]);
+    let _daemon = common::up_env(&ws, &[]);
     assert_exit(
         &orca_cmd(&ws)
             .args(["agent", "create"])
@@ -323,12 +272,12 @@ fn policy_refuses_pause_queues_resume_drains_retire_ends() {
             .unwrap()
     };
     assert_exit(&tell("first"), 0);
-    let ev = wait_journal(&ws, "the refusal", |ev| {
-        agent_events(ev)
+    let ev = common::wait_journal(&ws, "the refusal", |ev| {
+        common::agent_events(ev)
             .iter()
             .any(|a| matches!(a, AgentEvent::Refused { .. }))
     });
-    let reason = agent_events(&ev).iter().find_map(|a| match a {
+    let reason = common::agent_events(&ev).iter().find_map(|a| match a {
         AgentEvent::Refused { reason, .. } => Some(reason.clone()),
         _ => None,
     });
@@ -358,8 +307,8 @@ fn policy_refuses_pause_queues_resume_drains_retire_ends() {
             .unwrap(),
         0,
     );
-    wait_journal(&ws, "the second wake taken", |ev| {
-        agent_events(ev)
+    common::wait_journal(&ws, "the second wake taken", |ev| {
+        common::agent_events(ev)
             .iter()
             .filter(|a| matches!(a, AgentEvent::WakeStarted { .. }))
             .count()
@@ -434,17 +383,17 @@ fn a_daemon_killed_during_wakes_runs_nothing_twice_and_loses_nothing() {
     eprintln!("agent crash loop: {kills} kill(s), ORCA_AGENT_SEED={seed}");
     let mut rng = Lcg(seed);
     let ws = TestWs::fast();
-    write(
+    common::write_rel(
         &ws,
         "agents/ticker.toml",
         "id = \"ticker\"\n[[subscriptions]]\nid = \"tick\"\nkind = \"timer\"\nevery = \"1s\"\nmissed = \"run_once\"\n[[routes]]\non = \"tick\"\naction = \"start_run\"\nspec = \"specs/quick.toml\"\n[[routes]]\non = \"tick\"\naction = \"remember\"\nafter = \"1h\"\ntext = \"check {{event.due}}\"\n",
     );
-    write(
+    common::write_rel(
         &ws,
         "agents/specs/quick.toml",
         "[[tasks]]\nid = \"q\"\ncommand = \"true\"\n",
     );
-    let daemon = up_with(&ws, &[]);
+    let daemon = common::up_env(&ws, &[]);
     assert_exit(
         &orca_cmd(&ws)
             .args(["agent", "create"])
@@ -456,12 +405,12 @@ fn a_daemon_killed_during_wakes_runs_nothing_twice_and_loses_nothing() {
     let mut daemon = Some(daemon);
     for i in 0..kills {
         // Let some ticks happen, then kill at a random point.
-        let woke_before = agent_events(&ws.journal())
+        let woke_before = common::agent_events(&ws.journal())
             .iter()
             .filter(|a| matches!(a, AgentEvent::Woke { .. }))
             .count();
-        wait_journal(&ws, "a tick", |ev| {
-            agent_events(ev)
+        common::wait_journal(&ws, "a tick", |ev| {
+            common::agent_events(ev)
                 .iter()
                 .filter(|a| matches!(a, AgentEvent::Woke { .. }))
                 .count()
@@ -473,23 +422,23 @@ fn a_daemon_killed_during_wakes_runs_nothing_twice_and_loses_nothing() {
             let _ = d.0.wait();
         }
         eprintln!("round {i}: killed");
-        daemon = Some(up_with(&ws, &[]));
+        daemon = Some(common::up_env(&ws, &[]));
     }
     // One more tick after the last restart: timers were re-armed.
-    let armed_before = agent_events(&ws.journal())
+    let armed_before = common::agent_events(&ws.journal())
         .iter()
         .filter(|a| matches!(a, AgentEvent::TimerArmed { .. }))
         .count();
-    wait_journal(&ws, "a tick after the last restart", |ev| {
-        agent_events(ev)
+    common::wait_journal(&ws, "a tick after the last restart", |ev| {
+        common::agent_events(ev)
             .iter()
             .filter(|a| matches!(a, AgentEvent::TimerArmed { .. }))
             .count()
             > armed_before + 1
     });
     // Then every intent is done.
-    let events = wait_journal(&ws, "every intent done", |ev| {
-        let a = agent_events(ev);
+    let events = common::wait_journal(&ws, "every intent done", |ev| {
+        let a = common::agent_events(ev);
         let intended: BTreeSet<&str> = a
             .iter()
             .filter_map(|e| match e {
@@ -507,7 +456,7 @@ fn a_daemon_killed_during_wakes_runs_nothing_twice_and_loses_nothing() {
         intended == done
     });
     drop(daemon);
-    let a = agent_events(&events);
+    let a = common::agent_events(&events);
     // No wake twice.
     let mut woke: BTreeMap<&str, usize> = BTreeMap::new();
     for e in &a {

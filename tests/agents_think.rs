@@ -18,41 +18,10 @@ use serde_json::{json, Value};
 
 const LIMIT: Duration = Duration::from_secs(60);
 
-fn up(ws: &TestWs) -> KillOnDrop {
-    let mut child = orca_cmd(ws)
-        .arg("up")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    common::wait_daemon_json(ws, child.id(), &mut child);
-    KillOnDrop(child)
-}
-
-fn write(ws: &TestWs, rel: &str, text: &str) {
-    let p = ws.path(rel);
-    std::fs::create_dir_all(p.parent().unwrap()).unwrap();
-    std::fs::write(p, text).unwrap();
-}
-
 fn journal(ws: &TestWs) -> Vec<Envelope> {
     orca_actors::journal::read(&ws.ws.journal_dir(), orca_actors::journal::ReadRange::all())
         .map(|it| it.filter_map(Result::ok).collect())
         .unwrap_or_default()
-}
-
-/// Waits (bounded) until `pred` holds over the journal, woken by its files
-/// changing.
-fn wait_journal(ws: &TestWs, what: &str, pred: impl Fn(&[Envelope]) -> bool) -> Vec<Envelope> {
-    let deadline = Instant::now() + LIMIT;
-    loop {
-        let events = journal(ws);
-        if pred(&events) {
-            return events;
-        }
-        assert!(Instant::now() < deadline, "the journal never showed {what}");
-        let _ = common::wait_any_change(&ws.ws.journal_dir(), Duration::from_millis(500));
-    }
 }
 
 /// Waits (bounded) for a file the stub writes.
@@ -67,16 +36,6 @@ fn wait_file(ws: &TestWs, rel: &str) -> String {
         assert!(Instant::now() < deadline, "the stub never wrote {rel}");
         let _ = common::wait_any_change(ws.root(), Duration::from_millis(500));
     }
-}
-
-fn agent_events(events: &[Envelope]) -> Vec<&AgentEvent> {
-    events
-        .iter()
-        .filter_map(|e| match &e.event {
-            Event::Agent(a) => Some(a),
-            _ => None,
-        })
-        .collect()
 }
 
 /// The stub agent CLI. argv: orca's binary, the prompt file. On a `tell`
@@ -156,9 +115,9 @@ fn think_ws() -> TestWs {
         stub = stub.display().to_string(),
     );
     std::fs::write(ws.ws.config_path(), config).unwrap();
-    write(&ws, "stub.sh", STUB);
-    write(&ws, "agents/thinker.toml", AGENT);
-    write(
+    common::write_rel(&ws, "stub.sh", STUB);
+    common::write_rel(&ws, "agents/thinker.toml", AGENT);
+    common::write_rel(
         &ws,
         "agents/specs/fix.toml",
         "name = \"fix\"\n[[tasks]]\nid = \"fix\"\ncommand = \"true\"\n",
@@ -173,7 +132,7 @@ fn result_of(text: &str) -> Value {
 #[test]
 fn a_thinking_agent_commits_starts_a_run_asks_a_human_and_completes() {
     let ws = think_ws();
-    let _d = up(&ws);
+    let _d = common::up_env(&ws, &[]);
     let o = orca_cmd(&ws)
         .args(["agent", "create"])
         .arg(ws.path("agents/thinker.toml"))
@@ -204,13 +163,13 @@ fn a_thinking_agent_commits_starts_a_run_asks_a_human_and_completes() {
     );
 
     // The question is a pending approval and a needs_human alert.
-    let events = wait_journal(&ws, "the ask_human alert", |ev| {
+    let events = common::wait_journal(&ws, "the ask_human alert", |ev| {
         ev.iter().any(|e| {
             matches!(&e.event, Event::Alert(AlertEvent::Raised(r))
                 if r.source == AlertSource::agent("thinker") && r.reason.contains("ship it?"))
         })
     });
-    let agent = agent_events(&events);
+    let agent = common::agent_events(&events);
     assert!(agent.iter().any(|a| matches!(a,
         AgentEvent::Refused { reason, .. } if reason.contains("stop_run"))));
     let o = orca_cmd(&ws)
@@ -236,8 +195,8 @@ fn a_thinking_agent_commits_starts_a_run_asks_a_human_and_completes() {
     let note: Value = serde_json::from_str(&wait_file(&ws, "mcp-note.json")).unwrap();
     assert_eq!(note["result"]["isError"], false, "{note}");
     assert_eq!(wait_file(&ws, "refusal-shown.txt").trim(), "yes");
-    let events = wait_journal(&ws, "three think runs done", |ev| {
-        agent_events(ev)
+    let events = common::wait_journal(&ws, "three think runs done", |ev| {
+        common::agent_events(ev)
             .iter()
             .filter(|a| matches!(a, AgentEvent::WakeDone { .. }))
             .count()
@@ -251,7 +210,7 @@ fn a_thinking_agent_commits_starts_a_run_asks_a_human_and_completes() {
     assert_eq!(st["commitments"], json!({}), "kept: {}", st["commitments"]);
     assert!(st["notes"].to_string().contains("the human answered"));
     // Each think run carries the agent's label; each ran once.
-    let thinks: Vec<&AgentEvent> = agent_events(&events)
+    let thinks: Vec<&AgentEvent> = common::agent_events(&events)
         .into_iter()
         .filter(|a| {
             matches!(
@@ -328,12 +287,12 @@ impl Drop for Rpc {
 #[test]
 fn orca_mcp_answers_a_plain_json_rpc_client() {
     let ws = TestWs::fast();
-    write(
+    common::write_rel(
         &ws,
         "ok.toml",
         "name = \"ok\"\n[[tasks]]\nid = \"a\"\ncommand = \"echo hello\"\n",
     );
-    let _d = up(&ws);
+    let _d = common::up_env(&ws, &[]);
     let o = orca_cmd(&ws)
         .args(["run", "--json"])
         .arg(ws.path("ok.toml"))
@@ -455,7 +414,7 @@ fn a_think_attempt_killed_with_the_daemon_is_finished_once() {
     wait_file(&ws, "held.txt");
     let before = journal(&ws);
     let intended = |ev: &[Envelope]| {
-        agent_events(ev)
+        common::agent_events(ev)
             .iter()
             .filter(|a| {
                 matches!(
@@ -478,14 +437,14 @@ fn a_think_attempt_killed_with_the_daemon_is_finished_once() {
     drop(d);
     std::fs::remove_file(ws.path("hold")).unwrap();
     std::fs::write(ws.path("release"), "").unwrap();
-    let _d2 = up(&ws);
+    let _d2 = common::up_env(&ws, &[]);
     // The wake finishes once: one WakeDone for the tell wake.
-    let events = wait_journal(&ws, "the tell wake done", |ev| {
-        agent_events(ev)
+    let events = common::wait_journal(&ws, "the tell wake done", |ev| {
+        common::agent_events(ev)
             .iter()
             .any(|a| matches!(a, AgentEvent::WakeDone { wake, .. } if wake.starts_with("inbox:")))
     });
-    let agent = agent_events(&events);
+    let agent = common::agent_events(&events);
     let done = agent
         .iter()
         .filter(|a| matches!(a, AgentEvent::WakeDone { wake, .. } if wake.starts_with("inbox:")))

@@ -151,23 +151,7 @@ pub async fn agent_create(
     p: crate::agent::spec::PreparedAgent,
     by: Surface,
 ) -> Result<(), crate::agents::AgentsError> {
-    let id = p.spec.id.clone();
-    match agents(registry)?
-        .call(
-            |reply| crate::agents::AgentsMsg::Create {
-                spec: Box::new(p.spec),
-                dir: p.dir,
-                run_specs: p.run_specs,
-                by,
-                reply,
-            },
-            Some(Duration::from_secs(30)),
-        )
-        .await
-    {
-        Ok(CallResult::Success(r)) => r,
-        _ => Err(crate::agents::AgentsError::NoAnswer(id)),
-    }
+    agent_spec(registry, p, by, true).await
 }
 
 /// Applies a new spec to an agent (its state stays).
@@ -176,20 +160,45 @@ pub async fn agent_update(
     p: crate::agent::spec::PreparedAgent,
     by: Surface,
 ) -> Result<(), crate::agents::AgentsError> {
+    agent_spec(registry, p, by, false).await
+}
+
+/// Hands a prepared spec to `agents`: a new identity (`create`) or a new
+/// spec for one.
+async fn agent_spec(
+    registry: &Registry,
+    p: crate::agent::spec::PreparedAgent,
+    by: Surface,
+    create: bool,
+) -> Result<(), crate::agents::AgentsError> {
+    use crate::agents::AgentsMsg;
     let id = p.spec.id.clone();
-    match agents(registry)?
+    let answer = agents(registry)?
         .call(
-            |reply| crate::agents::AgentsMsg::Update {
-                spec: Box::new(p.spec),
-                dir: p.dir,
-                run_specs: p.run_specs,
-                by,
-                reply,
+            |reply| {
+                let (spec, dir, run_specs) = (Box::new(p.spec), p.dir, p.run_specs);
+                if create {
+                    AgentsMsg::Create {
+                        spec,
+                        dir,
+                        run_specs,
+                        by,
+                        reply,
+                    }
+                } else {
+                    AgentsMsg::Update {
+                        spec,
+                        dir,
+                        run_specs,
+                        by,
+                        reply,
+                    }
+                }
             },
             Some(Duration::from_secs(30)),
         )
-        .await
-    {
+        .await;
+    match answer {
         Ok(CallResult::Success(r)) => r,
         _ => Err(crate::agents::AgentsError::NoAnswer(id)),
     }

@@ -421,3 +421,54 @@ pub fn wait_any_change(dir: &Path, limit: Duration) -> bool {
     }
     rx.recv_timeout(limit).is_ok()
 }
+
+/// `orca up` with extra environment, once it serves (killed when dropped).
+pub fn up_env(ws: &TestWs, env: &[(&str, &str)]) -> KillOnDrop {
+    let mut child = orca_cmd(ws)
+        .arg("up")
+        .envs(env.iter().copied())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("orca up");
+    wait_daemon_json(ws, child.id(), &mut child);
+    KillOnDrop(child)
+}
+
+/// Writes a file of the workspace (its directories too).
+pub fn write_rel(ws: &TestWs, rel: &str, text: &str) {
+    let p = ws.path(rel);
+    std::fs::create_dir_all(p.parent().expect("a file in a directory")).expect("mkdir");
+    std::fs::write(p, text).expect("write");
+}
+
+/// The agent events among journal envelopes.
+pub fn agent_events(events: &[Envelope]) -> Vec<&orca_actors::agent::events::AgentEvent> {
+    events
+        .iter()
+        .filter_map(|e| match &e.event {
+            Event::Agent(a) => Some(a),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Reads the journal's files (not the daemon) until `pred` holds, bounded
+/// (60 s), woken by the files changing.
+pub fn wait_journal(ws: &TestWs, what: &str, pred: impl Fn(&[Envelope]) -> bool) -> Vec<Envelope> {
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let dir = ws.ws.journal_dir();
+    loop {
+        let events: Vec<Envelope> = read(&dir, ReadRange::all())
+            .map(|it| it.filter_map(Result::ok).collect())
+            .unwrap_or_default();
+        if pred(&events) {
+            return events;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the journal never showed {what}"
+        );
+        let _ = wait_any_change(&dir, Duration::from_millis(500));
+    }
+}

@@ -649,9 +649,6 @@ fn plan_tool(x: &Scratch<'_>, think_run: &str, call: &ToolCall) -> Result<Intent
             spec,
             spec_text,
         } => {
-            if x.spec.trust() == AgentTrust::Untrusted {
-                return Err("an untrusted agent may not start runs (trust_level)".into());
-            }
             let others =
                 x.s.runs
                     .values()
@@ -666,25 +663,20 @@ fn plan_tool(x: &Scratch<'_>, think_run: &str, call: &ToolCall) -> Result<Intent
             }
             let (path, text) = match (spec_path, spec) {
                 (Some(p), _) => {
-                    let norm = join_rel("", p)
-                        .ok_or_else(|| format!("the run spec {p:?} leads outside the workspace"))?;
-                    let inside = x
-                        .spec
-                        .effective_workspaces()
-                        .iter()
-                        .any(|w| within(&norm, w));
-                    if !inside {
-                        return Err(format!(
-                            "the run spec {norm} is outside the agent's workspaces ({})",
-                            x.spec.effective_workspaces().join(", ")
-                        ));
-                    }
+                    let norm = may_start(x, "", p)?;
                     let text = spec_text
                         .clone()
                         .ok_or_else(|| format!("the run spec {norm} could not be read"))?;
                     (norm, text)
                 }
-                (None, Some(inline)) => ("inline.toml".to_string(), inline.clone()),
+                (None, Some(inline)) => {
+                    // An inline spec has no place of its own: only an
+                    // agent whose workspaces are the whole workspace.
+                    may_start(x, "", ".").map_err(|_| {
+                        "an inline spec needs an agent whose workspaces are the whole workspace (or trust to start runs): give spec_path".to_string()
+                    })?;
+                    ("inline.toml".to_string(), inline.clone())
+                }
                 (None, None) => return Err("give spec_path or spec".into()),
             };
             let spec_json = substitute_spec(&text, &path, &Value::Null, &BTreeMap::new())?;
@@ -1032,23 +1024,8 @@ fn plan(
         .unwrap_or_default();
     match route.action {
         ActionKind::StartRun => {
-            if x.spec.trust() == AgentTrust::Untrusted {
-                return Err("an untrusted agent may not start runs (trust_level)".into());
-            }
             let rel = route.spec.clone().unwrap_or_default();
-            let spec_path = join_rel(&x.s.dir, &rel)
-                .ok_or_else(|| format!("the run spec {rel:?} leads outside the workspace"))?;
-            let inside = x
-                .spec
-                .effective_workspaces()
-                .iter()
-                .any(|w| within(&spec_path, w));
-            if !inside {
-                return Err(format!(
-                    "the run spec {spec_path} is outside the agent's workspaces ({})",
-                    x.spec.effective_workspaces().join(", ")
-                ));
-            }
+            let spec_path = may_start(x, &x.s.dir, &rel)?;
             let text = x
                 .s
                 .run_specs
@@ -1095,6 +1072,29 @@ fn plan(
             })
         }
     }
+}
+
+/// Whether the agent may start a run from the spec at `dir/rel`: its trust
+/// allows runs and the spec is inside its workspaces. Answers the spec's
+/// workspace-relative path.
+fn may_start(x: &Scratch<'_>, dir: &str, rel: &str) -> Result<String, String> {
+    if x.spec.trust() == AgentTrust::Untrusted {
+        return Err("an untrusted agent may not start runs (trust_level)".into());
+    }
+    let path = join_rel(dir, rel)
+        .ok_or_else(|| format!("the run spec {rel:?} leads outside the workspace"))?;
+    if !x
+        .spec
+        .effective_workspaces()
+        .iter()
+        .any(|w| within(&path, w))
+    {
+        return Err(format!(
+            "the run spec {path} is outside the agent's workspaces ({})",
+            x.spec.effective_workspaces().join(", ")
+        ));
+    }
+    Ok(path)
 }
 
 /// `dir/rel`, normalized, relative to the workspace (`None`: it climbs out).
