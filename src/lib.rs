@@ -6,5 +6,6 @@ pub mod cli;
 pub mod client;
 pub mod daemon;
 pub mod exit;
+pub mod fuzzing;
 pub mod mcp;
 pub mod render;

@@ -58,14 +58,20 @@ pub struct MessageBody {
     pub message: serde_json::Value,
 }
 
+/// A control message's body (`message` is read by
+/// [`ControlMessage::from_json`]).
+pub fn message_body(body: &[u8]) -> Result<MessageBody, ApiError> {
+    serde_json::from_slice(body)
+        .map_err(|e| ApiError::bad_request(format!("expected {{\"path\", \"message\"}}: {e}")))
+}
+
 pub async fn message(
     State(s): State<ApiState>,
     headers: HeaderMap,
     Extension(p): Extension<Principal>,
     Body(body): Body,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let b: MessageBody = serde_json::from_slice(&body)
-        .map_err(|e| ApiError::bad_request(format!("expected {{\"path\", \"message\"}}: {e}")))?;
+    let b = message_body(&body)?;
     let msg = match ControlMessage::from_json(b.message) {
         Ok(m) => m,
         // Not a message orca knows at all: say what this actor takes.

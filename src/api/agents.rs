@@ -135,24 +135,18 @@ pub struct SteerBody {
     pub request: Option<String>,
 }
 
-/// `POST /v1/agents/{id}/{pause|resume|retire|tell|approve|deny}`: the
-/// same control messages `orca send /agents/<id> …` sends.
-pub async fn steer(
-    State(s): State<ApiState>,
-    Extension(p): Extension<Principal>,
-    Path((id, verb)): Path<(String, String)>,
-    Body(body): Body,
-) -> Result<Json<serde_json::Value>, ApiError> {
+/// The control message of a steering verb and its body.
+pub fn steer_message(verb: &str, body: &[u8]) -> Result<ControlMessage, ApiError> {
     let b: SteerBody = if body.is_empty() {
         SteerBody::default()
     } else {
-        serde_json::from_slice(&body)
+        serde_json::from_slice(body)
             .map_err(|e| ApiError::bad_request(format!("invalid body: {e}")))?
     };
     let need = |v: Option<String>, what: &str| {
         v.ok_or_else(|| ApiError::bad_request(format!("`{verb}` needs `{what}` in the body")))
     };
-    let msg = match verb.as_str() {
+    Ok(match verb {
         "pause" => ControlMessage::Pause,
         "resume" => ControlMessage::Resume,
         "retire" => ControlMessage::Retire,
@@ -166,7 +160,18 @@ pub async fn steer(
             request: need(b.request, "request")?,
         },
         _ => return Err(ApiError::not_found("no such route")),
-    };
+    })
+}
+
+/// `POST /v1/agents/{id}/{pause|resume|retire|tell|approve|deny}`: the
+/// same control messages `orca send /agents/<id> …` sends.
+pub async fn steer(
+    State(s): State<ApiState>,
+    Extension(p): Extension<Principal>,
+    Path((id, verb)): Path<(String, String)>,
+    Body(body): Body,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let msg = steer_message(&verb, &body)?;
     let runs = s.runs()?;
     let d = ops::control(
         &s.services.registry,
@@ -230,14 +235,7 @@ pub async fn webhook(
         Timestamp::now(),
     )
     .map_err(|e| ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", e.to_string()))?;
-    let payload: serde_json::Value = serde_json::from_slice(&body)
-        .unwrap_or_else(|_| serde_json::Value::String(String::from_utf8_lossy(&body).into_owned()));
-    let event = json!({
-        "event": "webhook",
-        "subscription": sub,
-        "webhook_id": webhook_id,
-        "payload": payload,
-    });
+    let event = webhook_event(&sub, &webhook_id, &body);
     let answer = ops::agent_event(
         &s.services.registry,
         &id,
@@ -262,6 +260,19 @@ pub async fn webhook(
         AgentAnswer::Done | AgentAnswer::Tool { .. } | AgentAnswer::Refused { .. } => {
             (StatusCode::ACCEPTED, Json(json!({"accepted": true}))).into_response()
         }
+    })
+}
+
+/// The event a verified webhook becomes: its body as JSON, or as text
+/// when it is not JSON.
+pub fn webhook_event(sub: &str, webhook_id: &str, body: &[u8]) -> serde_json::Value {
+    let payload: serde_json::Value = serde_json::from_slice(body)
+        .unwrap_or_else(|_| serde_json::Value::String(String::from_utf8_lossy(body).into_owned()));
+    json!({
+        "event": "webhook",
+        "subscription": sub,
+        "webhook_id": webhook_id,
+        "payload": payload,
     })
 }
 
@@ -325,14 +336,7 @@ pub async fn tool(
             format!("this token's run {run} is no think run of agent {id}"),
         ));
     }
-    let args: serde_json::Value = if body.is_empty() {
-        serde_json::Value::Null
-    } else {
-        serde_json::from_slice(&body)
-            .map_err(|e| ApiError::bad_request(format!("invalid body: {e}")))?
-    };
-    let mut call = ToolCall::from_args(&tool, args)
-        .map_err(|e| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_tool_input", e))?;
+    let mut call = tool_call(&tool, &body)?;
     if let ToolCall::StartRun {
         spec_path: Some(rel),
         spec_text,
@@ -360,6 +364,19 @@ pub async fn tool(
             Err(ApiError::internal("the agent gave no tool answer"))
         }
     }
+}
+
+/// A tool call from its name and body (`invalid_tool_input` when the
+/// input does not fit).
+pub fn tool_call(tool: &str, body: &[u8]) -> Result<ToolCall, ApiError> {
+    let args: serde_json::Value = if body.is_empty() {
+        serde_json::Value::Null
+    } else {
+        serde_json::from_slice(body)
+            .map_err(|e| ApiError::bad_request(format!("invalid body: {e}")))?
+    };
+    ToolCall::from_args(tool, args)
+        .map_err(|e| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_tool_input", e))
 }
 
 /// A run spec's text by its workspace-relative path (never outside the

@@ -37,8 +37,7 @@ pub async fn test(
     State(s): State<ApiState>,
     Body(body): Body,
 ) -> Result<Json<ProbeReport>, ApiError> {
-    let req: ProbeRequest = serde_json::from_slice(&body)
-        .map_err(|e| ApiError::bad_request(format!("invalid body: {e}")))?;
+    let req = probe_body(&body)?;
     let sender = Sender::new().map_err(|e| ApiError::internal(e.to_string()))?;
     let report = probe(
         &req,
@@ -63,6 +62,21 @@ pub struct RaiseBody {
     pub reason: String,
 }
 
+/// `POST /v1/alerts`'s body (a non-empty reason).
+pub fn raise_body(body: &[u8]) -> Result<RaiseBody, ApiError> {
+    let req: RaiseBody = serde_json::from_slice(body)
+        .map_err(|e| ApiError::bad_request(format!("invalid body: {e}")))?;
+    if req.reason.trim().is_empty() {
+        return Err(ApiError::bad_request("`reason` must not be empty"));
+    }
+    Ok(req)
+}
+
+/// `POST /v1/alerts/test`'s body.
+pub fn probe_body(body: &[u8]) -> Result<ProbeRequest, ApiError> {
+    serde_json::from_slice(body).map_err(|e| ApiError::bad_request(format!("invalid body: {e}")))
+}
+
 /// `POST /v1/alerts` `{class, reason}`: raises an alert under the
 /// workspace's own authority (an operator, or `orca mcp`'s `raise_alert`
 /// without an agent's token); the alert router delivers it like any other.
@@ -72,11 +86,7 @@ pub async fn raise(
     headers: axum::http::HeaderMap,
     Body(body): Body,
 ) -> Result<(StatusCode, Json<serde_json::Value>), ApiError> {
-    let req: RaiseBody = serde_json::from_slice(&body)
-        .map_err(|e| ApiError::bad_request(format!("invalid body: {e}")))?;
-    if req.reason.trim().is_empty() {
-        return Err(ApiError::bad_request("`reason` must not be empty"));
-    }
+    let req = raise_body(&body)?;
     let by = p.surface(&headers);
     let raised = orca_actors::alert::AlertRaised::new(
         req.class,

@@ -324,9 +324,17 @@ async fn run_control(
 }
 
 #[derive(Debug, Default, Deserialize)]
-struct StopBody {
+pub struct StopBody {
     #[serde(default)]
-    reason: Option<String>,
+    pub reason: Option<String>,
+}
+
+/// `POST …/stop`'s optional body.
+pub fn stop_body(body: &[u8]) -> Result<StopBody, ApiError> {
+    if body.is_empty() {
+        return Ok(StopBody::default());
+    }
+    serde_json::from_slice(body).map_err(|e| ApiError::bad_request(format!("invalid body: {e}")))
 }
 
 pub async fn stop_run(
@@ -336,12 +344,7 @@ pub async fn stop_run(
     Path(run_id): Path<String>,
     Body(body): Body,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let b: StopBody = if body.is_empty() {
-        StopBody::default()
-    } else {
-        serde_json::from_slice(&body)
-            .map_err(|e| ApiError::bad_request(format!("invalid body: {e}")))?
-    };
+    let b = stop_body(&body)?;
     run_control(
         &s,
         &headers,
@@ -378,6 +381,25 @@ pub struct SubmitQuery {
     pub source: Option<String>,
 }
 
+/// A submitted spec's text and format: by `Content-Type`, else by the
+/// `source`'s extension, else by content.
+pub fn spec_text(
+    content_type: &str,
+    source: &str,
+    body: &[u8],
+) -> Result<(String, Format), ApiError> {
+    let text = String::from_utf8(body.to_vec())
+        .map_err(|_| ApiError::bad_request("the spec is not UTF-8 text"))?;
+    let format = if content_type.contains("toml") {
+        Format::Toml
+    } else if content_type.contains("json") {
+        Format::Json
+    } else {
+        Format::detect(source, &text)
+    };
+    Ok((text, format))
+}
+
 /// Submits a spec (JSON or TOML body). An attempt's token submits a child
 /// run of its attempt, one level deeper, refused past the strictest
 /// `max_spawn_depth` above it (`runs` checks it).
@@ -388,20 +410,12 @@ pub async fn submit(
     Query(q): Query<SubmitQuery>,
     Body(body): Body,
 ) -> Result<impl IntoResponse, ApiError> {
-    let text = String::from_utf8(body.to_vec())
-        .map_err(|_| ApiError::bad_request("the spec is not UTF-8 text"))?;
     let source = q.source.clone().unwrap_or_else(|| "api".into());
     let content_type = headers
         .get(axum::http::header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .unwrap_or_default();
-    let format = if content_type.contains("toml") {
-        Format::Toml
-    } else if content_type.contains("json") {
-        Format::Json
-    } else {
-        Format::detect(&source, &text)
-    };
+    let (text, format) = spec_text(content_type, &source, &body)?;
     let stale_after = match q.stale_after {
         None => None,
         Some(secs) => Some(orca_actors::model::positive_seconds(secs).ok_or_else(|| {
@@ -445,6 +459,15 @@ pub struct VerdictBody {
     pub attempt: Option<u32>,
 }
 
+/// A verdict's body.
+pub fn verdict_body(body: &[u8]) -> Result<VerdictBody, ApiError> {
+    serde_json::from_slice(body).map_err(|e| {
+        ApiError::bad_request(format!(
+            "expected {{\"verdict\": \"pass\" | \"fail\", \"note\"?, \"who\"?, \"attempt\"?}}: {e}"
+        ))
+    })
+}
+
 /// A manual verdict (the verification issue's `orca verify`): checked and
 /// recorded by the actor that writes it, which rewrites `receipt.json`.
 pub async fn verdict(
@@ -454,11 +477,7 @@ pub async fn verdict(
     Path((run_id, task_id)): Path<(String, String)>,
     Body(body): Body,
 ) -> Result<impl IntoResponse, ApiError> {
-    let b: VerdictBody = serde_json::from_slice(&body).map_err(|e| {
-        ApiError::bad_request(format!(
-            "expected {{\"verdict\": \"pass\" | \"fail\", \"note\"?, \"who\"?, \"attempt\"?}}: {e}"
-        ))
-    })?;
+    let b = verdict_body(&body)?;
     let run = s
         .view
         .read(|v| find_run(v, &run_id).map(|r| r.run.clone()))?;

@@ -9,6 +9,7 @@ mod agents;
 mod alerts;
 mod events;
 mod fleet;
+pub mod fuzzing;
 mod health;
 
 use std::sync::Arc;
