@@ -32,6 +32,14 @@ pub fn journal_facts(s: &ApiState, last_seq: u64) -> JournalFacts {
     }
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/tree",
+    tag = "actors",
+    summary = "The live supervision tree",
+    params(("run" = Option<String>, Query, description = "Only this run (id or unique prefix)")),
+    responses((status = 200, description = "The tree", body = Object), (status = "default", description = "An error (docs/api.md, \"Errors\")", body = crate::api::openapi::ErrorBody)),
+)]
 pub async fn tree(
     State(s): State<ApiState>,
     Query(q): Query<TreeQuery>,
@@ -49,7 +57,7 @@ pub async fn tree(
     })
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 pub struct MessageBody {
     /// Actor path (`/runs/r-1/attempts/lint:2`): paths hold `/`, so the path
     /// travels in the body.
@@ -65,6 +73,14 @@ pub fn message_body(body: &[u8]) -> Result<MessageBody, ApiError> {
         .map_err(|e| ApiError::bad_request(format!("expected {{\"path\", \"message\"}}: {e}")))
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/actors/messages",
+    tag = "actors",
+    summary = "A typed control message to the actor at a path",
+    request_body(content = crate::api::actors::MessageBody, content_type = "application/json"),
+    responses((status = 200, description = "`{result, path, attempt?}`", body = Object), (status = "default", description = "An error (docs/api.md, \"Errors\")", body = crate::api::openapi::ErrorBody)),
+)]
 pub async fn message(
     State(s): State<ApiState>,
     headers: HeaderMap,

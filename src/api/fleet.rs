@@ -58,6 +58,14 @@ fn find_run<'a>(v: &'a orca_actors::view::FleetView, name: &str) -> Result<&'a R
     Ok(v.find_run(name)?)
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/fleet/runs",
+    tag = "fleet",
+    summary = "Every run, newest first",
+    params(("brief" = Option<bool>, Query, description = "Leave out the per-task list")),
+    responses((status = 200, description = "RunSummary objects", body = [Object]), (status = "default", description = "An error (docs/api.md, \"Errors\")", body = crate::api::openapi::ErrorBody)),
+)]
 pub async fn list_runs(
     State(s): State<ApiState>,
     Query(q): Query<RunQuery>,
@@ -71,6 +79,14 @@ pub async fn list_runs(
     }))
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/fleet/runs/{run_id}",
+    tag = "fleet",
+    summary = "One run",
+    params(("run_id" = String, Path, description = "A run id or a unique prefix"), ("brief" = Option<bool>, Query, description = "Leave out the per-task list")),
+    responses((status = 200, description = "A RunSummary", body = Object), (status = "default", description = "An error (docs/api.md, \"Errors\")", body = crate::api::openapi::ErrorBody)),
+)]
 pub async fn get_run(
     State(s): State<ApiState>,
     Path(run_id): Path<String>,
@@ -80,6 +96,14 @@ pub async fn get_run(
         .read(|v| find_run(v, &run_id).map(|r| Json(summary(&s, r, q.brief))))
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/fleet/runs/{run_id}/tasks/{task_id}",
+    tag = "fleet",
+    summary = "One task in detail",
+    params(("run_id" = String, Path, description = "A run id or a unique prefix"), ("task_id" = String, Path, description = "A task id")),
+    responses((status = 200, description = "A task inspection", body = Object), (status = "default", description = "An error (docs/api.md, \"Errors\")", body = crate::api::openapi::ErrorBody)),
+)]
 pub async fn get_task(
     State(s): State<ApiState>,
     Path((run_id, task_id)): Path<(String, String)>,
@@ -124,6 +148,14 @@ async fn last_output(s: &ApiState, attempts: Vec<AttemptRef>) -> Vec<(AttemptRef
     out
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/fleet/runs/{run_id}/receipts",
+    tag = "fleet",
+    summary = "Every attempt's receipt",
+    params(("run_id" = String, Path, description = "A run id or a unique prefix")),
+    responses((status = 200, description = "Receipts", body = [Object]), (status = "default", description = "An error (docs/api.md, \"Errors\")", body = crate::api::openapi::ErrorBody)),
+)]
 pub async fn receipts(
     State(s): State<ApiState>,
     Path(run_id): Path<String>,
@@ -165,6 +197,14 @@ pub fn workers_of(r: &RunState) -> Vec<WorkerView> {
         .collect()
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/fleet/runs/{run_id}/workers",
+    tag = "fleet",
+    summary = "A run's worker slots",
+    params(("run_id" = String, Path, description = "A run id or a unique prefix")),
+    responses((status = 200, description = "Worker views", body = [Object]), (status = "default", description = "An error (docs/api.md, \"Errors\")", body = crate::api::openapi::ErrorBody)),
+)]
 pub async fn run_workers(
     State(s): State<ApiState>,
     Path(run_id): Path<String>,
@@ -234,6 +274,14 @@ fn find_worker(v: &orca_actors::view::FleetView, id: &str) -> Result<WorkerView,
     }
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/fleet/workers/{worker_id}",
+    tag = "fleet",
+    summary = "One worker",
+    params(("worker_id" = String, Path, description = "`<run>:<worker>` (run by prefix), or a worker id unique among active runs")),
+    responses((status = 200, description = "A worker view", body = Object), (status = "default", description = "An error (docs/api.md, \"Errors\")", body = crate::api::openapi::ErrorBody)),
+)]
 pub async fn get_worker(
     State(s): State<ApiState>,
     Path(worker_id): Path<String>,
@@ -274,6 +322,14 @@ async fn worker_control(
     ))
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/fleet/workers/{worker_id}/interrupt",
+    tag = "fleet",
+    summary = "Stop the worker's current attempt",
+    params(("worker_id" = String, Path, description = "`<run>:<worker>` (run by prefix), or a worker id unique among active runs")),
+    responses((status = 200, description = "`{result, …}`", body = Object), (status = "default", description = "An error (docs/api.md, \"Errors\")", body = crate::api::openapi::ErrorBody)),
+)]
 pub async fn interrupt_worker(
     State(s): State<ApiState>,
     headers: HeaderMap,
@@ -283,6 +339,14 @@ pub async fn interrupt_worker(
     worker_control(&s, &headers, &p, &worker_id, ControlMessage::Interrupt).await
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/fleet/workers/{worker_id}/restart",
+    tag = "fleet",
+    summary = "Restart the worker's current attempt",
+    params(("worker_id" = String, Path, description = "`<run>:<worker>` (run by prefix), or a worker id unique among active runs")),
+    responses((status = 200, description = "`{result, …}`", body = Object), (status = "default", description = "An error (docs/api.md, \"Errors\")", body = crate::api::openapi::ErrorBody)),
+)]
 pub async fn restart_worker(
     State(s): State<ApiState>,
     headers: HeaderMap,
@@ -323,7 +387,7 @@ async fn run_control(
     Ok(Json(json!({ "result": r.result, "run": run })))
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 pub struct StopBody {
     #[serde(default)]
     pub reason: Option<String>,
@@ -337,6 +401,15 @@ pub fn stop_body(body: &[u8]) -> Result<StopBody, ApiError> {
     serde_json::from_slice(body).map_err(|e| ApiError::bad_request(format!("invalid body: {e}")))
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/fleet/runs/{run_id}/stop",
+    tag = "fleet",
+    summary = "Cancel a run and every run below it",
+    params(("run_id" = String, Path, description = "A run id or a unique prefix")),
+    request_body(content = Option<crate::api::fleet::StopBody>, description = "Optional: `{\"reason\"}`", content_type = "application/json"),
+    responses((status = 200, description = "`{result, run}`", body = Object), (status = "default", description = "An error (docs/api.md, \"Errors\")", body = crate::api::openapi::ErrorBody)),
+)]
 pub async fn stop_run(
     State(s): State<ApiState>,
     headers: HeaderMap,
@@ -355,6 +428,14 @@ pub async fn stop_run(
     .await
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/fleet/runs/{run_id}/pause",
+    tag = "fleet",
+    summary = "Stop leasing new tasks",
+    params(("run_id" = String, Path, description = "A run id or a unique prefix")),
+    responses((status = 200, description = "`{result, run}`", body = Object), (status = "default", description = "An error (docs/api.md, \"Errors\")", body = crate::api::openapi::ErrorBody)),
+)]
 pub async fn pause_run(
     State(s): State<ApiState>,
     headers: HeaderMap,
@@ -364,6 +445,14 @@ pub async fn pause_run(
     run_control(&s, &headers, &p, &run_id, ControlMessage::Pause).await
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/fleet/runs/{run_id}/resume",
+    tag = "fleet",
+    summary = "Lease new tasks again",
+    params(("run_id" = String, Path, description = "A run id or a unique prefix")),
+    responses((status = 200, description = "`{result, run}`", body = Object), (status = "default", description = "An error (docs/api.md, \"Errors\")", body = crate::api::openapi::ErrorBody)),
+)]
 pub async fn resume_run(
     State(s): State<ApiState>,
     headers: HeaderMap,
@@ -403,6 +492,15 @@ pub fn spec_text(
 /// Submits a spec (JSON or TOML body). An attempt's token submits a child
 /// run of its attempt, one level deeper, refused past the strictest
 /// `max_spawn_depth` above it (`runs` checks it).
+#[utoipa::path(
+    post,
+    path = "/v1/fleet/runs",
+    tag = "fleet",
+    summary = "Submit a run spec (TOML or JSON text)",
+    params(("max_workers" = Option<u32>, Query, description = "Worker slots"), ("stale_after" = Option<f64>, Query, description = "Seconds without output before an attempt is stale"), ("source" = Option<String>, Query, description = "A name for messages; its extension gives the format")),
+    request_body(content((String = "application/toml"), (Object = "application/json")), description = "The spec's text"),
+    responses((status = 201, description = "`{run, depth, warnings}`", body = Object), (status = "default", description = "An error (docs/api.md, \"Errors\")", body = crate::api::openapi::ErrorBody)),
+)]
 pub async fn submit(
     State(s): State<ApiState>,
     headers: HeaderMap,
@@ -448,8 +546,9 @@ pub async fn submit(
     ))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 pub struct VerdictBody {
+    #[schema(value_type = crate::api::openapi::Verdict)]
     pub verdict: Verdict,
     #[serde(default)]
     pub note: String,
@@ -470,6 +569,15 @@ pub fn verdict_body(body: &[u8]) -> Result<VerdictBody, ApiError> {
 
 /// A manual verdict (the verification issue's `orca verify`): checked and
 /// recorded by the actor that writes it, which rewrites `receipt.json`.
+#[utoipa::path(
+    post,
+    path = "/v1/fleet/runs/{run_id}/tasks/{task_id}/verdict",
+    tag = "fleet",
+    summary = "A manual verdict",
+    params(("run_id" = String, Path, description = "A run id or a unique prefix"), ("task_id" = String, Path, description = "A task id")),
+    request_body(content = crate::api::fleet::VerdictBody, content_type = "application/json"),
+    responses((status = 200, description = "`{attempt, verdict}`", body = Object), (status = "default", description = "An error (docs/api.md, \"Errors\")", body = crate::api::openapi::ErrorBody)),
+)]
 pub async fn verdict(
     State(s): State<ApiState>,
     headers: HeaderMap,

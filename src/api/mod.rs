@@ -11,6 +11,7 @@ mod events;
 mod fleet;
 pub mod fuzzing;
 mod health;
+pub mod openapi;
 
 use std::sync::Arc;
 
@@ -504,6 +505,7 @@ pub fn router(state: ApiState) -> Router {
         .route("/v1/actors/messages", post(actors::message))
         .route("/v1/events", get(events::events))
         .route("/v1/daemon/shutdown", post(health::shutdown))
+        .route("/v1/openapi.json", get(openapi::serve))
         .fallback(|| async { ApiError::not_found("no such route") })
         .method_not_allowed_fallback(|| async {
             ApiError::new(
