@@ -5,9 +5,10 @@
 
 pub use crate::api::fuzzing::{api_agent, api_control, api_submit, api_verdict};
 pub use crate::mcp::fuzz_tool_input as mcp_tool;
+pub use orca_actors::fuzzing::Entry;
 
 /// This crate's targets: (name, entry point).
-pub const TARGETS: &[(&str, fn(&[u8]))] = &[
+pub const TARGETS: &[(&str, Entry)] = &[
     ("api_submit", api_submit),
     ("api_verdict", api_verdict),
     ("api_control", api_control),
@@ -16,7 +17,7 @@ pub const TARGETS: &[(&str, fn(&[u8]))] = &[
 ];
 
 /// Every target, both crates'.
-pub fn all_targets() -> Vec<(&'static str, fn(&[u8]))> {
+pub fn all_targets() -> Vec<(&'static str, Entry)> {
     orca_actors::fuzzing::TARGETS
         .iter()
         .chain(TARGETS)
@@ -25,7 +26,7 @@ pub fn all_targets() -> Vec<(&'static str, fn(&[u8]))> {
 }
 
 /// The entry point of a target by name.
-pub fn target(name: &str) -> Option<fn(&[u8])> {
+pub fn target(name: &str) -> Option<Entry> {
     all_targets()
         .into_iter()
         .find(|(n, _)| *n == name)

@@ -19,9 +19,12 @@ use crate::journal::segment::{
 use crate::model::Timestamp;
 use crate::spec::{Format, OrcaConfig, ValidateContext};
 
+/// A target's entry point.
+pub type Entry = fn(&[u8]);
+
 /// Every target of this crate: (name, entry point). `orca::fuzzing` adds
 /// the API and MCP ones.
-pub const TARGETS: &[(&str, fn(&[u8]))] = &[
+pub const TARGETS: &[(&str, Entry)] = &[
     ("spec_json", spec_json),
     ("spec_toml", spec_toml),
     ("agent_spec", agent_spec),
