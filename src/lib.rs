@@ -7,5 +7,6 @@ pub mod client;
 pub mod console;
 pub mod daemon;
 pub mod exit;
+pub mod fuzzing;
 pub mod mcp;
 pub mod render;

@@ -145,11 +145,7 @@ impl OrcaMcp {
             (None, Authority::None { why }) => return Err(why.clone()),
             (None, _) => return Err("no orca to talk to".into()),
         };
-        let obj = match &args {
-            Value::Object(m) => m.clone(),
-            Value::Null => serde_json::Map::new(),
-            other => return Err(format!("the arguments must be an object, not {other}")),
-        };
+        let obj = tool_args(&args)?;
         let str_arg = |k: &str| -> Result<String, String> {
             obj.get(k)
                 .and_then(Value::as_str)
@@ -276,6 +272,76 @@ impl OrcaMcp {
             "text": String::from_utf8_lossy(&bytes[start..]),
         }))
     }
+}
+
+/// A tool's arguments: an object (absent = empty).
+fn tool_args(args: &Value) -> Result<serde_json::Map<String, Value>, String> {
+    match args {
+        Value::Object(m) => Ok(m.clone()),
+        Value::Null => Ok(serde_json::Map::new()),
+        other => Err(format!("the arguments must be an object, not {other}")),
+    }
+}
+
+/// Fuzz entry point (docs/fuzzing.md): the input as a JSON-RPC message
+/// the way rmcp's stdio transport reads one, then, for a `tools/call`
+/// (or, when the input is not one, its first line as the tool's name and
+/// the rest as its JSON arguments), what orca does with the arguments
+/// without a daemon: the object check, `logs` against an empty workspace,
+/// an agent tool's `ToolCall::from_args`, and the bounded answer text.
+pub fn fuzz_tool_input(data: &[u8]) {
+    use rmcp::model::{ClientJsonRpcMessage, ClientRequest, JsonRpcMessage};
+    let call = match serde_json::from_slice::<ClientJsonRpcMessage>(data) {
+        Ok(JsonRpcMessage::Request(r)) => match r.request {
+            ClientRequest::CallToolRequest(c) => Some((
+                c.params.name.to_string(),
+                c.params.arguments.map(Value::Object).unwrap_or(Value::Null),
+            )),
+            _ => return,
+        },
+        Ok(_) => return,
+        Err(_) => None,
+    };
+    let (name, args) = match call {
+        Some(c) => c,
+        None => {
+            let (name, rest) = orca_actors::fuzzing::split_line(data);
+            let args = if rest.is_empty() {
+                Value::Null
+            } else {
+                match serde_json::from_slice(rest) {
+                    Ok(v) => v,
+                    Err(_) => return,
+                }
+            };
+            (String::from_utf8_lossy(name).into_owned(), args)
+        }
+    };
+    let Ok(obj) = tool_args(&args) else {
+        return;
+    };
+    let Ok(scratch) = orca_actors::fuzzing::Scratch::new("mcp") else {
+        return;
+    };
+    let server = OrcaMcp {
+        client: None,
+        ws: Workspace::at(scratch.path()),
+        authority: Authority::None {
+            why: "fuzzing".into(),
+        },
+        tools: Arc::new(tools_for(&Authority::Agent {
+            agent: "fuzz".into(),
+        })),
+    };
+    if name == "logs" {
+        // Nothing was logged: an error, whatever the arguments.
+        assert!(server.logs(&obj, &name).is_err());
+    }
+    if AGENT_TOOLS.iter().any(|t| t.name == name) {
+        let _ = orca_actors::agent::think::ToolCall::from_args(&name, args.clone());
+    }
+    let text = answer_text(&args);
+    assert!(text.len() <= MAX_ANSWER + 32);
 }
 
 /// An error for the model, naming the tool once.

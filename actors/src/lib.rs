@@ -10,6 +10,7 @@ pub mod agents;
 pub mod alert;
 pub mod attempt;
 pub mod control;
+pub mod fuzzing;
 pub mod host;
 pub mod journal;
 pub mod model;

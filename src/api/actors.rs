@@ -32,6 +32,14 @@ pub fn journal_facts(s: &ApiState, last_seq: u64) -> JournalFacts {
     }
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/tree",
+    tag = "actors",
+    summary = "The live supervision tree",
+    params(("run" = Option<String>, Query, description = "Only this run (id or unique prefix)")),
+    responses((status = 200, description = "The tree", body = Object), (status = "default", description = "An error (docs/api.md, \"Errors\")", body = crate::api::openapi::ErrorBody)),
+)]
 pub async fn tree(
     State(s): State<ApiState>,
     Query(q): Query<TreeQuery>,
@@ -49,7 +57,7 @@ pub async fn tree(
     })
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 pub struct MessageBody {
     /// Actor path (`/runs/r-1/attempts/lint:2`): paths hold `/`, so the path
     /// travels in the body.
@@ -58,14 +66,28 @@ pub struct MessageBody {
     pub message: serde_json::Value,
 }
 
+/// A control message's body (`message` is read by
+/// [`ControlMessage::from_json`]).
+pub fn message_body(body: &[u8]) -> Result<MessageBody, ApiError> {
+    serde_json::from_slice(body)
+        .map_err(|e| ApiError::bad_request(format!("expected {{\"path\", \"message\"}}: {e}")))
+}
+
+#[utoipa::path(
+    post,
+    path = "/v1/actors/messages",
+    tag = "actors",
+    summary = "A typed control message to the actor at a path",
+    request_body(content = crate::api::actors::MessageBody, content_type = "application/json"),
+    responses((status = 200, description = "`{result, path, attempt?}`", body = Object), (status = "default", description = "An error (docs/api.md, \"Errors\")", body = crate::api::openapi::ErrorBody)),
+)]
 pub async fn message(
     State(s): State<ApiState>,
     headers: HeaderMap,
     Extension(p): Extension<Principal>,
     Body(body): Body,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let b: MessageBody = serde_json::from_slice(&body)
-        .map_err(|e| ApiError::bad_request(format!("expected {{\"path\", \"message\"}}: {e}")))?;
+    let b = message_body(&body)?;
     let msg = match ControlMessage::from_json(b.message) {
         Ok(m) => m,
         // Not a message orca knows at all: say what this actor takes.

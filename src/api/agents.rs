@@ -36,6 +36,13 @@ fn found(s: &ApiState, id: &str) -> Result<AgentState, ApiError> {
         .ok_or_else(|| ApiError::not_found(format!("no agent {id:?}")))
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/agents",
+    tag = "agents",
+    summary = "Every agent",
+    responses((status = 200, description = "Agent summaries", body = [Object]), (status = "default", description = "An error (docs/api.md, \"Errors\")", body = crate::api::openapi::ErrorBody)),
+)]
 pub async fn list(State(s): State<ApiState>) -> Json<Vec<AgentSummary>> {
     Json(
         s.view
@@ -43,6 +50,14 @@ pub async fn list(State(s): State<ApiState>) -> Json<Vec<AgentSummary>> {
     )
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/agents/{agent_id}",
+    tag = "agents",
+    summary = "One agent",
+    params(("agent_id" = String, Path, description = "An agent id")),
+    responses((status = 200, description = "The agent's state", body = Object), (status = "default", description = "An error (docs/api.md, \"Errors\")", body = crate::api::openapi::ErrorBody)),
+)]
 pub async fn show(
     State(s): State<ApiState>,
     Path(id): Path<String>,
@@ -50,6 +65,14 @@ pub async fn show(
     Ok(Json(found(&s, &id)?))
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/agents/{agent_id}/explain",
+    tag = "agents",
+    summary = "Why the agent does what it does",
+    params(("agent_id" = String, Path, description = "An agent id")),
+    responses((status = 200, description = "The explanation", body = Object), (status = "default", description = "An error (docs/api.md, \"Errors\")", body = crate::api::openapi::ErrorBody)),
+)]
 pub async fn explain(
     State(s): State<ApiState>,
     Path(id): Path<String>,
@@ -64,6 +87,14 @@ pub struct FromQuery {
     pub from: u64,
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/agents/{agent_id}/journal",
+    tag = "agents",
+    summary = "The agent's journaled events",
+    params(("agent_id" = String, Path, description = "An agent id"), ("from" = Option<u64>, Query, description = "From this seq")),
+    responses((status = 200, description = "Events", body = [Object]), (status = "default", description = "An error (docs/api.md, \"Errors\")", body = crate::api::openapi::ErrorBody)),
+)]
 pub async fn journal(
     State(s): State<ApiState>,
     Path(id): Path<String>,
@@ -87,6 +118,15 @@ pub async fn journal(
     Ok(Json(events))
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/agents",
+    tag = "agents",
+    summary = "Create an agent from its spec (TOML or JSON text)",
+    params(("source" = Option<String>, Query, description = "The spec's path in the workspace")),
+    request_body(content((String = "application/toml"), (Object = "application/json"))),
+    responses((status = 201, description = "`{agent, warnings}`", body = Object), (status = "default", description = "An error (docs/api.md, \"Errors\")", body = crate::api::openapi::ErrorBody)),
+)]
 pub async fn create(
     State(s): State<ApiState>,
     headers: HeaderMap,
@@ -108,6 +148,15 @@ pub async fn create(
         .into_response())
 }
 
+#[utoipa::path(
+    put,
+    path = "/v1/agents/{agent_id}",
+    tag = "agents",
+    summary = "Replace an agent's spec",
+    params(("agent_id" = String, Path, description = "An agent id"), ("source" = Option<String>, Query, description = "The spec's path in the workspace")),
+    request_body(content((String = "application/toml"), (Object = "application/json"))),
+    responses((status = 200, description = "`{agent, warnings}`", body = Object), (status = "default", description = "An error (docs/api.md, \"Errors\")", body = crate::api::openapi::ErrorBody)),
+)]
 pub async fn update(
     State(s): State<ApiState>,
     headers: HeaderMap,
@@ -131,31 +180,24 @@ pub async fn update(
     Ok(Json(json!({"agent": id, "warnings": warnings})))
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 pub struct SteerBody {
     pub text: Option<String>,
     pub request: Option<String>,
 }
 
-/// `POST /v1/agents/{id}/{pause|resume|retire|tell|approve|deny}`: the
-/// same control messages `orca send /agents/<id> …` sends.
-pub async fn steer(
-    State(s): State<ApiState>,
-    headers: HeaderMap,
-    Extension(p): Extension<Principal>,
-    Path((id, verb)): Path<(String, String)>,
-    Body(body): Body,
-) -> Result<Json<serde_json::Value>, ApiError> {
+/// The control message of a steering verb and its body.
+pub fn steer_message(verb: &str, body: &[u8]) -> Result<ControlMessage, ApiError> {
     let b: SteerBody = if body.is_empty() {
         SteerBody::default()
     } else {
-        serde_json::from_slice(&body)
+        serde_json::from_slice(body)
             .map_err(|e| ApiError::bad_request(format!("invalid body: {e}")))?
     };
     let need = |v: Option<String>, what: &str| {
         v.ok_or_else(|| ApiError::bad_request(format!("`{verb}` needs `{what}` in the body")))
     };
-    let msg = match verb.as_str() {
+    Ok(match verb {
         "pause" => ControlMessage::Pause,
         "resume" => ControlMessage::Resume,
         "retire" => ControlMessage::Retire,
@@ -169,7 +211,28 @@ pub async fn steer(
             request: need(b.request, "request")?,
         },
         _ => return Err(ApiError::not_found("no such route")),
-    };
+    })
+}
+
+/// `POST /v1/agents/{id}/{pause|resume|retire|tell|approve|deny}`: the
+/// same control messages `orca send /agents/<id> …` sends.
+#[utoipa::path(
+    post,
+    path = "/v1/agents/{agent_id}/{verb}",
+    tag = "agents",
+    summary = "Pause, resume, retire, tell, approve or deny",
+    params(("agent_id" = String, Path, description = "An agent id"), ("verb" = crate::api::openapi::SteerVerb, Path, description = "The steering verb")),
+    request_body(content = Option<crate::api::agents::SteerBody>, content_type = "application/json"),
+    responses((status = 200, description = "`{result, path}`", body = Object), (status = "default", description = "An error (docs/api.md, \"Errors\")", body = crate::api::openapi::ErrorBody)),
+)]
+pub async fn steer(
+    State(s): State<ApiState>,
+    headers: HeaderMap,
+    Extension(p): Extension<Principal>,
+    Path((id, verb)): Path<(String, String)>,
+    Body(body): Body,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let msg = steer_message(&verb, &body)?;
     let runs = s.runs()?;
     let d = ops::control(
         &s.services.registry,
@@ -197,6 +260,16 @@ fn surface(p: &Principal, headers: &HeaderMap) -> Surface {
 /// A signed webhook for a subscription: 202 accepted, 200 `{"duplicate":
 /// true}` for a `webhook-id` seen within the window, 401 for a bad
 /// signature or a timestamp outside the tolerance.
+#[utoipa::path(
+    post,
+    path = "/v1/agents/{agent_id}/events/{subscription}",
+    tag = "agents",
+    summary = "A signed webhook for an agent's subscription (Standard Webhooks; no bearer token)",
+    params(("agent_id" = String, Path, description = "An agent id"), ("subscription" = String, Path, description = "The webhook subscription's id"), ("webhook-id" = String, Header, description = "Idempotency key"), ("webhook-timestamp" = String, Header, description = "Unix seconds"), ("webhook-signature" = String, Header, description = "`v1,<base64 HMAC-SHA256>` entries")),
+    request_body(content = Object, description = "Any body (JSON, else kept as text)"),
+    responses((status = 202, description = "Accepted", body = Object), (status = 200, description = "A duplicate `webhook-id`", body = Object), (status = "default", description = "An error (docs/api.md, \"Errors\")", body = crate::api::openapi::ErrorBody)),
+    security(()),
+)]
 pub async fn webhook(
     State(s): State<ApiState>,
     Path((id, sub)): Path<(String, String)>,
@@ -236,14 +309,7 @@ pub async fn webhook(
         Timestamp::now(),
     )
     .map_err(|e| ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", e.to_string()))?;
-    let payload: serde_json::Value = serde_json::from_slice(&body)
-        .unwrap_or_else(|_| serde_json::Value::String(String::from_utf8_lossy(&body).into_owned()));
-    let event = json!({
-        "event": "webhook",
-        "subscription": sub,
-        "webhook_id": webhook_id,
-        "payload": payload,
-    });
+    let event = webhook_event(&sub, &webhook_id, &body);
     let answer = ops::agent_event(
         &s.services.registry,
         &id,
@@ -271,6 +337,19 @@ pub async fn webhook(
     })
 }
 
+/// The event a verified webhook becomes: its body as JSON, or as text
+/// when it is not JSON.
+pub fn webhook_event(sub: &str, webhook_id: &str, body: &[u8]) -> serde_json::Value {
+    let payload: serde_json::Value = serde_json::from_slice(body)
+        .unwrap_or_else(|_| serde_json::Value::String(String::from_utf8_lossy(body).into_owned()));
+    json!({
+        "event": "webhook",
+        "subscription": sub,
+        "webhook_id": webhook_id,
+        "payload": payload,
+    })
+}
+
 /// The agent whose think run `run` is (from the journal's fold).
 fn think_owner(s: &ApiState, run: &str) -> Option<String> {
     s.view.read(|v| {
@@ -290,6 +369,13 @@ fn think_owner(s: &ApiState, run: &str) -> Option<String> {
 /// operator, or an attempt (its run, task, attempt, and the agent whose
 /// think run it is, if any). `orca mcp` asks it to know which tools to
 /// offer.
+#[utoipa::path(
+    get,
+    path = "/v1/whoami",
+    tag = "agents",
+    summary = "Who the presented token is",
+    responses((status = 200, description = "`{principal, …}`", body = Object), (status = "default", description = "An error (docs/api.md, \"Errors\")", body = crate::api::openapi::ErrorBody)),
+)]
 pub async fn whoami(
     State(s): State<ApiState>,
     Extension(p): Extension<Principal>,
@@ -310,6 +396,15 @@ pub async fn whoami(
 /// think attempts (its token only), journaled as an intent of the wake:
 /// 200 `{intent, repeated, result}`; 422 `refused` (journaled, shown at the
 /// next wake) or `invalid_tool_input`; 403 for any other token.
+#[utoipa::path(
+    post,
+    path = "/v1/agents/{agent_id}/tools/{tool}",
+    tag = "agents",
+    summary = "A think attempt's tool call (its own token only)",
+    params(("agent_id" = String, Path, description = "An agent id"), ("tool" = String, Path, description = "commit, complete, note, ask_human, raise_alert, start_run, stop_run")),
+    request_body(content = Object, description = "The tool's input", content_type = "application/json"),
+    responses((status = 200, description = "`{intent, repeated, result}`", body = Object), (status = "default", description = "An error (docs/api.md, \"Errors\")", body = crate::api::openapi::ErrorBody)),
+)]
 pub async fn tool(
     State(s): State<ApiState>,
     Extension(p): Extension<Principal>,
@@ -331,14 +426,7 @@ pub async fn tool(
             format!("this token's run {run} is no think run of agent {id}"),
         ));
     }
-    let args: serde_json::Value = if body.is_empty() {
-        serde_json::Value::Null
-    } else {
-        serde_json::from_slice(&body)
-            .map_err(|e| ApiError::bad_request(format!("invalid body: {e}")))?
-    };
-    let mut call = ToolCall::from_args(&tool, args)
-        .map_err(|e| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_tool_input", e))?;
+    let mut call = tool_call(&tool, &body)?;
     if let ToolCall::StartRun {
         spec_path: Some(rel),
         spec_text,
@@ -366,6 +454,19 @@ pub async fn tool(
             Err(ApiError::internal("the agent gave no tool answer"))
         }
     }
+}
+
+/// A tool call from its name and body (`invalid_tool_input` when the
+/// input does not fit).
+pub fn tool_call(tool: &str, body: &[u8]) -> Result<ToolCall, ApiError> {
+    let args: serde_json::Value = if body.is_empty() {
+        serde_json::Value::Null
+    } else {
+        serde_json::from_slice(body)
+            .map_err(|e| ApiError::bad_request(format!("invalid body: {e}")))?
+    };
+    ToolCall::from_args(tool, args)
+        .map_err(|e| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_tool_input", e))
 }
 
 /// A run spec's text by its workspace-relative path (never outside the

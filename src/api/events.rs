@@ -32,6 +32,14 @@ fn to_sse(env: &Envelope) -> SseEvent {
         .data(env.export_json().to_string())
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/events",
+    tag = "events",
+    summary = "Journal envelopes as server-sent events",
+    params(("from" = Option<u64>, Query, description = "The first seq"), ("Last-Event-ID" = Option<String>, Header, description = "Resume after this seq")),
+    responses((status = 200, description = "An event stream", body = String, content_type = "text/event-stream"), (status = "default", description = "An error (docs/api.md, \"Errors\")", body = crate::api::openapi::ErrorBody)),
+)]
 pub async fn events(
     State(s): State<ApiState>,
     headers: HeaderMap,

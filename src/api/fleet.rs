@@ -71,6 +71,14 @@ fn find_run<'a>(v: &'a orca_actors::view::FleetView, name: &str) -> Result<&'a R
     Ok(v.find_run(name)?)
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/fleet/runs",
+    tag = "fleet",
+    summary = "Every run, newest first",
+    params(("brief" = Option<bool>, Query, description = "Leave out the per-task list")),
+    responses((status = 200, description = "RunSummary objects", body = [Object]), (status = "default", description = "An error (docs/api.md, \"Errors\")", body = crate::api::openapi::ErrorBody)),
+)]
 pub async fn list_runs(
     State(s): State<ApiState>,
     Query(q): Query<RunQuery>,
@@ -83,6 +91,14 @@ pub async fn list_runs(
     }))
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/fleet/runs/{run_id}",
+    tag = "fleet",
+    summary = "One run",
+    params(("run_id" = String, Path, description = "A run id or a unique prefix"), ("brief" = Option<bool>, Query, description = "Leave out the per-task list")),
+    responses((status = 200, description = "A RunSummary", body = Object), (status = "default", description = "An error (docs/api.md, \"Errors\")", body = crate::api::openapi::ErrorBody)),
+)]
 pub async fn get_run(
     State(s): State<ApiState>,
     Path(run_id): Path<String>,
@@ -92,6 +108,14 @@ pub async fn get_run(
         .read(|v| find_run(v, &run_id).map(|r| Json(summary(&s, r, q.brief))))
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/fleet/runs/{run_id}/tasks/{task_id}",
+    tag = "fleet",
+    summary = "One task in detail",
+    params(("run_id" = String, Path, description = "A run id or a unique prefix"), ("task_id" = String, Path, description = "A task id")),
+    responses((status = 200, description = "A task inspection", body = Object), (status = "default", description = "An error (docs/api.md, \"Errors\")", body = crate::api::openapi::ErrorBody)),
+)]
 pub async fn get_task(
     State(s): State<ApiState>,
     Path((run_id, task_id)): Path<(String, String)>,
@@ -136,6 +160,14 @@ async fn last_output(s: &ApiState, attempts: Vec<AttemptRef>) -> Vec<(AttemptRef
     out
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/fleet/runs/{run_id}/receipts",
+    tag = "fleet",
+    summary = "Every attempt's receipt",
+    params(("run_id" = String, Path, description = "A run id or a unique prefix")),
+    responses((status = 200, description = "Receipts", body = [Object]), (status = "default", description = "An error (docs/api.md, \"Errors\")", body = crate::api::openapi::ErrorBody)),
+)]
 pub async fn receipts(
     State(s): State<ApiState>,
     Path(run_id): Path<String>,
@@ -177,6 +209,14 @@ pub fn workers_of(r: &RunState) -> Vec<WorkerView> {
         .collect()
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/fleet/runs/{run_id}/workers",
+    tag = "fleet",
+    summary = "A run's worker slots",
+    params(("run_id" = String, Path, description = "A run id or a unique prefix")),
+    responses((status = 200, description = "Worker views", body = [Object]), (status = "default", description = "An error (docs/api.md, \"Errors\")", body = crate::api::openapi::ErrorBody)),
+)]
 pub async fn run_workers(
     State(s): State<ApiState>,
     Path(run_id): Path<String>,
@@ -246,6 +286,14 @@ fn find_worker(v: &orca_actors::view::FleetView, id: &str) -> Result<WorkerView,
     }
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/fleet/workers/{worker_id}",
+    tag = "fleet",
+    summary = "One worker",
+    params(("worker_id" = String, Path, description = "`<run>:<worker>` (run by prefix), or a worker id unique among active runs")),
+    responses((status = 200, description = "A worker view", body = Object), (status = "default", description = "An error (docs/api.md, \"Errors\")", body = crate::api::openapi::ErrorBody)),
+)]
 pub async fn get_worker(
     State(s): State<ApiState>,
     Path(worker_id): Path<String>,
@@ -286,6 +334,14 @@ async fn worker_control(
     ))
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/fleet/workers/{worker_id}/interrupt",
+    tag = "fleet",
+    summary = "Stop the worker's current attempt",
+    params(("worker_id" = String, Path, description = "`<run>:<worker>` (run by prefix), or a worker id unique among active runs")),
+    responses((status = 200, description = "`{result, …}`", body = Object), (status = "default", description = "An error (docs/api.md, \"Errors\")", body = crate::api::openapi::ErrorBody)),
+)]
 pub async fn interrupt_worker(
     State(s): State<ApiState>,
     headers: HeaderMap,
@@ -295,6 +351,14 @@ pub async fn interrupt_worker(
     worker_control(&s, &headers, &p, &worker_id, ControlMessage::Interrupt).await
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/fleet/workers/{worker_id}/restart",
+    tag = "fleet",
+    summary = "Restart the worker's current attempt",
+    params(("worker_id" = String, Path, description = "`<run>:<worker>` (run by prefix), or a worker id unique among active runs")),
+    responses((status = 200, description = "`{result, …}`", body = Object), (status = "default", description = "An error (docs/api.md, \"Errors\")", body = crate::api::openapi::ErrorBody)),
+)]
 pub async fn restart_worker(
     State(s): State<ApiState>,
     headers: HeaderMap,
@@ -335,12 +399,29 @@ async fn run_control(
     Ok(Json(json!({ "result": r.result, "run": run })))
 }
 
-#[derive(Debug, Default, Deserialize)]
-struct StopBody {
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
+pub struct StopBody {
     #[serde(default)]
-    reason: Option<String>,
+    pub reason: Option<String>,
 }
 
+/// `POST …/stop`'s optional body.
+pub fn stop_body(body: &[u8]) -> Result<StopBody, ApiError> {
+    if body.is_empty() {
+        return Ok(StopBody::default());
+    }
+    serde_json::from_slice(body).map_err(|e| ApiError::bad_request(format!("invalid body: {e}")))
+}
+
+#[utoipa::path(
+    post,
+    path = "/v1/fleet/runs/{run_id}/stop",
+    tag = "fleet",
+    summary = "Cancel a run and every run below it",
+    params(("run_id" = String, Path, description = "A run id or a unique prefix")),
+    request_body(content = Option<crate::api::fleet::StopBody>, description = "Optional: `{\"reason\"}`", content_type = "application/json"),
+    responses((status = 200, description = "`{result, run}`", body = Object), (status = "default", description = "An error (docs/api.md, \"Errors\")", body = crate::api::openapi::ErrorBody)),
+)]
 pub async fn stop_run(
     State(s): State<ApiState>,
     headers: HeaderMap,
@@ -348,12 +429,7 @@ pub async fn stop_run(
     Path(run_id): Path<String>,
     Body(body): Body,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let b: StopBody = if body.is_empty() {
-        StopBody::default()
-    } else {
-        serde_json::from_slice(&body)
-            .map_err(|e| ApiError::bad_request(format!("invalid body: {e}")))?
-    };
+    let b = stop_body(&body)?;
     run_control(
         &s,
         &headers,
@@ -364,6 +440,14 @@ pub async fn stop_run(
     .await
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/fleet/runs/{run_id}/pause",
+    tag = "fleet",
+    summary = "Stop leasing new tasks",
+    params(("run_id" = String, Path, description = "A run id or a unique prefix")),
+    responses((status = 200, description = "`{result, run}`", body = Object), (status = "default", description = "An error (docs/api.md, \"Errors\")", body = crate::api::openapi::ErrorBody)),
+)]
 pub async fn pause_run(
     State(s): State<ApiState>,
     headers: HeaderMap,
@@ -373,6 +457,14 @@ pub async fn pause_run(
     run_control(&s, &headers, &p, &run_id, ControlMessage::Pause).await
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/fleet/runs/{run_id}/resume",
+    tag = "fleet",
+    summary = "Lease new tasks again",
+    params(("run_id" = String, Path, description = "A run id or a unique prefix")),
+    responses((status = 200, description = "`{result, run}`", body = Object), (status = "default", description = "An error (docs/api.md, \"Errors\")", body = crate::api::openapi::ErrorBody)),
+)]
 pub async fn resume_run(
     State(s): State<ApiState>,
     headers: HeaderMap,
@@ -390,9 +482,37 @@ pub struct SubmitQuery {
     pub source: Option<String>,
 }
 
+/// A submitted spec's text and format: by `Content-Type`, else by the
+/// `source`'s extension, else by content.
+pub fn spec_text(
+    content_type: &str,
+    source: &str,
+    body: &[u8],
+) -> Result<(String, Format), ApiError> {
+    let text = String::from_utf8(body.to_vec())
+        .map_err(|_| ApiError::bad_request("the spec is not UTF-8 text"))?;
+    let format = if content_type.contains("toml") {
+        Format::Toml
+    } else if content_type.contains("json") {
+        Format::Json
+    } else {
+        Format::detect(source, &text)
+    };
+    Ok((text, format))
+}
+
 /// Submits a spec (JSON or TOML body). An attempt's token submits a child
 /// run of its attempt, one level deeper, refused past the strictest
 /// `max_spawn_depth` above it (`runs` checks it).
+#[utoipa::path(
+    post,
+    path = "/v1/fleet/runs",
+    tag = "fleet",
+    summary = "Submit a run spec (TOML or JSON text)",
+    params(("max_workers" = Option<u32>, Query, description = "Worker slots"), ("stale_after" = Option<f64>, Query, description = "Seconds without output before an attempt is stale"), ("source" = Option<String>, Query, description = "A name for messages; its extension gives the format")),
+    request_body(content((String = "application/toml"), (Object = "application/json")), description = "The spec's text"),
+    responses((status = 201, description = "`{run, depth, warnings}`", body = Object), (status = "default", description = "An error (docs/api.md, \"Errors\")", body = crate::api::openapi::ErrorBody)),
+)]
 pub async fn submit(
     State(s): State<ApiState>,
     headers: HeaderMap,
@@ -400,20 +520,12 @@ pub async fn submit(
     Query(q): Query<SubmitQuery>,
     Body(body): Body,
 ) -> Result<impl IntoResponse, ApiError> {
-    let text = String::from_utf8(body.to_vec())
-        .map_err(|_| ApiError::bad_request("the spec is not UTF-8 text"))?;
     let source = q.source.clone().unwrap_or_else(|| "api".into());
     let content_type = headers
         .get(axum::http::header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .unwrap_or_default();
-    let format = if content_type.contains("toml") {
-        Format::Toml
-    } else if content_type.contains("json") {
-        Format::Json
-    } else {
-        Format::detect(&source, &text)
-    };
+    let (text, format) = spec_text(content_type, &source, &body)?;
     let stale_after = match q.stale_after {
         None => None,
         Some(secs) => Some(orca_actors::model::positive_seconds(secs).ok_or_else(|| {
@@ -446,8 +558,9 @@ pub async fn submit(
     ))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 pub struct VerdictBody {
+    #[schema(value_type = crate::api::openapi::Verdict)]
     pub verdict: Verdict,
     #[serde(default)]
     pub note: String,
@@ -457,8 +570,26 @@ pub struct VerdictBody {
     pub attempt: Option<u32>,
 }
 
+/// A verdict's body.
+pub fn verdict_body(body: &[u8]) -> Result<VerdictBody, ApiError> {
+    serde_json::from_slice(body).map_err(|e| {
+        ApiError::bad_request(format!(
+            "expected {{\"verdict\": \"pass\" | \"fail\", \"note\"?, \"who\"?, \"attempt\"?}}: {e}"
+        ))
+    })
+}
+
 /// A manual verdict (the verification issue's `orca verify`): checked and
 /// recorded by the actor that writes it, which rewrites `receipt.json`.
+#[utoipa::path(
+    post,
+    path = "/v1/fleet/runs/{run_id}/tasks/{task_id}/verdict",
+    tag = "fleet",
+    summary = "A manual verdict",
+    params(("run_id" = String, Path, description = "A run id or a unique prefix"), ("task_id" = String, Path, description = "A task id")),
+    request_body(content = crate::api::fleet::VerdictBody, content_type = "application/json"),
+    responses((status = 200, description = "`{attempt, verdict}`", body = Object), (status = "default", description = "An error (docs/api.md, \"Errors\")", body = crate::api::openapi::ErrorBody)),
+)]
 pub async fn verdict(
     State(s): State<ApiState>,
     headers: HeaderMap,
@@ -466,11 +597,7 @@ pub async fn verdict(
     Path((run_id, task_id)): Path<(String, String)>,
     Body(body): Body,
 ) -> Result<impl IntoResponse, ApiError> {
-    let b: VerdictBody = serde_json::from_slice(&body).map_err(|e| {
-        ApiError::bad_request(format!(
-            "expected {{\"verdict\": \"pass\" | \"fail\", \"note\"?, \"who\"?, \"attempt\"?}}: {e}"
-        ))
-    })?;
+    let b = verdict_body(&body)?;
     let run = s
         .view
         .read(|v| find_run(v, &run_id).map(|r| r.run.clone()))?;

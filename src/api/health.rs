@@ -12,6 +12,14 @@ use super::{ApiError, ApiState, Principal};
 
 /// `ok`, or `degraded` with the reason (a journal sync failure). 200 either
 /// way: the daemon answers; the body says whether it can work.
+#[utoipa::path(
+    get,
+    path = "/healthz",
+    tag = "daemon",
+    summary = "Liveness and journal health (no token)",
+    responses((status = 200, description = "ok or degraded, with the reason", body = Object), (status = "default", description = "An error (docs/api.md, \"Errors\")", body = crate::api::openapi::ErrorBody)),
+    security(()),
+)]
 pub async fn healthz(State(s): State<ApiState>) -> impl IntoResponse {
     let health = match s.root.call(RootMsg::Health, None).await {
         Ok(CallResult::Success(h)) => h,
@@ -35,6 +43,13 @@ pub async fn healthz(State(s): State<ApiState>) -> impl IntoResponse {
 }
 
 /// Suspends every run and stops the daemon (`orca down`).
+#[utoipa::path(
+    post,
+    path = "/v1/daemon/shutdown",
+    tag = "daemon",
+    summary = "Suspend every run and stop the daemon (`orca down`)",
+    responses((status = 202, description = "Stopping", body = Object), (status = "default", description = "An error (docs/api.md, \"Errors\")", body = crate::api::openapi::ErrorBody)),
+)]
 pub async fn shutdown(
     State(s): State<ApiState>,
     Extension(p): Extension<Principal>,

@@ -9,8 +9,10 @@ mod agents;
 mod alerts;
 mod events;
 mod fleet;
+pub mod fuzzing;
 mod health;
 mod logs;
+pub mod openapi;
 
 use std::sync::Arc;
 
@@ -521,6 +523,7 @@ pub fn router(state: ApiState) -> Router {
         .route("/v1/events", get(events::events))
         .route("/v1/daemon/shutdown", post(health::shutdown))
         .route("/v1/console/codes", post(crate::console::mint_code))
+        .route("/v1/openapi.json", get(openapi::serve))
         .fallback(|| async { ApiError::not_found("no such route") })
         .method_not_allowed_fallback(|| async {
             ApiError::new(

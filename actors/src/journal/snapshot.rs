@@ -115,20 +115,25 @@ fn encode_snapshot<P: Serialize>(
         path: path.to_path_buf(),
         reason: format!("cannot encode the projection: {e}"),
     })?;
+    Ok(wrap(last_seq, &payload))
+}
+
+/// A snapshot file's bytes: the header (with its checksum) and `payload`.
+pub(crate) fn wrap(last_seq: u64, payload: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(SNAPSHOT_HEADER_LEN + payload.len());
     out.extend_from_slice(&SNAPSHOT_MAGIC);
     out.extend_from_slice(&SNAPSHOT_VERSION.to_le_bytes());
     out.extend_from_slice(&0u16.to_le_bytes());
     out.extend_from_slice(&last_seq.to_le_bytes());
     out.extend_from_slice(&(payload.len() as u64).to_le_bytes());
-    let crc = crc32c::crc32c_append(crc32c::crc32c(&out[0..28]), &payload);
+    let crc = crc32c::crc32c_append(crc32c::crc32c(&out[0..28]), payload);
     out.extend_from_slice(&crc.to_le_bytes());
-    out.extend_from_slice(&payload);
-    Ok(out)
+    out.extend_from_slice(payload);
+    out
 }
 
 /// Checks a snapshot's header and checksum: `(last_seq, payload)`.
-fn check_snapshot(bytes: &[u8]) -> Result<(u64, &[u8]), String> {
+pub(crate) fn check_snapshot(bytes: &[u8]) -> Result<(u64, &[u8]), String> {
     if bytes.len() < SNAPSHOT_HEADER_LEN {
         return Err(format!("{} bytes, shorter than the header", bytes.len()));
     }
