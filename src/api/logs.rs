@@ -28,6 +28,21 @@ pub struct LogsQuery {
     pub from: Option<u64>,
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/fleet/runs/{run_id}/tasks/{task_id}/logs",
+    tag = "fleet",
+    summary = "An attempt's log, bounded",
+    params(
+        ("run_id" = String, Path, description = "A run id or a unique prefix"),
+        ("task_id" = String, Path, description = "A task id or a unique prefix"),
+        ("attempt" = Option<u32>, Query, description = "The attempt (default: the latest)"),
+        ("stream" = Option<String>, Query, description = "stdout (default) or stderr"),
+        ("tail" = Option<u64>, Query, description = "At most this many bytes, from the end"),
+        ("from" = Option<u64>, Query, description = "Only bytes from this offset on"),
+    ),
+    responses((status = 200, description = "The excerpt, as `orca logs --json` prints it", body = Object), (status = "default", description = "An error (docs/api.md, \"Errors\")", body = crate::api::openapi::ErrorBody)),
+)]
 pub async fn logs(
     State(s): State<ApiState>,
     Path((run_id, task_id)): Path<(String, String)>,

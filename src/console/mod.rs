@@ -242,6 +242,13 @@ fn csrf_ok(headers: &HeaderMap, session: &auth::Session) -> Result<(), ApiError>
 /// `POST /v1/console/codes`: a one-use login code and the URL that uses
 /// it, for `orca ui`. Needs the workspace token itself: neither a console
 /// session nor an attempt's token may mint one.
+#[utoipa::path(
+    post,
+    path = "/v1/console/codes",
+    tag = "console",
+    summary = "A one-use console login code (the workspace token only)",
+    responses((status = 200, description = "`{url, expires_in_seconds}`", body = Object), (status = "default", description = "An error (docs/api.md, \"Errors\")", body = crate::api::openapi::ErrorBody)),
+)]
 pub async fn mint_code(
     State(s): State<ApiState>,
     Extension(p): Extension<Principal>,
