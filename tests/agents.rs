@@ -347,19 +347,6 @@ fn policy_refuses_pause_queues_resume_drains_retire_ends() {
     );
 }
 
-/// A small deterministic generator (the seed is printed to replay a loop).
-struct Lcg(u64);
-
-impl Lcg {
-    fn below(&mut self, n: u64) -> u64 {
-        self.0 = self
-            .0
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
-        (self.0 >> 33) % n
-    }
-}
-
 /// SIGKILL the daemon at random points while a 1 s timer wakes the agent
 /// and each wake starts a run: after `orca up` timers are re-armed, no
 /// intent starts its run twice, every wake in flight is finished once.
@@ -367,21 +354,7 @@ impl Lcg {
 /// `ORCA_AGENT_SEED` replays one.
 #[test]
 fn a_daemon_killed_during_wakes_runs_nothing_twice_and_loses_nothing() {
-    let kills: usize = std::env::var("ORCA_AGENT_KILLS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(2);
-    let seed: u64 = std::env::var("ORCA_AGENT_SEED")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or_else(|| {
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .unwrap()
-                .as_nanos() as u64
-        });
-    eprintln!("agent crash loop: {kills} kill(s), ORCA_AGENT_SEED={seed}");
-    let mut rng = Lcg(seed);
+    let (kills, seed, mut rng) = common::crash_loop("AGENT");
     let ws = TestWs::fast();
     common::write_rel(
         &ws,

@@ -549,19 +549,6 @@ fn up_with(ws: &TestWs, env: &[(&str, &str)]) -> KillOnDrop {
     KillOnDrop(child)
 }
 
-/// A small deterministic generator (the seed is printed to replay a loop).
-struct Lcg(u64);
-
-impl Lcg {
-    fn below(&mut self, n: u64) -> u64 {
-        self.0 = self
-            .0
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
-        (self.0 >> 33) % n
-    }
-}
-
 /// Crash loop: SIGKILL the daemon while the receiver holds a request open
 /// and at a random point after; after `orca up` every raised alert is
 /// delivered, redeliveries carry the same `webhook-id`, none is lost.
@@ -569,21 +556,7 @@ impl Lcg {
 /// replays one.
 #[test]
 fn a_daemon_killed_mid_delivery_loses_no_alert() {
-    let kills: usize = std::env::var("ORCA_ALERT_KILLS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(2);
-    let seed: u64 = std::env::var("ORCA_ALERT_SEED")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or_else(|| {
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .unwrap()
-                .as_nanos() as u64
-        });
-    eprintln!("alert crash loop: {kills} kill(s), ORCA_ALERT_SEED={seed}");
-    let mut rng = Lcg(seed);
+    let (kills, seed, mut rng) = common::crash_loop("ALERT");
     let capture = Capture::start();
     let secrets = Secrets::new(&capture);
     // Three tasks that fail for good (restart_exhausted each), one that

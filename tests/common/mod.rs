@@ -472,3 +472,36 @@ pub fn wait_journal(ws: &TestWs, what: &str, pred: impl Fn(&[Envelope]) -> bool)
         let _ = wait_any_change(&dir, Duration::from_millis(500));
     }
 }
+
+/// A small deterministic generator for crash loops (the seed is printed,
+/// so a loop can be replayed).
+pub struct Lcg(u64);
+
+impl Lcg {
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.0 = self
+            .0
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        (self.0 >> 33) % n
+    }
+}
+
+/// A crash loop's kill count, seed and generator: `ORCA_<NAME>_KILLS` (default
+/// 2) and `ORCA_<NAME>_SEED` (default: the clock), printed so it can be
+/// replayed.
+pub fn crash_loop(name: &str) -> (usize, u64, Lcg) {
+    let var = |what: &str| std::env::var(format!("ORCA_{name}_{what}")).ok();
+    let kills: usize = var("KILLS").and_then(|v| v.parse().ok()).unwrap_or(2);
+    let seed: u64 = var("SEED").and_then(|v| v.parse().ok()).unwrap_or_else(|| {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos() as u64)
+            .unwrap_or(1)
+    });
+    eprintln!(
+        "{} crash loop: {kills} kill(s), ORCA_{name}_SEED={seed}",
+        name.to_ascii_lowercase()
+    );
+    (kills, seed, Lcg(seed))
+}
