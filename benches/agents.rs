@@ -11,6 +11,7 @@
 //!   durable append of the same size.
 //!
 //! Run: `cargo bench --bench agents` (`-- --quick`: 1,000 agents).
+mod common;
 
 use std::time::{Duration, Instant};
 
@@ -26,18 +27,6 @@ use orca_actors::view::FleetView;
 use orca_actors::workspace::Workspace;
 
 const CONFIG: &str = "[journal]\nsync = \"always\"\n";
-
-fn rss_kib() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmRSS:"))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|v| v.parse().ok())
-        })
-        .unwrap_or(0)
-}
 
 fn idle_agent(i: usize) -> PreparedAgent {
     let text = format!(
@@ -156,7 +145,7 @@ fn main() {
         std::fs::create_dir_all(ws.orca_dir()).expect("mkdir");
         std::fs::write(ws.config_path(), CONFIG).expect("config");
         let orca = boot(&ws).await;
-        let base = rss_kib();
+        let base = common::rss_kib();
 
         // --- n idle agents ---------------------------------------------
         let t = Instant::now();
@@ -175,7 +164,7 @@ fn main() {
         // Settle, then measure.
         orca.services.journal.flush().await.expect("flush");
         tokio::time::sleep(Duration::from_millis(500)).await;
-        let with_agents = rss_kib();
+        let with_agents = common::rss_kib();
         let grown_mib = with_agents.saturating_sub(base) as f64 / 1024.0;
         println!("agents: {n} idle agents (a timer each, a fleet subscription each), journal sync always");
         println!(

@@ -10,6 +10,7 @@
 //!
 //! Run: `cargo bench --bench alerts` (`-- --quick`: 50 samples, a burst of
 //! 200). Target: p50 under 20 ms.
+mod common;
 
 use std::time::{Duration, Instant};
 
@@ -132,19 +133,6 @@ fn pct(v: &mut [f64], p: f64) -> f64 {
     v[(((v.len() as f64) * p).ceil() as usize).clamp(1, v.len()) - 1]
 }
 
-/// Resident memory of this process, in KiB (VmRSS).
-fn rss_kib() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmRSS:"))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|v| v.parse().ok())
-        })
-        .unwrap_or(0)
-}
-
 fn main() {
     let quick = std::env::args().any(|a| a == "--quick");
     let samples = if quick { 50 } else { 300 };
@@ -219,7 +207,7 @@ fn main() {
             .get(&ActorPath::AlertRouter)
             .expect("the router runs")
             .into();
-        let rss_before = rss_kib();
+        let rss_before = common::rss_kib();
         let alerts: Vec<AlertRaised> = (0..burst).map(|i| alert(100_000 + i)).collect();
         let ids: std::collections::HashSet<String> =
             alerts.iter().map(|a| format!("{}:1", a.id)).collect();
@@ -245,7 +233,7 @@ fn main() {
                     }
                 }
                 _ = tick.tick() => {
-                    peak_rss = peak_rss.max(rss_kib());
+                    peak_rss = peak_rss.max(common::rss_kib());
                     if let Ok(ractor::rpc::CallResult::Success(s)) =
                         router.call(RouterMsg::Status, Some(Duration::from_secs(1))).await
                     {

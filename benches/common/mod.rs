@@ -75,3 +75,16 @@ pub async fn run_to_end(
     orca.shutdown().await;
     Finished { run, status, took }
 }
+
+/// Resident memory of this process, in KiB (VmRSS).
+pub fn rss_kib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|v| v.parse().ok())
+        })
+        .unwrap_or(0)
+}
