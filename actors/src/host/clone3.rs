@@ -80,6 +80,198 @@ fn step_name(step: i32) -> &'static str {
     }
 }
 
+/// Everything the child needs, prepared by the parent before the clone:
+/// raw pointers and fds only, read by the child in place (with
+/// `CLONE_VM` it shares the parent's memory; the parent's thread is
+/// suspended until the child execs or exits, so this stays valid).
+struct ChildCtx {
+    stdin: RawFd,
+    stdout: RawFd,
+    stderr: RawFd,
+    report: RawFd,
+    cwd: *const libc::c_char,
+    path: *const libc::c_char,
+    argv: *const *const libc::c_char,
+    envp: *const *const libc::c_char,
+    pre: PreExec,
+}
+
+/// The child, between clone and exec. Raw async-signal-safe syscalls only:
+/// no allocation, no lock, nothing that touches the parent's heap (with
+/// `CLONE_VM` it is the same memory). A failure is written to the report
+/// pipe as `[step, errno]`, then `_exit(127)`.
+extern "C" fn child_main(ctx: *mut libc::c_void) -> ! {
+    // SAFETY: `ctx` points at the parent's `ChildCtx`, alive and unchanged
+    // until this child execs or exits (vfork), or copied with the whole
+    // process (fork). Everything below is a raw syscall.
+    unsafe {
+        let c = &*(ctx as *const ChildCtx);
+        let fail = |step: i32| -> ! {
+            let errno = *libc::__errno_location();
+            let msg = [step, errno];
+            libc::write(c.report, msg.as_ptr().cast(), 8);
+            libc::_exit(127)
+        };
+        // No handler of orca's may run in the child (with CLONE_VM it
+        // would run on orca's memory): every caught signal back to its
+        // default while all are blocked; SIGPIPE too (Rust ignores it).
+        for sig in 1..=64 {
+            let mut old: libc::sigaction = std::mem::zeroed();
+            if libc::sigaction(sig, std::ptr::null(), &mut old) == 0
+                && ((old.sa_sigaction != libc::SIG_DFL && old.sa_sigaction != libc::SIG_IGN)
+                    || sig == libc::SIGPIPE)
+            {
+                let mut dfl: libc::sigaction = std::mem::zeroed();
+                dfl.sa_sigaction = libc::SIG_DFL;
+                libc::sigaction(sig, &dfl, std::ptr::null_mut());
+            }
+        }
+        if libc::dup2(c.stdin, 0) < 0 || libc::dup2(c.stdout, 1) < 0 || libc::dup2(c.stderr, 2) < 0
+        {
+            fail(1);
+        }
+        if libc::setpgid(0, 0) != 0 {
+            fail(2);
+        }
+        if libc::chdir(c.cwd) != 0 {
+            fail(3);
+        }
+        if c.pre.apply().is_err() {
+            fail(4);
+        }
+        let empty: libc::sigset_t = std::mem::zeroed();
+        libc::pthread_sigmask(libc::SIG_SETMASK, &empty, std::ptr::null_mut());
+        libc::execve(c.path, c.argv, c.envp);
+        fail(5)
+    }
+}
+
+/// The child's stack for a `CLONE_VM` clone: an anonymous mapping with a
+/// guard page below it, unmapped on drop (after the child exec'd or
+/// exited: the parent was suspended until then).
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+struct ChildStack {
+    base: *mut libc::c_void,
+    len: usize,
+}
+
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+impl ChildStack {
+    /// 256 KiB: the child's frames are small (no allocation, no
+    /// formatting); Landlock and netns set-up are syscalls.
+    const SIZE: usize = 256 * 1024;
+    const GUARD: usize = 4096;
+
+    fn new() -> io::Result<ChildStack> {
+        let len = Self::SIZE + Self::GUARD;
+        // SAFETY: a fresh private anonymous mapping; the lowest page is
+        // then made inaccessible (a guard against overflow).
+        unsafe {
+            let base = libc::mmap(
+                std::ptr::null_mut(),
+                len,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_STACK,
+                -1,
+                0,
+            );
+            if base == libc::MAP_FAILED {
+                return Err(io::Error::last_os_error());
+            }
+            libc::mprotect(base, Self::GUARD, libc::PROT_NONE);
+            Ok(ChildStack { base, len })
+        }
+    }
+
+    /// The lowest usable address (clone3 takes the low end and the size).
+    fn low(&self) -> u64 {
+        self.base as u64 + Self::GUARD as u64
+    }
+}
+
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+impl Drop for ChildStack {
+    fn drop(&mut self) {
+        // SAFETY: the mapping made in `new`, no longer used.
+        unsafe {
+            libc::munmap(self.base, self.len);
+        }
+    }
+}
+
+/// `clone3` whose child starts on its own stack and calls `f(arg)` (which
+/// never returns). The libc `syscall` wrapper cannot be used for a
+/// `CLONE_VM` child: it would return into the parent's frame on the new
+/// stack. Returns the child's pid, or `-errno`.
+///
+/// # Safety
+/// `args` must describe a valid clone with a stack that stays mapped until
+/// the child execs or exits; `f` must be safe to run in that child.
+#[cfg(target_arch = "x86_64")]
+unsafe fn clone3_on_stack(
+    args: &CloneArgs,
+    f: extern "C" fn(*mut libc::c_void) -> !,
+    arg: *mut libc::c_void,
+) -> i64 {
+    let ret: i64;
+    // SAFETY: the caller's contract. The kernel preserves every register
+    // but rax, rcx and r11; the child gets rsp = stack + stack_size (16-byte
+    // aligned: `call` leaves it as the ABI expects at a function's entry).
+    unsafe {
+        std::arch::asm!(
+            "syscall",
+            "test rax, rax",
+            "jnz 2f",
+            "mov rdi, r13",
+            "call r12",
+            "ud2",
+            "2:",
+            inlateout("rax") libc::SYS_clone3 => ret,
+            in("rdi") args as *const CloneArgs,
+            in("rsi") std::mem::size_of::<CloneArgs>(),
+            in("r12") f,
+            in("r13") arg,
+            lateout("rcx") _,
+            lateout("r11") _,
+            options(nostack),
+        );
+    }
+    ret
+}
+
+/// See the x86_64 version.
+///
+/// # Safety
+/// As the x86_64 version.
+#[cfg(target_arch = "aarch64")]
+unsafe fn clone3_on_stack(
+    args: &CloneArgs,
+    f: extern "C" fn(*mut libc::c_void) -> !,
+    arg: *mut libc::c_void,
+) -> i64 {
+    let ret: i64;
+    // SAFETY: the caller's contract. The kernel preserves every register
+    // but x0; the child gets sp = stack + stack_size.
+    unsafe {
+        std::arch::asm!(
+            "svc 0",
+            "cbnz x0, 2f",
+            "mov x0, x10",
+            "blr x9",
+            "brk #0",
+            "2:",
+            inlateout("x0") args as *const CloneArgs => ret,
+            in("x1") std::mem::size_of::<CloneArgs>(),
+            in("x8") libc::SYS_clone3,
+            in("x9") f,
+            in("x10") arg,
+            lateout("x30") _,
+            options(nostack),
+        );
+    }
+    ret
+}
+
 /// Starts `program` (an absolute or relative path, not looked up) with
 /// `argv` (its `argv[0]` first) and exactly `env`, in `cwd`, in its own
 /// process group, inside the cgroup whose directory is open as
@@ -87,6 +279,12 @@ fn step_name(step: i32) -> &'static str {
 /// not needed) before exec. stdout and stderr are pipes; stdin a pipe when
 /// `stdin_piped`, else `/dev/null`. `Err` with `ENOSYS` / `EINVAL` /
 /// `E2BIG`: this kernel has no `CLONE_INTO_CGROUP` (the caller falls back).
+///
+/// On x86_64 and aarch64 the child shares orca's memory until it execs
+/// (`CLONE_VM | CLONE_VFORK`, as `posix_spawn` does): no page table is
+/// copied and orca's memory is not made copy-on-write, which a plain fork
+/// of a large multi-threaded daemon costs at every attempt (about 2 ms
+/// each in the fan-out bench). Elsewhere it is a fork.
 pub fn spawn(
     program: &std::path::Path,
     argv: &[String],
@@ -124,22 +322,41 @@ pub fn spawn(
         let f = std::fs::File::open("/dev/null")?;
         (OwnedFd::from(f), None)
     };
-    let pre = PreExec {
-        cgroup_procs: None,
-        ..pre
+    let mut ctx = ChildCtx {
+        stdin: stdin_child.as_raw_fd(),
+        stdout: out_w.as_raw_fd(),
+        stderr: err_w.as_raw_fd(),
+        report: report_w.as_raw_fd(),
+        cwd: cwd_c.as_ptr(),
+        path: path.as_ptr(),
+        argv: argv_p.as_ptr(),
+        envp: env_p.as_ptr(),
+        pre: PreExec {
+            cgroup_procs: None,
+            ..pre
+        },
     };
 
     let mut pidfd: libc::c_int = -1;
-    let args = CloneArgs {
+    #[allow(unused_mut)]
+    let mut args = CloneArgs {
         flags: CLONE_PIDFD | CLONE_INTO_CGROUP,
         pidfd: &mut pidfd as *mut libc::c_int as u64,
         exit_signal: libc::SIGCHLD as u64,
         cgroup: cgroup_dir as u64,
         ..Default::default()
     };
+    #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+    let stack = {
+        let stack = ChildStack::new()?;
+        args.flags |= (libc::CLONE_VM | libc::CLONE_VFORK) as u64;
+        args.stack = stack.low();
+        args.stack_size = ChildStack::SIZE as u64;
+        stack
+    };
     // Signals stay blocked across the clone so no handler of orca's runs
     // in the child; the parent restores its mask at once, the child
-    // clears it right before exec.
+    // resets the handlers and clears the mask right before exec.
     // SAFETY: sigset operations on zeroed stack values.
     let mut all: libc::sigset_t = unsafe { std::mem::zeroed() };
     // SAFETY: as above.
@@ -149,56 +366,38 @@ pub fn spawn(
         libc::sigfillset(&mut all);
         libc::pthread_sigmask(libc::SIG_SETMASK, &all, &mut old);
     }
-    // SAFETY: clone3 without CLONE_VM: the child is a copy of this process;
-    // until execve it only makes raw syscalls on values prepared above.
+    let ctx_ptr = &mut ctx as *mut ChildCtx as *mut libc::c_void;
+    #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+    // SAFETY: the stack stays mapped until after this returns, which is
+    // after the child exec'd or exited (CLONE_VFORK); `child_main` makes
+    // raw syscalls only.
+    let r = unsafe { clone3_on_stack(&args, child_main, ctx_ptr) };
+    #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
+    // SAFETY: clone3 without CLONE_VM: the child is a copy of this process
+    // and runs only `child_main`.
     let r = unsafe {
-        libc::syscall(
+        let r = libc::syscall(
             libc::SYS_clone3,
             &args as *const CloneArgs,
             std::mem::size_of::<CloneArgs>(),
-        )
-    };
-    if r == 0 {
-        // The child.
-        // SAFETY: raw syscalls only; `_exit` on any failure.
-        unsafe {
-            let fail = |step: i32| -> ! {
-                let errno = *libc::__errno_location();
-                let msg = [step, errno];
-                libc::write(report_w.as_raw_fd(), msg.as_ptr().cast(), 8);
-                libc::_exit(127)
-            };
-            if libc::dup2(stdin_child.as_raw_fd(), 0) < 0
-                || libc::dup2(out_w.as_raw_fd(), 1) < 0
-                || libc::dup2(err_w.as_raw_fd(), 2) < 0
-            {
-                fail(1);
-            }
-            if libc::setpgid(0, 0) != 0 {
-                fail(2);
-            }
-            if libc::chdir(cwd_c.as_ptr()) != 0 {
-                fail(3);
-            }
-            if pre.apply().is_err() {
-                fail(4);
-            }
-            // As std does: SIGPIPE back to its default (Rust ignores it),
-            // nothing blocked.
-            libc::signal(libc::SIGPIPE, libc::SIG_DFL);
-            let empty: libc::sigset_t = std::mem::zeroed();
-            libc::pthread_sigmask(libc::SIG_SETMASK, &empty, std::ptr::null_mut());
-            libc::execve(path.as_ptr(), argv_p.as_ptr(), env_p.as_ptr());
-            fail(5);
+        );
+        if r == 0 {
+            child_main(ctx_ptr);
         }
-    }
-    let clone_err = io::Error::last_os_error();
+        if r < 0 {
+            -(*libc::__errno_location() as i64)
+        } else {
+            r
+        }
+    };
     // SAFETY: restoring the mask saved above.
     unsafe {
         libc::pthread_sigmask(libc::SIG_SETMASK, &old, std::ptr::null_mut());
     }
+    #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+    drop(stack);
     if r < 0 {
-        return Err(clone_err);
+        return Err(io::Error::from_raw_os_error(-r as i32));
     }
     // SAFETY: the kernel wrote a fresh pidfd for the child.
     let pidfd = unsafe { OwnedFd::from_raw_fd(pidfd) };
@@ -229,157 +428,6 @@ pub fn spawn(
         stdout: out_r,
         stderr: err_r,
     })
-}
-
-/// `posix_spawnattr_setcgroup_np` (glibc 2.35+), looked up at run time so
-/// an older glibc still loads orca.
-type SetCgroup = unsafe extern "C" fn(*mut libc::posix_spawnattr_t, libc::c_int) -> libc::c_int;
-const POSIX_SPAWN_SETCGROUP: libc::c_int = 0x100;
-
-fn setcgroup_fn() -> Option<SetCgroup> {
-    static F: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
-    let addr = *F.get_or_init(|| {
-        // SAFETY: dlsym(3) with a NUL-terminated name.
-        unsafe {
-            libc::dlsym(libc::RTLD_DEFAULT, c"posix_spawnattr_setcgroup_np".as_ptr()) as usize
-        }
-    });
-    // SAFETY: the symbol, when present, has this signature (glibc's
-    // <spawn.h>).
-    (addr != 0).then(|| unsafe { std::mem::transmute::<usize, SetCgroup>(addr) })
-}
-
-/// Like [`spawn`] without any code of orca's in the child: glibc's
-/// `posix_spawn` (`CLONE_VM | CLONE_VFORK`, so no page tables are copied
-/// and orca's memory is not made copy-on-write) with
-/// `POSIX_SPAWN_SETCGROUP`, which glibc turns into
-/// `clone3(CLONE_INTO_CGROUP)`. For a process that needs only its cgroup
-/// (no network namespace, no Landlock). `None`: this glibc cannot.
-pub fn spawn_vfork(
-    program: &std::path::Path,
-    argv: &[String],
-    env: &[(String, String)],
-    cwd: &std::path::Path,
-    stdin_piped: bool,
-    cgroup_dir: RawFd,
-) -> Option<io::Result<Child3>> {
-    let setcgroup = setcgroup_fn()?;
-    Some((|| {
-        use std::os::unix::ffi::OsStrExt;
-        let path = CString::new(program.as_os_str().as_bytes())
-            .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "program has a NUL byte"))?;
-        let cwd_c = CString::new(cwd.as_os_str().as_bytes())
-            .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "cwd has a NUL byte"))?;
-        let argv_c: Vec<CString> = argv
-            .iter()
-            .map(|a| cstring(a, "an argument"))
-            .collect::<io::Result<_>>()?;
-        let env_c: Vec<CString> = env
-            .iter()
-            .map(|(k, v)| cstring(&format!("{k}={v}"), "an environment variable"))
-            .collect::<io::Result<_>>()?;
-        let mut argv_p: Vec<*mut libc::c_char> =
-            argv_c.iter().map(|c| c.as_ptr() as *mut _).collect();
-        argv_p.push(std::ptr::null_mut());
-        let mut env_p: Vec<*mut libc::c_char> =
-            env_c.iter().map(|c| c.as_ptr() as *mut _).collect();
-        env_p.push(std::ptr::null_mut());
-        let (out_r, out_w) = pipe()?;
-        let (err_r, err_w) = pipe()?;
-        let (stdin_child, stdin_parent) = if stdin_piped {
-            let (r, w) = pipe()?;
-            (r, Some(w))
-        } else {
-            (OwnedFd::from(std::fs::File::open("/dev/null")?), None)
-        };
-        let check = |r: libc::c_int, what: &str| -> io::Result<()> {
-            if r == 0 {
-                Ok(())
-            } else {
-                let e = io::Error::from_raw_os_error(r);
-                Err(io::Error::new(e.kind(), format!("{what}: {e}")))
-            }
-        };
-        // SAFETY: posix_spawn's file actions and attributes, initialized,
-        // used and destroyed here; every pointer outlives the call.
-        unsafe {
-            let mut fa: libc::posix_spawn_file_actions_t = std::mem::zeroed();
-            let mut attr: libc::posix_spawnattr_t = std::mem::zeroed();
-            check(libc::posix_spawn_file_actions_init(&mut fa), "file actions")?;
-            check(libc::posix_spawnattr_init(&mut attr), "spawn attributes")?;
-            let mut pid: libc::pid_t = 0;
-            let r = (|| {
-                check(
-                    libc::posix_spawn_file_actions_adddup2(&mut fa, stdin_child.as_raw_fd(), 0),
-                    "stdin",
-                )?;
-                check(
-                    libc::posix_spawn_file_actions_adddup2(&mut fa, out_w.as_raw_fd(), 1),
-                    "stdout",
-                )?;
-                check(
-                    libc::posix_spawn_file_actions_adddup2(&mut fa, err_w.as_raw_fd(), 2),
-                    "stderr",
-                )?;
-                check(
-                    libc::posix_spawn_file_actions_addchdir_np(&mut fa, cwd_c.as_ptr()),
-                    "chdir",
-                )?;
-                let mut empty: libc::sigset_t = std::mem::zeroed();
-                libc::sigemptyset(&mut empty);
-                let mut pipe_set: libc::sigset_t = std::mem::zeroed();
-                libc::sigemptyset(&mut pipe_set);
-                libc::sigaddset(&mut pipe_set, libc::SIGPIPE);
-                check(
-                    libc::posix_spawnattr_setsigmask(&mut attr, &empty),
-                    "sigmask",
-                )?;
-                check(
-                    libc::posix_spawnattr_setsigdefault(&mut attr, &pipe_set),
-                    "sigdefault",
-                )?;
-                check(libc::posix_spawnattr_setpgroup(&mut attr, 0), "pgroup")?;
-                check(setcgroup(&mut attr, cgroup_dir), "cgroup")?;
-                let flags = libc::POSIX_SPAWN_SETPGROUP
-                    | libc::POSIX_SPAWN_SETSIGMASK
-                    | libc::POSIX_SPAWN_SETSIGDEF
-                    | POSIX_SPAWN_SETCGROUP;
-                check(
-                    libc::posix_spawnattr_setflags(&mut attr, flags as libc::c_short),
-                    "flags",
-                )?;
-                let r = libc::posix_spawn(
-                    &mut pid,
-                    path.as_ptr(),
-                    &fa,
-                    &attr,
-                    argv_p.as_ptr(),
-                    env_p.as_ptr(),
-                );
-                if r != 0 {
-                    return Err(io::Error::from_raw_os_error(r));
-                }
-                Ok(())
-            })();
-            libc::posix_spawn_file_actions_destroy(&mut fa);
-            libc::posix_spawnattr_destroy(&mut attr);
-            r?;
-            drop((out_w, err_w, stdin_child));
-            // The child is ours and not reaped: its pid cannot be reused
-            // before we open its pidfd.
-            let fd = libc::syscall(libc::SYS_pidfd_open, pid, 0);
-            if fd < 0 {
-                return Err(io::Error::last_os_error());
-            }
-            Ok(Child3 {
-                pid: pid as u32,
-                pidfd: OwnedFd::from_raw_fd(fd as RawFd),
-                stdin: stdin_parent,
-                stdout: out_r,
-                stderr: err_r,
-            })
-        }
-    })())
 }
 
 /// Reaps the exited child behind `pidfd` (it must have exited: the pidfd
@@ -499,25 +547,5 @@ mod tests {
         )
         .unwrap_err();
         assert!(e.to_string().contains("execve failed"), "{e}");
-        // The vfork path: born in the cgroup too.
-        let Some(r) = spawn_vfork(
-            std::path::Path::new("/bin/sh"),
-            &argv,
-            &env,
-            std::path::Path::new("/"),
-            false,
-            cg.dir_fd(),
-        ) else {
-            return; // glibc before 2.35
-        };
-        let c = r.unwrap();
-        let mut out = String::new();
-        tokio::net::unix::pipe::Receiver::from_owned_fd(c.stdout)
-            .unwrap()
-            .read_to_string(&mut out)
-            .await
-            .unwrap();
-        assert!(out.contains(&name), "{out}");
-        assert_eq!(wait(c.pidfd).await.unwrap().code, Some(3));
     }
 }

@@ -122,34 +122,15 @@ fn spawn_into_cgroup(
         program: program.to_string(),
         reason,
     };
-    // Only the cgroup: glibc's posix_spawn (vfork) can create the child in
-    // it; with a network namespace or Landlock, orca's own code must run
-    // in the child (a fork).
-    let only_cgroup = spec.pre_exec.network.is_none() && spec.pre_exec.landlock.is_none();
-    let vfork = only_cgroup
-        .then(|| {
-            super::clone3::spawn_vfork(
-                resolved,
-                spec.argv,
-                &env,
-                spec.cwd,
-                spec.stdin.is_some(),
-                dir,
-            )
-        })
-        .flatten();
-    let spawned = match vfork {
-        Some(r) => r,
-        None => super::clone3::spawn(
-            resolved,
-            spec.argv,
-            &env,
-            spec.cwd,
-            spec.stdin.is_some(),
-            dir,
-            spec.pre_exec,
-        ),
-    };
+    let spawned = super::clone3::spawn(
+        resolved,
+        spec.argv,
+        &env,
+        spec.cwd,
+        spec.stdin.is_some(),
+        dir,
+        spec.pre_exec,
+    );
     let child = match spawned {
         Ok(c) => c,
         Err(e)
