@@ -29,7 +29,19 @@ pub fn parse_cron(expr: &str) -> Result<croner::Cron, String> {
             "a cron expression has 5 fields (minute hour day-of-month month day-of-week); {expr:?} has {fields}"
         ));
     }
-    croner::Cron::from_str(expr).map_err(|e| format!("invalid cron expression {expr:?}: {e}"))
+    let cron = croner::Cron::from_str(expr)
+        .map_err(|e| format!("invalid cron expression {expr:?}: {e}"))?;
+    // An expression no day can match (`0 0 31 2 *`, an empty
+    // day-of-week set) makes every later search scan to croner's last
+    // year: refused here, once, so a timer that is armed always fires.
+    let reference = chrono::DateTime::<chrono::Utc>::from_timestamp(946_684_800, 0)
+        .unwrap_or_default();
+    match cron.find_next_occurrence(&reference, false) {
+        Ok(_) => Ok(cron),
+        Err(_) => Err(format!(
+            "cron expression {expr:?} never fires: no date matches its day-of-month, month and day-of-week fields"
+        )),
+    }
 }
 
 impl TimerRule {
@@ -196,6 +208,14 @@ mod tests {
                 .with_timezone(&chrono::Utc),
         );
         let r = TimerRule::Cron(Box::new(parse_cron("0 7 * * *").unwrap()));
+        // Expressions that can never fire are refused when parsed (found
+        // by the `cron` fuzz target: each search for one scanned to year
+        // 5000), leap days are not.
+        for never in ["0 0 5 2 +", "0 0 31 2 *", "0 0 30 2 *"] {
+            let e = parse_cron(never).unwrap_err();
+            assert!(e.contains("never fires"), "{never}: {e}");
+        }
+        assert!(parse_cron("0 0 29 2 *").is_ok());
         let next = r.next_after(T0, t).unwrap();
         assert_eq!(next.rfc3339(), "2027-01-15T07:00:00.000Z");
         assert_eq!(
