@@ -4,6 +4,7 @@
 //! all over every corpus and regression input on stable (docs/fuzzing.md).
 
 pub use crate::api::fuzzing::{api_agent, api_control, api_submit, api_verdict};
+#[cfg(feature = "mcp")]
 pub use crate::mcp::fuzz_tool_input as mcp_tool;
 pub use orca_actors::fuzzing::Entry;
 
@@ -13,6 +14,7 @@ pub const TARGETS: &[(&str, Entry)] = &[
     ("api_verdict", api_verdict),
     ("api_control", api_control),
     ("api_agent", api_agent),
+    #[cfg(feature = "mcp")]
     ("mcp_tool", mcp_tool),
 ];
 

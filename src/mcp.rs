@@ -18,14 +18,20 @@
 
 use std::sync::Arc;
 
+#[cfg(feature = "mcp")]
 use anyhow::Context as _;
-use orca_actors::agent::think::{input_schema, AGENT_TOOLS};
+#[cfg(feature = "mcp")]
+use orca_actors::agent::think::input_schema;
+use orca_actors::agent::think::AGENT_TOOLS;
 use orca_actors::workspace::Workspace;
+#[cfg(feature = "mcp")]
 use rmcp::model::{
     CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, Implementation,
     InitializeResult, ListToolsResult, PaginatedRequestParams, ServerCapabilities, Tool,
 };
+#[cfg(feature = "mcp")]
 use rmcp::service::{RequestContext, RoleServer};
+#[cfg(feature = "mcp")]
 use rmcp::{ErrorData as McpError, ServerHandler, ServiceExt as _};
 use serde_json::{json, Value};
 
@@ -68,7 +74,7 @@ pub struct OrcaMcp {
     client: Option<Client>,
     ws: Workspace,
     authority: Authority,
-    tools: Arc<Vec<Tool>>,
+    tools: Arc<Vec<ToolInfo>>,
 }
 
 impl OrcaMcp {
@@ -127,7 +133,7 @@ impl OrcaMcp {
     /// Calls one tool: its answer, or an error the model can read.
     pub async fn call(&self, name: &str, args: Value) -> Result<Value, String> {
         if !self.tools.iter().any(|t| t.name == name) {
-            let names: Vec<&str> = self.tools.iter().map(|t| t.name.as_ref()).collect();
+            let names: Vec<&str> = self.tools.iter().map(|t| t.name).collect();
             let more = match self.authority {
                 Authority::Agent { .. } => "",
                 _ if AGENT_TOOLS.iter().any(|t| t.name == name && t.agent_only) => {
@@ -289,6 +295,7 @@ fn tool_args(args: &Value) -> Result<serde_json::Map<String, Value>, String> {
 /// the rest as its JSON arguments), what orca does with the arguments
 /// without a daemon: the object check, `logs` against an empty workspace,
 /// an agent tool's `ToolCall::from_args`, and the bounded answer text.
+#[cfg(feature = "mcp")]
 pub fn fuzz_tool_input(data: &[u8]) {
     use rmcp::model::{ClientJsonRpcMessage, ClientRequest, JsonRpcMessage};
     let call = match serde_json::from_slice::<ClientJsonRpcMessage>(data) {
@@ -381,26 +388,45 @@ fn attempt_client() -> Option<Client> {
     Client::new(info, token).ok()
 }
 
-/// The tools an authority offers, with their schemas.
-fn tools_for(authority: &Authority) -> Vec<Tool> {
-    let schema = |name: &str| match input_schema(name) {
-        Value::Object(m) => m,
-        _ => serde_json::Map::new(),
-    };
-    let mut tools: Vec<Tool> = FLEET_TOOLS
+/// One tool an authority offers (its input schema is
+/// `agent::think::input_schema(name)`).
+#[derive(Clone, Copy, Debug)]
+struct ToolInfo {
+    name: &'static str,
+    #[cfg_attr(not(feature = "mcp"), allow(dead_code))]
+    description: &'static str,
+}
+
+/// The tools an authority offers.
+fn tools_for(authority: &Authority) -> Vec<ToolInfo> {
+    let mut tools: Vec<ToolInfo> = FLEET_TOOLS
         .iter()
-        .map(|(n, d)| Tool::new(*n, *d, schema(n)))
+        .map(|&(name, description)| ToolInfo { name, description })
         .collect();
     let agent = matches!(authority, Authority::Agent { .. });
     for t in AGENT_TOOLS {
         if !t.agent_only || agent {
-            tools.push(Tool::new(t.name, t.description, schema(t.name)));
+            tools.push(ToolInfo {
+                name: t.name,
+                description: t.description,
+            });
         }
     }
     tools
 }
 
+/// A tool as MCP lists it, with its JSON Schema.
+#[cfg(feature = "mcp")]
+fn mcp_tool(t: &ToolInfo) -> Tool {
+    let schema = match input_schema(t.name) {
+        Value::Object(m) => m,
+        _ => serde_json::Map::new(),
+    };
+    Tool::new(t.name, t.description, schema)
+}
+
 /// A tool's answer as text, bounded.
+#[cfg(feature = "mcp")]
 fn answer_text(v: &Value) -> String {
     let mut text = serde_json::to_string_pretty(v).unwrap_or_default();
     if text.len() > MAX_ANSWER {
@@ -414,6 +440,7 @@ fn answer_text(v: &Value) -> String {
     text
 }
 
+#[cfg(feature = "mcp")]
 impl ServerHandler for OrcaMcp {
     fn get_info(&self) -> InitializeResult {
         let who = match &self.authority {
@@ -434,7 +461,9 @@ impl ServerHandler for OrcaMcp {
         _request: Option<PaginatedRequestParams>,
         _context: RequestContext<RoleServer>,
     ) -> Result<ListToolsResult, McpError> {
-        Ok(ListToolsResult::with_all_items(self.tools.as_ref().clone()))
+        Ok(ListToolsResult::with_all_items(
+            self.tools.iter().map(mcp_tool).collect(),
+        ))
     }
 
     async fn call_tool(
@@ -451,7 +480,16 @@ impl ServerHandler for OrcaMcp {
     }
 }
 
+/// `orca mcp` in a build without the `mcp` feature: says so.
+#[cfg(not(feature = "mcp"))]
+pub async fn serve(_: Workspace) -> anyhow::Result<()> {
+    anyhow::bail!(
+        "this orca was built without the MCP server (the `mcp` feature); build it with the default features, e.g. `cargo install --path .`"
+    )
+}
+
 /// `orca mcp`: serves until stdin closes.
+#[cfg(feature = "mcp")]
 pub async fn serve(ws: Workspace) -> anyhow::Result<()> {
     let server = OrcaMcp::from_env(ws).await;
     let running = server

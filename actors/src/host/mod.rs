@@ -19,7 +19,12 @@ pub mod logcap;
 pub mod process;
 pub mod procfs;
 pub mod sandbox;
+#[cfg(feature = "ssh")]
 pub mod ssh;
+#[cfg(not(feature = "ssh"))]
+#[path = "ssh_off.rs"]
+pub mod ssh;
+mod unusable;
 
 use std::fmt;
 use std::path::Path;
