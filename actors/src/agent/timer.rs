@@ -34,8 +34,8 @@ pub fn parse_cron(expr: &str) -> Result<croner::Cron, String> {
     // An expression no day can match (`0 0 31 2 *`, an empty
     // day-of-week set) makes every later search scan to croner's last
     // year: refused here, once, so a timer that is armed always fires.
-    let reference = chrono::DateTime::<chrono::Utc>::from_timestamp(946_684_800, 0)
-        .unwrap_or_default();
+    let reference =
+        chrono::DateTime::<chrono::Utc>::from_timestamp(946_684_800, 0).unwrap_or_default();
     match cron.find_next_occurrence(&reference, false) {
         Ok(_) => Ok(cron),
         Err(_) => Err(format!(
