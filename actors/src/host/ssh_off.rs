@@ -16,7 +16,9 @@ pub const WHY: &str = "this orca was built without SSH support (the `ssh` featur
 
 /// Connections to ssh hosts: none in this build.
 #[derive(Debug, Default, Clone)]
-pub struct Pool;
+pub struct Pool {
+    _none: (),
+}
 
 /// The ssh worker adapter: never built in this build.
 #[derive(Debug)]
