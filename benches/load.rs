@@ -280,16 +280,23 @@ struct ClientReport {
     errors: Vec<String>,
 }
 
-async fn request_client(
+/// Where the request clients send (one connection pool for all).
+#[derive(Clone)]
+struct Api {
     http: reqwest::Client,
     base: String,
     token: String,
+}
+
+async fn request_client(
+    api: Api,
     run: String,
     kind: Kind,
     tasks: u64,
     think: Duration,
     done: Arc<AtomicBool>,
 ) -> ClientReport {
+    let Api { http, base, token } = api;
     let mut rep = ClientReport::default();
     let mut turn = 0u64;
     while !done.load(Ordering::Relaxed) {
@@ -493,7 +500,12 @@ async fn main() {
             stop.clone(),
         );
         let c = tokio::spawn(async move {
-            request_client(http, b, t, r, kind, tasks, Duration::ZERO, s).await
+            let api = Api {
+                http,
+                base: b,
+                token: t,
+            };
+            request_client(api, r, kind, tasks, Duration::ZERO, s).await
         });
         tokio::time::sleep(Duration::from_secs(2)).await;
         stop.store(true, Ordering::Relaxed);
@@ -542,10 +554,13 @@ async fn main() {
                 } else {
                     Kind::Inspect
                 };
+                let api = Api {
+                    http: http.clone(),
+                    base: base.clone(),
+                    token: token.clone(),
+                };
                 joins.push(tokio::spawn(request_client(
-                    http.clone(),
-                    base.clone(),
-                    token.clone(),
+                    api,
                     run.clone(),
                     kind,
                     tasks,
