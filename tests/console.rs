@@ -399,6 +399,21 @@ async fn the_console_in_headless_chromium() {
         vec![json!(gate)],
     )
     .await;
+    // Its task row follows from the events alone: no task is read again
+    // over HTTP for them (only a verdict, below, needs a read).
+    b.wait(
+        "the gate task's row to say pass",
+        "const r = document.querySelector('#tasks .vrow[data-task=gate]'); return r && r.children[2].textContent === 'pass' && r.children[4].textContent.startsWith('pass');",
+        vec![],
+    )
+    .await;
+    let task_reads = b
+        .js(
+            "return performance.getEntriesByType('resource').filter(e => e.name.includes('/tasks/')).length",
+            vec![],
+        )
+        .await;
+    assert_eq!(task_reads, json!(0), "task rows patched from the events");
 
     // Interrupt the hanging attempt from its node: confirmed, then skip.
     let hang = format!("/runs/{run}/attempts/hang:1");

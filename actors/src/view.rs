@@ -653,7 +653,9 @@ pub struct TaskSummary {
 }
 
 impl RunSummary {
-    pub fn of(r: &RunState) -> Self {
+    /// Counts, spend and alerts, without the per-task list (`?brief=true`,
+    /// `orca status`): no work per task beyond the counts.
+    pub fn brief(r: &RunState) -> Self {
         Self {
             run: r.run.clone(),
             name: r.name.clone(),
@@ -667,6 +669,18 @@ impl RunSummary {
             within_ms: r.within_ms,
             restarts: r.restart_count,
             counts: r.counts(),
+            tasks: Vec::new(),
+            alerts: r.alerts.clone(),
+            unattended: false,
+            spend: r.spend(),
+            budget_exceeded: r.budget_exceeded.clone(),
+            labels: Default::default(),
+        }
+    }
+
+    /// The summary with every task.
+    pub fn of(r: &RunState) -> Self {
+        Self {
             tasks: r
                 .tasks
                 .iter()
@@ -693,11 +707,7 @@ impl RunSummary {
                         .and_then(|a| a.usage.clone()),
                 })
                 .collect(),
-            alerts: r.alerts.clone(),
-            unattended: false,
-            spend: r.spend(),
-            budget_exceeded: r.budget_exceeded.clone(),
-            labels: Default::default(),
+            ..Self::brief(r)
         }
     }
 
@@ -787,7 +797,7 @@ pub fn spawn_limit(view: &FleetView, run: &RunState) -> u32 {
     let mut cur = Some(run);
     for _ in 0..=crate::spec::MAX_SPAWN_DEPTH + 1 {
         let Some(r) = cur else { break };
-        if let Some(spec) = r.spec() {
+        if let Some(spec) = r.parsed_spec() {
             max = max.min(spec.effective_max_spawn_depth());
         }
         cur = r.parent.as_ref().and_then(|p| view.runs.get(&p.run));

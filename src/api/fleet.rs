@@ -46,12 +46,18 @@ pub struct RunQuery {
 
 fn summary(s: &ApiState, r: &RunState, brief: bool) -> RunSummary {
     let supervised = s.services.registry.get(&ActorPath::run(&r.run)).is_some();
-    let mut s = RunSummary::of(r);
+    let mut s = if brief {
+        RunSummary::brief(r)
+    } else {
+        RunSummary::of(r)
+    };
     s.unattended = r.ended_as.is_none() && !supervised;
-    s.labels = labels_of(&r.spec_json);
-    if brief {
-        s.tasks.clear();
-    }
+    // The parsed spec is kept with the run; a spec that no longer parses
+    // (an older journal) still shows its labels.
+    s.labels = match r.parsed_spec() {
+        Some(spec) => spec.labels.clone(),
+        None => labels_of(&r.spec_json),
+    };
     s
 }
 
@@ -123,7 +129,7 @@ pub async fn get_task(
     let i = s.view.read(|v| {
         let r = find_run(v, &run_id)?;
         let t = find_task(r, &task_id)?;
-        Ok::<_, ApiError>(TaskInspection::of(r, t, r.spec().as_ref()))
+        Ok::<_, ApiError>(TaskInspection::of(r, t, r.parsed_spec().as_deref()))
     })?;
     let live: Vec<AttemptRef> = i
         .task
@@ -178,7 +184,7 @@ pub async fn receipts(
 
 /// The slots of a run: declared workers, or `local-1..N`.
 pub fn workers_of(r: &RunState) -> Vec<WorkerView> {
-    let names: Vec<String> = match r.spec() {
+    let names: Vec<String> = match r.parsed_spec() {
         Some(spec) if !spec.workers.is_empty() => {
             spec.workers.iter().map(|w| w.id.clone()).collect()
         }

@@ -14,6 +14,8 @@ mod health;
 mod logs;
 pub mod openapi;
 
+pub use events::EventFeed;
+
 use std::sync::Arc;
 
 use axum::body::Bytes;
@@ -60,6 +62,8 @@ pub struct ApiState {
     pub closing: tokio::sync::watch::Receiver<bool>,
     /// The web console's login codes and sessions.
     pub console: Arc<crate::console::ConsoleAuth>,
+    /// The journal's feed, encoded once for every `/v1/events` stream.
+    pub events: events::EventFeed,
 }
 
 impl ApiState {

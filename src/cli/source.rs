@@ -84,7 +84,7 @@ impl Reader {
             Reader::Offline(v, ws) => {
                 let r = v.find_run(run).map_err(invalid)?;
                 let t = find_task(r, task).map_err(invalid)?;
-                Ok(TaskInspection::of(r, t, r.spec().as_ref())
+                Ok(TaskInspection::of(r, t, r.parsed_spec().as_deref())
                     .with_last_output(|n| ws.last_output(&r.run, &t.id, n)))
             }
         }

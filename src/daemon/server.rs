@@ -97,6 +97,7 @@ pub async fn serve_with(
         mode,
         closing,
         console: Arc::new(crate::console::ConsoleAuth::new(addr)),
+        events: api::EventFeed::start(&orca.services.journal),
     };
     let app = api::router(state.clone());
     let stop_server = Arc::new(Notify::new());

@@ -45,7 +45,11 @@ pub struct TaskInspection {
 
 impl TaskInspection {
     pub fn of(r: &RunState, t: &TaskState, spec: Option<&RunSpec>) -> Self {
-        let task_spec = spec.and_then(|s| s.tasks.iter().find(|x| x.id == t.id));
+        // Tasks are in spec order: the run's task index finds it at once.
+        let task_spec = spec.and_then(|s| match r.position(&t.id).and_then(|i| s.tasks.get(i)) {
+            Some(x) if x.id == t.id => Some(x),
+            _ => s.tasks.iter().find(|x| x.id == t.id),
+        });
         let worker = t.current().and_then(|a| a.worker.clone());
         let host = spec
             .and_then(|s| {

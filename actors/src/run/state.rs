@@ -221,6 +221,27 @@ impl PartialEq for TaskIndex {
     }
 }
 
+/// The run's spec parsed from its JSON text on first use, kept beside it
+/// (not part of the state's value; clones share it: a run's spec never
+/// changes once submitted). A 10,000-task spec is about a megabyte of
+/// JSON: reads such as `inspect` must not parse it again on every call.
+#[derive(Clone, Default)]
+pub struct SpecCache(
+    std::sync::Arc<std::sync::OnceLock<Option<std::sync::Arc<crate::spec::RunSpec>>>>,
+);
+
+impl PartialEq for SpecCache {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+
+impl std::fmt::Debug for SpecCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SpecCache")
+    }
+}
+
 /// A run, folded from its events.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct RunState {
@@ -261,6 +282,8 @@ pub struct RunState {
     pub last_seq: u64,
     #[serde(skip)]
     index: TaskIndex,
+    #[serde(skip)]
+    parsed: SpecCache,
 }
 
 impl RunState {
@@ -295,6 +318,7 @@ impl RunState {
             budget_exceeded: None,
             last_seq: 0,
             index: TaskIndex::default(),
+            parsed: SpecCache::default(),
         }
     }
 
@@ -314,7 +338,19 @@ impl RunState {
 
     /// The spec, parsed from the journaled JSON.
     pub fn spec(&self) -> Option<crate::spec::RunSpec> {
-        crate::spec::from_journal_json(&self.spec_json).ok()
+        self.parsed_spec().map(|s| (*s).clone())
+    }
+
+    /// The spec, parsed once per run (see [`SpecCache`]) and shared.
+    pub fn parsed_spec(&self) -> Option<std::sync::Arc<crate::spec::RunSpec>> {
+        self.parsed
+            .0
+            .get_or_init(|| {
+                crate::spec::from_journal_json(&self.spec_json)
+                    .ok()
+                    .map(std::sync::Arc::new)
+            })
+            .clone()
     }
 
     /// The position of task `id` (O(1) through the index; a scan after a

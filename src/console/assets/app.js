@@ -2,8 +2,9 @@
 // Every read and every action goes through the same /v1 routes the CLI
 // uses; the session cookie authenticates them and state changes carry the
 // page's CSRF token. The journal's event stream (/v1/events) drives every
-// view: an event marks what it touches as stale and only that is fetched
-// again and patched in place (never a page reload).
+// view: a run's task rows are patched from the events themselves (in one
+// animation frame per burst); what an event cannot say is fetched again and
+// patched in place (never a page reload).
 'use strict';
 
 const CSRF = document.querySelector('meta[name="orca-csrf"]').content;
@@ -110,10 +111,30 @@ function coalesce(fn) {
   return run;
 }
 
-// `coalesce`, and then at least `ms` between two runs: for reads whose cost
-// grows with the run (counts, the tree), however many events arrive.
+// `coalesce`, and then at least `ms` between two runs — more when a read
+// is slow (three times its own duration): for reads whose cost grows with
+// the run (counts, the tree), however many events arrive, so they never
+// hold the browser's few connections to the server.
 function throttle(fn, ms) {
-  return coalesce(async () => { await fn(); await new Promise((r) => setTimeout(r, ms)); });
+  return coalesce(async () => {
+    const t0 = performance.now();
+    await fn();
+    const took = performance.now() - t0;
+    await new Promise((r) => setTimeout(r, Math.max(ms, 3 * took)));
+  });
+}
+
+// Runs `fn` once before the next frame (or within 100 ms when the page
+// is hidden and frames stop): a burst of events becomes one DOM update.
+function frameBatcher(fn) {
+  let queued = false;
+  const run = () => { if (!queued) return; queued = false; fn(); };
+  return () => {
+    if (queued) return;
+    queued = true;
+    requestAnimationFrame(run);
+    setTimeout(run, 100);
+  };
 }
 
 // ---------------------------------------------------------------- confirm
@@ -222,6 +243,9 @@ async function startFeed() {
       for (;;) {
         const { value, done } = await reader.read();
         if (done) break;
+        // When this chunk arrived (the console bench splits its latency
+        // into journal → browser and browser → DOM with it).
+        const recv = Date.now();
         buf += value.replace(/\r\n/g, '\n');
         let i, start = 0;
         while ((i = buf.indexOf('\n\n', start)) >= 0) {
@@ -233,7 +257,7 @@ async function startFeed() {
           let ev;
           try { ev = JSON.parse(data); } catch (_) { continue; }
           feed.next = ev.seq + 1;
-          for (const l of feed.listeners) { try { l(ev); } catch (e) { console.warn(e); } }
+          for (const l of feed.listeners) { try { l(ev, recv); } catch (e) { console.warn(e); } }
         }
         buf = buf.slice(start);
         await breathe();
@@ -501,34 +525,97 @@ views.run = (main, runId) => {
       (el, c) => { setText(el.firstChild, c[0]); setText(el.lastChild, c[1] ?? 0); el.dataset.count = c[0]; });
   };
   const headRefresh = throttle(async () => applyHead(await api(`/v1/fleet/runs/${enc(runId)}?brief=true`)), 250);
-  const stale = new Map(); // task id -> coalesced refresh
+
+  // Live updates. A task's row is patched from the event itself — no read
+  // per event: a 10,000-task run sends hundreds a second, and reads queue
+  // behind the browser's six connections per host — and the rows touched
+  // by a burst are painted once, in the next frame. Only what an event
+  // cannot say (a verdict amending a receipt, a type this page does not
+  // know) is read again, one task at a time.
+  const ENVELOPE = new Set(['seq', 'at', 'actor', 'type']);
+  const dirty = new Set(); // positions patched since the last frame
+  const pendingEvents = []; // timeline entries since the last frame
   // When `window.orcaLatency` is an array (the console bench sets it), each
-  // event's journal time to its task patched in the page, in ms.
-  const waiting = new Map(); // task id -> journal times of unshown events
-  const taskRefresh = (id, at) => {
-    if (Array.isArray(window.orcaLatency) && at) {
-      if (!waiting.has(id)) waiting.set(id, []);
-      waiting.get(id).push(Date.parse(at));
+  // task event's [journal → DOM, journal → browser] in ms is pushed there.
+  let measured = [];
+  let loading = true;
+  const early = []; // events that arrived while the run was being loaded
+  const flush = frameBatcher(() => {
+    for (const pos of dirty) { const r = rows.get(pos); if (r) fillRow(r, tasks[pos]); }
+    dirty.clear();
+    if (pendingEvents.length) {
+      timeline.append(...pendingEvents.splice(0).slice(-500).map(eventEl));
+      while (timeline.children.length > 500) timeline.firstChild.remove();
+      timeline.scrollTop = timeline.scrollHeight;
     }
-    let f = stale.get(id);
-    if (!f) {
-      f = coalesce(async () => {
-        const ats = waiting.get(id) || [];
-        waiting.delete(id);
-        const i = await api(`/v1/fleet/runs/${enc(runId)}/tasks/${enc(id)}`);
-        const row = rowOf(i.task);
-        const pos = index.get(id);
-        if (pos === undefined) { index.set(id, tasks.length); tasks.push(row); refilter(); }
-        else {
-          tasks[pos] = row;
-          const r = rows.get(pos);
-          if (r) fillRow(r, row);
-        }
-        if (Array.isArray(window.orcaLatency)) for (const t of ats) window.orcaLatency.push(Date.now() - t);
-      });
-      stale.set(id, f);
+    if (measured.length) {
+      const now = Date.now();
+      if (Array.isArray(window.orcaLatency)) for (const [at, recv] of measured) window.orcaLatency.push([now - at, recv - at]);
+      measured = [];
     }
-    f();
+  });
+  const stale = new Set(); // task ids to read again
+  const reread = coalesce(async () => {
+    while (stale.size) {
+      const id = stale.values().next().value;
+      stale.delete(id);
+      const i = await api(`/v1/fleet/runs/${enc(runId)}/tasks/${enc(id)}`);
+      const pos = index.get(id);
+      if (pos !== undefined) { tasks[pos] = rowOf(i.task); dirty.add(pos); flush(); }
+    }
+  });
+  // The task an event is about, if any.
+  const taskOf = (ev) => {
+    if (typeof ev.task === 'string') return ev.task;
+    if (ev.attempt && typeof ev.attempt === 'object') return ev.attempt.task;
+    if (ev.type === 'RestartScheduled') return ev.child;
+    const p = parseActor(ev.path) || parseActor(ev.actor);
+    return p?.task;
+  };
+  // Patches row `t` from `ev`; false when the event cannot say enough.
+  const patch = (t, ev) => {
+    switch (ev.type) {
+      case 'ChildStarted': case 'ChildRestarted': {
+        const p = parseActor(ev.path);
+        if (p?.n !== undefined) { t.phase = 'running'; t.attempts = Math.max(t.attempts || 0, p.n); }
+        return true;
+      }
+      case 'RestartScheduled': t.phase = ev.delay_ms > 0 ? 'backoff' : 'queued'; return true;
+      case 'ReceiptRecorded': {
+        const rc = {};
+        for (const [k, v] of Object.entries(ev)) if (!ENVELOPE.has(k)) rc[k] = v;
+        t.receipt = rc;
+        return true;
+      }
+      case 'AttemptUsage': if (ev.attempt?.attempt >= (t.attempts || 0)) t.usage = ev.record; return true;
+      case 'TaskFinished': t.phase = 'finished'; t.result = ev.result; return true;
+      case 'TaskEnqueued': case 'AttemptStarted': case 'AttemptExited': case 'AttemptFinished':
+      case 'AttemptInterrupted': case 'WorkerReported': case 'ChildFailed': case 'ChildStopped':
+      case 'Alert': case 'AlertRaised':
+        return true; // nothing the row shows
+      default: return false;
+    }
+  };
+  const onEvent = (ev, recv) => {
+    pendingEvents.push(ev);
+    const id = taskOf(ev);
+    if (id !== undefined && id !== null) {
+      let pos = index.get(id);
+      if (pos === undefined && ev.type === 'TaskEnqueued') {
+        pos = tasks.length;
+        index.set(id, pos);
+        tasks.push({ id, phase: 'queued', result: '', attempts: 0, receipt: null, usage: null, live: [] });
+        refilter();
+      }
+      if (pos !== undefined) {
+        if (patch(tasks[pos], ev)) dirty.add(pos);
+        else { stale.add(id); reread(); }
+        if (Array.isArray(window.orcaLatency) && ev.at && recv) measured.push([Date.parse(ev.at), recv]);
+      }
+    }
+    flush();
+    headRefresh();
+    tree.refresh();
   };
   const load = async () => {
     const s = await api(`/v1/fleet/runs/${enc(runId)}`);
@@ -536,53 +623,59 @@ views.run = (main, runId) => {
     for (const t of s.tasks || []) { index.set(t.id, tasks.length); tasks.push(rowOf(t)); }
     applyHead(s);
     refilter();
+    // What arrived meanwhile is replayed in order: the last event of each
+    // row wins, as in the journal.
+    loading = false;
+    for (const [ev, recv] of early.splice(0)) onEvent(ev, recv);
   };
   const eventEl = (ev) => {
-    const short = Object.entries(ev).filter(([k]) => !['seq', 'at', 'actor', 'type'].includes(k))
+    const short = Object.entries(ev).filter(([k]) => !ENVELOPE.has(k))
       .map(([k, v]) => k + '=' + (typeof v === 'object' ? JSON.stringify(v) : v)).join(' ').slice(0, 200);
     return h('li', { 'data-seq': ev.seq }, `#${ev.seq} ${time(ev.at)} ${ev.type} ${ev.actor} ${short}`);
   };
-  let scrollQueued = false;
-  const addEvent = (ev) => {
-    timeline.append(eventEl(ev));
-    // Trimmed and scrolled once a frame, not once an event (layout).
-    if (!scrollQueued) {
-      scrollQueued = true;
-      requestAnimationFrame(() => {
-        scrollQueued = false;
-        while (timeline.children.length > 500) timeline.firstChild.remove();
-        timeline.scrollTop = timeline.scrollHeight;
-      });
-    }
-  };
-  // The run's earlier events, read once from the journal stream.
+  // The run's earlier events (the last 500), read from the journal stream
+  // in windows going back from where the live feed starts: recent history
+  // costs a recent window, not the whole journal.
   const history = async (upTo) => {
-    const r = await fetch('/v1/events?from=1', { credentials: 'same-origin', headers: { accept: 'text/event-stream' } });
-    const reader = r.body.pipeThrough(new TextDecoderStream()).getReader();
-    let buf = '';
     const past = [];
-    for (;;) {
-      const { value, done } = await reader.read();
-      if (done) break;
-      buf += value.replace(/\r\n/g, '\n');
-      let i, last = 0, start = 0;
-      while ((i = buf.indexOf('\n\n', start)) >= 0) {
-        const block = buf.slice(start, i);
-        start = i + 2;
-        const at = block.indexOf('data:');
-        if (at < 0) continue;
-        const data = block.slice(at + 5, block.indexOf('\n', at) < 0 ? undefined : block.indexOf('\n', at));
-        // Only this run's events are parsed.
-        if (!data.includes('"/runs/' + runId)) { const m = /"seq":(\d+)/.exec(data); if (m) last = Number(m[1]); continue; }
-        const ev = JSON.parse(data);
-        last = ev.seq;
-        if (parseActor(ev.actor)?.run === runId) { past.push(ev); if (past.length > 500) past.shift(); }
+    let to = upTo, size = 4096;
+    while (to > 1 && past.length < 500) {
+      const from = Math.max(1, to - size);
+      const r = await fetch('/v1/events?from=' + from, { credentials: 'same-origin', headers: { accept: 'text/event-stream' } });
+      if (!r.ok || !r.body) return;
+      const reader = r.body.pipeThrough(new TextDecoderStream()).getReader();
+      const win = [];
+      let buf = '', last = from - 1;
+      while (last < to - 1) {
+        const { value, done } = await reader.read();
+        if (done) break;
+        buf += value.replace(/\r\n/g, '\n');
+        let i, start = 0;
+        while ((i = buf.indexOf('\n\n', start)) >= 0) {
+          const block = buf.slice(start, i);
+          start = i + 2;
+          const at = block.indexOf('data:');
+          if (at < 0) continue;
+          const nl = block.indexOf('\n', at);
+          const data = block.slice(at + 5, nl < 0 ? undefined : nl);
+          const m = /"seq":(\d+)/.exec(data);
+          if (m) last = Number(m[1]);
+          if (last >= to) break;
+          // Only this run's events are parsed.
+          if (!data.includes('/runs/' + runId) && !data.includes('"run":"' + runId + '"')) continue;
+          const ev = JSON.parse(data);
+          const a = parseActor(ev.actor);
+          if ((a ? a.run : ev.run) === runId) win.push(ev);
+        }
+        buf = buf.slice(start);
+        await breathe();
       }
-      buf = buf.slice(start);
-      if (last >= upTo - 1) { reader.cancel(); break; }
-      await breathe();
+      reader.cancel().catch(() => {});
+      past.unshift(...win);
+      to = from;
+      size *= 2;
     }
-    timeline.prepend(...past.map(eventEl));
+    timeline.prepend(...past.slice(-500).map(eventEl));
     while (timeline.children.length > 500) timeline.firstChild.remove();
     timeline.scrollTop = timeline.scrollHeight;
   };
@@ -590,14 +683,11 @@ views.run = (main, runId) => {
   const upTo = feed.next;
   if (upTo > 1) history(upTo).catch(() => {});
   return {
-    event: (ev) => {
+    event: (ev, recv) => {
       const a = parseActor(ev.actor) || (ev.attempt?.run ? { run: ev.attempt.run } : ev.run ? { run: ev.run } : null);
       if (!a || a.run !== runId) return;
-      addEvent(ev);
-      const task = a.task || (typeof ev.task === 'string' ? ev.task : null) || ev.attempt?.task || ev.receipt?.task;
-      if (task) taskRefresh(task, ev.at);
-      headRefresh();
-      tree.refresh();
+      if (loading) early.push([ev, recv]);
+      else onEvent(ev, recv);
     },
     paint,
   };
@@ -773,7 +863,7 @@ function route() {
 }
 
 window.addEventListener('hashchange', route);
-feed.listeners.add((ev) => { if (current?.event) current.event(ev); });
+feed.listeners.add((ev, recv) => { if (current?.event) current.event(ev, recv); });
 document.getElementById('logout-btn').addEventListener('click', async () => {
   await fetch('/logout', { method: 'POST', credentials: 'same-origin', headers: { 'x-orca-csrf': CSRF } });
   signedOut();
