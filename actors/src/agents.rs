@@ -39,8 +39,8 @@ use ractor::{Actor, ActorCell, ActorProcessingErr, ActorRef, RpcReplyPort, Super
 
 use crate::agent::actor::{AgentActor, AgentArgs, AgentMsg, REST};
 use crate::agent::decide::{
-    armed_deadlines, decide, next_deadline, stays_passive, AgentAnswer, AgentCommand,
-    AgentEffect, AgentError,
+    armed_deadlines, decide, next_deadline, stays_passive, AgentAnswer, AgentCommand, AgentEffect,
+    AgentError,
 };
 use crate::agent::events::AgentEvent;
 use crate::agent::fleet::{subscription_takes, Classifier, FleetEvent, RunInfo};
@@ -89,13 +89,21 @@ pub enum AgentsMsg {
     Due,
     /// A command for an agent with no one to answer (a `files`
     /// subscription's change): a passive row is woken for it.
-    Wake { agent: String, cmd: AgentCommand },
+    Wake {
+        agent: String,
+        cmd: AgentCommand,
+    },
     /// How many rows run an actor, and how many are passive.
     Rows(RpcReplyPort<RowCount>),
     /// (From an agent) it is at rest, its state journaled up to `seq`.
-    AtRest { agent: String, seq: u64 },
+    AtRest {
+        agent: String,
+        seq: u64,
+    },
     /// (From an agent asked to rest) something came in: it goes on.
-    Busy { agent: String },
+    Busy {
+        agent: String,
+    },
 }
 
 /// The `agents` table's rows: agents whose actor runs, and passive ones
@@ -340,8 +348,11 @@ impl Actor for Agents {
             }
             AgentsMsg::Busy { agent } => {
                 let held = st.resting.remove(&agent).unwrap_or_default();
-                st.deliver(&myself, held.into_iter().map(|m| (agent.clone(), m)).collect())
-                    .await;
+                st.deliver(
+                    &myself,
+                    held.into_iter().map(|m| (agent.clone(), m)).collect(),
+                )
+                .await;
             }
             AgentsMsg::Reload => {
                 let from = st.seen;

@@ -230,16 +230,12 @@ pub fn armed_deadlines(state: &AgentState, spec: &AgentSpec) -> Vec<AgentEffect>
             })
         })
         .collect();
-    arms.extend(
-        state
-            .commitments
-            .values()
-            .filter(|c| !c.fired)
-            .map(|c| AgentEffect::ArmCommitment {
-                commitment: c.id.clone(),
-                at: c.due,
-            }),
-    );
+    arms.extend(state.commitments.values().filter(|c| !c.fired).map(|c| {
+        AgentEffect::ArmCommitment {
+            commitment: c.id.clone(),
+            at: c.due,
+        }
+    }));
     arms
 }
 
@@ -252,9 +248,7 @@ pub fn next_deadline(effects: &[AgentEffect]) -> Option<Timestamp> {
             AgentEffect::ArmTimer { at, .. }
             | AgentEffect::ArmCommitment { at, .. }
             | AgentEffect::ArmRetry { at } => Some(*at),
-            AgentEffect::StartRun { .. } | AgentEffect::StopRuns { .. } | AgentEffect::Stop => {
-                None
-            }
+            AgentEffect::StartRun { .. } | AgentEffect::StopRuns { .. } | AgentEffect::Stop => None,
         })
         .min()
 }
