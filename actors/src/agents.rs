@@ -723,7 +723,10 @@ impl AgentsState {
                 if let Ok(mut h) = self.handoff.lock() {
                     h.remove(id);
                 }
-                self.set_passive(id, arms);
+                // Still passive, but off the timer (a deadline that cannot
+                // start its actor must not fire again at once, forever):
+                // the next event or command for it tries again.
+                self.passive.insert(id.to_string(), arms);
                 None
             }
         }
