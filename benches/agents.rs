@@ -3,12 +3,14 @@
 //! - resident memory above the tree's own (target < 150 MB, under 15 KB
 //!   an agent);
 //! - start-up: rebuilding them from the journal and a fleet snapshot,
-//!   until every agent actor runs (target < 2 s);
+//!   until every agent's row is up — an idle agent is a passive row (state
+//!   and deadlines, no actor) until a deadline or a wake — (target < 2 s);
 //! - one fleet event fanned out to all of them (until every wake is
 //!   journaled);
 //! - event → wake and action journaled, p50 and p99, for one agent, with
-//!   journal sync `always` (target p99 < 20 ms), beside the floor: one
-//!   durable append of the same size.
+//!   journal sync `always` (target p99 < 20 ms), beside the floors: one
+//!   durable append of the same size, and two in a row (the chain's own:
+//!   the fleet fact's append, then the agent's decision's).
 //!
 //! Run: `cargo bench --bench agents` (`-- --quick`: 1,000 agents).
 mod common;
@@ -18,6 +20,7 @@ use std::time::{Duration, Instant};
 use orca::daemon::{boot_with, BootOptions, Orca};
 use orca_actors::agent::events::AgentEvent;
 use orca_actors::agent::spec::{check_agent_str, PreparedAgent};
+use orca_actors::agents::{AgentsMsg, RowCount};
 use orca_actors::journal::event::RunSubmitted;
 use orca_actors::journal::{Event, NewEvent};
 use orca_actors::model::{AttemptResult, Surface};
@@ -25,6 +28,7 @@ use orca_actors::path::ActorPath;
 use orca_actors::spec::{Format, OrcaConfig};
 use orca_actors::view::FleetView;
 use orca_actors::workspace::Workspace;
+use ractor::ActorRef;
 
 const CONFIG: &str = "[journal]\nsync = \"always\"\n";
 
@@ -91,16 +95,27 @@ async fn boot(ws: &Workspace) -> Orca {
     .expect("boot")
 }
 
-/// How many agent actors run.
-fn running_agents(orca: &Orca, n: usize) -> usize {
-    (0..n)
-        .filter(|i| {
-            orca.services
-                .registry
-                .get(&ActorPath::Agent(format!("idle-{i}")))
-                .is_some()
+/// The `agents` table's rows: running actors and passive rows.
+async fn rows(orca: &Orca) -> RowCount {
+    let Some(cell) = orca.services.registry.get(&ActorPath::Agents) else {
+        return RowCount::default();
+    };
+    let agents: ActorRef<AgentsMsg> = cell.into();
+    agents
+        .call(AgentsMsg::Rows, Some(Duration::from_secs(30)))
+        .await
+        .ok()
+        .and_then(|r| match r {
+            ractor::rpc::CallResult::Success(c) => Some(c),
+            _ => None,
         })
-        .count()
+        .unwrap_or_default()
+}
+
+/// How many agents have their row (running, or passive until a wake).
+async fn agents_up(orca: &Orca) -> usize {
+    let r = rows(orca).await;
+    r.running + r.passive
 }
 
 fn submitted(run: &str, name: &str) -> Event {
@@ -157,10 +172,11 @@ fn main() {
         orca_actors::ops::agent_create(&orca.services.registry, latency_agent(), Surface::Cli)
             .await
             .expect("create");
-        while running_agents(&orca, n) < n {
+        while agents_up(&orca).await < n + 1 {
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
         let created_in = t.elapsed();
+        let after_create = rows(&orca).await;
         // Settle, then measure.
         orca.services.journal.flush().await.expect("flush");
         tokio::time::sleep(Duration::from_millis(500)).await;
@@ -173,6 +189,10 @@ fn main() {
             base as f64 / 1024.0,
             with_agents as f64 / 1024.0,
             with_agents.saturating_sub(base) as f64 / n as f64
+        );
+        println!(
+            "  rows: {} running an actor, {} passive (state only until a deadline or a wake)",
+            after_create.running, after_create.passive
         );
 
         // --- one fleet event to every subscriber --------------------------
@@ -204,9 +224,23 @@ fn main() {
         }
         let fanned = t.elapsed();
         println!(
-            "  one fleet event to {n} subscribers: every wake journaled after {:.2} s ({:.0} wakes/s)",
+            "  one fleet event to {n} subscribers: every wake journaled after {:.2} s ({:.0} wakes/s), {} actors running after it",
             fanned.as_secs_f64(),
-            n as f64 / fanned.as_secs_f64()
+            n as f64 / fanned.as_secs_f64(),
+            rows(&orca).await.running
+        );
+
+        // Back to rest: every woken agent's row goes passive again.
+        let t = Instant::now();
+        let mut running = rows(&orca).await.running;
+        while running > 1 && t.elapsed() < Duration::from_secs(120) {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+            running = rows(&orca).await.running;
+        }
+        println!(
+            "  back to rest: {running} actors running {:.2} s after the last wake; RSS now {:.1} MiB (freed memory is not always given back to the OS)",
+            t.elapsed().as_secs_f64(),
+            common::rss_kib() as f64 / 1024.0
         );
 
         // --- event -> wake and action journaled, one agent -------------------
@@ -217,7 +251,22 @@ fn main() {
             .expect("append");
         let mut lat = Vec::new();
         let mut floor = Vec::new();
+        let mut floor2 = Vec::new();
         for i in 0..samples {
+            // The chain's own floor: two durable appends one after the
+            // other (the fleet fact, then the agent's decision).
+            let t = Instant::now();
+            for _ in 0..2 {
+                orca.services
+                    .journal
+                    .append(vec![NewEvent::new(
+                        "/bench",
+                        Event::Agent(AgentEvent::Cursor { seq: 0 }),
+                    )])
+                    .await
+                    .expect("append");
+            }
+            floor2.push(t.elapsed().as_secs_f64() * 1000.0);
             // Floor: one durable append of an agent event's size.
             let t = Instant::now();
             orca.services
@@ -255,22 +304,39 @@ fn main() {
         }
         let (l50, l99) = (pct(&mut lat, 0.5), pct(&mut lat, 0.99));
         let (f50, f99) = (pct(&mut floor, 0.5), pct(&mut floor, 0.99));
+        let (g50, g99) = (pct(&mut floor2, 0.5), pct(&mut floor2, 0.99));
         println!("  event -> wake + action journaled ({samples} samples): p50 {l50:.2} ms  p99 {l99:.2} ms (target p99 < 20 ms)");
         println!("  floor (one durable append):                       p50 {f50:.2} ms  p99 {f99:.2} ms; ratio p50 {:.2}", l50 / f50);
+        println!("  floor (two durable appends in a row):             p50 {g50:.2} ms  p99 {g99:.2} ms; orca above it: p50 {:+.2} ms, p99 {:+.2} ms", l50 - g50, l99 - g99);
 
         // --- start-up from the journal and a snapshot ----------------------
         let fleet = FleetView::load(&ws).expect("load");
         fleet.write_snapshot(&ws.snapshot_dir()).expect("snapshot");
         orca.shutdown().await;
+        // Where start-up goes: one fold of the fleet (the snapshot and the
+        // journal after it), as each of the daemon's folds at start does.
+        let t = Instant::now();
+        let again = FleetView::load(&ws).expect("load");
+        let fold = t.elapsed();
+        assert_eq!(again.agents.agents.len(), fleet.agents.agents.len());
         let t = Instant::now();
         let orca = boot(&ws).await;
-        while running_agents(&orca, n) < n {
+        let booted = t.elapsed();
+        while agents_up(&orca).await < n + 1 {
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
+        let up = rows(&orca).await;
         println!(
-            "  start-up with {n} agents (journal {} events, a fleet snapshot): every agent running after {:.2} s (target < 2 s)",
+            "  start-up with {n} agents (journal {} events, a fleet snapshot): every agent's row up after {:.2} s ({} running, {} passive) (target < 2 s)",
             fleet.last_seq,
-            t.elapsed().as_secs_f64()
+            t.elapsed().as_secs_f64(),
+            up.running,
+            up.passive
+        );
+        println!(
+            "    of which: boot() returned after {:.2} s; one fold of the fleet from the snapshot takes {:.2} s",
+            booted.as_secs_f64(),
+            fold.as_secs_f64()
         );
         orca.shutdown().await;
     });

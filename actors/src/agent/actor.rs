@@ -7,7 +7,7 @@
 //!
 //! | variant | what it does | reply | journals |
 //! |---|---|---|---|
-//! | `Boot` | (to itself) arm timers (catching up or skipping missed ticks), re-arm commitments, redo intents journaled but not carried out, take the next wake | — | `AgentTimerArmed`, `AgentTimerSkipped`, `AgentWoke`… |
+//! | `Boot` | (to itself, unless its passive row was woken: then it arms the deadlines its supervisor hands it) arm timers (catching up or skipping missed ticks), re-arm commitments, redo intents journaled but not carried out, take the next wake | — | `AgentTimerArmed`, `AgentTimerSkipped`, `AgentWoke`… |
 //! | `Decide(cmd, reply)` | any [`AgentCommand`]: an event for a subscription (fleet, webhook, files) or the inbox, pause, resume, retire, approve, deny | `Result<AgentAnswer, AgentError>`, once journaled | `AgentWoke`, `AgentWakeStarted`, `AgentIntended`, `AgentDone`, `AgentRefused`, `AgentWakeDone`, `AgentPaused`, … |
 //! | `Update{…, reply}` | a new spec applies; the state stays; timers are re-armed | `Result<(), AgentError>` | `AgentUpdated`, `AgentTimerArmed` |
 //! | `Tick(cmd)` | (its timers and effects) a timer or commitment came due, the wake rate has room, an effect came back, a run it started ended | — | as `Decide` |
@@ -50,10 +50,18 @@ pub enum AgentMsg {
     Persisted(Durable),
     JournalFailed(String),
     Get(RpcReplyPort<AgentState>),
+    /// (From its supervisor, after it said it is at rest) stop, the row
+    /// going passive — unless something came in meanwhile.
+    Rest,
 }
+
+/// The stop reason of an agent whose row goes passive (not a failure).
+pub const REST: &str = "at rest: its row is passive until a deadline or a wake";
 
 /// A decision made durable: its effects, and the caller to answer.
 pub struct Durable {
+    /// The batch's last seq, once durable.
+    seq: u64,
     effects: Vec<AgentEffect>,
     reply: Option<(RpcReplyPort<Result<AgentAnswer, AgentError>>, AgentAnswer)>,
 }
@@ -65,6 +73,11 @@ pub struct AgentArgs {
     /// Runs the journal holds (a run an intent fixed the id of, submitted
     /// before orca died, is not submitted again).
     pub known_runs: Arc<HashSet<String>>,
+    /// `None`: it boots (`Boot`: a first start, a restart after a crash).
+    /// `Some(arms)`: a passive row woken by its supervisor, which decided
+    /// its boot already: it arms these deadlines (one due already fires at
+    /// once) and takes what woke it.
+    pub woken: Option<Vec<AgentEffect>>,
 }
 
 /// The agent actor.
@@ -81,6 +94,11 @@ pub struct AgentActorState {
     timers: HashMap<String, AbortHandle>,
     persister: Persister<Durable>,
     halted: bool,
+    /// Appends not durable yet; the last seq made durable; whether it told
+    /// its supervisor it is at rest since its last decision.
+    in_flight: usize,
+    last_seq: u64,
+    offered: bool,
 }
 
 impl Actor for AgentActor {
@@ -104,12 +122,14 @@ impl Actor for AgentActor {
         let me = myself.clone();
         let persister = Persister::new(args.services.journal.clone(), move |r, done| {
             let _ = me.cast(match r {
-                Ok(_) => AgentMsg::Persisted(done),
+                Ok(ack) => AgentMsg::Persisted(Durable {
+                    seq: ack.last_seq,
+                    ..done
+                }),
                 Err(e) => AgentMsg::JournalFailed(e.to_string()),
             });
         });
-        myself.cast(AgentMsg::Boot)?;
-        Ok(AgentActorState {
+        let mut st = AgentActorState {
             services: args.services,
             state: args.state,
             spec,
@@ -118,7 +138,19 @@ impl Actor for AgentActor {
             timers: HashMap::new(),
             persister,
             halted: false,
-        })
+            in_flight: 0,
+            last_seq: 0,
+            offered: false,
+        };
+        match args.woken {
+            None => myself.cast(AgentMsg::Boot)?,
+            Some(arms) => {
+                for e in arms {
+                    st.act(&myself, e);
+                }
+            }
+        }
+        Ok(st)
     }
 
     async fn handle(
@@ -156,9 +188,12 @@ impl Actor for AgentActor {
                 for (_, t) in st.timers.drain() {
                     t.abort();
                 }
+                st.in_flight += 1;
+                st.offered = false;
                 st.persister.append(
                     vec![NewEvent::new(st.path.to_string(), Event::Agent(e))],
                     Durable {
+                        seq: 0,
                         effects: Vec::new(),
                         reply: None,
                     },
@@ -168,6 +203,8 @@ impl Actor for AgentActor {
                 st.decide(&myself, AgentCommand::Boot, None);
             }
             AgentMsg::Persisted(done) => {
+                st.in_flight = st.in_flight.saturating_sub(1);
+                st.last_seq = st.last_seq.max(done.seq);
                 if let Some((reply, answer)) = done.reply {
                     let _ = reply.send(Ok(answer));
                 }
@@ -184,7 +221,19 @@ impl Actor for AgentActor {
             AgentMsg::Get(reply) => {
                 let _ = reply.send(st.state.clone());
             }
+            AgentMsg::Rest => {
+                if st.resting() {
+                    myself.stop(Some(REST.into()));
+                } else if let Some(cell) = st.services.registry.get(&ActorPath::Agents) {
+                    let sup: ActorRef<crate::agents::AgentsMsg> = cell.into();
+                    let _ = sup.cast(crate::agents::AgentsMsg::Busy {
+                        agent: st.state.id.clone(),
+                    });
+                }
+                return Ok(());
+            }
         }
+        st.offer_rest();
         Ok(())
     }
 
@@ -235,6 +284,7 @@ impl AgentActorState {
             .map(|e| NewEvent::new(actor.clone(), e))
             .collect();
         let done = Durable {
+            seq: 0,
             effects: d.effects,
             reply: reply.map(|r| (r, d.answer)),
         };
@@ -247,7 +297,31 @@ impl AgentActorState {
                 self.act(myself, e);
             }
         } else {
+            self.in_flight += 1;
+            self.offered = false;
             self.persister.append(batch, done);
+        }
+    }
+
+    /// At rest with nothing in flight: its row may go passive.
+    fn resting(&self) -> bool {
+        !self.halted && self.in_flight == 0 && super::decide::at_rest(&self.state)
+    }
+
+    /// Tells its supervisor once it is at rest, with the seq its state
+    /// reaches (the supervisor's view must have folded that far before the
+    /// row goes passive: the view is then the one copy of its state).
+    fn offer_rest(&mut self) {
+        if self.offered || !self.resting() {
+            return;
+        }
+        if let Some(cell) = self.services.registry.get(&ActorPath::Agents) {
+            self.offered = true;
+            let sup: ActorRef<crate::agents::AgentsMsg> = cell.into();
+            let _ = sup.cast(crate::agents::AgentsMsg::AtRest {
+                agent: self.state.id.clone(),
+                seq: self.last_seq,
+            });
         }
     }
 

@@ -185,6 +185,74 @@ impl Scratch<'_> {
     }
 }
 
+/// Whether an agent whose boot decided `d` can be a passive row — its state
+/// in the `agents` view, no actor, no mailbox, no timer task — until one of
+/// its deadlines comes or something wakes it (docs/agents.md, "Passive
+/// rows"): the decision journals only timer bookkeeping and only arms
+/// deadlines; no wake is taken, no run started or stopped.
+pub fn stays_passive(d: &AgentDecision) -> bool {
+    d.events.iter().all(|e| {
+        matches!(
+            e,
+            Event::Agent(AgentEvent::TimerArmed { .. } | AgentEvent::TimerSkipped { .. })
+        )
+    }) && d.effects.iter().all(|e| {
+        matches!(
+            e,
+            AgentEffect::ArmTimer { .. }
+                | AgentEffect::ArmCommitment { .. }
+                | AgentEffect::ArmRetry { .. }
+        )
+    })
+}
+
+/// Whether an agent is at rest — no wake being handled, none waiting in
+/// its inbox, not retired —, so its actor may stop and its row go passive:
+/// what comes next for it is a deadline ([`armed_deadlines`]) or something
+/// its supervisor hands it (an event, a run's end, a command).
+pub fn at_rest(state: &AgentState) -> bool {
+    !state.retired && state.current.is_none() && state.inbox.is_empty()
+}
+
+/// The deadlines its state holds armed: each timer's tick not taken yet,
+/// each commitment not fired yet (a passive row waits for the earliest;
+/// its actor arms them all when woken).
+pub fn armed_deadlines(state: &AgentState, spec: &AgentSpec) -> Vec<AgentEffect> {
+    let mut arms: Vec<AgentEffect> = spec
+        .subscriptions
+        .iter()
+        .filter(|s| s.kind == SubscriptionKind::Timer)
+        .filter_map(|s| {
+            let t = state.timers.get(&s.id).filter(|t| !t.fired)?;
+            Some(AgentEffect::ArmTimer {
+                subscription: s.id.clone(),
+                at: t.due,
+            })
+        })
+        .collect();
+    arms.extend(state.commitments.values().filter(|c| !c.fired).map(|c| {
+        AgentEffect::ArmCommitment {
+            commitment: c.id.clone(),
+            at: c.due,
+        }
+    }));
+    arms
+}
+
+/// The earliest deadline these effects arm (a passive row's place in the
+/// `agents` supervisor's one timer).
+pub fn next_deadline(effects: &[AgentEffect]) -> Option<Timestamp> {
+    effects
+        .iter()
+        .filter_map(|e| match e {
+            AgentEffect::ArmTimer { at, .. }
+            | AgentEffect::ArmCommitment { at, .. }
+            | AgentEffect::ArmRetry { at } => Some(*at),
+            AgentEffect::StartRun { .. } | AgentEffect::StopRuns { .. } | AgentEffect::Stop => None,
+        })
+        .min()
+}
+
 /// Decides `cmd` for the agent whose state is `state` and spec `spec`.
 pub fn decide(
     state: &AgentState,

@@ -266,6 +266,44 @@ impl ChildTable {
         Ok(cell)
     }
 
+    /// Starts the child of a row added with none: a passive row (an agent
+    /// kept unspawned until something wakes it, docs/agents.md). Its
+    /// restart count is kept; a row whose child runs answers that child.
+    pub async fn wake(
+        &mut self,
+        path: &ActorPath,
+        supervisor: ActorCell,
+    ) -> Result<ActorCell, ActorProcessingErr> {
+        let row = self
+            .rows
+            .get(path)
+            .ok_or_else(|| format!("{path} has no row"))?;
+        if let Some(c) = &row.cell {
+            return Ok(c.clone());
+        }
+        let starter = row
+            .spec
+            .starter
+            .clone()
+            .ok_or_else(|| format!("{path} has no starter"))?;
+        let cell = starter.start(supervisor, row.restarts).await?;
+        self.by_cell.insert(cell.get_id(), path.clone());
+        if let Some(row) = self.rows.get_mut(path) {
+            row.cell = Some(cell.clone());
+        }
+        Ok(cell)
+    }
+
+    /// Forgets a row's child that stopped on purpose to leave its row
+    /// passive (an agent at rest): the row stays, nothing is decided.
+    pub fn park(&mut self, path: &ActorPath) {
+        if let Some(row) = self.rows.get_mut(path) {
+            if let Some(c) = row.cell.take() {
+                self.by_cell.remove(&c.get_id());
+            }
+        }
+    }
+
     /// The running child at `path`.
     pub fn cell(&self, path: &ActorPath) -> Option<&ActorCell> {
         self.rows.get(path).and_then(|r| r.cell.as_ref())

@@ -625,3 +625,68 @@ fn ask_human_is_an_approval_and_an_alert_and_the_answer_wakes_the_agent() {
         "the approval route noted it: {n:?}"
     );
 }
+
+#[test]
+fn an_idle_agent_boots_passive_and_a_due_timer_or_pending_work_needs_its_actor() {
+    // Given a timer agent never armed, when it boots: it arms its timer and
+    // nothing else, so it stays a passive row until that deadline.
+    let g = agent(TIMED);
+    let d = g.when(AgentCommand::Boot).unwrap();
+    assert!(stays_passive(&d), "{:?}", names(&d));
+    assert_eq!(next_deadline(&d.effects), Some(T0.plus_millis(10_000)));
+    // Given it armed, when it boots again before the deadline: nothing to
+    // journal, still passive, the same deadline.
+    let (g, _) = g.then_apply(AgentCommand::Boot);
+    let d = g.when(AgentCommand::Boot).unwrap();
+    assert!(d.events.is_empty());
+    assert!(stays_passive(&d));
+    assert_eq!(next_deadline(&d.effects), Some(T0.plus_millis(10_000)));
+    // Given a tick missed while orca was down (`run_once`): the catch-up
+    // wake needs the actor.
+    let mut g = g;
+    g.now = T0.plus_millis(25_000);
+    let d = g.when(AgentCommand::Boot).unwrap();
+    assert!(!stays_passive(&d), "{:?}", names(&d));
+    // Given an intent journaled but not carried out: its redo needs the
+    // actor.
+    let g = agent(WATCH);
+    let (g, _) = g.then_apply(fleet(7, "lint"));
+    let pending = g
+        .state
+        .intents
+        .values()
+        .any(|i| i.status == IntentStatus::Pending);
+    assert!(pending);
+    let d = g.when(AgentCommand::Boot).unwrap();
+    assert!(!stays_passive(&d), "{:?}", d.effects);
+    assert_eq!(next_deadline(&d.effects), None);
+}
+
+#[test]
+fn an_agent_at_rest_goes_passive_with_the_deadlines_its_state_holds() {
+    // Given a timer agent armed, then woken by its tick and done with it:
+    // at rest, its next tick the one deadline.
+    let (g, _) = agent(TIMED).then_apply(AgentCommand::Boot);
+    assert!(at_rest(&g.state));
+    let due = T0.plus_millis(10_000);
+    let arms = |g: &Given| armed_deadlines(&g.state, &g.spec);
+    assert_eq!(
+        arms(&g),
+        [AgentEffect::ArmTimer {
+            subscription: "tick".into(),
+            at: due
+        }]
+    );
+    let mut g = g;
+    g.now = due;
+    let (g, _) = g.then_apply(AgentCommand::TimerDue {
+        subscription: "tick".into(),
+        due,
+    });
+    assert!(at_rest(&g.state), "its note was the whole wake");
+    assert_eq!(next_deadline(&arms(&g)), Some(T0.plus_millis(20_000)));
+    // Given a wake whose run is being started: not at rest.
+    let (g, _) = agent(WATCH).then_apply(fleet(7, "lint"));
+    assert!(!at_rest(&g.state));
+    assert!(arms(&g).is_empty());
+}
