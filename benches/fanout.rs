@@ -147,6 +147,17 @@ fn main() {
         println!("(no Landlock or network namespaces here: the confined variant is skipped)");
         vec![Variant::Before, Variant::Default]
     };
+    // FANOUT_VARIANTS=before,default (a subset, for profiling one path).
+    let variants: Vec<Variant> = match std::env::var("FANOUT_VARIANTS") {
+        Ok(list) => variants
+            .into_iter()
+            .filter(|v| {
+                list.split(',')
+                    .any(|w| w.trim().eq_ignore_ascii_case(&format!("{v:?}")))
+            })
+            .collect(),
+        Err(_) => variants,
+    };
     for &(n, workers) in cases {
         let mut ratios: Vec<Vec<f64>> = vec![Vec::new(); variants.len()];
         let mut per_task: Vec<Vec<f64>> = vec![Vec::new(); variants.len()];
