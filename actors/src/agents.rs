@@ -342,7 +342,8 @@ impl Actor for Agents {
             | Outcome::Ignored
             | Outcome::Restarted(_)
             | Outcome::Removed(_)
-            | Outcome::Lost { .. } => {}
+            | Outcome::Lost { .. }
+            | Outcome::RestartLater { .. } => {}
         }
         Ok(())
     }
