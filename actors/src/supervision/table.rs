@@ -755,3 +755,76 @@ pub fn escalation_events(
         Event::Escalated { from, to, reason },
     ]
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::supervision::Backoff;
+
+    fn journal_table() -> ChildTable {
+        let starter: Arc<dyn Starter> = Arc::new(|_sup: ActorCell, _n: u32| {
+            let fut: BoxFuture<'static, Result<ActorCell, ActorProcessingErr>> =
+                Box::pin(async { Err("never started in a pure test".into()) });
+            fut
+        });
+        let mut t = ChildTable::new(ActorPath::Root, SupervisorPolicy::internal());
+        let backoff = Backoff {
+            initial_ms: 250,
+            max_ms: 15_000,
+            multiplier: 2.0,
+            jitter: 0.0,
+        };
+        t.insert(
+            ChildSpec::journal(ActorPath::Journal, starter, backoff),
+            None,
+        );
+        t
+    }
+
+    /// Given a clock: the journal's row backs off by consecutive failures,
+    /// caps, never escalates however many restarts fall within the
+    /// intensity period, holds its decision for the reopened journal, and
+    /// starts over once healthy.
+    #[test]
+    fn the_journal_row_backs_off_and_never_escalates() {
+        let mut t = journal_table();
+        let now = Timestamp(1_700_000_000_000_000_000);
+        let exit = ChildExit::Failed(FailureClass::Transient);
+        let mut delays = Vec::new();
+        for n in 0..10u64 {
+            // Far past the internal intensity (3 in 5 s), all at `now`.
+            t.window.record(Timestamp(now.0 + n as i64), 5_000);
+            let plan = t.plan(&ActorPath::Journal, exit, "ENOSPC", now);
+            let Action::RestartLater {
+                failures, delay_ms, ..
+            } = plan.action
+            else {
+                panic!("{plan:?}");
+            };
+            assert_eq!(failures as u64, n + 1);
+            assert_eq!(
+                types(&plan.events),
+                vec!["ChildFailed", "ChildRestarted"],
+                "the decision is held, not dropped"
+            );
+            delays.push(delay_ms);
+            if let Some(row) = t.rows.get_mut(&ActorPath::Journal) {
+                row.failures = failures;
+            }
+        }
+        assert_eq!(
+            delays,
+            vec![250, 500, 1_000, 2_000, 4_000, 8_000, 15_000, 15_000, 15_000, 15_000]
+        );
+        t.healthy(&ActorPath::Journal);
+        let plan = t.plan(&ActorPath::Journal, exit, "EIO", now);
+        assert!(matches!(
+            plan.action,
+            Action::RestartLater { delay_ms: 250, .. }
+        ));
+    }
+
+    fn types(events: &[Event]) -> Vec<&'static str> {
+        events.iter().map(|e| e.type_name()).collect()
+    }
+}
