@@ -1,4 +1,4 @@
-//! Clock faults (docs/reliability.md, "Disk and clock faults"): the real
+//! Clock faults (docs/runbook.md, "Clock steps"): the real
 //! binary under libfaketime with the wall clock stepped forwards and
 //! backwards while a task timeout and a retry backoff are pending. Their
 //! delays are monotonic: neither fires early nor an hour late. The machine's

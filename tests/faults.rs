@@ -1,4 +1,4 @@
-//! Disk faults (docs/reliability.md, "Disk and clock faults"): a full disk
+//! Disk faults (docs/runbook.md, "A full disk or a failing disk"): a full disk
 //! under the real binary and a failing `fdatasync` under load. The journal
 //! fails, orca is degraded with a clear message, appends are refused (503),
 //! the journal's row reopens it through recovery with backoff, and orca
