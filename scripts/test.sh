@@ -22,6 +22,8 @@ need curl curl
 # tests/ssh.rs runs a real OpenSSH server on loopback.
 need /usr/sbin/sshd openssh-server
 need ssh-keygen openssh-client
+# tests/clock.rs steps the wall clock orca reads with libfaketime.
+need faketime faketime
 # tests/console.rs drives the web console in headless Chromium (WebDriver).
 need chromium chromium
 need chromedriver chromium-driver

@@ -472,7 +472,8 @@ impl Actor for Agents {
             | Outcome::Ignored
             | Outcome::Restarted(_)
             | Outcome::Removed(_)
-            | Outcome::Lost { .. } => {}
+            | Outcome::Lost { .. }
+            | Outcome::RestartLater { .. } => {}
         }
         Ok(())
     }

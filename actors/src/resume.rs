@@ -46,6 +46,11 @@ pub async fn resume_unfinished(services: &Services, runs: &ActorRef<RunsMsg>) ->
             .await
         {
             Ok(ractor::rpc::CallResult::Success(Ok(()))) => resumed.push(run),
+            // Still running (a resume after the journal reopened covers
+            // every unfinished run, most of which never stopped).
+            Ok(ractor::rpc::CallResult::Success(Err(
+                crate::runs::SubmitError::AlreadyRunning(_),
+            ))) => {}
             Ok(ractor::rpc::CallResult::Success(Err(e))) => {
                 tracing::error!(%run, error = %e, "cannot resume run")
             }

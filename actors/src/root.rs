@@ -9,10 +9,21 @@
 //!   `ChildFailed` + `ChildRestarted`) and resumes the runs that had not
 //!   ended; past the intensity the root gives up and the process reports
 //!   the failure.
-//! - The journal writer failing (an `fdatasync` error) makes orca
-//!   *degraded*: appends are refused, so runs stop, and every surface shows
-//!   why. A supervision decision that cannot be journaled is never acted on
-//!   and degrades orca the same way.
+//! - The journal writer failing (a failed `write`, e.g. ENOSPC, or
+//!   `fdatasync`, e.g. EIO) makes orca *degraded*: appends are refused (a
+//!   typed error, HTTP 503), runs that tried to journal halt, and every
+//!   surface shows why. The writer stops; its row ([`ChildSpec::journal`])
+//!   restarts it after a backoff (250 ms doubling to 15 s, by consecutive
+//!   failures, never escalating): the restart reopens the journal through
+//!   recovery, dropping what was written but never acknowledged and a torn
+//!   tail. The restart decision (`ChildFailed` + `ChildRestarted` for
+//!   `/journal`) cannot be journaled before the journal exists again: it is
+//!   the reopened writer's first batch, and only once that batch is
+//!   acknowledged is orca healthy again. Then the alert router and `agents`
+//!   are restarted (their state is rebuilt from the journal) and the runs
+//!   that halted are resumed. While the journal is down nothing is
+//!   journaled at all: a supervision decision that cannot be journaled is
+//!   never acted on.
 //!
 //! # Messages ([`RootMsg`])
 //!
@@ -21,16 +32,18 @@
 //! | `Runs(reply)` | the `runs` supervisor | `Option<ActorRef<RunsMsg>>` (none while it restarts) | — |
 //! | `Health(reply)` | ok, or degraded with the reason | [`Health`] | — |
 //! | `Shutdown(reply)` | suspend every run (attempts interrupted by orca, resumed by the next start), then stop | `()` | — (attempts' ends and their restarts are journaled by their runs) |
+//! | `ReopenJournal` | (sent to itself after the backoff) reopen the journal; on success append the held restart decision, then restart the journal's dependents and resume halted runs; on failure schedule the next try | — | `ChildFailed` + `ChildRestarted` `/journal` (once it works), `ChildRestarted` for each dependent |
 
 use std::sync::Arc;
 
 use ractor::{Actor, ActorCell, ActorProcessingErr, ActorRef, RpcReplyPort, SupervisionEvent};
 
 use crate::journal::JournalHealth;
+use crate::journal::{Event, NewEvent};
 use crate::path::ActorPath;
 use crate::runs::{Runs, RunsMsg};
 use crate::services::Services;
-use crate::supervision::{ChildSpec, ChildTable, Outcome, SupervisorPolicy};
+use crate::supervision::{Backoff, ChildSpec, ChildTable, Outcome, SupervisorPolicy};
 
 /// Whether orca can work.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -49,6 +62,25 @@ pub enum RootMsg {
     Runs(RpcReplyPort<Option<ActorRef<RunsMsg>>>),
     Health(RpcReplyPort<Health>),
     Shutdown(RpcReplyPort<()>),
+    ReopenJournal,
+}
+
+/// The journal's restart backoff: 250 ms, doubling, at most 15 s, by
+/// consecutive failures (no jitter: one journal, nothing to spread).
+pub const JOURNAL_BACKOFF: Backoff = Backoff {
+    initial_ms: 250,
+    max_ms: 15_000,
+    multiplier: 2.0,
+    jitter: 0.0,
+};
+
+/// What orca says while the journal is down.
+pub fn journal_down_message(reason: &str, failures: u32, next_ms: u64) -> String {
+    format!(
+        "the journal cannot be written ({reason}); appends are refused and runs that tried to \
+         journal are halted; reopening it (try {failures}) in {:.1} s",
+        next_ms as f64 / 1000.0
+    )
 }
 
 /// The root supervisor.
@@ -59,8 +91,32 @@ impl Root {
     /// The root's permanent children, in start order: one row each.
     pub fn children(services: &Services) -> Vec<ChildSpec> {
         let s = services.clone();
+        let journal = services.clone();
         vec![
-            ChildSpec::adopted(ActorPath::Journal),
+            ChildSpec::journal(
+                ActorPath::Journal,
+                Arc::new(move |sup: ActorCell, _restarts: u32| {
+                    let s = journal.clone();
+                    let fut: futures::future::BoxFuture<'static, _> = Box::pin(async move {
+                        let reopened = s
+                            .journal
+                            .reopen()
+                            .await
+                            .map_err(|e| -> ActorProcessingErr { e.to_string().into() })?;
+                        let (cell, report) = reopened.unwrap_or_else(|| {
+                            (s.journal.actor(), crate::journal::RecoveryReport::default())
+                        });
+                        for w in &report.warnings {
+                            tracing::warn!(warning = %w, "journal reopened");
+                        }
+                        cell.link(sup);
+                        s.registry.register(ActorPath::Journal, cell.clone());
+                        Ok(cell)
+                    });
+                    fut
+                }),
+                JOURNAL_BACKOFF,
+            ),
             ChildSpec::permanent(
                 ActorPath::Runs,
                 Arc::new(move |sup: ActorCell, restarts: u32| {
@@ -117,6 +173,9 @@ pub struct RootState {
     services: Services,
     children: ChildTable,
     degraded: Option<String>,
+    /// The journal's restart decision, held until the reopened journal can
+    /// take it (see [`crate::supervision::Action::RestartLater`]).
+    held: Vec<Event>,
 }
 
 impl Actor for Root {
@@ -136,9 +195,9 @@ impl Actor for Root {
         reg.register(ActorPath::Journal, journal.clone());
         let mut children = ChildTable::new(ActorPath::Root, SupervisorPolicy::internal());
         for row in Root::children(&services) {
-            if row.starter.is_none() {
-                let cell = (row.path == ActorPath::Journal).then(|| journal.clone());
-                children.insert(row, cell);
+            if row.path == ActorPath::Journal {
+                // Opened before the tree: its first cell is adopted.
+                children.insert(row, Some(journal.clone()));
             } else {
                 children.start(row, myself.get_cell()).await?;
             }
@@ -147,6 +206,7 @@ impl Actor for Root {
             services,
             children,
             degraded: None,
+            held: Vec::new(),
         })
     }
 
@@ -187,6 +247,7 @@ impl Actor for Root {
                     let _ = reply.send(());
                 });
             }
+            RootMsg::ReopenJournal => s.reopen_journal(&myself).await,
         }
         Ok(())
     }
@@ -222,6 +283,37 @@ impl Actor for Root {
                 return Err(format!("{path} kept failing: {reason}").into());
             }
             Outcome::Restarted(path) => tracing::error!(%path, "restarted a failed child"),
+            Outcome::RestartLater {
+                path: _,
+                reason,
+                delay_ms,
+                failures,
+                events,
+            } => {
+                let why = match s.services.journal.health() {
+                    JournalHealth::Failed(r) => r,
+                    JournalHealth::Ok | JournalHealth::Stopped => reason,
+                };
+                let msg = journal_down_message(&why, failures, delay_ms);
+                tracing::error!("orca is degraded: {msg}");
+                s.degraded = Some(msg);
+                if s.held.is_empty() {
+                    s.held = events;
+                } else {
+                    // Failed again before the first decision could be
+                    // journaled: keep the first failure, count the restart.
+                    s.held
+                        .retain(|e| !matches!(e, Event::ChildRestarted { .. }));
+                    s.held.extend(
+                        events
+                            .into_iter()
+                            .filter(|e| matches!(e, Event::ChildRestarted { .. })),
+                    );
+                }
+                myself.send_after(std::time::Duration::from_millis(delay_ms), || {
+                    RootMsg::ReopenJournal
+                });
+            }
             Outcome::NotMine | Outcome::Ignored | Outcome::Removed(_) => {}
         }
         Ok(())
@@ -229,6 +321,73 @@ impl Actor for Root {
 }
 
 impl RootState {
+    /// The journal's backoff is over: reopen it, journal the held decision,
+    /// then bring back what depended on it.
+    async fn reopen_journal(&mut self, myself: &ActorRef<RootMsg>) {
+        if self.children.is_stopping() || self.held.is_empty() {
+            return;
+        }
+        let me = myself.get_cell();
+        if let Err((e, next)) = self.children.restart_now(&ActorPath::Journal, &me).await {
+            let failures = self.children.failures(&ActorPath::Journal);
+            let delay_ms = next.unwrap_or(JOURNAL_BACKOFF.max_ms);
+            let msg = journal_down_message(&format!("cannot reopen it: {e}"), failures, delay_ms);
+            tracing::error!("orca is degraded: {msg}");
+            self.degraded = Some(msg);
+            myself.send_after(std::time::Duration::from_millis(delay_ms), || {
+                RootMsg::ReopenJournal
+            });
+            return;
+        }
+        let batch: Vec<NewEvent> = self
+            .held
+            .iter()
+            .cloned()
+            .map(|e| NewEvent::new(ActorPath::Root.to_string(), e))
+            .collect();
+        if let Err(e) = self.services.journal.append(batch).await {
+            // The new writer failed too: its end arrives as a supervision
+            // event and schedules the next try (the held decision stays).
+            tracing::error!(error = %e, "the reopened journal refused its first batch");
+            return;
+        }
+        self.held.clear();
+        self.children.healthy(&ActorPath::Journal);
+        self.degraded = None;
+        tracing::warn!("the journal was reopened: orca is healthy again");
+        for path in [ActorPath::AlertRouter, ActorPath::Agents] {
+            if !self.children.contains(&path) {
+                continue;
+            }
+            match self
+                .children
+                .restart_for_dependency(
+                    &path,
+                    &self.services.journal,
+                    &me,
+                    "the journal was reopened",
+                )
+                .await
+            {
+                Outcome::Restarted(_) | Outcome::NotMine | Outcome::Ignored => {}
+                other => {
+                    tracing::error!(%path, outcome = ?other, "cannot restart after the journal reopened")
+                }
+            }
+        }
+        // Runs whose appends were refused halted (their attempts stopped,
+        // unjournaled); the journal says they have not ended: resume them.
+        if let Some(runs) = self.children.cell(&ActorPath::Runs).cloned() {
+            let services = self.services.clone();
+            tokio::spawn(async move {
+                let resumed = crate::resume::resume_unfinished(&services, &runs.into()).await;
+                if !resumed.is_empty() {
+                    tracing::warn!(runs = ?resumed, "resumed the runs the journal failure halted");
+                }
+            });
+        }
+    }
+
     fn health(&self) -> Health {
         match (&self.degraded, self.services.journal.health()) {
             (Some(r), _) => Health::Degraded { reason: r.clone() },

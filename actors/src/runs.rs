@@ -164,11 +164,18 @@ struct Depth {
 }
 
 /// Its state.
+/// How long a halted run's leftovers get to stop before it is resumed.
+const HALTED_GRACE: Duration = Duration::from_secs(5);
+
 pub struct RunsState {
     services: Services,
     children: ChildTable,
     depths: HashMap<String, Depth>,
     ended: broadcast::Sender<(String, RunStatus)>,
+    /// Runs whose supervisor halted because the journal refused an append:
+    /// resumed once the journal works again (here, if its end arrives
+    /// after the journal reopened; by the root's reopen otherwise).
+    halted: std::collections::HashSet<String>,
 }
 
 impl Actor for Runs {
@@ -189,6 +196,7 @@ impl Actor for Runs {
             children: ChildTable::new(ActorPath::Runs, SupervisorPolicy::internal()),
             depths: HashMap::new(),
             ended: broadcast::channel(1024).0,
+            halted: Default::default(),
         })
     }
 
@@ -235,8 +243,11 @@ impl Actor for Runs {
                 let _ = s.ended.send((run, status));
             }
             RunsMsg::Report(RunReport::Failed { run, reason }) => {
-                tracing::error!(%run, %reason, "run cannot go on");
-                let _ = s.ended.send((run, RunStatus::Failed));
+                // The journal refused one of its appends: it halted, and is
+                // resumed once the journal works again. It has not ended, so
+                // its watchers keep waiting.
+                tracing::error!(%run, %reason, "run halted until the journal works again");
+                s.halted.insert(run);
             }
             RunsMsg::Verdict { run, req, reply } => {
                 let r = s.verdict(&run, req).await;
@@ -304,12 +315,24 @@ impl Actor for Runs {
             Outcome::Removed(path) => {
                 if let Some(run) = path.run_id() {
                     s.depths.remove(run);
+                    if s.halted.remove(run) {
+                        // Its end was journaled, so the journal works again:
+                        // rebuild it from there.
+                        let (services, me) = (s.services.clone(), myself.clone());
+                        tokio::spawn(async move {
+                            crate::resume::resume_unfinished(&services, &me).await;
+                        });
+                    }
                 }
             }
             Outcome::Degraded(e) => {
                 tracing::error!(error = %e, "runs cannot journal a supervision decision");
             }
-            Outcome::NotMine | Outcome::Ignored | Outcome::Restarted(_) | Outcome::Lost { .. } => {}
+            Outcome::NotMine
+            | Outcome::Ignored
+            | Outcome::Restarted(_)
+            | Outcome::Lost { .. }
+            | Outcome::RestartLater { .. } => {}
         }
         Ok(())
     }
@@ -460,9 +483,28 @@ impl RunsState {
         stale_after: Option<Duration>,
         limit: u32,
     ) -> Result<(), SubmitError> {
-        if self.children.contains(&ActorPath::run(&state.run)) {
-            return Err(SubmitError::AlreadyRunning(state.run.clone()));
+        let path = ActorPath::run(&state.run);
+        if self.children.contains(&path) {
+            let cell = self.children.cell(&path).cloned();
+            let gone = cell
+                .as_ref()
+                .is_none_or(|c| c.get_status() == ractor::ActorStatus::Stopped);
+            if !gone && !self.halted.contains(&state.run) {
+                return Err(SubmitError::AlreadyRunning(state.run.clone()));
+            }
+            // Its supervisor halted because the journal refused an append:
+            // its state in memory is not the journal's any more. Whatever
+            // is left of it stops (its attempts' processes with it), and
+            // the run is rebuilt from the journal.
+            self.children.remove(&path);
+            if let (Some(c), false) = (cell, gone) {
+                let why = "resumed from the journal after it was reopened";
+                c.stop_children_and_wait(Some(why.into()), Some(HALTED_GRACE))
+                    .await;
+                let _ = c.stop_and_wait(Some(why.into()), Some(HALTED_GRACE)).await;
+            }
         }
+        self.halted.remove(&state.run);
         let spec = state.spec().ok_or_else(|| SubmitError::BadJournal {
             run: state.run.clone(),
         })?;

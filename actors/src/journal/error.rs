@@ -81,7 +81,7 @@ pub enum JournalError {
     /// durable, the sync is not retried on the same file, and the writer
     /// refuses every later append.
     #[error(
-        "journal fdatasync of {} failed: {reason}; the batch may not be durable and the journal refuses further appends until orca restarts",
+        "journal fdatasync of {} failed: {reason}; the batch is not acknowledged and the journal refuses appends until its supervisor reopens it",
         path.display()
     )]
     SyncFailed { path: PathBuf, reason: String },

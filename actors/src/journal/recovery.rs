@@ -460,3 +460,70 @@ pub fn repair_truncate_at_corruption(dir: &Path) -> Result<RepairReport, Journal
         last_seq: after.last_seq,
     })
 }
+
+/// Reopening after a failure (the caller holds the lock): removes every
+/// frame after seq `acknowledged`, the last one whose caller was answered
+/// `Ok`. Their callers were answered with an error, so whatever of them
+/// reached the disk must not come back: "refused" stays "absent". Later
+/// segments are removed; the segment holding the first dropped frame is
+/// truncated before it. A frame that straddles `acknowledged` is kept
+/// (acknowledgements are whole batches, so it cannot happen). Returns a
+/// warning when something was dropped.
+pub(crate) fn drop_unacknowledged(
+    dir: &Path,
+    acknowledged: u64,
+    syncer: &Syncer,
+) -> Result<Option<String>, JournalError> {
+    let segments = list_segments(dir)?;
+    let mut dropped_bytes = 0u64;
+    let mut dropped_files = 0u32;
+    let mut truncated = false;
+    for seg in segments.iter().rev() {
+        let len = std::fs::metadata(&seg.path).ctx("stat", &seg.path)?.len();
+        if seg.first_seq > acknowledged.saturating_add(1) {
+            std::fs::remove_file(&seg.path).ctx("remove the unacknowledged segment", &seg.path)?;
+            dropped_bytes += len;
+            dropped_files += 1;
+            continue;
+        }
+        // The segment that holds the boundary: cut before the first frame
+        // past `acknowledged` (a torn tail is left to `recover`).
+        let Ok((mut scan, _header)) = SegmentScan::open(&seg.path)? else {
+            break;
+        };
+        let mut cut = None;
+        while let Step::Frame { offset, payload } = scan.next_step()? {
+            let head = decode_head(payload, &seg.path, offset)?;
+            if head.first_seq > acknowledged {
+                cut = Some(offset);
+                break;
+            }
+        }
+        if let Some(offset) = cut {
+            let f = OpenOptions::new()
+                .write(true)
+                .open(&seg.path)
+                .ctx("open for truncation", &seg.path)?;
+            f.set_len(offset)
+                .ctx("truncate the unacknowledged tail of", &seg.path)?;
+            syncer
+                .sync(SyncKind::Truncate, &f, &seg.path)
+                .ctx("fsync", &seg.path)?;
+            dropped_bytes += len - offset;
+            truncated = true;
+        }
+        break;
+    }
+    if dropped_files > 0 {
+        syncer.sync_dir(dir)?;
+    }
+    if dropped_files == 0 && !truncated {
+        return Ok(None);
+    }
+    let w = format!(
+        "reopening after a failure: dropped {dropped_bytes} bytes after seq {acknowledged} \
+         (batches whose appends were refused; {dropped_files} whole segment(s))"
+    );
+    tracing::warn!(journal = %dir.display(), "{w}");
+    Ok(Some(w))
+}

@@ -47,7 +47,7 @@ use tokio::sync::{broadcast, oneshot};
 use super::envelope::{AppendAck, Envelope, NewEvent};
 use super::error::{IoContext as _, JournalError};
 use super::lock::WriterLock;
-use super::recovery::{recover, RecoveryReport};
+use super::recovery::{drop_unacknowledged, recover, RecoveryReport};
 use super::schema::encode_record;
 use super::segment::{
     encode_frame, segment_file_name, FrameHead, SegmentHeader, FRAME_HEADER_LEN, HEADER_LEN,
@@ -341,6 +341,10 @@ struct Shared {
     feed: broadcast::Sender<Arc<[Envelope]>>,
     /// Group-commit `fdatasync`s done.
     data_syncs: AtomicU64,
+    /// The writer actor, stopped by [`Shared::fail`] so that its supervisor
+    /// (the root's `/journal` row) learns of the failure and reopens the
+    /// journal.
+    actor: OnceLock<ActorRef<JournalMsg>>,
 }
 
 impl Shared {
@@ -362,16 +366,21 @@ impl Shared {
         }
     }
 
-    /// Enters the failed state (once) and says so loudly.
+    /// Enters the failed state (once), says so loudly and stops the writer
+    /// actor: its supervisor reopens the journal (recovery) with backoff.
     fn fail(&self, e: &JournalError) {
         let reason = e.to_string();
         if self.failed.set(reason.clone()).is_ok() {
             tracing::error!(
                 journal = %self.dir.display(),
                 error = %reason,
-                "journal write or fdatasync failed: appends are refused from now on and orca is degraded; \
-                 the sync is not retried on the same file; restart orca to recover the journal from disk"
+                "journal write or fdatasync failed: appends are refused and orca is degraded \
+                 until the journal is reopened (recovered from disk) by its supervisor; \
+                 the sync is not retried on the same file"
             );
+            if let Some(a) = self.actor.get() {
+                a.stop(Some(format!("journal failed: {reason}")));
+            }
         }
     }
 
@@ -546,8 +555,34 @@ fn encode_batch(batch: &[NewEvent]) -> Result<Vec<u8>, JournalError> {
 }
 
 /// The handle the rest of orca appends through. Cheap to clone.
+///
+/// Every clone follows the journal across reopens: after the writer failed
+/// (a failed write or `fdatasync`) its supervisor calls [`Self::reopen`],
+/// which recovers the journal from disk and starts a new writer behind the
+/// same handles. The live feed is the handle's, not the writer's, so
+/// subscribers keep receiving across a reopen.
 #[derive(Clone)]
 pub struct JournalHandle {
+    cur: Arc<Current>,
+}
+
+/// What every clone of a handle shares.
+struct Current {
+    dir: PathBuf,
+    opts: JournalOptions,
+    feed: broadcast::Sender<Arc<[Envelope]>>,
+    /// The writer appends currently go to.
+    gen: std::sync::RwLock<Gen>,
+    /// The workspace's writer lock, held across reopens (so no other
+    /// process can take the journal while this one is reopening it, and
+    /// reopening a full disk writes nothing to take it again); released by
+    /// [`JournalHandle::stop`].
+    lock: Mutex<Option<Arc<WriterLock>>>,
+}
+
+/// One opened writer.
+#[derive(Clone)]
+struct Gen {
     shared: Arc<Shared>,
     actor: ActorRef<JournalMsg>,
 }
@@ -555,7 +590,7 @@ pub struct JournalHandle {
 impl std::fmt::Debug for JournalHandle {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("JournalHandle")
-            .field("dir", &self.shared.dir)
+            .field("dir", &self.cur.dir)
             .field("last_seq", &self.last_seq())
             .field("health", &self.health())
             .finish()
@@ -563,6 +598,16 @@ impl std::fmt::Debug for JournalHandle {
 }
 
 impl JournalHandle {
+    /// The writer appends currently go to (a read lock and two `Arc`
+    /// clones).
+    fn gen(&self) -> Gen {
+        self.cur
+            .gen
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
     /// Appends a batch (all-or-nothing, one frame) and resolves once it is
     /// durable under the sync mode, with the seqs and the timestamp the
     /// writer assigned. Persist, then apply: act only after `Ok`.
@@ -588,7 +633,8 @@ impl JournalHandle {
     }
 
     fn submit(&self, batch: Vec<NewEvent>) -> Result<oneshot::Receiver<Answer>, JournalError> {
-        if let Some(reason) = self.shared.failed.get() {
+        let Gen { shared, actor } = self.gen();
+        if let Some(reason) = shared.failed.get() {
             return Err(JournalError::Failed {
                 reason: reason.clone(),
             });
@@ -596,7 +642,7 @@ impl JournalHandle {
         let records = encode_batch(&batch)?;
         let (tx, rx) = oneshot::channel();
         let need_drain = {
-            let mut q = self.shared.queue();
+            let mut q = shared.queue();
             if q.closed {
                 return Err(JournalError::Stopped);
             }
@@ -607,19 +653,20 @@ impl JournalHandle {
             });
             !std::mem::replace(&mut q.scheduled, true)
         };
-        if need_drain && self.actor.cast(JournalMsg::Drain).is_err() {
-            self.shared.close();
+        if need_drain && actor.cast(JournalMsg::Drain).is_err() {
+            shared.close();
         }
         Ok(rx)
     }
 
     /// `Ok` while appends are accepted; `Failed(reason)` after a failed
-    /// write or `fdatasync` (appends are refused from then on). An atomic
-    /// load: cheap enough for every status request.
+    /// write or `fdatasync` (appends are refused until [`Self::reopen`]).
+    /// Cheap enough for every status request.
     pub fn health(&self) -> JournalHealth {
-        if let Some(reason) = self.shared.failed.get() {
+        let g = self.gen();
+        if let Some(reason) = g.shared.failed.get() {
             JournalHealth::Failed(reason.clone())
-        } else if self.shared.stopped.load(Ordering::Acquire) {
+        } else if g.shared.stopped.load(Ordering::Acquire) {
             JournalHealth::Stopped
         } else {
             JournalHealth::Ok
@@ -628,7 +675,7 @@ impl JournalHandle {
 
     /// The last durable seq (0: the journal is empty).
     pub fn last_seq(&self) -> u64 {
-        self.shared.last_seq.load(Ordering::Acquire)
+        self.gen().shared.last_seq.load(Ordering::Acquire)
     }
 
     /// The highest seq written (or being written) to the segment files: a
@@ -636,7 +683,7 @@ impl JournalHandle {
     /// more. At least [`Self::last_seq`]; ahead of it while a round is
     /// being written or synced.
     pub fn written_seq(&self) -> u64 {
-        self.shared.written_seq.load(Ordering::Acquire)
+        self.gen().shared.written_seq.load(Ordering::Acquire)
     }
 
     /// The live feed: every batch, in seq order, after it is durable.
@@ -647,27 +694,28 @@ impl JournalHandle {
     /// A subscriber that falls more than `feed_capacity` batches behind gets
     /// `RecvError::Lagged` and must catch up from the files.
     pub fn subscribe(&self) -> broadcast::Receiver<Arc<[Envelope]>> {
-        self.shared.feed.subscribe()
+        self.cur.feed.subscribe()
     }
 
-    /// The writer actor, to link into the supervision tree (`/journal`).
+    /// The current writer actor, to link into the supervision tree
+    /// (`/journal`).
     pub fn actor(&self) -> ActorCell {
-        self.actor.get_cell()
+        self.gen().actor.get_cell()
     }
 
-    /// The writer actor's typed reference.
+    /// The current writer actor's typed reference.
     pub fn actor_ref(&self) -> ActorRef<JournalMsg> {
-        self.actor.clone()
+        self.gen().actor
     }
 
     /// The journal directory.
     pub fn dir(&self) -> &Path {
-        &self.shared.dir
+        &self.cur.dir
     }
 
     /// The writer's counters (a round trip to the actor).
     pub async fn status(&self) -> Result<WriterStatus, JournalError> {
-        match self.actor.call(JournalMsg::Status, None).await {
+        match self.gen().actor.call(JournalMsg::Status, None).await {
             Ok(ractor::rpc::CallResult::Success(s)) => Ok(s),
             _ => Err(JournalError::Stopped),
         }
@@ -677,7 +725,7 @@ impl JournalHandle {
     /// A barrier: a reader of the files afterwards sees every earlier
     /// append.
     pub async fn flush(&self) -> Result<u64, JournalError> {
-        match self.actor.call(JournalMsg::Flush, None).await {
+        match self.gen().actor.call(JournalMsg::Flush, None).await {
             Ok(ractor::rpc::CallResult::Success(r)) => r,
             _ => Err(JournalError::Stopped),
         }
@@ -686,12 +734,58 @@ impl JournalHandle {
     /// Writes and syncs everything queued, stops the actor and releases the
     /// writer lock. Waits until the lock is released.
     pub async fn stop(&self) {
-        let _ = self.actor.call(JournalMsg::Flush, None).await;
-        let _ = self
+        let g = self.gen();
+        let _ = g.actor.call(JournalMsg::Flush, None).await;
+        self.cur
+            .lock
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
+        let _ = g
             .actor
             .stop_and_wait(Some("journal stopped".into()), None)
             .await;
-        self.shared.close();
+        g.shared.close();
+    }
+
+    /// Reopens a journal whose writer failed: waits for the failed writer
+    /// to stop (releasing the lock), drops from disk every batch after the
+    /// last one acknowledged (their callers were answered with an error, so
+    /// nothing may act on them later), recovers the rest (a torn tail is
+    /// truncated) and starts a new writer behind every clone of this
+    /// handle. Refused (`Ok(None)`) while the current writer is healthy.
+    /// Returns the new writer (to link into the tree) and what recovery
+    /// found.
+    pub async fn reopen(&self) -> Result<Option<(ActorCell, RecoveryReport)>, JournalError> {
+        let old = self.gen();
+        if old.shared.failed.get().is_none() && !old.shared.stopped.load(Ordering::Acquire) {
+            return Ok(None);
+        }
+        if old.actor.get_status() != ractor::ActorStatus::Stopped {
+            let _ = old
+                .actor
+                .stop_and_wait(Some("reopening the journal".into()), None)
+                .await;
+        }
+        old.shared.close();
+        let lock = self
+            .cur
+            .lock
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+            .ok_or(JournalError::Stopped)?;
+        let acked = old.shared.last_seq.load(Ordering::Acquire);
+        let (shared, actor, report, _) = start_writer(
+            &self.cur.dir,
+            &self.cur.opts,
+            self.cur.feed.clone(),
+            Some((acked, lock)),
+        )
+        .await?;
+        let cell = actor.get_cell();
+        *self.cur.gen.write().unwrap_or_else(|e| e.into_inner()) = Gen { shared, actor };
+        Ok(Some((cell, report)))
     }
 }
 
@@ -702,6 +796,35 @@ pub async fn open_writer(
     dir: &Path,
     opts: JournalOptions,
 ) -> Result<(JournalHandle, RecoveryReport), JournalError> {
+    let (feed, _) = broadcast::channel(opts.feed_capacity.max(1));
+    let (shared, actor, report, lock) = start_writer(dir, &opts, feed.clone(), None).await?;
+    let cur = Current {
+        dir: dir.to_path_buf(),
+        opts,
+        feed,
+        gen: std::sync::RwLock::new(Gen { shared, actor }),
+        lock: Mutex::new(Some(lock)),
+    };
+    Ok((JournalHandle { cur: Arc::new(cur) }, report))
+}
+
+/// The parts of one started writer.
+type Started = (
+    Arc<Shared>,
+    ActorRef<JournalMsg>,
+    RecoveryReport,
+    Arc<WriterLock>,
+);
+
+/// Locks, recovers and spawns one writer. `reopen`: reopening after a
+/// failure, with the last seq whose caller was answered `Ok` (everything
+/// after it is dropped from disk first) and the lock still held.
+async fn start_writer(
+    dir: &Path,
+    opts: &JournalOptions,
+    feed: broadcast::Sender<Arc<[Envelope]>>,
+    reopen: Option<(u64, Arc<WriterLock>)>,
+) -> Result<Started, JournalError> {
     let d = dir.to_path_buf();
     let syncer = opts.syncer();
     let (lock, report, last_at, segment) = tokio::task::spawn_blocking(move || {
@@ -712,8 +835,14 @@ pub async fn open_writer(
                 syncer.sync_dir(parent)?;
             }
         }
-        let lock = WriterLock::acquire(&d)?;
-        let recovered = recover(&d, &syncer)?;
+        let (lock, unacknowledged) = match reopen {
+            Some((seq, lock)) => (lock, drop_unacknowledged(&d, seq, &syncer)?),
+            None => (Arc::new(WriterLock::acquire(&d)?), None),
+        };
+        let mut recovered = recover(&d, &syncer)?;
+        if let Some(w) = unacknowledged {
+            recovered.report.warnings.insert(0, w);
+        }
         let next = recovered.report.last_seq + 1;
         let segment = match recovered.active {
             Some((file, len)) => ActiveSegment::open(file.path, len)?,
@@ -724,7 +853,6 @@ pub async fn open_writer(
     .await
     .map_err(|e| JournalError::Spawn(e.to_string()))??;
 
-    let (feed, _) = broadcast::channel(opts.feed_capacity.max(1));
     let shared = Arc::new(Shared {
         dir: dir.to_path_buf(),
         queue: Mutex::new(Queue::default()),
@@ -734,6 +862,7 @@ pub async fn open_writer(
         stopped: AtomicBool::new(false),
         feed,
         data_syncs: AtomicU64::new(0),
+        actor: OnceLock::new(),
     });
     let sync_thread = if opts.sync == SyncMode::Always {
         let t = Arc::new(SyncThread {
@@ -755,7 +884,7 @@ pub async fn open_writer(
         syncer: opts.syncer(),
         segment_bytes: opts.segment_bytes,
         dir: dir.to_path_buf(),
-        lock: Some(lock),
+        lock: Some(lock.clone()),
         seg: segment,
         next_seq: report.last_seq + 1,
         last_at,
@@ -768,7 +897,8 @@ pub async fn open_writer(
     let (actor, _join) = Actor::spawn(None, JournalWriter, StartState(Some(state)))
         .await
         .map_err(|e| JournalError::Spawn(e.to_string()))?;
-    Ok((JournalHandle { shared, actor }, report))
+    let _ = shared.actor.set(actor.clone());
+    Ok((shared, actor, report, lock))
 }
 
 /// The segment appends go to.
@@ -836,7 +966,7 @@ pub struct WriterState {
     syncer: Syncer,
     segment_bytes: u64,
     dir: PathBuf,
-    lock: Option<WriterLock>,
+    lock: Option<Arc<WriterLock>>,
     seg: ActiveSegment,
     next_seq: u64,
     last_at: Timestamp,

@@ -481,13 +481,16 @@ impl Sup {
             Effect::Backoff {
                 task,
                 attempt,
-                deadline,
+                deadline: _,
+                delay_ms,
             } => {
                 if self.halt.is_some() || mode(&self.state) != Mode::Normal {
                     return;
                 }
                 let id = self.state.tasks[task].id.clone();
-                let delay = Duration::from_millis(deadline.millis_since(Timestamp::now()));
+                // Monotonic from the decision: the wall clock is read once,
+                // by `decide`, never again here.
+                let delay = Duration::from_millis(delay_ms);
                 let h = myself.send_after(delay, move || RunMsg::BackoffDue { task: id, attempt });
                 if let Some(old) = self.backoffs.insert(task, h.abort_handle()) {
                     old.abort();

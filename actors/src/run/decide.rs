@@ -118,11 +118,15 @@ pub enum Effect {
     Launch { task: usize, n: u32, counted: bool },
     /// Put a task in the inbox.
     Enqueue { task: usize },
-    /// Arm a restart timer.
+    /// Arm a restart timer for `delay_ms` of monotonic time from the
+    /// decision (`deadline` is the journaled wall-clock instant, used only
+    /// to re-arm after a restart: a wall-clock step between deciding and
+    /// arming must not stretch or cut the delay).
     Backoff {
         task: usize,
         attempt: u32,
         deadline: Timestamp,
+        delay_ms: u64,
     },
     /// Stop these tasks' running attempts.
     StopAttempts {
@@ -570,6 +574,7 @@ fn end_task(
                     task: e.task,
                     attempt: next,
                     deadline,
+                    delay_ms,
                 }
             } else {
                 Effect::Enqueue { task: e.task }
@@ -707,11 +712,15 @@ fn reconcile(
             TaskPhase::Finished => {}
             TaskPhase::Queued | TaskPhase::Backoff if !normal => {}
             TaskPhase::Queued => d.effects.push(Effect::Enqueue { task: t }),
-            TaskPhase::Backoff => d.effects.push(Effect::Backoff {
-                task: t,
-                attempt: ts.next_attempt,
-                deadline: ts.deadline.unwrap_or(now),
-            }),
+            TaskPhase::Backoff => {
+                let deadline = ts.deadline.unwrap_or(now);
+                d.effects.push(Effect::Backoff {
+                    task: t,
+                    attempt: ts.next_attempt,
+                    deadline,
+                    delay_ms: deadline.millis_since(now),
+                })
+            }
             TaskPhase::Running => {
                 let Some(a) = ts.current() else {
                     continue;

@@ -88,10 +88,12 @@ pub struct ChildSpec {
     /// The class its failures are journaled with (`verifier` for a run's
     /// scorer, `transient` for orca's own actors).
     pub class: FailureClass,
-    /// `None`: an adopted child started elsewhere (the journal writer,
-    /// opened before the tree): its end is reported as
+    /// `None`: an adopted child started elsewhere: its end is reported as
     /// [`Outcome::Lost`], never restarted or journaled here.
     pub starter: Option<Arc<dyn Starter>>,
+    /// `Some` only for the journal writer's own row
+    /// ([`ChildSpec::journal`]): see [`Action::RestartLater`].
+    pub backoff: Option<super::Backoff>,
 }
 
 impl std::fmt::Debug for ChildSpec {
@@ -102,6 +104,7 @@ impl std::fmt::Debug for ChildSpec {
             .field("shutdown_grace", &self.shutdown_grace)
             .field("escalation", &self.escalation)
             .field("adopted", &self.starter.is_none())
+            .field("backoff", &self.backoff)
             .finish()
     }
 }
@@ -117,6 +120,19 @@ impl ChildSpec {
             escalation: Escalation::Supervisor,
             class: FailureClass::Transient,
             starter: Some(starter),
+            backoff: None,
+        }
+    }
+
+    /// The journal writer's row: opened before the tree (the first cell is
+    /// inserted, not started), restarted by `starter` (which reopens the
+    /// journal through recovery) after `backoff`, counted in consecutive
+    /// failures, and never escalated: a disk that stays full keeps orca
+    /// degraded, not dead. See [`Action::RestartLater`].
+    pub fn journal(path: ActorPath, starter: Arc<dyn Starter>, backoff: super::Backoff) -> Self {
+        Self {
+            backoff: Some(backoff),
+            ..Self::permanent(path, starter)
         }
     }
 
@@ -137,6 +153,7 @@ impl ChildSpec {
             escalation: Escalation::Supervisor,
             class: FailureClass::Transient,
             starter: None,
+            backoff: None,
         }
     }
 
@@ -155,6 +172,9 @@ struct Row {
     spec: ChildSpec,
     cell: Option<ActorCell>,
     restarts: u32,
+    /// Failures since the child last proved healthy ([`ChildTable::healthy`]);
+    /// the backoff of a [`ChildSpec::journal`] row grows with it.
+    failures: u32,
 }
 
 /// What to do once a plan's events are durable.
@@ -170,6 +190,17 @@ pub enum Action {
     Lost,
     /// Nothing (the supervisor is stopping its children).
     Nothing,
+    /// The journal's own row failed: restart it after `delay_ms`. Its
+    /// decision cannot be journaled first — the journal is what failed —
+    /// so the plan's events are held by the owner and appended by the new
+    /// writer, as its first batch, once [`ChildTable::restart_now`] has
+    /// reopened it. Nothing else is acted on meanwhile (every append is
+    /// refused).
+    RestartLater {
+        restarts: u32,
+        failures: u32,
+        delay_ms: u64,
+    },
 }
 
 /// A decision about a child that ended, before it is journaled.
@@ -199,6 +230,16 @@ pub enum Outcome {
     Escalate { path: ActorPath, reason: String },
     /// An adopted child ended.
     Lost { path: ActorPath, reason: String },
+    /// The journal's row failed: the owner calls [`ChildTable::restart_now`]
+    /// after `delay_ms`, then appends `events` (the decision) through the
+    /// reopened journal. Nothing was journaled or started yet.
+    RestartLater {
+        path: ActorPath,
+        reason: String,
+        delay_ms: u64,
+        failures: u32,
+        events: Vec<Event>,
+    },
     /// The journal refused the decision: nothing was acted on, orca is
     /// degraded.
     Degraded(JournalError),
@@ -246,6 +287,7 @@ impl ChildTable {
                 spec,
                 cell,
                 restarts: 0,
+                failures: 0,
             },
         );
     }
@@ -395,6 +437,33 @@ impl ChildTable {
                 ..nothing(Vec::new())
             };
         }
+        if let Some(backoff) = row.spec.backoff {
+            let failures = row.failures.saturating_add(1);
+            let restarts = row.restarts.saturating_add(1);
+            let class = match exit {
+                ChildExit::Failed(c) => c,
+                _ => row.spec.class,
+            };
+            return ExitPlan {
+                events: vec![
+                    Event::ChildFailed {
+                        path: path.to_string(),
+                        class,
+                        reason: reason.clone(),
+                    },
+                    Event::ChildRestarted {
+                        path: path.to_string(),
+                        attempt: restarts,
+                    },
+                ],
+                action: Action::RestartLater {
+                    restarts,
+                    failures,
+                    delay_ms: backoff.delay_ms(failures, 0.0),
+                },
+                ..nothing(Vec::new())
+            };
+        }
         let child = ChildPolicy {
             restart: row.spec.restart,
             ..ChildPolicy::internal()
@@ -487,6 +556,25 @@ impl ChildTable {
                 self.remove(&path);
                 Outcome::Removed(path)
             }
+            Action::RestartLater {
+                restarts: _,
+                failures,
+                delay_ms,
+            } => {
+                if let Some(row) = self.rows.get_mut(&path) {
+                    row.failures = failures;
+                    if let Some(c) = row.cell.take() {
+                        self.by_cell.remove(&c.get_id());
+                    }
+                }
+                Outcome::RestartLater {
+                    path,
+                    reason: plan.reason,
+                    delay_ms,
+                    failures,
+                    events: plan.events,
+                }
+            }
             Action::Escalate => {
                 if let Some(c) = self.remove(&path) {
                     // What the child started must not outlive it.
@@ -558,7 +646,7 @@ impl ChildTable {
             let more = extra(&plan);
             plan.events.extend(more);
         }
-        if !plan.events.is_empty() {
+        if !plan.events.is_empty() && !matches!(plan.action, Action::RestartLater { .. }) {
             let batch = plan
                 .events
                 .iter()
@@ -571,6 +659,110 @@ impl ChildTable {
             }
         }
         self.carry_out(plan, supervisor).await
+    }
+
+    /// Starts the child of a row whose [`Outcome::RestartLater`] delay is
+    /// over (the journal: reopens it). `Err`: it could not start; the
+    /// failure is counted and the answer is the next delay (or `None` for
+    /// a row without backoff, or gone).
+    pub async fn restart_now(
+        &mut self,
+        path: &ActorPath,
+        supervisor: &ActorCell,
+    ) -> Result<ActorCell, (String, Option<u64>)> {
+        let Some(row) = self.rows.get_mut(path) else {
+            return Err(("no such child".into(), None));
+        };
+        let Some(starter) = row.spec.starter.clone() else {
+            return Err(("it has no starter".into(), None));
+        };
+        let restarts = row.restarts.saturating_add(1);
+        match starter.start(supervisor.clone(), restarts).await {
+            Ok(cell) => {
+                row.restarts = restarts;
+                if let Some(old) = row.cell.replace(cell.clone()) {
+                    self.by_cell.remove(&old.get_id());
+                }
+                self.by_cell.insert(cell.get_id(), path.clone());
+                Ok(cell)
+            }
+            Err(e) => {
+                row.failures = row.failures.saturating_add(1);
+                let next = row.spec.backoff.map(|b| b.delay_ms(row.failures, 0.0));
+                Err((e.to_string(), next))
+            }
+        }
+    }
+
+    /// The child at `path` proved healthy (the journal: its first append
+    /// after a reopen was acknowledged): its backoff starts over.
+    pub fn healthy(&mut self, path: &ActorPath) {
+        if let Some(row) = self.rows.get_mut(path) {
+            row.failures = 0;
+        }
+    }
+
+    /// Failures of the child at `path` since it last proved healthy.
+    pub fn failures(&self, path: &ActorPath) -> u32 {
+        self.rows.get(path).map(|r| r.failures).unwrap_or(0)
+    }
+
+    /// Restarts a running child because one it depends on was restarted
+    /// (the alert router after the journal reopened: its in-memory state
+    /// may hold what the journal refused). Decide (`ChildRestarted`),
+    /// journal, act; counts toward neither attempts nor intensity (a
+    /// sibling restart is transparent, like `StoppedForSibling`).
+    pub async fn restart_for_dependency(
+        &mut self,
+        path: &ActorPath,
+        journal: &JournalHandle,
+        supervisor: &ActorCell,
+        why: &str,
+    ) -> Outcome {
+        if self.stopping {
+            return Outcome::Ignored;
+        }
+        let Some(row) = self.rows.get(path) else {
+            return Outcome::NotMine;
+        };
+        let Some(starter) = row.spec.starter.clone() else {
+            return Outcome::Ignored;
+        };
+        let restarts = row.restarts.saturating_add(1);
+        let grace = row.spec.shutdown_grace;
+        let batch = vec![NewEvent::new(
+            self.supervisor.to_string(),
+            Event::ChildRestarted {
+                path: path.to_string(),
+                attempt: restarts,
+            },
+        )];
+        if let Err(e) = journal.append(batch).await {
+            return Outcome::Degraded(e);
+        }
+        let Some(row) = self.rows.get_mut(path) else {
+            return Outcome::Ignored;
+        };
+        row.restarts = restarts;
+        if let Some(old) = row.cell.take() {
+            self.by_cell.remove(&old.get_id());
+            old.stop_children_and_wait(Some(why.to_string()), Some(grace))
+                .await;
+            let _ = old.stop_and_wait(Some(why.to_string()), Some(grace)).await;
+        }
+        match starter.start(supervisor.clone(), restarts).await {
+            Ok(cell) => {
+                self.by_cell.insert(cell.get_id(), path.clone());
+                if let Some(row) = self.rows.get_mut(path) {
+                    row.cell = Some(cell);
+                }
+                Outcome::Restarted(path.clone())
+            }
+            Err(e) => Outcome::Escalate {
+                path: path.clone(),
+                reason: format!("cannot restart it: {e}"),
+            },
+        }
     }
 
     fn grace(&self, path: &ActorPath) -> Duration {
@@ -600,4 +792,77 @@ pub fn escalation_events(
         },
         Event::Escalated { from, to, reason },
     ]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::supervision::Backoff;
+
+    fn journal_table() -> ChildTable {
+        let starter: Arc<dyn Starter> = Arc::new(|_sup: ActorCell, _n: u32| {
+            let fut: BoxFuture<'static, Result<ActorCell, ActorProcessingErr>> =
+                Box::pin(async { Err("never started in a pure test".into()) });
+            fut
+        });
+        let mut t = ChildTable::new(ActorPath::Root, SupervisorPolicy::internal());
+        let backoff = Backoff {
+            initial_ms: 250,
+            max_ms: 15_000,
+            multiplier: 2.0,
+            jitter: 0.0,
+        };
+        t.insert(
+            ChildSpec::journal(ActorPath::Journal, starter, backoff),
+            None,
+        );
+        t
+    }
+
+    /// Given a clock: the journal's row backs off by consecutive failures,
+    /// caps, never escalates however many restarts fall within the
+    /// intensity period, holds its decision for the reopened journal, and
+    /// starts over once healthy.
+    #[test]
+    fn the_journal_row_backs_off_and_never_escalates() {
+        let mut t = journal_table();
+        let now = Timestamp(1_700_000_000_000_000_000);
+        let exit = ChildExit::Failed(FailureClass::Transient);
+        let mut delays = Vec::new();
+        for n in 0..10u64 {
+            // Far past the internal intensity (3 in 5 s), all at `now`.
+            t.window.record(Timestamp(now.0 + n as i64), 5_000);
+            let plan = t.plan(&ActorPath::Journal, exit, "ENOSPC", now);
+            let Action::RestartLater {
+                failures, delay_ms, ..
+            } = plan.action
+            else {
+                panic!("{plan:?}");
+            };
+            assert_eq!(failures as u64, n + 1);
+            assert_eq!(
+                types(&plan.events),
+                vec!["ChildFailed", "ChildRestarted"],
+                "the decision is held, not dropped"
+            );
+            delays.push(delay_ms);
+            if let Some(row) = t.rows.get_mut(&ActorPath::Journal) {
+                row.failures = failures;
+            }
+        }
+        assert_eq!(
+            delays,
+            vec![250, 500, 1_000, 2_000, 4_000, 8_000, 15_000, 15_000, 15_000, 15_000]
+        );
+        t.healthy(&ActorPath::Journal);
+        let plan = t.plan(&ActorPath::Journal, exit, "EIO", now);
+        assert!(matches!(
+            plan.action,
+            Action::RestartLater { delay_ms: 250, .. }
+        ));
+    }
+
+    fn types(events: &[Event]) -> Vec<&'static str> {
+        events.iter().map(|e| e.type_name()).collect()
+    }
 }

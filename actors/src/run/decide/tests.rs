@@ -248,7 +248,8 @@ fn transient_failures_are_retried_after_their_backoff() {
     assert!(d.effects.contains(&Effect::Backoff {
         task: g.t("a"),
         attempt: 2,
-        deadline: g.now.plus_millis(2_000)
+        deadline: g.now.plus_millis(2_000),
+        delay_ms: 2_000
     }));
     assert!(d
         .effects
@@ -807,7 +808,8 @@ fn resume_interrupts_what_ran_and_puts_back_what_waited() {
     assert!(d.effects.contains(&Effect::Backoff {
         task: tb,
         attempt: 2,
-        deadline
+        deadline,
+        delay_ms: deadline.millis_since(g.now)
     }));
 }
 
