@@ -48,23 +48,10 @@ fn summary(s: &ApiState, r: &RunState, brief: bool) -> RunSummary {
     let supervised = s.services.registry.get(&ActorPath::run(&r.run)).is_some();
     let mut s = RunSummary::of(r);
     s.unattended = r.ended_as.is_none() && !supervised;
-    s.labels = labels_of(&r.spec_json);
     if brief {
         s.tasks.clear();
     }
     s
-}
-
-/// A run's labels, read from its journaled spec without building the rest.
-fn labels_of(spec_json: &str) -> std::collections::BTreeMap<String, String> {
-    #[derive(Deserialize)]
-    struct OnlyLabels {
-        #[serde(default)]
-        labels: std::collections::BTreeMap<String, String>,
-    }
-    serde_json::from_str::<OnlyLabels>(spec_json)
-        .map(|l| l.labels)
-        .unwrap_or_default()
 }
 
 fn find_run<'a>(v: &'a orca_actors::view::FleetView, name: &str) -> Result<&'a RunState, ApiError> {
