@@ -334,7 +334,6 @@ rate_limit = 100
 
     /// `orca up`, once it serves (daemon.json names its pid).
     fn start_daemon(&mut self) -> anyhow::Result<()> {
-        use notify::Watcher as _;
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -347,11 +346,7 @@ rate_limit = 100
             .spawn()
             .context("orca up")?;
         self.starts += 1;
-        let (tx, rx) = std::sync::mpsc::channel();
-        let mut w = notify::recommended_watcher(move |_: notify::Result<notify::Event>| {
-            let _ = tx.send(());
-        })?;
-        w.watch(&self.ws.orca_dir(), notify::RecursiveMode::NonRecursive)?;
+        let changes = Changes::watch(&self.ws.orca_dir(), false);
         let deadline = Instant::now() + Duration::from_secs(120);
         loop {
             if let Some(info) =
@@ -372,7 +367,7 @@ rate_limit = 100
                 bail!("orca up did not serve within 120 s");
             }
             // inotify wakes this; the bound only covers an exit.
-            let _ = rx.recv_timeout(Duration::from_millis(200));
+            changes.wait(Duration::from_millis(200));
         }
         if self.token.is_empty() {
             self.token = std::fs::read_to_string(self.ws.token_path())?
@@ -849,18 +844,44 @@ fn unsettled(events: &[Envelope]) -> Vec<String> {
     open.into_keys().collect()
 }
 
-/// Waits (at most `limit`) for any change under `dir` (inotify).
-fn wait_change(dir: &Path, limit: Duration) {
-    use notify::Watcher as _;
-    let (tx, rx) = std::sync::mpsc::channel();
-    let Ok(mut w) = notify::recommended_watcher(move |_: notify::Result<notify::Event>| {
-        let _ = tx.send(());
-    }) else {
-        return;
-    };
-    if w.watch(dir, notify::RecursiveMode::Recursive).is_ok() {
-        let _ = rx.recv_timeout(limit);
+/// Changes under a directory, through inotify. When no watcher can be
+/// had (the machine's `fs.inotify.max_user_instances` is shared, and other
+/// processes may hold them all), waits end at their bound instead: a
+/// bounded re-check, never a failed soak.
+struct Changes {
+    rx: std::sync::mpsc::Receiver<()>,
+    _watcher: Option<notify::RecommendedWatcher>,
+}
+
+impl Changes {
+    fn watch(dir: &Path, recursive: bool) -> Changes {
+        use notify::Watcher as _;
+        let (tx, rx) = std::sync::mpsc::channel();
+        let mode = if recursive {
+            notify::RecursiveMode::Recursive
+        } else {
+            notify::RecursiveMode::NonRecursive
+        };
+        let watcher = notify::recommended_watcher(move |_: notify::Result<notify::Event>| {
+            let _ = tx.send(());
+        })
+        .ok()
+        .and_then(|mut w| w.watch(dir, mode).ok().map(|()| w));
+        Changes {
+            rx,
+            _watcher: watcher,
+        }
     }
+
+    /// Returns on the next change, or after `limit`.
+    fn wait(&self, limit: Duration) {
+        let _ = self.rx.recv_timeout(limit);
+    }
+}
+
+/// Waits (at most `limit`) for any change under `dir`.
+fn wait_change(dir: &Path, limit: Duration) {
+    Changes::watch(dir, true).wait(limit);
 }
 
 /// Prints the report as a table.
