@@ -338,7 +338,7 @@ rate_limit = 100
             .create(true)
             .append(true)
             .open(self.root.join("daemon.log"))?;
-        let mut child = self
+        let child = self
             .orca()
             .arg("up")
             .stdout(Stdio::null())
@@ -346,24 +346,28 @@ rate_limit = 100
             .spawn()
             .context("orca up")?;
         self.starts += 1;
+        let pid = child.id();
+        // Owned at once: whatever fails below, `stop_daemon` (or the drop)
+        // ends this daemon.
+        self.daemon = Some(child);
         let changes = Changes::watch(&self.ws.orca_dir(), false);
         let deadline = Instant::now() + Duration::from_secs(120);
         loop {
             if let Some(info) =
-                orca::daemon::info::DaemonInfo::read(&self.ws).filter(|i| i.pid == child.id())
+                orca::daemon::info::DaemonInfo::read(&self.ws).filter(|i| i.pid == pid)
             {
                 self.address = info.address;
                 break;
             }
-            if let Ok(Some(st)) = child.try_wait() {
+            if let Some(Ok(Some(st))) = self.daemon.as_mut().map(Child::try_wait) {
+                self.daemon = None;
                 bail!(
                     "orca up exited before serving ({st}); see {}",
                     self.root.join("daemon.log").display()
                 );
             }
             if Instant::now() > deadline {
-                let _ = child.kill();
-                let _ = child.wait();
+                self.kill_daemon();
                 bail!("orca up did not serve within 120 s");
             }
             // inotify wakes this; the bound only covers an exit.
@@ -374,7 +378,6 @@ rate_limit = 100
                 .trim()
                 .to_string();
         }
-        self.daemon = Some(child);
         Ok(())
     }
 
@@ -722,6 +725,13 @@ rate_limit = 100
         f.agent_runs = agent_runs.len();
         f.wall_seconds = (started.elapsed().as_secs_f64() * 10.0).round() / 10.0;
         f
+    }
+}
+
+impl Drop for Soak {
+    /// A soak that ends early (an error, a panic) leaves no daemon behind.
+    fn drop(&mut self) {
+        self.kill_daemon();
     }
 }
 
