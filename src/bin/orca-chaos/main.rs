@@ -68,7 +68,8 @@ fn main() {
         .map(Ok)
         .unwrap_or_else(|| std::env::current_exe().map(|p| p.with_file_name("orca")))
     {
-        Ok(p) if p.is_file() => p,
+        // Absolute: the daemon is started from the workspace's directory.
+        Ok(p) if p.is_file() => p.canonicalize().unwrap_or(p),
         Ok(p) => {
             eprintln!(
                 "orca-chaos: no orca binary at {} (give --orca PATH)",

@@ -574,14 +574,20 @@ rate_limit = 100
             wait_change(&dir, Duration::from_secs(1));
         }
         self.say("drained; comparing views");
-        let views = ["status --json", "alerts --json", "agent list --json"];
+        let views = self.views_to_compare();
         let live: Vec<Value> = views.iter().map(|v| self.view(v)).collect();
         self.stop_daemon();
         let offline: Vec<Value> = views.iter().map(|v| self.view(v)).collect();
         let pairs: Vec<(String, Value, Value)> = views
             .iter()
             .zip(live.into_iter().zip(offline))
-            .map(|(v, (l, o))| (v.to_string(), l, o))
+            .map(|(v, (l, o))| {
+                (
+                    v.join(" "),
+                    invariants::normalize_view(l),
+                    invariants::normalize_view(o),
+                )
+            })
             .collect();
         let verify = self.orca().args(["journal", "verify"]).output()?;
         let verify_text = format!(
@@ -658,9 +664,47 @@ rate_limit = 100
         })
     }
 
+    /// The read commands compared through the daemon and offline: the
+    /// fleet, the tree, alerts, agents, and the receipts and an inspection
+    /// of the first and the last wave.
+    fn views_to_compare(&self) -> Vec<Vec<String>> {
+        let words = |s: &str| s.split(' ').map(str::to_string).collect::<Vec<_>>();
+        let mut v: Vec<Vec<String>> = [
+            "status --json",
+            "tree --json",
+            "alerts --json",
+            "agent list --json",
+            "agent show thinker --json",
+        ]
+        .iter()
+        .map(|s| words(s))
+        .collect();
+        for a in ["ticker", "watch", "thinker"] {
+            v.push(words(&format!("agent explain {a} --json")));
+        }
+        let events = self.journal();
+        let waves: Vec<String> = events
+            .iter()
+            .filter_map(|e| match &e.event {
+                Event::RunSubmitted(s) if s.name == "wave" => Some(s.run.clone()),
+                _ => None,
+            })
+            .collect();
+        let mut picked: Vec<&String> = waves.first().into_iter().collect();
+        if let Some(last) = waves.last().filter(|l| waves.first() != Some(*l)) {
+            picked.push(last);
+        }
+        for run in picked {
+            v.push(words(&format!("receipts {run} --json")));
+            v.push(words(&format!("inspect {run} review --json")));
+            v.push(words(&format!("inspect {run} timeout --json")));
+        }
+        v
+    }
+
     /// A read command's JSON (`null` with the error when it fails).
-    fn view(&self, args: &str) -> Value {
-        match self.orca().args(args.split(' ')).output() {
+    fn view(&self, args: &[String]) -> Value {
+        match self.orca().args(args).output() {
             Ok(o) if o.status.success() => serde_json::from_slice(&o.stdout)
                 .unwrap_or_else(|e| json!({"unparsable": e.to_string()})),
             Ok(o) => {
