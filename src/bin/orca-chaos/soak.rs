@@ -412,12 +412,7 @@ rate_limit = 100
     }
 
     /// A request to the daemon, sent at once; its status and body later.
-    fn send(
-        &self,
-        method: reqwest::Method,
-        path: &str,
-        body: Body,
-    ) -> tokio::task::JoinHandle<Option<(u16, Value)>> {
+    fn send(&self, method: reqwest::Method, path: &str, body: Body) -> Answer {
         let mut r = self
             .http
             .request(method, format!("http://{}{path}", self.address))
@@ -520,7 +515,7 @@ rate_limit = 100
     }
 
     /// Collects answers of requests (those cut by the kill count as cut).
-    fn settle(&mut self, pending: Vec<(Kind, tokio::task::JoinHandle<Option<(u16, Value)>>)>) {
+    fn settle(&mut self, pending: Vec<(Kind, Answer)>) {
         for (kind, h) in pending {
             let got = self.rt.block_on(h).ok().flatten();
             match (kind, got) {
@@ -778,6 +773,10 @@ impl Drop for Soak {
         self.kill_daemon();
     }
 }
+
+/// A request on its way: its status and JSON body once answered, `None`
+/// when it got no answer (a kill cut it).
+type Answer = tokio::task::JoinHandle<Option<(u16, Value)>>;
 
 enum Body {
     None,
