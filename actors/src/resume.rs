@@ -46,6 +46,12 @@ pub async fn resume_unfinished(services: &Services, runs: &ActorRef<RunsMsg>) ->
             .await
         {
             Ok(ractor::rpc::CallResult::Success(Ok(()))) => resumed.push(run),
+            // Started by this daemon while the fold ran: not to be redone.
+            Ok(ractor::rpc::CallResult::Success(Err(
+                crate::runs::SubmitError::AlreadyRunning(_),
+            ))) => {
+                tracing::info!(%run, "not resumed: this daemon started it meanwhile")
+            }
             Ok(ractor::rpc::CallResult::Success(Err(e))) => {
                 tracing::error!(%run, error = %e, "cannot resume run")
             }

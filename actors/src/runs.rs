@@ -29,7 +29,7 @@
 //! or `ChildFailed` + `IntensityExceeded` + `Escalated` + `AlertRaised`
 //! needs_human + `RunFinished` escalated), and only then acted on.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -168,6 +168,11 @@ pub struct RunsState {
     services: Services,
     children: ChildTable,
     depths: HashMap<String, Depth>,
+    /// Every run this incarnation started (submitted or resumed). A resume
+    /// pass folds the journal while the daemon already serves: a run
+    /// submitted, run and ended meanwhile can look unfinished in that fold,
+    /// and must not be started again from it (the chaos soak, seed 777).
+    started: HashSet<String>,
     ended: broadcast::Sender<(String, RunStatus)>,
 }
 
@@ -188,6 +193,7 @@ impl Actor for Runs {
             services,
             children: ChildTable::new(ActorPath::Runs, SupervisorPolicy::internal()),
             depths: HashMap::new(),
+            started: HashSet::new(),
             ended: broadcast::channel(1024).0,
         })
     }
@@ -460,7 +466,8 @@ impl RunsState {
         stale_after: Option<Duration>,
         limit: u32,
     ) -> Result<(), SubmitError> {
-        if self.children.contains(&ActorPath::run(&state.run)) {
+        if self.children.contains(&ActorPath::run(&state.run)) || self.started.contains(&state.run)
+        {
             return Err(SubmitError::AlreadyRunning(state.run.clone()));
         }
         let spec = state.spec().ok_or_else(|| SubmitError::BadJournal {
@@ -488,6 +495,7 @@ impl RunsState {
         limit: u32,
     ) -> Result<(), SubmitError> {
         let run = state.run.clone();
+        self.started.insert(run.clone());
         self.depths.insert(
             run.clone(),
             Depth {
