@@ -631,6 +631,63 @@ async fn kill_9_mid_run_then_up_again_finishes_every_task_once() {
     );
 }
 
+/// Right after a SIGKILL the journal lock can outlive the daemon for a
+/// moment: a child it was starting (forked, not yet at execve) holds a copy
+/// of its descriptors. `orca up` then waits for the lock instead of
+/// refusing with "already serves" and the dead pid (the chaos soak hit
+/// this: seed 777, kill 241). `flock` stands in for that child here.
+#[test]
+fn up_right_after_a_kill_waits_for_the_lock_a_dead_daemons_child_holds() {
+    let ws = TestWs::fast();
+    let d = Daemon::start(&ws);
+    let dead = d.info.pid;
+    d.kill9();
+    let lock = ws.ws.journal_dir().join("LOCK");
+    let (locked, gate) = (ws.path("locked"), ws.path("gate"));
+    fifo(&locked);
+    fifo(&gate);
+    let _holder = KillOnDrop(
+        std::process::Command::new("flock")
+            // One process (no fork, then exec): killed when dropped.
+            .args(["-x", "--no-fork"])
+            .arg(&lock)
+            .arg("-c")
+            .arg(format!(
+                "printf locked > '{}'; exec cat '{}' > /dev/null",
+                locked.display(),
+                gate.display()
+            ))
+            .spawn()
+            .unwrap(),
+    );
+    assert_eq!(std::fs::read_to_string(&locked).unwrap(), "locked");
+    let mut up = orca_cmd(&ws)
+        .arg("up")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(up.stderr.take().unwrap()).lines();
+    let said = lines
+        .by_ref()
+        .map_while(Result::ok)
+        .find(|l| l.contains("is gone") || l.contains("already serves"));
+    assert!(
+        said.as_deref()
+            .is_some_and(|l| l.contains(&format!("the daemon (pid {dead}) is gone"))),
+        "orca up said {said:?}"
+    );
+    // The holder lets go; the new daemon serves.
+    std::fs::write(&gate, "go").unwrap();
+    std::thread::spawn(move || lines.for_each(drop));
+    let info = wait_daemon_json(&ws, up.id(), &mut up);
+    assert_ne!(info.pid, dead);
+    let up = KillOnDrop(up);
+    let out = orca_cmd(&ws).arg("down").output().unwrap();
+    assert_exit(&out, 0);
+    drop(up);
+}
+
 /// A worker that submits a child run running itself, one level deeper,
 /// until the server refuses; it also tries to stop another run.
 fn nesting_script(ws: &TestWs) -> std::path::PathBuf {

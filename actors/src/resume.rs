@@ -47,10 +47,13 @@ pub async fn resume_unfinished(services: &Services, runs: &ActorRef<RunsMsg>) ->
         {
             Ok(ractor::rpc::CallResult::Success(Ok(()))) => resumed.push(run),
             // Still running (a resume after the journal reopened covers
-            // every unfinished run, most of which never stopped).
+            // every unfinished run, most of which never stopped), or
+            // started by this daemon while the fold ran: not to be redone.
             Ok(ractor::rpc::CallResult::Success(Err(
                 crate::runs::SubmitError::AlreadyRunning(_),
-            ))) => {}
+            ))) => {
+                tracing::debug!(%run, "not resumed: running, or started by this daemon meanwhile")
+            }
             Ok(ractor::rpc::CallResult::Success(Err(e))) => {
                 tracing::error!(%run, error = %e, "cannot resume run")
             }

@@ -29,7 +29,7 @@
 //! or `ChildFailed` + `IntensityExceeded` + `Escalated` + `AlertRaised`
 //! needs_human + `RunFinished` escalated), and only then acted on.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -171,6 +171,11 @@ pub struct RunsState {
     services: Services,
     children: ChildTable,
     depths: HashMap<String, Depth>,
+    /// Every run this incarnation started (submitted or resumed). A resume
+    /// pass folds the journal while the daemon already serves: a run
+    /// submitted, run and ended meanwhile can look unfinished in that fold,
+    /// and must not be started again from it (the chaos soak, seed 777).
+    started: HashSet<String>,
     ended: broadcast::Sender<(String, RunStatus)>,
     /// Runs whose supervisor halted because the journal refused an append:
     /// resumed once the journal works again (here, if its end arrives
@@ -195,6 +200,7 @@ impl Actor for Runs {
             services,
             children: ChildTable::new(ActorPath::Runs, SupervisorPolicy::internal()),
             depths: HashMap::new(),
+            started: HashSet::new(),
             ended: broadcast::channel(1024).0,
             halted: Default::default(),
         })
@@ -503,6 +509,10 @@ impl RunsState {
                     .await;
                 let _ = c.stop_and_wait(Some(why.into()), Some(HALTED_GRACE)).await;
             }
+        } else if self.started.contains(&state.run) && !self.halted.contains(&state.run) {
+            // Started (and ended) by this daemon while its resume pass
+            // was still folding the journal: not to be run again.
+            return Err(SubmitError::AlreadyRunning(state.run.clone()));
         }
         self.halted.remove(&state.run);
         let spec = state.spec().ok_or_else(|| SubmitError::BadJournal {
@@ -530,6 +540,7 @@ impl RunsState {
         limit: u32,
     ) -> Result<(), SubmitError> {
         let run = state.run.clone();
+        self.started.insert(run.clone());
         self.depths.insert(
             run.clone(),
             Depth {

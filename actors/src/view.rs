@@ -605,7 +605,8 @@ pub struct RunSummary {
     /// Past its run-level `budget`: what was used, in words.
     #[serde(default)]
     pub budget_exceeded: Option<String>,
-    /// The spec's labels (filled by readers that list runs: the API).
+    /// The spec's labels (read from the journaled spec: the same live and
+    /// offline).
     #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
     pub labels: std::collections::BTreeMap<String, String>,
 }
@@ -674,7 +675,12 @@ impl RunSummary {
             unattended: false,
             spend: r.spend(),
             budget_exceeded: r.budget_exceeded.clone(),
-            labels: Default::default(),
+            // The parsed spec is kept with the run; a spec that no longer
+            // parses (an older journal) still shows its labels.
+            labels: match r.parsed_spec() {
+                Some(spec) => spec.labels.clone(),
+                None => labels_of(&r.spec_json),
+            },
         }
     }
 
@@ -718,6 +724,19 @@ impl RunSummary {
             ..Self::of(r)
         }
     }
+}
+
+/// A run's labels, read from its journaled spec without building the rest
+/// (none when the text is not a spec).
+pub fn labels_of(spec_json: &str) -> std::collections::BTreeMap<String, String> {
+    #[derive(Deserialize)]
+    struct OnlyLabels {
+        #[serde(default)]
+        labels: std::collections::BTreeMap<String, String>,
+    }
+    serde_json::from_str::<OnlyLabels>(spec_json)
+        .map(|l| l.labels)
+        .unwrap_or_default()
 }
 
 /// Why a verdict cannot be given.
@@ -825,6 +844,23 @@ mod tests {
             v.apply_event(i as u64 + 1, at, &e.event);
         }
         v
+    }
+
+    /// The daemon's `orca status --json` and the offline one print the same
+    /// labels (the chaos soak found the offline one without them).
+    #[test]
+    fn a_runs_labels_are_in_its_summary_live_and_offline() {
+        let mut run = sample_fleet().runs.into_values().next().unwrap();
+        run.spec_json =
+            r#"{"name":"n","labels":{"agent":"thinker","orca.think":"inbox:1"}}"#.into();
+        let want = std::collections::BTreeMap::from([
+            ("agent".to_string(), "thinker".to_string()),
+            ("orca.think".to_string(), "inbox:1".to_string()),
+        ]);
+        assert_eq!(RunSummary::of(&run).labels, want);
+        assert_eq!(RunSummary::offline(&run).labels, want);
+        run.spec_json = "not json".into();
+        assert!(RunSummary::offline(&run).labels.is_empty());
     }
 
     #[test]

@@ -52,25 +52,7 @@ fn summary(s: &ApiState, r: &RunState, brief: bool) -> RunSummary {
         RunSummary::of(r)
     };
     s.unattended = r.ended_as.is_none() && !supervised;
-    // The parsed spec is kept with the run; a spec that no longer parses
-    // (an older journal) still shows its labels.
-    s.labels = match r.parsed_spec() {
-        Some(spec) => spec.labels.clone(),
-        None => labels_of(&r.spec_json),
-    };
     s
-}
-
-/// A run's labels, read from its journaled spec without building the rest.
-fn labels_of(spec_json: &str) -> std::collections::BTreeMap<String, String> {
-    #[derive(Deserialize)]
-    struct OnlyLabels {
-        #[serde(default)]
-        labels: std::collections::BTreeMap<String, String>,
-    }
-    serde_json::from_str::<OnlyLabels>(spec_json)
-        .map(|l| l.labels)
-        .unwrap_or_default()
 }
 
 fn find_run<'a>(v: &'a orca_actors::view::FleetView, name: &str) -> Result<&'a RunState, ApiError> {

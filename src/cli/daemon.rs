@@ -35,16 +35,37 @@ pub struct DownArgs {}
 pub fn up(ws_flag: Option<&Path>, args: UpArgs) -> anyhow::Result<i32> {
     let ws = super::run::workspace_or_create(ws_flag)?;
     if let Some(d) = info::live(&ws) {
-        anyhow::bail!(
-            "{} (pid {}) already serves {} at {}",
-            match d.mode {
-                Mode::Daemon => "a daemon",
-                Mode::Embedded => "an `orca run`",
-            },
-            d.pid,
-            ws.root().display(),
-            d.url()
-        );
+        // Started right after a crash: the lock may outlive the dead daemon
+        // by the moment a child it was starting takes to reach execve.
+        let dead = !info::pid_alive(d.pid);
+        if dead {
+            eprintln!(
+                "orca: the daemon (pid {}) is gone but its journal lock is still held (by a process it was starting); waiting for it",
+                d.pid
+            );
+            if !info::wait_for_a_dead_daemons_lock(&ws, &d, std::time::Duration::from_secs(10)) {
+                anyhow::bail!(
+                    "the journal of {} is still locked 10 s after its daemon (pid {}) died: another process holds {}",
+                    ws.root().display(),
+                    d.pid,
+                    ws.journal_dir()
+                        .join(orca_actors::journal::lock::LOCK_FILE)
+                        .display()
+                );
+            }
+        } else {
+            anyhow::bail!(
+                "{} (pid {}) already serves {} at {}",
+                match d.mode {
+                    Mode::Daemon => "a daemon",
+                    Mode::Embedded => "an `orca run`",
+                },
+                d.pid,
+                ws.root().display(),
+                d.url()
+            );
+        }
+        DaemonInfo::remove(&ws);
     }
     let bind = args
         .bind

@@ -77,6 +77,52 @@ pub fn lock_holder(ws: &Workspace) -> Option<Option<u32>> {
     Some(pid)
 }
 
+/// Whether process `pid` exists.
+pub fn pid_alive(pid: u32) -> bool {
+    i32::try_from(pid)
+        .ok()
+        .filter(|p| *p > 0)
+        // SAFETY: kill with signal 0 only checks that the process exists.
+        .map(|p| {
+            let rc = unsafe { libc::kill(p, 0) };
+            rc == 0 || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
+        })
+        .unwrap_or(false)
+}
+
+/// A daemon SIGKILLed a moment ago can still seem to hold the journal lock:
+/// a child it was starting (forked, not yet at `execve`, where
+/// close-on-exec descriptors close) has a copy of its descriptors, the
+/// lock's among them. When `info` names a process that is gone, waits (at
+/// most `limit`, woken by the kernel when the lock is released) until
+/// nobody holds the lock; whether that happened (then `daemon.json` is
+/// stale). False at once when the process lives.
+pub fn wait_for_a_dead_daemons_lock(
+    ws: &Workspace,
+    info: &DaemonInfo,
+    limit: std::time::Duration,
+) -> bool {
+    if pid_alive(info.pid) {
+        return false;
+    }
+    let path = ws.journal_dir().join(orca_actors::journal::lock::LOCK_FILE);
+    let Ok(file) = std::fs::File::open(&path) else {
+        return true;
+    };
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        // SAFETY: flock on a descriptor this thread owns; blocks until a
+        // shared lock can be had (no exclusive holder left).
+        let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_SH) };
+        if rc == 0 {
+            // SAFETY: as above.
+            unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_UN) };
+        }
+        let _ = tx.send(rc == 0);
+    });
+    rx.recv_timeout(limit).unwrap_or(false)
+}
+
 /// The running daemon (or embedded run) of a workspace, after checking
 /// `daemon.json` against the lock; a stale file is removed.
 pub fn live(ws: &Workspace) -> Option<DaemonInfo> {
