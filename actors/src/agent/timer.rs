@@ -31,17 +31,46 @@ pub fn parse_cron(expr: &str) -> Result<croner::Cron, String> {
     }
     let cron = croner::Cron::from_str(expr)
         .map_err(|e| format!("invalid cron expression {expr:?}: {e}"))?;
-    // An expression no day can match (`0 0 31 2 *`, an empty
-    // day-of-week set) makes every later search scan to croner's last
-    // year: refused here, once, so a timer that is armed always fires.
-    let reference =
-        chrono::DateTime::<chrono::Utc>::from_timestamp(946_684_800, 0).unwrap_or_default();
-    match cron.find_next_occurrence(&reference, false) {
-        Ok(_) => Ok(cron),
-        Err(_) => Err(format!(
-            "cron expression {expr:?} never fires: no date matches its day-of-month, month and day-of-week fields"
-        )),
+    if never_fires(&cron) {
+        return Err(format!(
+            "cron expression {expr:?} never fires: no date and time matches all its fields"
+        ));
     }
+    Ok(cron)
+}
+
+/// Calendar years repeat every 28 years (weekdays and leap days; 2100's
+/// missing leap day aside): an expression that fires at all fires within
+/// this many years of any date.
+const CRON_CYCLE_YEARS: u16 = 28;
+
+/// Whether no date and time can ever match `cron` (`0 0 31 2 *`, an empty
+/// field such as `9 , 5 * 1-6`, an empty day-of-week set in AND mode).
+/// Found by the `cron` fuzz target: croner searches such an expression up
+/// to its year 5000, stepping hour by hour through an empty hour set (far
+/// beyond the fuzzer's 10 s), and an agent would do it at every re-arm.
+/// So: empty fields are refused outright, and the rest is searched over
+/// one calendar cycle only (its other years switched off in a copy), which
+/// bounds the work; an expression accepted here finds its next tick within
+/// 28 years at any later search.
+fn never_fires(cron: &croner::Cron) -> bool {
+    let empty = |c: &croner::CronComponent| c.values().is_empty() && !c.has_modifiers();
+    let p = &cron.pattern;
+    if empty(&p.minutes) || empty(&p.hours) || empty(&p.months) {
+        return true;
+    }
+    if empty(&p.days) && empty(&p.days_of_week) {
+        return true;
+    }
+    const FROM: u16 = 2000;
+    let mut probe = cron.clone();
+    for year in FROM + CRON_CYCLE_YEARS + 1..=croner::YEAR_UPPER_LIMIT as u16 {
+        let _ = probe.pattern.years.unset_bit(year, 1);
+    }
+    let Some(reference) = chrono::DateTime::<chrono::Utc>::from_timestamp(946_684_800, 0) else {
+        return false;
+    };
+    probe.find_next_occurrence(&reference, false).is_err()
 }
 
 impl TimerRule {
@@ -211,11 +240,13 @@ mod tests {
         // Expressions that can never fire are refused when parsed (found
         // by the `cron` fuzz target: each search for one scanned to year
         // 5000), leap days are not.
-        for never in ["0 0 5 2 +", "0 0 31 2 *", "0 0 30 2 *"] {
+        for never in ["0 0 5 2 +", "0 0 31 2 *", "0 0 30 2 *", "9 , 5 * 1-6"] {
             let e = parse_cron(never).unwrap_err();
             assert!(e.contains("never fires"), "{never}: {e}");
         }
         assert!(parse_cron("0 0 29 2 *").is_ok());
+        // A leap day on a given weekday, in AND mode: once in 28 years.
+        assert!(parse_cron("0 0 29 2 +1").is_ok());
         let next = r.next_after(T0, t).unwrap();
         assert_eq!(next.rfc3339(), "2027-01-15T07:00:00.000Z");
         assert_eq!(
