@@ -43,6 +43,14 @@ async fn timeouts_and_backoffs_keep_their_durations_when_the_wall_clock_steps() 
     let clock = ws.path("faketime");
     step(&clock, "+0");
     let flag = ws.path("flaky-failed-once");
+    // flaky's first attempt fails only once the test writes to this FIFO,
+    // after the +1h step: its end is then stamped an hour ahead, whatever
+    // the scheduling (without it the -1h step could follow the +1h one
+    // before anything was journaled in between).
+    let go = ws.path("flaky-go");
+    let go_c = std::ffi::CString::new(go.display().to_string()).expect("path");
+    // SAFETY: mkfifo(3) with a NUL-terminated path.
+    assert_eq!(unsafe { libc::mkfifo(go_c.as_ptr(), 0o600) }, 0, "mkfifo");
     write_rel(
         &ws,
         "clock.toml",
@@ -56,10 +64,11 @@ retry_policy = {{ max_attempts = 1 }}
 
 [[tasks]]
 id = "flaky"
-command = 'if [ -e "{flag}" ]; then exit 0; fi; touch "{flag}"; exit 1'
+command = 'if [ -e "{flag}" ]; then exit 0; fi; read x < "{go}"; touch "{flag}"; exit 1'
 retry_policy = {{ max_attempts = 2, initial_backoff_seconds = 3, jitter = false, retry_on = ["task"] }}
 "#,
-            flag = flag.display()
+            flag = flag.display(),
+            go = go.display()
         ),
     );
     std::fs::create_dir_all(ws.ws.journal_dir()).expect("mkdir journal");
@@ -98,6 +107,10 @@ retry_policy = {{ max_attempts = 2, initial_backoff_seconds = 3, jitter = false,
         if started(&e.event, "slow", 1) {
             slow_started = Some(Instant::now());
             step(&clock, "+1h");
+            // Opening a FIFO blocks until flaky reads it: a thread of its
+            // own, never joined (a failed test must not wait on it).
+            let go = go.clone();
+            std::thread::spawn(move || std::fs::write(go, b"go\n"));
         } else if finished(&e.event, "flaky", 1) {
             flaky_failed = Some(Instant::now());
             step(&clock, "-1h");
