@@ -238,8 +238,13 @@ impl Drop for Cgroup {
     }
 }
 
-/// Removes empty cgroups left by orca processes that no longer exist (a
-/// crash); called when a process first uses cgroups.
+/// Removes the *empty* cgroups left by orca processes that no longer exist
+/// (a crash); called when a process first uses cgroups. A populated one is
+/// left alone: its processes are a crashed orca's orphans, possibly of
+/// another workspace, and only that workspace's next start may decide
+/// about them (it reconciles its own orphans by their recorded group and
+/// `ORCA_ATTEMPT_ID`); killing them here raced with that and killed other
+/// workspaces' work. The directory goes at a later sweep, once empty.
 pub fn sweep_stale() {
     let Ok(p) = parent() else { return };
     let Ok(rd) = std::fs::read_dir(&p.dir) else {
@@ -255,14 +260,9 @@ pub fn sweep_stale() {
             continue;
         };
         if pid as u32 != std::process::id() && !Path::new(&format!("/proc/{pid}")).exists() {
-            let dir = e.path();
-            if std::fs::read_to_string(dir.join("cgroup.events"))
-                .map(|t| t.contains("populated 1"))
-                .unwrap_or(false)
-            {
-                let _ = std::fs::write(dir.join("cgroup.kill"), b"1");
-            }
-            let _ = std::fs::remove_dir(&dir);
+            // rmdir(2) refuses a populated cgroup (EBUSY): only empty ones
+            // go.
+            let _ = std::fs::remove_dir(e.path());
         }
     }
 }
