@@ -315,15 +315,18 @@ impl Actor for Runs {
             Outcome::Escalate { path, .. } => {
                 if let Some(run) = path.run_id() {
                     s.depths.remove(run);
+                    s.halted.remove(run);
                     let _ = s.ended.send((run.to_string(), RunStatus::Escalated));
                 }
             }
             Outcome::Removed(path) => {
                 if let Some(run) = path.run_id() {
                     s.depths.remove(run);
-                    if s.halted.remove(run) {
+                    if s.halted.contains(run) {
                         // Its end was journaled, so the journal works again:
-                        // rebuild it from there.
+                        // rebuild it from there (it stays halted until its
+                        // restart is journaled, or the resume would take it
+                        // for a run this daemon started and still runs).
                         let (services, me) = (s.services.clone(), myself.clone());
                         tokio::spawn(async move {
                             crate::resume::resume_unfinished(&services, &me).await;
@@ -514,7 +517,6 @@ impl RunsState {
             // was still folding the journal: not to be run again.
             return Err(SubmitError::AlreadyRunning(state.run.clone()));
         }
-        self.halted.remove(&state.run);
         let spec = state.spec().ok_or_else(|| SubmitError::BadJournal {
             run: state.run.clone(),
         })?;
@@ -523,6 +525,10 @@ impl RunsState {
             attempt: 0,
         }])
         .await?;
+        // Halted no more only once its restart is journaled: a refused
+        // append leaves it halted, so the next resume pass (after the next
+        // reopen) takes it again instead of counting it as running.
+        self.halted.remove(&state.run);
         let stale = stale_after.or(state.stale_after_ms.map(Duration::from_millis));
         self.start(myself, state, Arc::new(spec), RunMode::Resume, stale, limit)
             .await
