@@ -633,7 +633,11 @@ impl JournalHandle {
     }
 
     fn submit(&self, batch: Vec<NewEvent>) -> Result<oneshot::Receiver<Answer>, JournalError> {
-        let Gen { shared, actor } = self.gen();
+        // Borrowed under the read lock, not cloned: every append would
+        // otherwise bump and drop two reference counts that all workers
+        // share (measured: ~3% of the append path's CPU in bench (a)).
+        let gen = self.cur.gen.read().unwrap_or_else(|e| e.into_inner());
+        let Gen { shared, actor } = &*gen;
         if let Some(reason) = shared.failed.get() {
             return Err(JournalError::Failed {
                 reason: reason.clone(),
