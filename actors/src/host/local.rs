@@ -300,7 +300,6 @@ impl HostAdapter for LocalHost {
             if !c.kill_and_wait(CGROUP_DRAIN).await {
                 tracing::warn!(cgroup = %c.path().display(), "processes survived cgroup.kill");
             }
-            let _ = c.remove();
         }
         Ok(())
     }
