@@ -117,12 +117,22 @@ mod tests {
 
     #[test]
     fn the_local_scan_sees_a_process_of_ours_and_not_others() {
-        let mut child = std::process::Command::new("sleep")
-            .arg("30")
+        // The scan reads /proc/<pid>/environ, which holds the variables
+        // only once the child has exec'd: wait for its first line.
+        let mut child = std::process::Command::new("sh")
+            .args(["-c", "echo ready; exec sleep 30"])
             .env("ORCA_ATTEMPT_ID", "r-chaos-scan:t:1")
             .env("ORCA_RUN_ID", "r-chaos-scan")
+            .stdout(std::process::Stdio::piped())
             .spawn()
-            .expect("sleep");
+            .expect("sh");
+        let mut line = String::new();
+        std::io::BufRead::read_line(
+            &mut std::io::BufReader::new(child.stdout.as_mut().expect("stdout")),
+            &mut line,
+        )
+        .expect("ready line");
+        assert_eq!(line.trim(), "ready");
         let ours: BTreeSet<String> = ["r-chaos-scan".to_string()].into();
         let found = local_leftovers(&ours);
         let _ = child.kill();
