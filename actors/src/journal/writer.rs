@@ -635,7 +635,7 @@ impl JournalHandle {
     fn submit(&self, batch: Vec<NewEvent>) -> Result<oneshot::Receiver<Answer>, JournalError> {
         // Borrowed under the read lock, not cloned: every append would
         // otherwise bump and drop two reference counts that all workers
-        // share (measured: ~3% of the append path's CPU in bench (a)).
+        // share (about 3% of the samples of bench (a) under perf).
         let gen = self.cur.gen.read().unwrap_or_else(|e| e.into_inner());
         let Gen { shared, actor } = &*gen;
         if let Some(reason) = shared.failed.get() {
