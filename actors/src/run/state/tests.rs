@@ -339,3 +339,38 @@ fn state_round_trips_through_bincode() {
     let (back, _): (RunState, usize) = bincode::serde::decode_from_slice(&bytes, cfg).unwrap();
     assert_eq!(back, r);
 }
+
+#[test]
+fn enqueue_uses_the_index_and_rebuilds_it_after_a_snapshot() {
+    let enqueue = |r: &mut RunState, seq: u64, task: &str| {
+        r.apply(
+            seq,
+            T0,
+            &Event::TaskEnqueued {
+                run: "r-1".into(),
+                task: task.into(),
+                priority: 0,
+                order: seq as u32,
+            },
+        )
+    };
+    let mut r = run();
+    enqueue(&mut r, 3, "c");
+    enqueue(&mut r, 4, "a"); // already there: not twice
+    assert_eq!(
+        r.tasks.iter().map(|t| t.id.as_str()).collect::<Vec<_>>(),
+        ["a", "b", "c"]
+    );
+    assert_eq!((r.position("c"), r.position("zz")), (Some(2), None));
+    // A snapshot does not carry the index: lookups and enqueues still see
+    // every task.
+    let mut back: RunState = serde_json::from_str(&serde_json::to_string(&r).unwrap()).unwrap();
+    assert_eq!(back.position("b"), Some(1));
+    enqueue(&mut back, 5, "b");
+    enqueue(&mut back, 6, "d");
+    assert_eq!(
+        back.tasks.iter().map(|t| t.id.as_str()).collect::<Vec<_>>(),
+        ["a", "b", "c", "d"]
+    );
+    assert_eq!((back.position("d"), back.unfinished), (Some(3), 4));
+}
