@@ -343,18 +343,7 @@ async fn a_failing_fdatasync_under_load_loses_nothing_acknowledged() {
             Ok(())
         }
     });
-    let opts = orca_actors::journal::JournalOptions::from_config(None).with_sync_hook(hook);
-    let orca = orca::daemon::boot_with(
-        &ws.ws,
-        &ws.config(),
-        orca::daemon::BootOptions {
-            journal: Some(opts),
-            ..Default::default()
-        },
-    )
-    .await
-    .expect("boot");
-    let tree = Tree { orca };
+    let tree = Tree::boot_with_sync_hook(&ws, hook).await;
     let journal = tree.orca.services.journal.clone();
     let health = || async {
         match tree

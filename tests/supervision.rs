@@ -470,18 +470,8 @@ async fn tree_with_failing_disk(
             Ok(())
         }
     });
-    let opts = orca_actors::journal::JournalOptions::from_config(None).with_sync_hook(hook);
-    let orca = orca::daemon::boot_with(
-        &ws.ws,
-        &ws.config(),
-        orca::daemon::BootOptions {
-            journal: Some(opts),
-            ..Default::default()
-        },
-    )
-    .await
-    .expect("boot");
-    (Tree { orca }, failing)
+    let tree = Tree::boot_with_sync_hook(ws, hook).await;
+    (tree, failing)
 }
 
 async fn health(tree: &Tree) -> orca_actors::root::Health {

@@ -100,6 +100,23 @@ impl Tree {
         Self { orca }
     }
 
+    /// Boots a tree whose journal calls `hook` before every sync (a
+    /// simulated failing disk).
+    pub async fn boot_with_sync_hook(ws: &TestWs, hook: orca_actors::journal::SyncHook) -> Self {
+        let opts = orca_actors::journal::JournalOptions::from_config(None).with_sync_hook(hook);
+        let orca = orca::daemon::boot_with(
+            &ws.ws,
+            &ws.config(),
+            orca::daemon::BootOptions {
+                journal: Some(opts),
+                ..Default::default()
+            },
+        )
+        .await
+        .expect("boot");
+        Self { orca }
+    }
+
     pub async fn runs(&self) -> ractor::ActorRef<RunsMsg> {
         self.orca.runs().await.expect("runs")
     }
