@@ -65,6 +65,10 @@ pub const DEFAULT_KEEP_SEGMENTS: u32 = 2;
 /// Default capacity of the live feed (batches a slow subscriber may lag).
 pub const DEFAULT_FEED_CAPACITY: usize = 4096;
 
+/// How long [`JournalHandle::stop`] waits for the writer to let go of
+/// the lock once it stopped.
+const STOP_LIMIT: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// Rounds one `Drain` message may commit before letting other messages in.
 const ROUNDS_PER_DRAIN: usize = 64;
 
@@ -338,6 +342,9 @@ struct Shared {
     written_seq: AtomicU64,
     failed: OnceLock<String>,
     stopped: AtomicBool,
+    /// Set once the writer actor has let go of its share of the writer
+    /// lock (the end of its `post_stop`).
+    released: tokio::sync::watch::Sender<bool>,
     feed: broadcast::Sender<Arc<[Envelope]>>,
     /// Group-commit `fdatasync`s done.
     data_syncs: AtomicU64,
@@ -749,6 +756,13 @@ impl JournalHandle {
             .actor
             .stop_and_wait(Some("journal stopped".into()), None)
             .await;
+        // A writer that had failed was already stopping (`Shared::fail`),
+        // and `stop_and_wait` can return before its `post_stop` let go of
+        // the lock: a reopen right after then found the journal locked by
+        // this very process. Wait for the release itself (bounded, should
+        // the actor have died without its `post_stop`).
+        let mut released = g.shared.released.subscribe();
+        let _ = tokio::time::timeout(STOP_LIMIT, released.wait_for(|r| *r)).await;
         g.shared.close();
     }
 
@@ -864,6 +878,7 @@ async fn start_writer(
         written_seq: AtomicU64::new(report.last_seq),
         failed: OnceLock::new(),
         stopped: AtomicBool::new(false),
+        released: tokio::sync::watch::Sender::new(false),
         feed,
         data_syncs: AtomicU64::new(0),
         actor: OnceLock::new(),
@@ -1070,6 +1085,7 @@ impl Actor for JournalWriter {
             t.close();
         }
         state.lock.take();
+        state.shared.released.send_replace(true);
         Ok(())
     }
 }
