@@ -517,6 +517,7 @@ async fn drive(
                 } else {
                     eprintln!("orca: killing the run's attempts");
                     kill_attempts(&runs, &run_id).await;
+                    orca_actors::host::cgroup::drain_pool();
                     std::process::exit(exit::CANCELLED);
                 }
             }
@@ -545,6 +546,7 @@ async fn drive(
                     "orca: {sig} while suspending: killing the run's attempts now; `orca run --resume {run_id}` carries the run on"
                 );
                 kill_attempts(&runs, &run_id).await;
+                orca_actors::host::cgroup::drain_pool();
                 std::process::exit(exit::SUSPENDED);
             }
         }

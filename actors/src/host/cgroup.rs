@@ -3,13 +3,15 @@
 //! is found and killed when the attempt (or verifier) ends.
 //!
 //! orca looks for the cgroup v2 hierarchy (the `unified` mount on a hybrid
-//! host, `/sys/fs/cgroup` on a pure v2 one), and creates
-//! `<its own cgroup>/orca/<orca pid>.<n>` for each process it starts. The
-//! child moves itself in before it runs its program (a `write` of `0` to a
-//! `cgroup.procs` fd opened before the fork: async-signal-safe), so nothing
-//! it starts can be outside. At the end `cgroup.kill` kills the whole
-//! cgroup at once, orca waits (on pidfds) for its members to be gone, and
-//! removes the directory.
+//! host, `/sys/fs/cgroup` on a pure v2 one), and runs each process it
+//! starts in a cgroup `<its own cgroup>/orca/<orca pid>.<n>` of its own.
+//! The process is created in it (`clone3(CLONE_INTO_CGROUP)`; where the
+//! kernel cannot, the child moves itself in before it runs its program by
+//! a `write` of `0` to a `cgroup.procs` fd opened before the fork), so
+//! nothing it starts can be outside. At the end whatever is left is killed
+//! at once (`cgroup.kill`), orca waits (on pidfds) for it to be gone, and
+//! the empty cgroup goes back to a pool for the next process ([`POOL`]):
+//! a cgroup is made only when none is free and removed when orca exits.
 //!
 //! No subreaper is involved: tokio keeps reaping its own children, and the
 //! kernel's `cgroup.kill` needs none. Where cgroups cannot be used (not
@@ -18,10 +20,10 @@
 //! says so once in its log and in each receipt ([`unavailable`]).
 
 use std::io::{self, Read, Write};
-use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::OnceLock;
+use std::sync::{Mutex, MutexGuard, OnceLock};
 use std::time::Duration;
 
 /// Set to `0` / `off` to turn cgroups off (process-group kill only).
@@ -124,74 +126,183 @@ pub fn unavailable() -> Option<String> {
     })
 }
 
-/// One process's cgroup. Dropping it kills what is left and removes it.
+/// A cgroup directory of this process, kept open: what a [`Cgroup`] holds
+/// and what the pool keeps between processes.
+#[derive(Debug)]
+struct Slot {
+    dir: PathBuf,
+    /// The directory: `clone3(CLONE_INTO_CGROUP)` and `openat` of its files.
+    dir_fd: OwnedFd,
+    /// Its `cgroup.events`, read with `pread` to learn whether it is empty
+    /// (about 3 µs; opening the file each time cost 15 µs, and 60 µs on a
+    /// fresh cgroup).
+    events: std::fs::File,
+    /// `cgroup.kill` was written to it: it is never handed out again (see
+    /// [`POOL`]).
+    killed: std::sync::atomic::AtomicBool,
+}
+
+/// Empty cgroups kept for the next process. Creating and removing a cgroup
+/// takes the kernel's cgroup lock and ~80 µs here (mkdir + rmdir); reused,
+/// a cgroup per attempt costs one `pread` of `cgroup.events` at each end.
+///
+/// Only cgroups that were never killed come back: on this kernel (6.18) a
+/// process created by `clone3(CLONE_INTO_CGROUP)` in a cgroup that was once
+/// written `cgroup.kill` is SIGKILLed at birth, every time after (the
+/// kernel compares kill counters it should not), so a reused killed cgroup
+/// killed the next attempts started in it. A killed cgroup is removed once
+/// its members are gone ([`DOOMED`]). A pooled one is taken only once
+/// `cgroup.events` says it is empty, so a process never starts beside a
+/// leftover of an earlier one. Removed at exit ([`drain_pool`]) or, after a
+/// crash, by the next orca's [`sweep_stale`].
+static POOL: Mutex<Vec<Slot>> = Mutex::new(Vec::new());
+/// Killed cgroups whose members were still exiting when they were given
+/// back: removed at a later give-back or at exit.
+static DOOMED: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
+/// The most slots kept (more than the workers a workspace runs at once).
+const POOL_MAX: usize = 256;
+/// How many pooled slots `take` looks at for an empty one (they are all
+/// empty but for one whose killed members are still exiting).
+const POOL_SCAN: usize = 8;
+
+fn pool() -> MutexGuard<'static, Vec<Slot>> {
+    lock(&POOL)
+}
+
+fn lock<T>(m: &'static Mutex<T>) -> MutexGuard<'static, T> {
+    // Nothing panics while holding these; recover the data anyway.
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl Slot {
+    /// A new cgroup directory under `parent` (a name not taken yet: a
+    /// directory left by an earlier process with this pid is skipped, never
+    /// reused).
+    fn create(parent: &Path) -> Result<Slot, String> {
+        let pid = std::process::id();
+        let mut tries = 0;
+        let dir = loop {
+            let n = NEXT.fetch_add(1, Ordering::Relaxed);
+            let dir = parent.join(format!("{pid}.{n}"));
+            match std::fs::create_dir(&dir) {
+                Ok(()) => break dir,
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists && tries < 64 => tries += 1,
+                Err(e) => return Err(format!("cannot create {}: {e}", dir.display())),
+            }
+        };
+        let opened = std::fs::File::open(&dir).and_then(|d| {
+            let events = openat(d.as_raw_fd(), c"cgroup.events", libc::O_RDONLY)?;
+            Ok((OwnedFd::from(d), std::fs::File::from(events)))
+        });
+        match opened {
+            Ok((dir_fd, events)) => Ok(Slot {
+                dir,
+                dir_fd,
+                events,
+                killed: Default::default(),
+            }),
+            Err(e) => {
+                let _ = std::fs::remove_dir(&dir);
+                Err(format!("cannot open {}: {e}", dir.display()))
+            }
+        }
+    }
+
+    /// Whether a process is in it; `None` when `cgroup.events` cannot be
+    /// read.
+    fn populated(&self) -> Option<bool> {
+        let mut buf = [0u8; 128];
+        let n = std::os::unix::fs::FileExt::read_at(&self.events, &mut buf, 0).ok()?;
+        let text = std::str::from_utf8(&buf[..n]).ok()?;
+        text.lines()
+            .find_map(|l| l.strip_prefix("populated "))
+            .map(|v| v.trim() != "0")
+    }
+
+    /// Known to be empty (an unreadable `cgroup.events` is not).
+    fn is_empty(&self) -> bool {
+        self.populated() == Some(false)
+    }
+
+    /// SIGKILL to every member at once (`cgroup.kill`).
+    fn kill(&self) -> io::Result<()> {
+        self.killed.store(true, Ordering::Release);
+        let fd = openat(self.dir_fd.as_raw_fd(), c"cgroup.kill", libc::O_WRONLY)?;
+        std::fs::File::from(fd).write_all(b"1")
+    }
+}
+
+/// `openat(2)` with `O_CLOEXEC`.
+fn openat(dir: RawFd, name: &std::ffi::CStr, flags: i32) -> io::Result<OwnedFd> {
+    // SAFETY: a valid directory fd and a NUL-terminated name; the fd
+    // returned is new and owned by nobody else.
+    let fd = unsafe { libc::openat(dir, name.as_ptr(), flags | libc::O_CLOEXEC) };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: just opened, owned here.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// One process's cgroup. Dropping it gives it back: to the pool when it is
+/// empty and was never killed, else killed (what is left) and removed.
 #[derive(Debug)]
 pub struct Cgroup {
-    dir: PathBuf,
-    procs: OwnedFd,
-    /// The directory, open for `clone3(CLONE_INTO_CGROUP)`.
-    dir_fd: OwnedFd,
-    /// Set once `rmdir` succeeded: nothing left for `Drop`.
-    removed: std::sync::atomic::AtomicBool,
+    /// `None` only once `Drop` has given it back.
+    slot: Option<Slot>,
 }
 
 impl Cgroup {
-    /// A new, empty cgroup; `Err` with the reason when cgroups are not
-    /// usable here.
+    /// An empty cgroup — a pooled one, or a new one when none is free;
+    /// `Err` with the reason when cgroups are not usable here.
     pub fn create() -> Result<Cgroup, String> {
         if switched_off() {
             return Err(format!("turned off ({ENV_SWITCH})"));
         }
         let p = parent()?;
-        let n = NEXT.fetch_add(1, Ordering::Relaxed);
-        let dir = p.dir.join(format!("{}.{n}", std::process::id()));
-        std::fs::create_dir(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
-        let procs = std::fs::OpenOptions::new()
-            .write(true)
-            .open(dir.join("cgroup.procs"))
-            .map_err(|e| {
-                let _ = std::fs::remove_dir(&dir);
-                format!("cannot open {}/cgroup.procs: {e}", dir.display())
-            })?;
-        let dir_fd = std::fs::File::open(&dir).map_err(|e| {
-            let _ = std::fs::remove_dir(&dir);
-            format!("cannot open {}: {e}", dir.display())
-        })?;
-        Ok(Cgroup {
-            dir,
-            procs: procs.into(),
-            dir_fd: dir_fd.into(),
-            removed: Default::default(),
-        })
+        let reused = {
+            let mut pool = pool();
+            let len = pool.len();
+            (len.saturating_sub(POOL_SCAN)..len)
+                .rev()
+                .find(|&i| pool[i].is_empty())
+                .map(|i| pool.swap_remove(i))
+        };
+        let slot = match reused {
+            Some(slot) => slot,
+            None => Slot::create(&p.dir)?,
+        };
+        Ok(Cgroup { slot: Some(slot) })
+    }
+
+    fn slot(&self) -> &Slot {
+        // Taken out only by `Drop`.
+        self.slot.as_ref().expect("a live cgroup")
     }
 
     pub fn path(&self) -> &Path {
-        &self.dir
+        &self.slot().dir
     }
 
-    /// The `cgroup.procs` fd the child writes `0` into (moving itself).
-    pub fn procs_fd(&self) -> RawFd {
-        self.procs.as_raw_fd()
-    }
-
-    /// The cgroup's directory fd (`CLONE_INTO_CGROUP`).
+    /// The cgroup's directory fd (`CLONE_INTO_CGROUP`; the fallback opens
+    /// `cgroup.procs` under it with [`open_procs`]).
     pub fn dir_fd(&self) -> RawFd {
-        self.dir_fd.as_raw_fd()
+        self.slot().dir_fd.as_raw_fd()
     }
 
     /// Live members.
     pub fn pids(&self) -> Vec<i32> {
         let mut s = String::new();
-        let _ = std::fs::File::open(self.dir.join("cgroup.procs"))
+        let _ = openat(self.dir_fd(), c"cgroup.procs", libc::O_RDONLY)
+            .map(std::fs::File::from)
             .and_then(|mut f| f.read_to_string(&mut s));
         s.lines().filter_map(|l| l.trim().parse().ok()).collect()
     }
 
-    /// Whether any process is still in it.
+    /// Whether any process is still in it (`false` when that cannot be
+    /// read).
     pub fn populated(&self) -> bool {
-        std::fs::read_to_string(self.dir.join("cgroup.events"))
-            .map(|t| t.lines().any(|l| l.trim() == "populated 1"))
-            .unwrap_or(false)
+        self.slot().populated().unwrap_or(false)
     }
 
     /// Sends `sig` to every member (SIGTERM to the ones that left the
@@ -204,63 +315,78 @@ impl Cgroup {
 
     /// SIGKILL to every member at once (`cgroup.kill`).
     pub fn kill(&self) -> io::Result<()> {
-        std::fs::OpenOptions::new()
-            .write(true)
-            .open(self.dir.join("cgroup.kill"))?
-            .write_all(b"1")
+        self.slot().kill()
     }
 
-    /// Removes the cgroup, first killing every member still in it and
-    /// waiting (at most `limit`) until they are gone. True when no process
-    /// is left in it.
+    /// Kills every member still in it and waits (at most `limit`) until
+    /// they are gone. True when no process is left in it.
     ///
-    /// The usual case — the attempt's processes all ended — is one
-    /// `rmdir`: the kernel refuses it (`EBUSY`) while the cgroup is
-    /// populated, so no `cgroup.events` read is needed to find out (each
-    /// read of a fresh cgroup's file cost about 60 µs here, twice an
-    /// attempt before).
+    /// The usual case — the attempt's processes all ended — is one `pread`
+    /// of `cgroup.events`.
     pub async fn kill_and_wait(&self, limit: Duration) -> bool {
-        if self.remove().is_ok() {
+        if self.slot().is_empty() {
             return true;
         }
         if let Err(e) = self.kill() {
-            tracing::warn!(cgroup = %self.dir.display(), error = %e, "cgroup.kill failed");
+            tracing::warn!(cgroup = %self.path().display(), error = %e, "cgroup.kill failed");
             self.signal_all(libc::SIGKILL);
         }
         let pids = self.pids();
         super::procfs::wait_gone(&pids, limit).await;
-        // Killed members may still be exiting: then `Drop` (or the next
-        // sweep of stale ones) removes the directory.
-        self.remove().is_ok() || !self.populated()
-    }
-
-    /// Removes the (empty) cgroup; `EBUSY` while a process is in it.
-    /// Removing it again once removed is `Ok`.
-    pub fn remove(&self) -> io::Result<()> {
-        if self.removed.load(std::sync::atomic::Ordering::Acquire) {
-            return Ok(());
-        }
-        match std::fs::remove_dir(&self.dir) {
-            Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
-            _ => {
-                self.removed
-                    .store(true, std::sync::atomic::Ordering::Release);
-                Ok(())
-            }
-        }
+        // Killed: never handed out again; removed when given back (or, if
+        // members are still exiting then, later).
+        self.slot().is_empty()
     }
 }
 
 impl Drop for Cgroup {
     fn drop(&mut self) {
-        if self.remove().is_ok() {
+        let Some(slot) = self.slot.take() else {
             return;
+        };
+        // Killed ones given back earlier, whose members may have gone since.
+        let doomed = std::mem::take(&mut *lock(&DOOMED));
+        for dir in doomed {
+            remove_or_doom(dir);
         }
-        let _ = self.kill();
-        // Members killed just now may still be exiting: then the directory
-        // stays (empty, harmless) until the next cleanup of stale ones.
-        let _ = self.remove();
+        if !slot.killed.load(Ordering::Acquire) && slot.is_empty() {
+            let mut pool = pool();
+            if pool.len() < POOL_MAX {
+                pool.push(slot);
+                return;
+            }
+        } else if !slot.is_empty() {
+            let _ = slot.kill();
+        }
+        remove_or_doom(slot.dir);
     }
+}
+
+/// Removes the cgroup directory `dir`, or, while it is busy (killed
+/// members still exiting), keeps it in [`DOOMED`] for later.
+fn remove_or_doom(dir: PathBuf) {
+    match std::fs::remove_dir(&dir) {
+        Err(e) if e.kind() != io::ErrorKind::NotFound => lock(&DOOMED).push(dir),
+        _ => {}
+    }
+}
+
+/// Removes the pooled cgroups and the killed ones given back (at exit); one
+/// whose killed members are still exiting is left (empty soon, harmless)
+/// for the next orca's [`sweep_stale`].
+pub fn drain_pool() {
+    let slots = std::mem::take(&mut *pool());
+    let doomed = std::mem::take(&mut *lock(&DOOMED));
+    for dir in slots.into_iter().map(|s| s.dir).chain(doomed) {
+        let _ = std::fs::remove_dir(&dir);
+    }
+}
+
+/// Opens the `cgroup.procs` of the cgroup whose directory is `dir_fd`, for
+/// a child to enter it by a write after the fork (the fallback when
+/// `clone3(CLONE_INTO_CGROUP)` is not available).
+pub fn open_procs(dir_fd: RawFd) -> io::Result<OwnedFd> {
+    openat(dir_fd, c"cgroup.procs", libc::O_WRONLY)
 }
 
 /// Removes the *empty* cgroups left by orca processes that no longer exist
@@ -330,7 +456,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn an_empty_cgroup_is_removed_at_once_and_dropping_it_after_is_a_no_op() {
+    async fn an_empty_cgroup_goes_back_to_the_pool_and_is_taken_again() {
         let Ok(cg) = Cgroup::create() else {
             eprintln!("cgroups unavailable here: skipped");
             return;
@@ -338,10 +464,17 @@ mod tests {
         let dir = cg.path().to_path_buf();
         assert!(dir.is_dir());
         assert!(cg.kill_and_wait(Duration::from_secs(1)).await);
-        assert!(!dir.exists(), "removed by its one rmdir");
-        assert!(cg.remove().is_ok(), "removing it again is not an error");
         drop(cg);
-        assert!(!dir.exists());
+        assert!(dir.is_dir(), "kept for the next process");
+        // Other tests of this binary create cgroups at the same time: the
+        // one given back is among the few most recent of the pool.
+        let again: Vec<Cgroup> = (0..POOL_SCAN + 1)
+            .filter_map(|_| Cgroup::create().ok())
+            .collect();
+        assert!(
+            again.iter().any(|c| c.path() == dir),
+            "the pooled cgroup is reused"
+        );
     }
 
     #[tokio::test]
@@ -350,7 +483,7 @@ mod tests {
             eprintln!("cgroups unavailable here: skipped");
             return;
         };
-        let fd = cg.procs_fd();
+        let fd = open_procs(cg.dir_fd()).unwrap();
         let mut cmd = std::process::Command::new("sh");
         // A detached grandchild that left the group.
         cmd.args([
@@ -359,8 +492,9 @@ mod tests {
         ]);
         cmd.stdout(std::process::Stdio::piped());
         // SAFETY: the closure only calls write(2).
+        let raw = fd.as_raw_fd();
         unsafe {
-            std::os::unix::process::CommandExt::pre_exec(&mut cmd, move || enter_in_child(fd));
+            std::os::unix::process::CommandExt::pre_exec(&mut cmd, move || enter_in_child(raw));
         }
         let out = cmd.output().unwrap();
         let pid: i32 = String::from_utf8_lossy(&out.stdout).trim().parse().unwrap();
@@ -369,8 +503,49 @@ mod tests {
         assert!(cg.kill_and_wait(Duration::from_secs(5)).await);
         let st = super::super::procfs::stat(pid);
         assert!(st.is_none() || st.unwrap().state == 'Z', "{st:?}");
+        assert!(
+            !cg.populated(),
+            "cgroup.events, read again on the same fd, says empty"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_killed_cgroup_is_removed_and_never_handed_out_again() {
+        let Ok(cg) = Cgroup::create() else {
+            eprintln!("cgroups unavailable here: skipped");
+            return;
+        };
+        let fd = open_procs(cg.dir_fd()).unwrap();
+        let raw = fd.as_raw_fd();
+        let mut cmd = std::process::Command::new("sh");
+        cmd.args([
+            "-c",
+            "setsid sleep 1000 >/dev/null 2>&1 </dev/null & echo $!",
+        ]);
+        cmd.stdout(std::process::Stdio::piped());
+        // SAFETY: the closure only calls write(2).
+        unsafe {
+            std::os::unix::process::CommandExt::pre_exec(&mut cmd, move || enter_in_child(raw));
+        }
+        let out = cmd.output().unwrap();
+        let pid: i32 = String::from_utf8_lossy(&out.stdout).trim().parse().unwrap();
         let dir = cg.path().to_path_buf();
+        // Given back without `kill_and_wait`: `Drop` kills what is left.
         drop(cg);
-        assert!(!dir.exists());
+        assert!(
+            !pool().iter().any(|s| s.dir == dir),
+            "a killed cgroup is not pooled"
+        );
+        assert!(super::super::procfs::wait_gone(&[pid], Duration::from_secs(5)).await);
+        // A later give-back removes it once its member is gone (other tests
+        // give theirs back at the same time and may hold the list a moment).
+        for _ in 0..1000 {
+            if !dir.exists() {
+                break;
+            }
+            drop(Cgroup::create().unwrap());
+            tokio::task::yield_now().await;
+        }
+        assert!(!dir.exists(), "{} removed", dir.display());
     }
 }

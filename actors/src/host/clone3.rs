@@ -548,4 +548,44 @@ mod tests {
         .unwrap_err();
         assert!(e.to_string().contains("execve failed"), "{e}");
     }
+
+    #[tokio::test]
+    async fn a_process_is_not_killed_at_birth_by_an_earlier_cgroup_kill() {
+        // On 6.18 a child created in a cgroup that was once written
+        // `cgroup.kill` is SIGKILLed at birth: a killed cgroup must never be
+        // reused (the pool once handed them out and killed other attempts).
+        use super::super::cgroup::Cgroup;
+        let Ok(cg) = Cgroup::create() else {
+            eprintln!("cgroups unavailable here: skipped");
+            return;
+        };
+        cg.kill().unwrap();
+        drop(cg);
+        let argv = vec!["true".to_string()];
+        let env = vec![("PATH".to_string(), "/usr/bin:/bin".to_string())];
+        // More than the pool looks at, so the killed one would be met.
+        let cgs: Vec<Cgroup> = (0..16).filter_map(|_| Cgroup::create().ok()).collect();
+        for cg in &cgs {
+            let c = match spawn(
+                std::path::Path::new("/bin/true"),
+                &argv,
+                &env,
+                std::path::Path::new("/"),
+                false,
+                cg.dir_fd(),
+                PreExec::default(),
+            ) {
+                Ok(c) => c,
+                Err(e) if e.raw_os_error() == Some(libc::ENOSYS) => return,
+                Err(e) => panic!("{e}"),
+            };
+            let info = wait(c.pidfd).await.unwrap();
+            assert_eq!(
+                (info.code, info.signal),
+                (Some(0), None),
+                "started in {}",
+                cg.path().display()
+            );
+        }
+    }
 }

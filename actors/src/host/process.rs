@@ -198,10 +198,21 @@ pub fn spawn(spec: ProcessSpec<'_>) -> Result<Spawned, HostError> {
             program: program.clone(),
             reason: format!("not found in PATH ({path_var})"),
         })?;
+    // Kept open until the child has exec'd (the fallback's cgroup entry).
+    let mut _procs = None;
+    let mut pre = spec.pre_exec;
     if let Some(dir) = spec.pre_exec.cgroup_dir {
         if let Some(r) = spawn_into_cgroup(&spec, program, &resolved, dir) {
             return r;
         }
+        // This kernel cannot create the process in its cgroup: the child
+        // enters it by a write to `cgroup.procs` after the fork.
+        let fd = super::cgroup::open_procs(dir).map_err(|e| HostError::Spawn {
+            program: program.clone(),
+            reason: format!("cannot open its cgroup's cgroup.procs: {e}"),
+        })?;
+        pre.cgroup_procs = Some(std::os::fd::AsRawFd::as_raw_fd(&fd));
+        _procs = Some(fd);
     }
     let mut cmd = tokio::process::Command::new(&resolved);
     cmd.arg0(program);
@@ -218,8 +229,7 @@ pub fn spawn(spec: ProcessSpec<'_>) -> Result<Spawned, HostError> {
         .stderr(Stdio::piped())
         .process_group(0)
         .kill_on_drop(false);
-    if !spec.pre_exec.is_empty() {
-        let pre = spec.pre_exec;
+    if !pre.is_empty() {
         // SAFETY: `PreExec::apply` makes only raw, async-signal-safe
         // syscalls on fds and values prepared before the fork.
         unsafe {

@@ -365,10 +365,12 @@ pub struct Prepared {
 }
 
 impl Prepared {
-    /// The child's part, with `cgroup_procs` (if any).
+    /// The child's part, in `cgroup` (if any; its `cgroup.procs` is opened
+    /// only if the process cannot be created in it, see
+    /// [`super::process::spawn`]).
     pub fn pre_exec(&self, cgroup: Option<&super::cgroup::Cgroup>) -> PreExec {
         PreExec {
-            cgroup_procs: cgroup.map(super::cgroup::Cgroup::procs_fd),
+            cgroup_procs: None,
             cgroup_dir: cgroup.map(super::cgroup::Cgroup::dir_fd),
             network: self.network,
             landlock: self.ruleset.as_ref().map(Ruleset::fd),
