@@ -288,12 +288,11 @@ pub fn decide(
                 outcome.judgement.class,
             );
             let mut window = state.window.clone();
-            let others: Vec<usize> = live_tasks(state).into_iter().filter(|o| *o != t).collect();
             end_task(
                 state,
                 ctx,
                 &mut window,
-                &others,
+                true,
                 Ended {
                     task: t,
                     n,
@@ -454,13 +453,14 @@ struct Ended<'a> {
 /// Decides what follows an attempt's end: finish the task, restart it
 /// (after its backoff, with its siblings under one_for_all /
 /// rest_for_one), or — past the run's intensity — end the run escalated.
-/// `others`: the tasks whose attempts still run.
+/// `siblings_run`: the other tasks' live attempts are running (false at
+/// boot, when nothing runs yet and a restart takes no sibling along).
 #[allow(clippy::too_many_arguments)]
 fn end_task(
     state: &RunState,
     ctx: &RunCtx<'_>,
     window: &mut RestartWindow,
-    others: &[usize],
+    siblings_run: bool,
     e: Ended<'_>,
     now: Timestamp,
     unit_random: &mut dyn FnMut() -> f64,
@@ -552,12 +552,15 @@ fn end_task(
                 counted: counts_attempt,
                 counts_intensity,
             });
+            // The other tasks whose attempts still run (looked for only
+            // here: a scan of every task at every attempt's end made a
+            // 10,000-task run quadratic).
+            let others = || live_tasks(state).into_iter().filter(|o| *o != e.task);
             let stop: Vec<usize> = match siblings {
+                _ if !siblings_run => Vec::new(),
                 Siblings::None => Vec::new(),
-                Siblings::All => others.to_vec(),
-                Siblings::Later => others
-                    .iter()
-                    .copied()
+                Siblings::All => others().collect(),
+                Siblings::Later => others()
                     .filter(|o| state.tasks[*o].order > ts.order)
                     .collect(),
             };
@@ -758,7 +761,7 @@ fn reconcile(
                     state,
                     ctx,
                     &mut window,
-                    &[],
+                    false,
                     Ended {
                         task: t,
                         n: a.n,
