@@ -10,7 +10,8 @@
 //! the end); and orca confined (the default plus Landlock with
 //! `writable_paths = []` and a network namespace with `network = "deny"`).
 //!
-//! Run: `cargo bench --bench fanout` (`-- --quick` for 1,000 / 100 tasks).
+//! Run: `cargo bench --bench fanout` (`-- --quick` for 1,000 / 100 tasks;
+//! `FANOUT_DIR=<dir>` puts the workspaces there instead of the temp dir).
 //! Anchor: on this machine the raw baseline is ~0.43 ms a process; the
 //! target is orca / raw ≤ 1.5 for 10,000 tasks on 64 workers, and the
 //! default path within 1.3× raw there.
@@ -140,6 +141,13 @@ fn main() {
     // deleting one round's ~30,000 files would slow the next round's mkdirs
     // (docs/architecture.md, "Performance").
     let mut dirs = Vec::new();
+    // FANOUT_DIR: where the workspaces go (default: the temp dir). This
+    // machine's root filesystem is ext4 without a journal, where a new inode
+    // skips every one deleted in the last 1-5 minutes: after a test suite
+    // or an earlier run that deleted tens of thousands of files, orca's
+    // mkdirs slow down and the ratio with them (docs/performance.md).
+    let base = std::env::var_os("FANOUT_DIR").map_or_else(std::env::temp_dir, Into::into);
+    println!("workspaces under {}", base.display());
     let confine = orca_actors::host::sandbox::local_caps();
     let variants: Vec<Variant> = if confine.landlock && confine.netns {
         vec![Variant::Before, Variant::Default, Variant::Confined]
@@ -172,7 +180,7 @@ fn main() {
                     raw_t.as_secs_f64() * 1000.0 / n as f64,
                 );
                 for (i, v) in variants.iter().enumerate() {
-                    let dir = tempfile::tempdir().expect("tempdir");
+                    let dir = tempfile::tempdir_in(&base).expect("tempdir");
                     let (orca_t, status) = orca(&dir, n, workers as u32, *v).await;
                     assert_eq!(status, RunStatus::Passed, "{v:?}");
                     let ratio = orca_t.as_secs_f64() / raw_t.as_secs_f64();
