@@ -477,27 +477,32 @@ mod tests {
         );
     }
 
-    #[tokio::test]
-    async fn a_cgroup_kills_everything_inside() {
-        let Ok(cg) = Cgroup::create() else {
-            eprintln!("cgroups unavailable here: skipped");
-            return;
-        };
+    /// Starts, in `cg`, a shell whose background `sleep` calls setsid and
+    /// detaches (a grandchild that left the group); its pid.
+    fn detached_sleep_in(cg: &Cgroup) -> i32 {
         let fd = open_procs(cg.dir_fd()).unwrap();
+        let raw = fd.as_raw_fd();
         let mut cmd = std::process::Command::new("sh");
-        // A detached grandchild that left the group.
         cmd.args([
             "-c",
             "setsid sleep 1000 >/dev/null 2>&1 </dev/null & echo $!",
         ]);
         cmd.stdout(std::process::Stdio::piped());
         // SAFETY: the closure only calls write(2).
-        let raw = fd.as_raw_fd();
         unsafe {
             std::os::unix::process::CommandExt::pre_exec(&mut cmd, move || enter_in_child(raw));
         }
         let out = cmd.output().unwrap();
-        let pid: i32 = String::from_utf8_lossy(&out.stdout).trim().parse().unwrap();
+        String::from_utf8_lossy(&out.stdout).trim().parse().unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_cgroup_kills_everything_inside() {
+        let Ok(cg) = Cgroup::create() else {
+            eprintln!("cgroups unavailable here: skipped");
+            return;
+        };
+        let pid = detached_sleep_in(&cg);
         assert!(cg.pids().contains(&pid), "the grandchild is in the cgroup");
         assert!(cg.populated());
         assert!(cg.kill_and_wait(Duration::from_secs(5)).await);
@@ -515,20 +520,7 @@ mod tests {
             eprintln!("cgroups unavailable here: skipped");
             return;
         };
-        let fd = open_procs(cg.dir_fd()).unwrap();
-        let raw = fd.as_raw_fd();
-        let mut cmd = std::process::Command::new("sh");
-        cmd.args([
-            "-c",
-            "setsid sleep 1000 >/dev/null 2>&1 </dev/null & echo $!",
-        ]);
-        cmd.stdout(std::process::Stdio::piped());
-        // SAFETY: the closure only calls write(2).
-        unsafe {
-            std::os::unix::process::CommandExt::pre_exec(&mut cmd, move || enter_in_child(raw));
-        }
-        let out = cmd.output().unwrap();
-        let pid: i32 = String::from_utf8_lossy(&out.stdout).trim().parse().unwrap();
+        let pid = detached_sleep_in(&cg);
         let dir = cg.path().to_path_buf();
         // Given back without `kill_and_wait`: `Drop` kills what is left.
         drop(cg);

@@ -482,6 +482,30 @@ mod tests {
     use super::*;
     use tokio::io::AsyncReadExt;
 
+    /// `program` started in `cg` at `/` with only PATH set; `None` where
+    /// this kernel has no clone3.
+    fn spawn_in(
+        program: &str,
+        argv: &[String],
+        stdin: bool,
+        cg: &super::super::cgroup::Cgroup,
+    ) -> Option<Child3> {
+        let env = vec![("PATH".to_string(), "/usr/bin:/bin".to_string())];
+        match spawn(
+            std::path::Path::new(program),
+            argv,
+            &env,
+            std::path::Path::new("/"),
+            stdin,
+            cg.dir_fd(),
+            PreExec::default(),
+        ) {
+            Ok(c) => Some(c),
+            Err(e) if e.raw_os_error() == Some(libc::ENOSYS) => None,
+            Err(e) => panic!("{e}"),
+        }
+    }
+
     #[tokio::test]
     async fn a_child_is_born_in_its_cgroup_and_reaped_by_its_pidfd() {
         let Ok(cg) = super::super::cgroup::Cgroup::create() else {
@@ -496,19 +520,8 @@ mod tests {
         .iter()
         .map(|s| s.to_string())
         .collect();
-        let env = vec![("PATH".to_string(), "/usr/bin:/bin".to_string())];
-        let c = match spawn(
-            std::path::Path::new("/bin/sh"),
-            &argv,
-            &env,
-            std::path::Path::new("/"),
-            true,
-            cg.dir_fd(),
-            PreExec::default(),
-        ) {
-            Ok(c) => c,
-            Err(e) if e.raw_os_error() == Some(libc::ENOSYS) => return,
-            Err(e) => panic!("{e}"),
+        let Some(c) = spawn_in("/bin/sh", &argv, true, &cg) else {
+            return;
         };
         let stdin = std::fs::File::from(c.stdin.unwrap());
         std::io::Write::write_all(&mut &stdin, b"hello\n").unwrap();
@@ -539,7 +552,7 @@ mod tests {
         let e = spawn(
             std::path::Path::new("/nonexistent/x"),
             &argv,
-            &env,
+            &[("PATH".to_string(), "/usr/bin:/bin".to_string())],
             std::path::Path::new("/"),
             false,
             cg.dir_fd(),
@@ -562,22 +575,11 @@ mod tests {
         cg.kill().unwrap();
         drop(cg);
         let argv = vec!["true".to_string()];
-        let env = vec![("PATH".to_string(), "/usr/bin:/bin".to_string())];
         // More than the pool looks at, so the killed one would be met.
         let cgs: Vec<Cgroup> = (0..16).filter_map(|_| Cgroup::create().ok()).collect();
         for cg in &cgs {
-            let c = match spawn(
-                std::path::Path::new("/bin/true"),
-                &argv,
-                &env,
-                std::path::Path::new("/"),
-                false,
-                cg.dir_fd(),
-                PreExec::default(),
-            ) {
-                Ok(c) => c,
-                Err(e) if e.raw_os_error() == Some(libc::ENOSYS) => return,
-                Err(e) => panic!("{e}"),
+            let Some(c) = spawn_in("/bin/true", &argv, false, cg) else {
+                return;
             };
             let info = wait(c.pidfd).await.unwrap();
             assert_eq!(
