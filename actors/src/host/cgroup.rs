@@ -161,9 +161,6 @@ static POOL: Mutex<Vec<Slot>> = Mutex::new(Vec::new());
 static DOOMED: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
 /// The most slots kept (more than the workers a workspace runs at once).
 const POOL_MAX: usize = 256;
-/// How many pooled slots `take` looks at for an empty one (they are all
-/// empty but for one whose killed members are still exiting).
-const POOL_SCAN: usize = 8;
 
 fn pool() -> MutexGuard<'static, Vec<Slot>> {
     lock(&POOL)
@@ -260,16 +257,15 @@ impl Cgroup {
             return Err(format!("turned off ({ENV_SWITCH})"));
         }
         let p = parent()?;
-        let reused = {
-            let mut pool = pool();
-            let len = pool.len();
-            (len.saturating_sub(POOL_SCAN)..len)
-                .rev()
-                .find(|&i| pool[i].is_empty())
-                .map(|i| pool.swap_remove(i))
-        };
-        let slot = match reused {
-            Some(slot) => slot,
+        let pooled = pool().pop();
+        let slot = match pooled {
+            Some(slot) if slot.is_empty() => slot,
+            Some(slot) => {
+                // Pooled empty and never killed, so nothing should be in it;
+                // if something is, it is killed and removed, not reused.
+                drop(Cgroup { slot: Some(slot) });
+                Slot::create(&p.dir)?
+            }
             None => Slot::create(&p.dir)?,
         };
         Ok(Cgroup { slot: Some(slot) })
@@ -468,9 +464,7 @@ mod tests {
         assert!(dir.is_dir(), "kept for the next process");
         // Other tests of this binary create cgroups at the same time: the
         // one given back is among the few most recent of the pool.
-        let again: Vec<Cgroup> = (0..POOL_SCAN + 1)
-            .filter_map(|_| Cgroup::create().ok())
-            .collect();
+        let again: Vec<Cgroup> = (0..8).filter_map(|_| Cgroup::create().ok()).collect();
         assert!(
             again.iter().any(|c| c.path() == dir),
             "the pooled cgroup is reused"

@@ -575,7 +575,7 @@ mod tests {
         cg.kill().unwrap();
         drop(cg);
         let argv = vec!["true".to_string()];
-        // More than the pool looks at, so the killed one would be met.
+        // Several from the pool: the killed one would be among them.
         let cgs: Vec<Cgroup> = (0..16).filter_map(|_| Cgroup::create().ok()).collect();
         for cg in &cgs {
             let Some(c) = spawn_in("/bin/true", &argv, false, cg) else {
