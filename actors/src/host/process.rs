@@ -198,22 +198,27 @@ pub fn spawn(spec: ProcessSpec<'_>) -> Result<Spawned, HostError> {
             program: program.clone(),
             reason: format!("not found in PATH ({path_var})"),
         })?;
-    // Kept open until the child has exec'd (the fallback's cgroup entry).
-    let mut _procs = None;
-    let mut pre = spec.pre_exec;
-    if let Some(dir) = spec.pre_exec.cgroup_dir {
-        if let Some(r) = spawn_into_cgroup(&spec, program, &resolved, dir) {
-            return r;
+    // Where this kernel cannot create the process in its cgroup, the child
+    // enters it by a write to `cgroup.procs` after the fork; the fd stays
+    // open (here) until the spawn is done.
+    let procs = match spec.pre_exec.cgroup_dir {
+        Some(dir) => {
+            if let Some(r) = spawn_into_cgroup(&spec, program, &resolved, dir) {
+                return r;
+            }
+            Some(
+                super::cgroup::open_procs(dir).map_err(|e| HostError::Spawn {
+                    program: program.clone(),
+                    reason: format!("cannot open its cgroup's cgroup.procs: {e}"),
+                })?,
+            )
         }
-        // This kernel cannot create the process in its cgroup: the child
-        // enters it by a write to `cgroup.procs` after the fork.
-        let fd = super::cgroup::open_procs(dir).map_err(|e| HostError::Spawn {
-            program: program.clone(),
-            reason: format!("cannot open its cgroup's cgroup.procs: {e}"),
-        })?;
-        pre.cgroup_procs = Some(std::os::fd::AsRawFd::as_raw_fd(&fd));
-        _procs = Some(fd);
-    }
+        None => None,
+    };
+    let pre = PreExec {
+        cgroup_procs: procs.as_ref().map(std::os::fd::AsRawFd::as_raw_fd),
+        ..spec.pre_exec
+    };
     let mut cmd = tokio::process::Command::new(&resolved);
     cmd.arg0(program);
     cmd.args(args)
