@@ -659,7 +659,18 @@ impl Sup {
             ))]));
             return Ok(());
         }
-        self.start_scorer(myself).await?;
+        if let Err(e) = self.start_scorer(myself).await {
+            // The journal refused the scorer's start (it failed again while
+            // this run was being resumed): halt like after any refused
+            // append, to be resumed once it is reopened. Failing here
+            // instead left the run neither running nor halted: its end
+            // could not be journaled either, so nothing resumed it.
+            if let Some(j) = e.downcast_ref::<crate::journal::JournalError>() {
+                let _ = myself.cast(RunMsg::JournalFailed(j.to_string()));
+                return Ok(());
+            }
+            return Err(e);
+        }
         // The run's wall-time budget: checked when it runs out (tokens and
         // cost are checked at each lease).
         if let Some(limit) = self.spec.budget.as_ref().and_then(|b| b.max_seconds) {
