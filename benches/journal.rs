@@ -377,13 +377,14 @@ async fn orca_append(
     if verbose() {
         let s = h.status().await.unwrap();
         eprintln!(
-            "    orca {:?} {:.3} s, cpu {:.3} s: {} batches in {} rounds ({:.1} per round), {} data syncs",
+            "    orca {:?} {:.3} s, cpu {:.3} s: {} batches in {} rounds ({:.1} per round; {} committed by callers), {} data syncs",
             sync,
             elapsed.as_secs_f64(),
             cpu.as_secs_f64(),
             s.batches,
             s.rounds,
             s.batches as f64 / s.rounds.max(1) as f64,
+            s.caller_rounds,
             s.data_syncs
         );
     }
