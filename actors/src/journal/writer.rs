@@ -1353,11 +1353,10 @@ impl Engine {
             q.scheduled = false;
             return false;
         }
-        if self.taken.is_empty() {
-            std::mem::swap(&mut q.items, &mut self.taken);
-        } else {
-            self.taken.append(&mut q.items);
-        }
+        // Every round leaves `taken` empty (committed, answered, or put
+        // back in the queue): swap buffers rather than move the batches.
+        debug_assert!(self.taken.is_empty());
+        std::mem::swap(&mut q.items, &mut self.taken);
         true
     }
 
