@@ -529,19 +529,9 @@ impl RunsState {
         // append leaves it halted, so the next resume pass (after the next
         // reopen) takes it again instead of counting it as running.
         self.halted.remove(&state.run);
-        let run = state.run.clone();
         let stale = stale_after.or(state.stale_after_ms.map(Duration::from_millis));
-        let started = self
-            .start(myself, state, Arc::new(spec), RunMode::Resume, stale, limit)
-            .await;
-        if started.is_err() {
-            // Its boot was refused (the journal failed again meanwhile, so
-            // it is being reopened once more): still halted, so the resume
-            // pass after that reopen takes it again. Without this it was
-            // neither running nor halted, and never resumed.
-            self.halted.insert(run);
-        }
-        started
+        self.start(myself, state, Arc::new(spec), RunMode::Resume, stale, limit)
+            .await
     }
 
     /// Adds the run's row and starts its supervisor. A restart of the row
