@@ -14,8 +14,8 @@ use std::path::{Path, PathBuf};
 use super::envelope::Envelope;
 use super::error::JournalError;
 use super::segment::{
-    decode_head_len, decode_records_at, list_segments, Collect, FrameHead, HeaderProblem,
-    RecordSink, SegmentScan, Step, FORMAT_VERSION, HEADER_LEN,
+    decode_head_len, list_segments, Collect, FrameHead, FrameSink, HeaderProblem, SegmentScan,
+    Step, FORMAT_VERSION, HEADER_LEN,
 };
 
 /// Which events to read.
@@ -172,7 +172,7 @@ impl Cursor {
     /// written yet.
     pub(crate) fn next_frame(
         &mut self,
-        out: &mut impl RecordSink,
+        out: &mut impl FrameSink,
     ) -> Result<Option<FrameHead>, JournalError> {
         loop {
             let Some((mut scan, first, path)) = self.scan.take() else {
@@ -196,7 +196,7 @@ impl Cursor {
                         ));
                     }
                     if head.last_seq() >= self.skip_below {
-                        decode_records_at(payload, &head, records_at, &path, offset, out)?;
+                        out.frame(payload, &head, records_at, &path, offset)?;
                     }
                     self.expected = Some(head.last_seq() + 1);
                     self.suspect = None;

@@ -297,6 +297,36 @@ pub(crate) trait RecordSink {
     fn record(&mut self, seq: u64, at: Timestamp, actor: &str);
 }
 
+/// Where a [`super::reader::Cursor`] hands each checked frame in its range:
+/// decoded on the spot (every [`RecordSink`]), or kept whole to be decoded
+/// elsewhere (a parallel replay's chunks).
+pub(crate) trait FrameSink {
+    /// The frame at byte `offset` of `segment`, whose head is `head` and
+    /// whose records start at `records_at` in `payload`.
+    fn frame(
+        &mut self,
+        payload: &[u8],
+        head: &FrameHead,
+        records_at: usize,
+        segment: &Path,
+        offset: u64,
+    ) -> Result<(), JournalError>;
+}
+
+impl<S: RecordSink> FrameSink for S {
+    #[inline]
+    fn frame(
+        &mut self,
+        payload: &[u8],
+        head: &FrameHead,
+        records_at: usize,
+        segment: &Path,
+        offset: u64,
+    ) -> Result<(), JournalError> {
+        decode_records_at(payload, head, records_at, segment, offset, self)
+    }
+}
+
 /// Collects envelopes into any `Extend<Envelope>` (a reader's queue).
 pub(crate) struct Collect<'a, E: ?Sized> {
     out: &'a mut E,
