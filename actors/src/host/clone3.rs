@@ -163,6 +163,7 @@ impl ChildStack {
     const GUARD: usize = 4096;
 
     fn new() -> io::Result<ChildStack> {
+        STACKS_MAPPED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let len = Self::SIZE + Self::GUARD;
         // SAFETY: a fresh private anonymous mapping; the lowest page is
         // then made inaccessible (a guard against overflow).
@@ -183,11 +184,48 @@ impl ChildStack {
         }
     }
 
+    /// A stack from the spares, or a new one.
+    fn take() -> io::Result<ChildStack> {
+        let spare = SPARE_STACKS.lock().ok().and_then(|mut v| v.pop());
+        spare.map_or_else(Self::new, Ok)
+    }
+
+    /// Keeps the stack for the next spawn (up to [`SPARE_MAX`]); call only
+    /// once the clone returned, when no child runs on it any more.
+    fn give_back(self) {
+        if let Ok(mut spares) = SPARE_STACKS.lock() {
+            if spares.len() < SPARE_MAX {
+                spares.push(self);
+            }
+        }
+    }
+
     /// The lowest usable address (clone3 takes the low end and the size).
     fn low(&self) -> u64 {
         self.base as u64 + Self::GUARD as u64
     }
 }
+
+/// Stacks whose child has exec'd or exited, kept for the next spawn: a
+/// fresh one per attempt costs an `mmap`, an `mprotect`, page faults, and
+/// an `munmap` that, in a process with threads on every core, interrupts
+/// each of them to flush its TLB.
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+static SPARE_STACKS: std::sync::Mutex<Vec<ChildStack>> = std::sync::Mutex::new(Vec::new());
+
+/// Stacks mapped so far (a test checks that spawns reuse them).
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+static STACKS_MAPPED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+/// At most this many spare stacks (each 260 KiB of address space, a few
+/// pages of it touched).
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+const SPARE_MAX: usize = 16;
+
+// SAFETY: a `ChildStack` owns its mapping outright; it moves between
+// threads only while no child runs on it (in the spares).
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+unsafe impl Send for ChildStack {}
 
 #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
 impl Drop for ChildStack {
@@ -348,7 +386,7 @@ pub fn spawn(
     };
     #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
     let stack = {
-        let stack = ChildStack::new()?;
+        let stack = ChildStack::take()?;
         args.flags |= (libc::CLONE_VM | libc::CLONE_VFORK) as u64;
         args.stack = stack.low();
         args.stack_size = ChildStack::SIZE as u64;
@@ -394,8 +432,9 @@ pub fn spawn(
     unsafe {
         libc::pthread_sigmask(libc::SIG_SETMASK, &old, std::ptr::null_mut());
     }
+    // The child has exec'd or exited (CLONE_VFORK), or never started.
     #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
-    drop(stack);
+    stack.give_back();
     if r < 0 {
         return Err(io::Error::from_raw_os_error(-r as i32));
     }
@@ -560,6 +599,47 @@ mod tests {
         )
         .unwrap_err();
         assert!(e.to_string().contains("execve failed"), "{e}");
+    }
+
+    /// Child stacks are reused, never while a child runs on one: spawns
+    /// from four threads at once each see their own arguments, and the
+    /// spares stay bounded.
+    #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+    #[test]
+    fn child_stacks_are_reused_and_never_shared() {
+        let Ok(cg) = super::super::cgroup::Cgroup::create() else {
+            eprintln!("cgroups unavailable here: skipped");
+            return;
+        };
+        let cg = &cg;
+        let mapped = || STACKS_MAPPED.load(std::sync::atomic::Ordering::Relaxed);
+        let before = mapped();
+        std::thread::scope(|scope| {
+            for t in 0..4 {
+                scope.spawn(move || {
+                    for i in 0..25 {
+                        let tag = format!("t{t}-{i}");
+                        let argv: Vec<String> = ["sh", "-c", "printf %s \"$0\"", &tag]
+                            .map(String::from)
+                            .into();
+                        let Some(c) = spawn_in("/bin/sh", &argv, false, cg) else {
+                            return;
+                        };
+                        let mut out = String::new();
+                        std::io::Read::read_to_string(&mut std::fs::File::from(c.stdout), &mut out)
+                            .unwrap();
+                        assert_eq!(out, tag);
+                        let info = reap(&c.pidfd).unwrap();
+                        assert_eq!(info.code, Some(0), "{tag}");
+                    }
+                });
+            }
+        });
+        let spares = SPARE_STACKS.lock().unwrap().len();
+        assert!((1..=SPARE_MAX).contains(&spares), "{spares} spare stacks");
+        // 100 spawns, at most four at a time (other tests may spawn too).
+        let new = mapped() - before;
+        assert!(new <= 2 * SPARE_MAX, "{new} stacks mapped for 100 spawns");
     }
 
     #[tokio::test]
