@@ -10,7 +10,7 @@ use super::envelope::Envelope;
 use super::error::JournalError;
 use super::event::Event;
 use super::reader::Cursor;
-use super::segment::{decode_records_at, list_segments, FrameHead, FrameSink, RecordSink};
+use super::segment::{list_segments, FrameHead, FrameRef, FrameSink, RecordSink};
 use crate::model::Timestamp;
 
 /// A view folded from the journal. `apply` must be deterministic and must
@@ -242,16 +242,14 @@ impl Chunk {
             n: 0,
         };
         for f in &self.frames {
-            let payload = self.bytes.get(f.start..f.end).unwrap_or_default();
-            let segment = self.segments.get(f.segment).map_or(Path::new(""), |p| p);
-            if let Err(e) = decode_records_at(
-                payload,
-                &f.head,
-                f.records_at,
-                segment,
-                f.offset,
-                &mut slots,
-            ) {
+            let frame = FrameRef {
+                payload: self.bytes.get(f.start..f.end).unwrap_or_default(),
+                head: f.head,
+                records_at: f.records_at,
+                segment: self.segments.get(f.segment).map_or(Path::new(""), |p| p),
+                offset: f.offset,
+            };
+            if let Err(e) = frame.decode_into(&mut slots) {
                 self.error = Some(e);
                 break;
             }
@@ -261,25 +259,18 @@ impl Chunk {
 }
 
 impl FrameSink for Chunk {
-    fn frame(
-        &mut self,
-        payload: &[u8],
-        head: &FrameHead,
-        records_at: usize,
-        segment: &Path,
-        offset: u64,
-    ) -> Result<(), JournalError> {
-        if self.segments.last().map(PathBuf::as_path) != Some(segment) {
-            self.segments.push(segment.to_path_buf());
+    fn frame(&mut self, f: FrameRef<'_>) -> Result<(), JournalError> {
+        if self.segments.last().map(PathBuf::as_path) != Some(f.segment) {
+            self.segments.push(f.segment.to_path_buf());
         }
         let start = self.bytes.len();
-        self.bytes.extend_from_slice(payload);
+        self.bytes.extend_from_slice(f.payload);
         self.frames.push(FrameAt {
-            head: *head,
-            records_at,
+            head: f.head,
+            records_at: f.records_at,
             start,
             end: self.bytes.len(),
-            offset,
+            offset: f.offset,
             segment: self.segments.len() - 1,
         });
         Ok(())

@@ -14,8 +14,8 @@ use std::path::{Path, PathBuf};
 use super::envelope::Envelope;
 use super::error::JournalError;
 use super::segment::{
-    decode_head_len, list_segments, Collect, FrameHead, FrameSink, HeaderProblem, SegmentScan,
-    Step, FORMAT_VERSION, HEADER_LEN,
+    decode_head_len, list_segments, Collect, FrameHead, FrameRef, FrameSink, HeaderProblem,
+    SegmentScan, Step, FORMAT_VERSION, HEADER_LEN,
 };
 
 /// Which events to read.
@@ -196,7 +196,13 @@ impl Cursor {
                         ));
                     }
                     if head.last_seq() >= self.skip_below {
-                        out.frame(payload, &head, records_at, &path, offset)?;
+                        out.frame(FrameRef {
+                            payload,
+                            head,
+                            records_at,
+                            segment: &path,
+                            offset,
+                        })?;
                     }
                     self.expected = Some(head.last_seq() + 1);
                     self.suspect = None;

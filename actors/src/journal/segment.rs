@@ -297,33 +297,42 @@ pub(crate) trait RecordSink {
     fn record(&mut self, seq: u64, at: Timestamp, actor: &str);
 }
 
+/// A checked frame as a [`super::reader::Cursor`] hands it over.
+pub(crate) struct FrameRef<'a> {
+    pub(crate) payload: &'a [u8],
+    pub(crate) head: FrameHead,
+    /// Where the records start in `payload` (after the head).
+    pub(crate) records_at: usize,
+    /// The segment it is in, and its byte offset there (named in errors).
+    pub(crate) segment: &'a Path,
+    pub(crate) offset: u64,
+}
+
+impl FrameRef<'_> {
+    /// Decodes the frame's records into `sink`.
+    pub(crate) fn decode_into(&self, sink: &mut impl RecordSink) -> Result<(), JournalError> {
+        decode_records_at(
+            self.payload,
+            &self.head,
+            self.records_at,
+            self.segment,
+            self.offset,
+            sink,
+        )
+    }
+}
+
 /// Where a [`super::reader::Cursor`] hands each checked frame in its range:
 /// decoded on the spot (every [`RecordSink`]), or kept whole to be decoded
 /// elsewhere (a parallel replay's chunks).
 pub(crate) trait FrameSink {
-    /// The frame at byte `offset` of `segment`, whose head is `head` and
-    /// whose records start at `records_at` in `payload`.
-    fn frame(
-        &mut self,
-        payload: &[u8],
-        head: &FrameHead,
-        records_at: usize,
-        segment: &Path,
-        offset: u64,
-    ) -> Result<(), JournalError>;
+    fn frame(&mut self, frame: FrameRef<'_>) -> Result<(), JournalError>;
 }
 
 impl<S: RecordSink> FrameSink for S {
     #[inline]
-    fn frame(
-        &mut self,
-        payload: &[u8],
-        head: &FrameHead,
-        records_at: usize,
-        segment: &Path,
-        offset: u64,
-    ) -> Result<(), JournalError> {
-        decode_records_at(payload, head, records_at, segment, offset, self)
+    fn frame(&mut self, frame: FrameRef<'_>) -> Result<(), JournalError> {
+        frame.decode_into(self)
     }
 }
 
