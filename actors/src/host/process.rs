@@ -122,6 +122,7 @@ fn spawn_into_cgroup(
         program: program.to_string(),
         reason,
     };
+    let clock = procfs::StartClock::before();
     let spawned = super::clone3::spawn(
         resolved,
         spec.argv,
@@ -171,7 +172,7 @@ fn spawn_into_cgroup(
         proc: ProcHandle {
             pid: child.pid,
             pgid: child.pid as i32,
-            proc_start: procfs::start_time(child.pid),
+            proc_start: clock.start_of(child.pid),
         },
         child: Waiter::Pidfd(child.pidfd),
         stdout,
@@ -241,6 +242,7 @@ pub fn spawn(spec: ProcessSpec<'_>) -> Result<Spawned, HostError> {
             cmd.pre_exec(move || pre.apply());
         }
     }
+    let clock = procfs::StartClock::before();
     let mut child = cmd.spawn().map_err(|e| HostError::Spawn {
         program: program.clone(),
         reason: if e.kind() == std::io::ErrorKind::NotFound && !spec.cwd.is_dir() {
@@ -267,7 +269,7 @@ pub fn spawn(spec: ProcessSpec<'_>) -> Result<Spawned, HostError> {
         proc: ProcHandle {
             pid,
             pgid: pid as i32,
-            proc_start: procfs::start_time(pid),
+            proc_start: clock.start_of(pid),
         },
         stdout: Box::new(stdout),
         stderr: Box::new(stderr),
