@@ -49,11 +49,63 @@ const CGROUP_DRAIN: Duration = Duration::from_secs(5);
 
 /// Resolves `program` like execvp(3) would, in `path_var` (relative PATH
 /// entries against `cwd`); a name with a `/` is taken as it is.
+///
+/// A lookup found within the last [`RESOLVED_FOR`] is reused after one
+/// `stat` of the file it found (a fleet starts the same program thousands
+/// of times; each full lookup costs a `stat` per PATH entry before the
+/// program's): a program removed is looked up again at once, one installed
+/// earlier in the PATH is found at most [`RESOLVED_FOR`] later. A program
+/// not found is never remembered.
 pub fn resolve_program(program: &str, path_var: &str, cwd: &Path) -> Option<PathBuf> {
-    use std::os::unix::fs::PermissionsExt;
     if program.contains('/') {
         return Some(PathBuf::from(program));
     }
+    // Relative PATH entries depend on the directory; others do not.
+    let relative = path_var.split(':').any(|d| !d.starts_with('/'));
+    let key = (
+        program.to_string(),
+        path_var.to_string(),
+        relative.then(|| cwd.to_path_buf()),
+    );
+    let now = std::time::Instant::now();
+    let recent = RESOLVED.lock().ok().and_then(|m| {
+        m.get(&key)
+            .filter(|(_, at)| now.duration_since(*at) < RESOLVED_FOR)
+            .map(|(p, _)| p.clone())
+    });
+    if let Some(p) = recent.filter(|p| is_executable(p)) {
+        return Some(p);
+    }
+    let found = lookup(program, path_var, cwd)?;
+    if let Ok(mut m) = RESOLVED.lock() {
+        if m.len() >= RESOLVED_MAX {
+            m.clear();
+        }
+        m.insert(key, (found.clone(), now));
+    }
+    Some(found)
+}
+
+/// How long a program's PATH lookup is reused ([`resolve_program`]).
+pub const RESOLVED_FOR: Duration = Duration::from_secs(1);
+/// At most this many lookups are remembered.
+const RESOLVED_MAX: usize = 256;
+
+/// Recent lookups: (program, PATH, working directory when the PATH has a
+/// relative entry) → (the file, when it was found).
+type Lookups = HashMap<(String, String, Option<PathBuf>), (PathBuf, std::time::Instant)>;
+static RESOLVED: std::sync::LazyLock<Mutex<Lookups>> = std::sync::LazyLock::new(Mutex::default);
+
+fn is_executable(p: &Path) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(p)
+        .map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+        .unwrap_or(false)
+}
+
+/// The lookup itself: the first executable file named `program` along
+/// `path_var`.
+fn lookup(program: &str, path_var: &str, cwd: &Path) -> Option<PathBuf> {
     path_var
         .split(':')
         .map(|dir| {
@@ -70,11 +122,7 @@ pub fn resolve_program(program: &str, path_var: &str, cwd: &Path) -> Option<Path
                 cwd.join(dir).join(program)
             }
         })
-        .find(|p| {
-            std::fs::metadata(p)
-                .map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
-                .unwrap_or(false)
-        })
+        .find(|p| is_executable(p))
 }
 
 #[async_trait]
@@ -145,8 +193,13 @@ impl HostAdapter for LocalHost {
         files: &[(String, Vec<u8>)],
     ) -> Result<(), HostError> {
         let dir = Path::new(&paths.attempt_dir);
-        std::fs::create_dir_all(dir)
-            .map_err(|e| HostError::io(format!("cannot create {}", dir.display()), e))?;
+        // On this machine the attempt directory is the one orca created
+        // for the attempt's logs: only a missing one (nothing to write
+        // there yet) costs a lookup.
+        if !files.is_empty() || !dir.is_dir() {
+            std::fs::create_dir_all(dir)
+                .map_err(|e| HostError::io(format!("cannot create {}", dir.display()), e))?;
+        }
         for (name, contents) in files {
             let p = dir.join(name);
             std::fs::write(&p, contents)
@@ -405,6 +458,50 @@ mod tests {
         );
         assert_eq!(resolve_program("./x", "", cwd), Some(PathBuf::from("./x")));
         assert_eq!(resolve_program("sh", "/nonexistent", cwd), None);
+    }
+
+    #[test]
+    fn a_remembered_lookup_follows_the_file() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let (first, second) = (dir.path().join("a"), dir.path().join("b"));
+        std::fs::create_dir_all(&first).unwrap();
+        std::fs::create_dir_all(&second).unwrap();
+        let install = |d: &Path| {
+            let p = d.join("orca-prog");
+            std::fs::write(&p, "#!/bin/sh\n").unwrap();
+            std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
+            p
+        };
+        let path_var = format!("{}:{}", first.display(), second.display());
+        let cwd = Path::new("/");
+        assert_eq!(resolve_program("orca-prog", &path_var, cwd), None);
+        let in_second = install(&second);
+        // Not found is not remembered: found as soon as it is there.
+        assert_eq!(
+            resolve_program("orca-prog", &path_var, cwd),
+            Some(in_second.clone())
+        );
+        // One installed earlier in the PATH: the remembered one is still
+        // used, for at most RESOLVED_FOR.
+        let in_first = install(&first);
+        assert_eq!(
+            resolve_program("orca-prog", &path_var, cwd),
+            Some(in_second.clone())
+        );
+        // The remembered file removed: looked up again at once.
+        std::fs::remove_file(&in_second).unwrap();
+        assert_eq!(
+            resolve_program("orca-prog", &path_var, cwd),
+            Some(in_first.clone())
+        );
+        // A file that lost its execute bit is not used either.
+        install(&second);
+        std::fs::set_permissions(&in_first, std::fs::Permissions::from_mode(0o644)).unwrap();
+        assert_eq!(
+            resolve_program("orca-prog", &path_var, cwd),
+            Some(in_second)
+        );
     }
 
     #[tokio::test]
