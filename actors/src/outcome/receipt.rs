@@ -74,15 +74,18 @@ impl ReceiptDraft {
 /// record). A failure is logged, never fatal.
 pub fn write_receipt_file(dir: &Path, receipt: &Receipt, usage: Option<&UsageRecord>) {
     let path = dir.join("receipt.json");
-    if let Err(e) = std::fs::create_dir_all(dir) {
-        tracing::warn!(path = %path.display(), error = %e, "cannot write receipt.json");
-        return;
-    }
     match serde_json::to_vec_pretty(&ReceiptFile { receipt, usage }) {
         Ok(text) => {
-            // Whole or not at all: a reader never sees half a receipt.
+            // Whole or not at all: a reader never sees half a receipt. The
+            // directory is there but for an attempt that never started.
             let tmp = dir.join(".receipt.json.tmp");
-            if let Err(e) = std::fs::write(&tmp, text).and_then(|()| std::fs::rename(&tmp, &path)) {
+            let written = match std::fs::write(&tmp, &text) {
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                    std::fs::create_dir_all(dir).and_then(|()| std::fs::write(&tmp, &text))
+                }
+                r => r,
+            };
+            if let Err(e) = written.and_then(|()| std::fs::rename(&tmp, &path)) {
                 tracing::warn!(path = %path.display(), error = %e, "cannot write receipt.json");
             }
         }
@@ -107,4 +110,42 @@ struct ReceiptFile<'a> {
     receipt: &'a Receipt,
     #[serde(skip_serializing_if = "Option::is_none")]
     usage: Option<&'a UsageRecord>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::outcome::judge::Judgement;
+
+    #[test]
+    fn the_receipt_file_is_written_whole_with_or_without_its_directory() {
+        let ws = tempfile::tempdir().unwrap();
+        let draft = ReceiptDraft::new(
+            crate::model::AttemptRef::new("r-1", "lint", 1),
+            "local-1".into(),
+            Timestamp(1_000_000_000),
+        );
+        let receipt = |reason: &str| {
+            draft.receipt(
+                &Judgement::pass(reason),
+                &Secrets::default(),
+                Timestamp(2_000_000_000),
+            )
+        };
+        let read = |dir: &Path| -> serde_json::Value {
+            serde_json::from_slice(&std::fs::read(dir.join("receipt.json")).unwrap()).unwrap()
+        };
+        // An attempt that never started has no directory yet.
+        let dir = ws.path().join("runs/r-1/lint/1");
+        write_receipt_file(&dir, &receipt("first"), None);
+        assert_eq!(read(&dir)["summary"], "first");
+        // A verdict rewrites it in place; no temporary file is left.
+        write_receipt_file(&dir, &receipt("second"), None);
+        assert_eq!(read(&dir)["summary"], "second");
+        let names: Vec<_> = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names, ["receipt.json"]);
+    }
 }
