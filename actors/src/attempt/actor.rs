@@ -57,6 +57,8 @@ pub struct AttemptState {
     stop: Option<StopCause>,
     exit: Option<ExitInfo>,
     open_outputs: u8,
+    /// Which logs the readers wrote (stdout, stderr).
+    logged: [bool; 2],
     last_output: Arc<AtomicI64>,
     timers: Vec<AbortHandle>,
     kill_timer: Option<AbortHandle>,
@@ -122,6 +124,7 @@ impl Actor for AttemptActor {
             stop: None,
             exit: None,
             open_outputs: 0,
+            logged: [false; 2],
             last_output: Arc::new(AtomicI64::new(now.nanos())),
             timers: Vec::new(),
             kill_timer: None,
@@ -164,8 +167,13 @@ impl Actor for AttemptActor {
                 }
                 Err(format!("journal append failed: {reason}").into())
             }
-            AttemptMsg::OutputClosed(_) => {
+            AttemptMsg::OutputClosed(which, logged) => {
                 st.open_outputs = st.open_outputs.saturating_sub(1);
+                let i = match which {
+                    LogStream::Stdout => 0,
+                    LogStream::Stderr => 1,
+                };
+                st.logged[i] |= logged;
                 maybe_finish(&myself, st).await
             }
             AttemptMsg::Exited(result) => {
@@ -562,7 +570,7 @@ fn spawn_reader(
     // Secret values the worker prints never reach the log files.
     let redactor = st.secrets.stream();
     tokio::spawn(async move {
-        pump(
+        let logged = pump(
             stream,
             &path,
             cap,
@@ -585,7 +593,7 @@ fn spawn_reader(
             },
         )
         .await;
-        let _ = me.cast(AttemptMsg::OutputClosed(which));
+        let _ = me.cast(AttemptMsg::OutputClosed(which, logged));
     });
 }
 
@@ -819,18 +827,30 @@ async fn maybe_finish(
         let rel = st.attempt_dir_rel.clone();
         let expected = st.a.task.expected_artifacts.clone();
         let declared = st.stream.artifacts.clone();
-        tokio::task::spawn_blocking(move || {
+        let logs: Vec<&'static str> = ["stdout.log", "stderr.log"]
+            .into_iter()
+            .zip(st.logged)
+            .filter_map(|(name, logged)| logged.then_some(name))
+            .collect();
+        // Reading and hashing files is blocking work; an attempt that left
+        // none (a silent process) only needs its missing kinds.
+        let blocking = artifacts::has_files(&st.attempt_dir, &logs, &declared);
+        let scan = move || {
             artifacts::scan(&ScanInput {
                 workspace_root: &root,
                 task_root: task_root.as_deref(),
                 attempt_dir_rel: &rel,
+                logs: &logs,
                 expected: &expected,
                 declared: &declared,
                 cap,
             })
-        })
-        .await
-        .unwrap_or_default()
+        };
+        if blocking {
+            tokio::task::spawn_blocking(scan).await.unwrap_or_default()
+        } else {
+            scan()
+        }
     };
     let expected_code = st.a.task.scorer.as_ref().and_then(|s| match s.typed() {
         Ok(Scorer::ExitCode { expected }) => Some(expected),

@@ -40,10 +40,22 @@ pub struct ScanInput<'a> {
     pub workspace_root: &'a Path,
     pub task_root: Option<&'a str>,
     pub attempt_dir_rel: &'a Path,
+    /// The logs orca wrote in the attempt directory (`stdout.log`,
+    /// `stderr.log`; a silent stream leaves none).
+    pub logs: &'a [&'a str],
     pub expected: &'a [String],
     /// (kind, path) from stream-json `artifact` lines.
     pub declared: &'a [(String, String)],
     pub cap: u64,
+}
+
+/// Whether [`scan`] has files to read in `attempt_dir` — `logs`, an
+/// `artifacts/` directory, `declared` artifacts — which takes a blocking
+/// thread; when not, it only works out the missing kinds. One `stat`.
+pub fn has_files(attempt_dir: &Path, logs: &[&str], declared: &[(String, String)]) -> bool {
+    !logs.is_empty()
+        || !declared.is_empty()
+        || std::fs::symlink_metadata(attempt_dir.join("artifacts")).is_ok()
 }
 
 /// Scans an attempt's artifacts.
@@ -51,7 +63,7 @@ pub fn scan(input: &ScanInput<'_>) -> Scan {
     let mut out = Scan::default();
     let root = input.workspace_root;
     let attempt_dir = root.join(input.attempt_dir_rel);
-    for log in ["stdout.log", "stderr.log"] {
+    for log in input.logs {
         let p = attempt_dir.join(log);
         if p.is_file() {
             add(&mut out, root, &p, "log", input.cap);
@@ -261,6 +273,7 @@ mod tests {
             workspace_root: root,
             task_root: None,
             attempt_dir_rel: &rel_dir,
+            logs: &["stdout.log", "stderr.log"],
             expected: &expected,
             declared: &declared,
             cap: 1024,
@@ -305,6 +318,7 @@ mod tests {
             workspace_root: &root,
             task_root: None,
             attempt_dir_rel: &rel_dir,
+            logs: &[],
             expected: &["report".to_string()],
             declared: &[],
             cap: 1 << 20,

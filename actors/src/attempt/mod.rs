@@ -20,7 +20,7 @@
 //! | `Start` | (sent to itself once spawned) checks required files and env, builds argv, starts the process, spawns the output readers and timers | — | `AttemptStarted` (queued: the run's decision about the attempt comes later and waits for durability); when it cannot start, its end goes to the run at once |
 //! | `Signals(signals)` | stream-json signals from stdout (heartbeat-only lines never become messages) | — | `WorkerReported` (one batch per line: running, tool, usage, artifact, needs_human, done, error); `BudgetExceeded` when a limit is passed |
 //! | `LogCapped(stream)` | a log reached its cap | — | `WorkerReported{LogCapped}` |
-//! | `OutputClosed(stream)` | a reader finished (EOF or abandoned) | — | — (at the end: see `Exited`) |
+//! | `OutputClosed(stream, logged)` | a reader finished (EOF or abandoned); `logged`: it wrote the stream's log (a silent stream leaves none) | — | — (at the end: see `Exited`) |
 //! | `Exited(result)` | the process exited; leftover group members get SIGTERM, the grace, SIGKILL | — | once output is drained: `AttemptExited` (queued); then the end goes to the run, which journals it |
 //! | `StaleCheck` | heartbeat timer: no output or event for `stale_after` → stop (stale) | — | `WorkerReported{Stale}` |
 //! | `Deadline(kind)` | `timeout_seconds` or `budget.max_seconds` reached → stop | — | `WorkerReported{BudgetExceeded}` for the budget |
@@ -57,7 +57,7 @@ pub enum AttemptMsg {
     Start,
     Signals(Vec<crate::stream_json::Signal>),
     LogCapped(LogStream),
-    OutputClosed(LogStream),
+    OutputClosed(LogStream, bool),
     Exited(Result<ExitInfo, String>),
     StaleCheck,
     Deadline(DeadlineKind),

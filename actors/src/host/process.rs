@@ -292,7 +292,7 @@ pub enum Pumped<'a> {
 /// output, so a silent stream leaves no file), secrets replaced by
 /// `redactor`, telling `on` of output, lines (when `lines` is set, at most
 /// `max_line` bytes each) and the cap, until the stream ends or `abandon`
-/// fires.
+/// fires. Returns whether it created the log.
 pub async fn pump(
     mut stream: impl AsyncRead + Unpin,
     log: &Path,
@@ -301,11 +301,14 @@ pub async fn pump(
     lines: Option<usize>,
     mut abandon: Option<tokio::sync::watch::Receiver<bool>>,
     mut on: impl FnMut(Pumped<'_>),
-) {
+) -> bool {
     let mut file: Option<CappedLog> = None;
     let mut failed = false;
+    let mut created = false;
     let mut splitter = lines.map(LineSplitter::new);
-    let mut buf = vec![0u8; 64 * 1024];
+    // Filled by the reads without being zeroed first: a silent process
+    // (most of a fleet's stderr) costs no 64 KiB memset.
+    let mut buf: Vec<u8> = Vec::with_capacity(64 * 1024);
     let write = |file: &mut Option<CappedLog>, data: &[u8], on: &mut dyn FnMut(Pumped<'_>)| {
         if let Some(l) = file.as_mut() {
             match l.write(data) {
@@ -319,21 +322,27 @@ pub async fn pump(
         }
     };
     loop {
+        buf.clear();
         let n = match &mut abandon {
             Some(stop) => tokio::select! {
-                r = stream.read(&mut buf) => r,
+                r = stream.read_buf(&mut buf) => r,
                 _ = stop.changed() => break,
             },
-            None => stream.read(&mut buf).await,
+            None => stream.read_buf(&mut buf).await,
         };
         let n = match n {
             Ok(0) | Err(_) => break,
             Ok(n) => n,
         };
         on(Pumped::Output);
-        if file.is_none() && !failed {
+        // Once: a log that failed a write is not created again (that
+        // would truncate what it holds).
+        if !created && !failed {
             match CappedLog::create(log, cap) {
-                Ok(l) => file = Some(l),
+                Ok(l) => {
+                    file = Some(l);
+                    created = true;
+                }
                 Err(e) => {
                     tracing::error!(path = %log.display(), error = %e, "cannot create the log");
                     failed = true;
@@ -356,6 +365,7 @@ pub async fn pump(
             tracing::error!(path = %log.display(), error = %e, "cannot finish the log");
         }
     }
+    created
 }
 
 #[cfg(test)]
@@ -385,7 +395,7 @@ mod tests {
         let err = dir.path().join("err.log");
         let mut lines = Vec::new();
         let mut capped = false;
-        let ((), ()) = tokio::join!(
+        let (out_logged, err_logged) = tokio::join!(
             pump(
                 s.stdout,
                 &out,
@@ -410,5 +420,34 @@ mod tests {
         );
         assert_eq!(std::fs::read_to_string(&err).unwrap(), "<redacted>\n");
         assert!(!capped);
+        assert!(out_logged && err_logged, "both logs were created");
+    }
+
+    #[tokio::test]
+    async fn a_silent_stream_leaves_no_log() {
+        let dir = tempfile::tempdir().unwrap();
+        let env = vec![EnvVar::plain("PATH", "/usr/bin:/bin")];
+        let argv = vec!["true".to_string()];
+        let s = spawn(ProcessSpec {
+            argv: &argv,
+            env: &env,
+            cwd: dir.path(),
+            stdin: None,
+            pre_exec: PreExec::default(),
+        })
+        .unwrap();
+        let out = dir.path().join("out.log");
+        let logged = pump(
+            s.stdout,
+            &out,
+            1 << 20,
+            crate::redact::Secrets::default().stream(),
+            None,
+            None,
+            |_| {},
+        )
+        .await;
+        assert!(!logged && !out.exists());
+        Spawned::wait(s.child).await.unwrap();
     }
 }
