@@ -22,7 +22,7 @@
 use std::io::{self, Read, Write};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard, OnceLock};
 use std::time::Duration;
 
@@ -139,7 +139,7 @@ struct Slot {
     events: std::fs::File,
     /// `cgroup.kill` was written to it: it is never handed out again (see
     /// [`POOL`]).
-    killed: std::sync::atomic::AtomicBool,
+    killed: AtomicBool,
 }
 
 /// Empty cgroups kept for the next process. Creating and removing a cgroup
@@ -249,6 +249,10 @@ fn openat(dir: RawFd, name: &std::ffi::CStr, flags: i32) -> io::Result<OwnedFd> 
 pub struct Cgroup {
     /// `None` only once `Drop` has given it back.
     slot: Option<Slot>,
+    /// [`Cgroup::kill_and_wait`] found it empty, never killed: given back
+    /// without reading `cgroup.events` again (nothing of the attempt is
+    /// left to enter it).
+    found_empty: AtomicBool,
 }
 
 impl Cgroup {
@@ -265,12 +269,19 @@ impl Cgroup {
             Some(slot) => {
                 // Pooled empty and never killed, so nothing should be in it;
                 // if something is, it is killed and removed, not reused.
-                drop(Cgroup { slot: Some(slot) });
+                drop(Cgroup::of(slot));
                 Slot::create(&p.dir)?
             }
             None => Slot::create(&p.dir)?,
         };
-        Ok(Cgroup { slot: Some(slot) })
+        Ok(Cgroup::of(slot))
+    }
+
+    fn of(slot: Slot) -> Cgroup {
+        Cgroup {
+            slot: Some(slot),
+            found_empty: AtomicBool::new(false),
+        }
     }
 
     fn slot(&self) -> &Slot {
@@ -323,6 +334,7 @@ impl Cgroup {
     /// of `cgroup.events`.
     pub async fn kill_and_wait(&self, limit: Duration) -> bool {
         if self.slot().is_empty() {
+            self.found_empty.store(true, Ordering::Release);
             return true;
         }
         if let Err(e) = self.kill() {
@@ -347,7 +359,9 @@ impl Drop for Cgroup {
         for dir in doomed {
             remove_or_doom(dir);
         }
-        if !slot.killed.load(Ordering::Acquire) && slot.is_empty() {
+        if !slot.killed.load(Ordering::Acquire)
+            && (self.found_empty.load(Ordering::Acquire) || slot.is_empty())
+        {
             let mut pool = pool();
             if pool.len() < POOL_MAX {
                 pool.push(slot);
