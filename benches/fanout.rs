@@ -119,6 +119,21 @@ async fn orca(
     (end.took, end.status)
 }
 
+/// With `FANOUT_CPU=1`: the CPU a phase used per task, this process's
+/// (orca's actors, tokio, the journal) and its children's (the `true`s).
+fn cpu_since(before: (Duration, Duration), n: usize) -> String {
+    if std::env::var_os("FANOUT_CPU").is_none() {
+        return String::new();
+    }
+    let now = common::cpu_times();
+    let per = |d: Duration| d.as_secs_f64() * 1000.0 / n as f64;
+    format!(
+        "; cpu {:.3} self + {:.3} children",
+        per(now.0.saturating_sub(before.0)),
+        per(now.1.saturating_sub(before.1))
+    )
+}
+
 fn main() {
     let quick = std::env::args().any(|a| a == "--quick");
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -173,23 +188,27 @@ fn main() {
             rt.block_on(async {
                 // Warm up both paths once (page cache, binaries).
                 let _ = raw(50, workers).await;
+                let cpu0 = common::cpu_times();
                 let raw_t = raw(n, workers).await;
                 let mut line = format!(
-                    "{n:>6} tasks on {workers:>2} workers, round {round}: raw {:>7.3} s ({:.3} ms/process)",
+                    "{n:>6} tasks on {workers:>2} workers, round {round}: raw {:>7.3} s ({:.3} ms/process{})",
                     raw_t.as_secs_f64(),
                     raw_t.as_secs_f64() * 1000.0 / n as f64,
+                    cpu_since(cpu0, n),
                 );
                 for (i, v) in variants.iter().enumerate() {
                     let dir = tempfile::tempdir_in(&base).expect("tempdir");
+                    let cpu0 = common::cpu_times();
                     let (orca_t, status) = orca(&dir, n, workers as u32, *v).await;
                     assert_eq!(status, RunStatus::Passed, "{v:?}");
                     let ratio = orca_t.as_secs_f64() / raw_t.as_secs_f64();
                     ratios[i].push(ratio);
                     per_task[i].push(orca_t.as_secs_f64() * 1000.0 / n as f64);
                     line.push_str(&format!(
-                        "  {v:?} {:>7.3} s ({:.3} ms/task, {ratio:.2})",
+                        "  {v:?} {:>7.3} s ({:.3} ms/task{}, {ratio:.2})",
                         orca_t.as_secs_f64(),
                         orca_t.as_secs_f64() * 1000.0 / n as f64,
+                        cpu_since(cpu0, n),
                     ));
                     dirs.push(dir);
                 }
