@@ -9,7 +9,9 @@
 //! everything (argv, envp, pipes) is prepared before `clone3`; the child
 //! makes only raw async-signal-safe syscalls (`dup2`, `setpgid`, `chdir`,
 //! [`PreExec::apply`], `sigprocmask`, `execve`) and reports a failure
-//! through a close-on-exec pipe; the parent waits for the child's end on
+//! in the memory it shares with the parent (`CLONE_VM`, as glibc's
+//! posix_spawn does) or, where it is a plain fork, through a close-on-exec
+//! pipe; the parent waits for the child's end on
 //! its pidfd and reaps it with `waitid(P_PIDFD)` — tokio never sees it, so
 //! no reaper can steal its status.
 
@@ -40,7 +42,8 @@ struct CloneArgs {
     cgroup: u64,
 }
 
-/// A started child: its pid, pidfd and pipe ends.
+/// A started child: its pid, pidfd and pipe ends (stdout's and stderr's
+/// read ends non-blocking).
 #[derive(Debug)]
 pub struct Child3 {
     pub pid: u32,
@@ -58,6 +61,18 @@ fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
     }
     // SAFETY: fresh fds from pipe2.
     Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
+}
+
+/// A pipe whose read end (orca's) is non-blocking and whose write end (the
+/// child's) is not: tokio takes the read end as it is, without the `fstat`
+/// and the two `fcntl`s of checking it.
+fn output_pipe() -> io::Result<(OwnedFd, OwnedFd)> {
+    let (r, w) = pipe()?;
+    // SAFETY: F_SETFL on an fd we own; O_NONBLOCK is its only status flag.
+    if unsafe { libc::fcntl(r.as_raw_fd(), libc::F_SETFL, libc::O_NONBLOCK) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok((r, w))
 }
 
 fn cstring(s: &str, what: &str) -> io::Result<CString> {
@@ -88,7 +103,12 @@ struct ChildCtx {
     stdin: RawFd,
     stdout: RawFd,
     stderr: RawFd,
+    /// Where a failure goes when the child is a plain fork: a pipe's write
+    /// end; -1 when it shares the parent's memory and writes `failed`.
     report: RawFd,
+    /// `[step, errno]` of a failure before exec (step 0: none), written by
+    /// a `CLONE_VM` child, read by the parent once it resumes.
+    failed: [i32; 2],
     cwd: *const libc::c_char,
     path: *const libc::c_char,
     argv: *const *const libc::c_char,
@@ -98,18 +118,24 @@ struct ChildCtx {
 
 /// The child, between clone and exec. Raw async-signal-safe syscalls only:
 /// no allocation, no lock, nothing that touches the parent's heap (with
-/// `CLONE_VM` it is the same memory). A failure is written to the report
-/// pipe as `[step, errno]`, then `_exit(127)`.
+/// `CLONE_VM` it is the same memory). A failure is reported as `[step,
+/// errno]` (in `failed`, or to the report pipe), then `_exit(127)`.
 extern "C" fn child_main(ctx: *mut libc::c_void) -> ! {
     // SAFETY: `ctx` points at the parent's `ChildCtx`, alive and unchanged
     // until this child execs or exits (vfork), or copied with the whole
-    // process (fork). Everything below is a raw syscall.
+    // process (fork). Everything below is a raw syscall; `failed` is
+    // written only by this child, read by the parent only once it exited.
     unsafe {
-        let c = &*(ctx as *const ChildCtx);
+        let cp = ctx as *mut ChildCtx;
+        let c = &*(cp as *const ChildCtx);
         let fail = |step: i32| -> ! {
             let errno = *libc::__errno_location();
             let msg = [step, errno];
-            libc::write(c.report, msg.as_ptr().cast(), 8);
+            if c.report >= 0 {
+                libc::write(c.report, msg.as_ptr().cast(), 8);
+            } else {
+                std::ptr::write_volatile(std::ptr::addr_of_mut!((*cp).failed), msg);
+            }
             libc::_exit(127)
         };
         // No handler of orca's may run in the child (with CLONE_VM it
@@ -350,9 +376,13 @@ pub fn spawn(
     let mut env_p: Vec<*const libc::c_char> = env_c.iter().map(|c| c.as_ptr()).collect();
     env_p.push(std::ptr::null());
 
-    let (out_r, out_w) = pipe()?;
-    let (err_r, err_w) = pipe()?;
-    let (report_r, report_w) = pipe()?;
+    let (out_r, out_w) = output_pipe()?;
+    let (err_r, err_w) = output_pipe()?;
+    // A child that shares orca's memory reports a failure there.
+    #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+    let report: Option<(OwnedFd, OwnedFd)> = None;
+    #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
+    let report = Some(pipe()?);
     let (stdin_child, stdin_parent) = if stdin_piped {
         let (r, w) = pipe()?;
         (r, Some(w))
@@ -364,7 +394,8 @@ pub fn spawn(
         stdin: stdin_child.as_raw_fd(),
         stdout: out_w.as_raw_fd(),
         stderr: err_w.as_raw_fd(),
-        report: report_w.as_raw_fd(),
+        report: report.as_ref().map_or(-1, |(_, w)| w.as_raw_fd()),
+        failed: [0; 2],
         cwd: cwd_c.as_ptr(),
         path: path.as_ptr(),
         argv: argv_p.as_ptr(),
@@ -440,18 +471,32 @@ pub fn spawn(
     }
     // SAFETY: the kernel wrote a fresh pidfd for the child.
     let pidfd = unsafe { OwnedFd::from_raw_fd(pidfd) };
-    drop((out_w, err_w, report_w, stdin_child));
-    // The report pipe closes on exec (EOF: success) or carries the failure.
-    let mut msg = [0i32; 2];
-    let n = loop {
-        // SAFETY: read(2) into a stack buffer of 8 bytes.
-        let n = unsafe { libc::read(report_r.as_raw_fd(), msg.as_mut_ptr().cast(), 8) };
-        if n < 0 && io::Error::last_os_error().kind() == io::ErrorKind::Interrupted {
-            continue;
+    drop((out_w, err_w, stdin_child));
+    let msg = match report {
+        // The report pipe closes on exec (EOF: success) or carries the
+        // failure.
+        Some((report_r, report_w)) => {
+            drop(report_w);
+            let mut msg = [0i32; 2];
+            let n = loop {
+                // SAFETY: read(2) into a stack buffer of 8 bytes.
+                let n = unsafe { libc::read(report_r.as_raw_fd(), msg.as_mut_ptr().cast(), 8) };
+                if n < 0 && io::Error::last_os_error().kind() == io::ErrorKind::Interrupted {
+                    continue;
+                }
+                break n;
+            };
+            if n == 8 {
+                msg
+            } else {
+                [0; 2]
+            }
         }
-        break n;
+        // SAFETY: the child has exec'd or exited (CLONE_VFORK); nothing
+        // writes `failed` any more.
+        None => unsafe { std::ptr::read_volatile(std::ptr::addr_of!(ctx.failed)) },
     };
-    if n == 8 {
+    if msg[0] != 0 {
         // Reap the failed child before answering.
         let _ = reap(&pidfd);
         let e = io::Error::from_raw_os_error(msg[1]);
@@ -567,12 +612,18 @@ mod tests {
         drop(stdin);
         let mut out = String::new();
         let mut err = String::new();
-        tokio::net::unix::pipe::Receiver::from_owned_fd(c.stdout)
+        // Orca's ends come non-blocking, as tokio takes them unchecked.
+        for fd in [&c.stdout, &c.stderr] {
+            // SAFETY: F_GETFL on an fd owned by `c`.
+            let flags = unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_GETFL) };
+            assert_ne!(flags & libc::O_NONBLOCK, 0);
+        }
+        tokio::net::unix::pipe::Receiver::from_owned_fd_unchecked(c.stdout)
             .unwrap()
             .read_to_string(&mut out)
             .await
             .unwrap();
-        tokio::net::unix::pipe::Receiver::from_owned_fd(c.stderr)
+        tokio::net::unix::pipe::Receiver::from_owned_fd_unchecked(c.stderr)
             .unwrap()
             .read_to_string(&mut err)
             .await
@@ -626,6 +677,9 @@ mod tests {
                             return;
                         };
                         let mut out = String::new();
+                        // Read it blocking here (orca's end is non-blocking).
+                        // SAFETY: F_SETFL on an fd owned by `c`.
+                        unsafe { libc::fcntl(c.stdout.as_raw_fd(), libc::F_SETFL, 0) };
                         std::io::Read::read_to_string(&mut std::fs::File::from(c.stdout), &mut out)
                             .unwrap();
                         assert_eq!(out, tag);

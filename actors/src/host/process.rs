@@ -152,10 +152,11 @@ fn spawn_into_cgroup(
             )))
         }
     };
+    // The read ends of pipes, non-blocking (clone3::spawn made them so).
     let pipes = (|| -> std::io::Result<(Pipe, Pipe)> {
         Ok((
-            Box::new(pipe::Receiver::from_owned_fd(child.stdout)?),
-            Box::new(pipe::Receiver::from_owned_fd(child.stderr)?),
+            Box::new(pipe::Receiver::from_owned_fd_unchecked(child.stdout)?),
+            Box::new(pipe::Receiver::from_owned_fd_unchecked(child.stderr)?),
         ))
     })();
     let (stdout, stderr) = match pipes {
