@@ -59,6 +59,8 @@ pub struct AttemptState {
     open_outputs: u8,
     /// Which logs the readers wrote (stdout, stderr).
     logged: [bool; 2],
+    /// The process group was found empty when the process exited.
+    group_gone: bool,
     last_output: Arc<AtomicI64>,
     timers: Vec<AbortHandle>,
     kill_timer: Option<AbortHandle>,
@@ -125,6 +127,7 @@ impl Actor for AttemptActor {
             exit: None,
             open_outputs: 0,
             logged: [false; 2],
+            group_gone: false,
             last_output: Arc::new(AtomicI64::new(now.nanos())),
             timers: Vec::new(),
             kill_timer: None,
@@ -197,7 +200,9 @@ impl Actor for AttemptActor {
                 if let Some(proc) = st.proc {
                     // Leftover members of the group (a grandchild holding
                     // the pipes, a daemonized helper) go with it.
-                    if st.a.host.alive(&proc).await.unwrap_or(false) && st.kill_timer.is_none() {
+                    let alive = st.a.host.alive(&proc).await;
+                    st.group_gone = matches!(alive, Ok(false));
+                    if alive.unwrap_or(false) && st.kill_timer.is_none() {
                         st.notes
                             .push("processes were left in the group after exit; stopped".into());
                         stop_group(&myself, st).await;
@@ -805,8 +810,8 @@ async fn maybe_finish(
         }],
     );
     // The group may still be draining after SIGTERM: make sure nothing of
-    // the attempt outlives it.
-    if let Some(proc) = st.proc {
+    // the attempt outlives it (a group seen gone at the exit stays gone).
+    if let Some(proc) = st.proc.filter(|_| !st.group_gone) {
         if st.a.host.alive(&proc).await.unwrap_or(false) {
             let _ = st.a.host.signal(&proc, Sig::Kill).await;
         }

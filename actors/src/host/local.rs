@@ -193,10 +193,10 @@ impl HostAdapter for LocalHost {
         files: &[(String, Vec<u8>)],
     ) -> Result<(), HostError> {
         let dir = Path::new(&paths.attempt_dir);
-        // On this machine the attempt directory is the one orca created
-        // for the attempt's logs: only a missing one (nothing to write
-        // there yet) costs a lookup.
-        if !files.is_empty() || !dir.is_dir() {
+        // On this machine the attempt directory is the one the attempt
+        // created for its logs before preparing: only files to write cost
+        // a lookup.
+        if !files.is_empty() {
             std::fs::create_dir_all(dir)
                 .map_err(|e| HostError::io(format!("cannot create {}", dir.display()), e))?;
         }

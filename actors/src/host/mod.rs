@@ -226,8 +226,10 @@ pub trait HostAdapter: Send + Sync + fmt::Debug {
         files: &[String],
     ) -> Result<Vec<String>, HostError>;
 
-    /// Creates the attempt directory on the host and writes `files` (name
-    /// relative to the attempt directory, contents) into it.
+    /// Makes sure the attempt directory exists on the host and writes
+    /// `files` (name relative to the attempt directory, contents) into it.
+    /// (On this machine it is the directory the attempt created for its
+    /// logs before calling this.)
     async fn prepare(
         &self,
         paths: &HostPaths,
