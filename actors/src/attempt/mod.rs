@@ -111,3 +111,23 @@ pub struct AttemptStatus {
     pub tool_calls: u64,
     pub stopping: Option<StopCause>,
 }
+
+/// Sends `Kill` to every attempt in `attempts` at once (each kills its
+/// group now and answers once it is gone, waited for at most `limit`) and
+/// answers `reply` with those not confirmed gone.
+pub fn kill_all(
+    attempts: Vec<ActorRef<AttemptMsg>>,
+    limit: Duration,
+    reply: RpcReplyPort<Vec<(AttemptRef, String)>>,
+) {
+    tokio::spawn(async move {
+        let kills = attempts.into_iter().map(|a| async move {
+            match a.call(AttemptMsg::Kill, Some(limit)).await {
+                Ok(ractor::rpc::CallResult::Success(Err(failed))) => Some(failed),
+                _ => None,
+            }
+        });
+        let failed = futures::future::join_all(kills).await;
+        let _ = reply.send(failed.into_iter().flatten().collect());
+    });
+}

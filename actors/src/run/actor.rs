@@ -581,11 +581,7 @@ impl Sup {
             Slot::Local(_) => None,
         };
         let task = self.tasks[t].clone();
-        let stale_after = task
-            .stale_after_seconds
-            .map(|s| s.as_duration())
-            .or(self.stale_after)
-            .unwrap_or_else(|| self.spec.effective_stale_after(&task).as_duration());
+        let stale_after = self.spec.stale_after_for(&task, self.stale_after);
         let attempt = AttemptRef::new(&self.run, &task.id, n);
         let args = AttemptArgs {
             attempt: attempt.clone(),
@@ -632,24 +628,10 @@ impl Sup {
         }
     }
 
-    /// A second Ctrl-C: every running attempt kills its group now; the
-    /// answer names those not confirmed gone.
+    /// A second Ctrl-C: every running attempt kills its group now.
     fn kill(&self, reply: RpcReplyPort<Vec<(AttemptRef, String)>>) {
-        let attempts: Vec<ActorRef<AttemptMsg>> = self
-            .running
-            .values()
-            .filter_map(|l| l.actor.clone())
-            .collect();
-        tokio::spawn(async move {
-            let kills = attempts.into_iter().map(|a| async move {
-                match a.call(AttemptMsg::Kill, Some(KILL_LIMIT)).await {
-                    Ok(ractor::rpc::CallResult::Success(Err(failed))) => Some(failed),
-                    _ => None,
-                }
-            });
-            let failed = futures::future::join_all(kills).await;
-            let _ = reply.send(failed.into_iter().flatten().collect());
-        });
+        let attempts = self.running.values().filter_map(|l| l.actor.clone());
+        crate::attempt::kill_all(attempts.collect(), KILL_LIMIT, reply);
     }
 
     async fn boot(&mut self, myself: &ActorRef<RunMsg>) -> Result<(), ActorProcessingErr> {

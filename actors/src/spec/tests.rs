@@ -126,6 +126,14 @@ fn sparse_specs_get_documented_defaults() {
     assert_eq!(r.jitter, DEFAULT_JITTER);
     assert_eq!(r.retry_on, EffectiveRetry::default_retry_on());
     assert_eq!(spec.effective_stale_after(t).get(), 300.0);
+    // The heartbeat an attempt runs with: the task's, else --stale-after,
+    // else the run's.
+    let secs = std::time::Duration::from_secs;
+    assert_eq!(spec.stale_after_for(t, None), secs(300));
+    assert_eq!(spec.stale_after_for(t, Some(secs(7))), secs(7));
+    let mut own = t.clone();
+    own.stale_after_seconds = Some(Seconds::new(9.0).unwrap());
+    assert_eq!(spec.stale_after_for(&own, Some(secs(7))), secs(9));
     assert_eq!(
         spec.effective_intensity(),
         (20, Seconds::new(60.0).unwrap())

@@ -250,6 +250,19 @@ impl RunSpec {
             .or(self.stale_after_seconds)
             .unwrap_or(Seconds(DEFAULT_STALE_AFTER_SECS))
     }
+
+    /// The heartbeat limit `task`'s attempts run with: the task's own, else
+    /// the one given at submission (`--stale-after`), else the run's.
+    pub fn stale_after_for(
+        &self,
+        task: &TaskSpec,
+        submitted: Option<std::time::Duration>,
+    ) -> std::time::Duration {
+        task.stale_after_seconds
+            .map(|s| s.as_duration())
+            .or(submitted)
+            .unwrap_or_else(|| self.effective_stale_after(task).as_duration())
+    }
 }
 
 // ---------------------------------------------------------------------------
