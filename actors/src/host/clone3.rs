@@ -23,11 +23,16 @@ use super::sandbox::PreExec;
 use super::ExitInfo;
 
 const CLONE_PIDFD: u64 = 0x1000;
+const CLONE_CLEAR_SIGHAND: u64 = 0x1_0000_0000;
 const CLONE_INTO_CGROUP: u64 = 0x2_0000_0000;
+
+/// Whether this kernel takes `CLONE_CLEAR_SIGHAND` (5.5 and later): 0 not
+/// tried yet, 1 yes, 2 no.
+static CLEARS_SIGHAND: std::sync::atomic::AtomicU8 = std::sync::atomic::AtomicU8::new(0);
 const P_PIDFD: libc::idtype_t = 3;
 
 #[repr(C)]
-#[derive(Default)]
+#[derive(Clone, Copy, Default)]
 struct CloneArgs {
     flags: u64,
     pidfd: u64,
@@ -109,6 +114,8 @@ struct ChildCtx {
     /// `[step, errno]` of a failure before exec (step 0: none), written by
     /// a `CLONE_VM` child, read by the parent once it resumes.
     failed: [i32; 2],
+    /// The kernel reset the child's signal handlers (`CLONE_CLEAR_SIGHAND`).
+    sighand_cleared: bool,
     cwd: *const libc::c_char,
     path: *const libc::c_char,
     argv: *const *const libc::c_char,
@@ -140,18 +147,24 @@ extern "C" fn child_main(ctx: *mut libc::c_void) -> ! {
         };
         // No handler of orca's may run in the child (with CLONE_VM it
         // would run on orca's memory): every caught signal back to its
-        // default while all are blocked; SIGPIPE too (Rust ignores it).
-        for sig in 1..=64 {
-            let mut old: libc::sigaction = std::mem::zeroed();
-            if libc::sigaction(sig, std::ptr::null(), &mut old) == 0
-                && ((old.sa_sigaction != libc::SIG_DFL && old.sa_sigaction != libc::SIG_IGN)
-                    || sig == libc::SIGPIPE)
-            {
-                let mut dfl: libc::sigaction = std::mem::zeroed();
-                dfl.sa_sigaction = libc::SIG_DFL;
-                libc::sigaction(sig, &dfl, std::ptr::null_mut());
+        // default while all are blocked — by the kernel at the clone
+        // (CLONE_CLEAR_SIGHAND), else here, one sigaction per signal —
+        // and SIGPIPE too (Rust ignores it; ignored ones stay ignored).
+        let mut dfl: libc::sigaction = std::mem::zeroed();
+        dfl.sa_sigaction = libc::SIG_DFL;
+        if !c.sighand_cleared {
+            for sig in 1..=64 {
+                let mut old: libc::sigaction = std::mem::zeroed();
+                if sig != libc::SIGPIPE
+                    && libc::sigaction(sig, std::ptr::null(), &mut old) == 0
+                    && old.sa_sigaction != libc::SIG_DFL
+                    && old.sa_sigaction != libc::SIG_IGN
+                {
+                    libc::sigaction(sig, &dfl, std::ptr::null_mut());
+                }
             }
         }
+        libc::sigaction(libc::SIGPIPE, &dfl, std::ptr::null_mut());
         if libc::dup2(c.stdin, 0) < 0 || libc::dup2(c.stdout, 1) < 0 || libc::dup2(c.stderr, 2) < 0
         {
             fail(1);
@@ -396,6 +409,7 @@ pub fn spawn(
         stderr: err_w.as_raw_fd(),
         report: report.as_ref().map_or(-1, |(_, w)| w.as_raw_fd()),
         failed: [0; 2],
+        sighand_cleared: false,
         cwd: cwd_c.as_ptr(),
         path: path.as_ptr(),
         argv: argv_p.as_ptr(),
@@ -435,29 +449,50 @@ pub fn spawn(
         libc::sigfillset(&mut all);
         libc::pthread_sigmask(libc::SIG_SETMASK, &all, &mut old);
     }
-    let ctx_ptr = &mut ctx as *mut ChildCtx as *mut libc::c_void;
-    #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
-    // SAFETY: the stack stays mapped until after this returns, which is
-    // after the child exec'd or exited (CLONE_VFORK); `child_main` makes
-    // raw syscalls only.
-    let r = unsafe { clone3_on_stack(&args, child_main, ctx_ptr) };
-    #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
-    // SAFETY: clone3 without CLONE_VM: the child is a copy of this process
-    // and runs only `child_main`.
-    let r = unsafe {
-        let r = libc::syscall(
-            libc::SYS_clone3,
-            &args as *const CloneArgs,
-            std::mem::size_of::<CloneArgs>(),
-        );
-        if r == 0 {
-            child_main(ctx_ptr);
+    let clone_once = |args: &CloneArgs, ctx: &mut ChildCtx| -> i64 {
+        let ctx_ptr = ctx as *mut ChildCtx as *mut libc::c_void;
+        #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+        // SAFETY: the stack stays mapped until after this returns, which is
+        // after the child exec'd or exited (CLONE_VFORK); `child_main` makes
+        // raw syscalls only.
+        let r = unsafe { clone3_on_stack(args, child_main, ctx_ptr) };
+        #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
+        // SAFETY: clone3 without CLONE_VM: the child is a copy of this
+        // process and runs only `child_main`.
+        let r = unsafe {
+            let r = libc::syscall(
+                libc::SYS_clone3,
+                args as *const CloneArgs,
+                std::mem::size_of::<CloneArgs>(),
+            );
+            if r == 0 {
+                child_main(ctx_ptr);
+            }
+            if r < 0 {
+                -(*libc::__errno_location() as i64)
+            } else {
+                r
+            }
+        };
+        r
+    };
+    // The kernel resets the child's handlers where it can
+    // (CLONE_CLEAR_SIGHAND); a kernel that refuses the flag (EINVAL) is
+    // asked again without it, and the child resets them itself.
+    let mut clear = CLEARS_SIGHAND.load(std::sync::atomic::Ordering::Relaxed) != 2;
+    let r = loop {
+        ctx.sighand_cleared = clear;
+        let flags = args.flags | if clear { CLONE_CLEAR_SIGHAND } else { 0 };
+        let r = clone_once(&CloneArgs { flags, ..args }, &mut ctx);
+        if clear && r == -(libc::EINVAL as i64) {
+            clear = false;
+            continue;
         }
-        if r < 0 {
-            -(*libc::__errno_location() as i64)
-        } else {
-            r
+        if r >= 0 {
+            let known = if clear { 1 } else { 2 };
+            CLEARS_SIGHAND.store(known, std::sync::atomic::Ordering::Relaxed);
         }
+        break r;
     };
     // SAFETY: restoring the mask saved above.
     unsafe {
@@ -587,6 +622,53 @@ mod tests {
             Ok(c) => Some(c),
             Err(e) if e.raw_os_error() == Some(libc::ENOSYS) => None,
             Err(e) => panic!("{e}"),
+        }
+    }
+
+    /// The kernel clears the child's handlers where it can, and SIGPIPE,
+    /// which Rust ignores, reaches the program at its default.
+    #[test]
+    fn the_child_starts_with_default_signals() {
+        let Ok(cg) = super::super::cgroup::Cgroup::create() else {
+            eprintln!("cgroups unavailable here: skipped");
+            return;
+        };
+        let argv: Vec<String> = ["cat", "/proc/self/status"].map(String::from).into();
+        let Some(c) = spawn_in("/bin/cat", &argv, false, &cg) else {
+            return;
+        };
+        // SAFETY: F_SETFL on an fd owned by `c` (read it blocking here).
+        unsafe { libc::fcntl(c.stdout.as_raw_fd(), libc::F_SETFL, 0) };
+        let mut status = String::new();
+        std::io::Read::read_to_string(&mut std::fs::File::from(c.stdout), &mut status).unwrap();
+        reap(&c.pidfd).unwrap();
+        let ignored = status
+            .lines()
+            .find_map(|l| l.strip_prefix("SigIgn:"))
+            .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
+            .unwrap();
+        assert_eq!(ignored & (1 << (libc::SIGPIPE - 1)), 0, "SIGPIPE ignored");
+        // 5.5 and later take CLONE_CLEAR_SIGHAND: the child's loop of
+        // sigactions is not needed there.
+        // SAFETY: uname fills the struct it is given.
+        let mut u: libc::utsname = unsafe { std::mem::zeroed() };
+        assert_eq!(unsafe { libc::uname(&mut u) }, 0);
+        let release: Vec<u32> = u
+            .release
+            .iter()
+            .take_while(|c| **c != 0)
+            .map(|c| *c as u8 as char)
+            .collect::<String>()
+            .split(|c: char| !c.is_ascii_digit())
+            .take(2)
+            .filter_map(|n| n.parse().ok())
+            .collect();
+        if release >= vec![5, 5] {
+            assert_eq!(
+                CLEARS_SIGHAND.load(std::sync::atomic::Ordering::Relaxed),
+                1,
+                "kernel {release:?}"
+            );
         }
     }
 
