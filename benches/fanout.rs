@@ -5,7 +5,7 @@
 //! orca does — measured in the same run.
 //!
 //! Each round runs, alternated: raw; orca as before containment
-//! (`ORCA_CGROUPS=off`: process group only, posix_spawn); orca's default
+//! (`ORCA_CGROUPS=off`: process group only, no cgroup); orca's default
 //! (a cgroup per attempt, entered between fork and exec, `cgroup.kill` at
 //! the end); and orca confined (the default plus Landlock with
 //! `writable_paths = []` and a network namespace with `network = "deny"`).

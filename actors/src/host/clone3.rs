@@ -352,10 +352,11 @@ unsafe fn clone3_on_stack(
 /// Starts `program` (an absolute or relative path, not looked up) with
 /// `argv` (its `argv[0]` first) and exactly `env`, in `cwd`, in its own
 /// process group, inside the cgroup whose directory is open as
-/// `cgroup_dir`, applying `pre` (network, Landlock; its cgroup write is
-/// not needed) before exec. stdout and stderr are pipes; stdin a pipe when
-/// `stdin_piped`, else `/dev/null`. `Err` with `ENOSYS` / `EINVAL` /
-/// `E2BIG`: this kernel has no `CLONE_INTO_CGROUP` (the caller falls back).
+/// `cgroup_dir` if one is given, applying `pre` (network, Landlock; its
+/// cgroup write is not needed) before exec. stdout and stderr are pipes;
+/// stdin a pipe when `stdin_piped`, else `/dev/null`. `Err` with `ENOSYS` /
+/// `EINVAL` / `E2BIG`: this kernel has no `clone3` or no
+/// `CLONE_INTO_CGROUP` (the caller falls back).
 ///
 /// On x86_64 and aarch64 the child shares orca's memory until it execs
 /// (`CLONE_VM | CLONE_VFORK`, as `posix_spawn` does): no page table is
@@ -368,7 +369,7 @@ pub fn spawn(
     env: &[(String, String)],
     cwd: &std::path::Path,
     stdin_piped: bool,
-    cgroup_dir: RawFd,
+    cgroup_dir: Option<RawFd>,
     pre: PreExec,
 ) -> io::Result<Child3> {
     use std::os::unix::ffi::OsStrExt;
@@ -423,10 +424,10 @@ pub fn spawn(
     let mut pidfd: libc::c_int = -1;
     #[allow(unused_mut)]
     let mut args = CloneArgs {
-        flags: CLONE_PIDFD | CLONE_INTO_CGROUP,
+        flags: CLONE_PIDFD | cgroup_dir.map_or(0, |_| CLONE_INTO_CGROUP),
         pidfd: &mut pidfd as *mut libc::c_int as u64,
         exit_signal: libc::SIGCHLD as u64,
-        cgroup: cgroup_dir as u64,
+        cgroup: cgroup_dir.map_or(0, |fd| fd as u64),
         ..Default::default()
     };
     #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
@@ -616,7 +617,7 @@ mod tests {
             &env,
             std::path::Path::new("/"),
             stdin,
-            cg.dir_fd(),
+            Some(cg.dir_fd()),
             PreExec::default(),
         ) {
             Ok(c) => Some(c),
@@ -727,7 +728,7 @@ mod tests {
             &[("PATH".to_string(), "/usr/bin:/bin".to_string())],
             std::path::Path::new("/"),
             false,
-            cg.dir_fd(),
+            Some(cg.dir_fd()),
             PreExec::default(),
         )
         .unwrap_err();

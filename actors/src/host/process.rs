@@ -6,7 +6,9 @@
 //! A process always starts in its own process group (so orca can stop all
 //! of it), with exactly the environment given (nothing inherited), stdin
 //! closed unless bytes are given for it, and its program resolved in the
-//! *given* `PATH` as execvp would (which also lets std use posix_spawn).
+//! *given* `PATH` as execvp would. It starts with `clone3` (in its cgroup
+//! when it has one, [`super::clone3`]); std's spawn (posix_spawn, or fork
+//! and exec with a cgroup to enter) only where the kernel has no `clone3`.
 
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
@@ -58,9 +60,9 @@ pub type Pipe = Box<dyn AsyncRead + Send + Unpin>;
 /// What to wait on for a started process's end.
 #[derive(Debug)]
 pub enum Waiter {
-    /// Started by tokio (it reaps it).
+    /// Started by tokio (it reaps it): kernels without clone3.
     Tokio(Child),
-    /// Started with clone3 into its cgroup: its pidfd (orca reaps it).
+    /// Started with clone3: its pidfd (orca reaps it).
     Pidfd(std::os::fd::OwnedFd),
 }
 
@@ -103,14 +105,13 @@ fn feed_stdin(mut stdin: impl tokio::io::AsyncWrite + Send + Unpin + 'static, by
     });
 }
 
-/// Starts the process with clone3 straight into its cgroup (see
-/// [`super::clone3`]); `None` when this kernel cannot (the caller falls
-/// back to entering the cgroup after the fork).
-fn spawn_into_cgroup(
+/// Starts the process with clone3 (see [`super::clone3`]), straight into
+/// its cgroup if it has one; `None` when this kernel cannot (the caller
+/// falls back to std's spawn, entering the cgroup after the fork).
+fn spawn_clone3(
     spec: &ProcessSpec<'_>,
     program: &str,
     resolved: &Path,
-    dir: std::os::fd::RawFd,
 ) -> Option<Result<Spawned, HostError>> {
     use tokio::net::unix::pipe;
     let env: Vec<(String, String)> = spec
@@ -129,7 +130,7 @@ fn spawn_into_cgroup(
         &env,
         spec.cwd,
         spec.stdin.is_some(),
-        dir,
+        spec.pre_exec.cgroup_dir,
         spec.pre_exec,
     );
     let child = match spawned {
@@ -183,7 +184,7 @@ fn spawn_into_cgroup(
 
 /// Starts a process in its own group (see the module docs).
 pub fn spawn(spec: ProcessSpec<'_>) -> Result<Spawned, HostError> {
-    let Some((program, args)) = spec.argv.split_first() else {
+    let Some(program) = spec.argv.first() else {
         return Err(HostError::Spawn {
             program: String::new(),
             reason: "empty command".into(),
@@ -200,28 +201,38 @@ pub fn spawn(spec: ProcessSpec<'_>) -> Result<Spawned, HostError> {
             program: program.clone(),
             reason: format!("not found in PATH ({path_var})"),
         })?;
-    // Where this kernel cannot create the process in its cgroup, the child
-    // enters it by a write to `cgroup.procs` after the fork; the fd stays
-    // open (here) until the spawn is done.
+    match spawn_clone3(&spec, program, &resolved) {
+        Some(r) => r,
+        None => spawn_std(spec, &resolved),
+    }
+}
+
+/// Starts the process with std's spawn: for kernels without `clone3`.
+fn spawn_std(spec: ProcessSpec<'_>, resolved: &Path) -> Result<Spawned, HostError> {
+    let Some((program, args)) = spec.argv.split_first() else {
+        return Err(HostError::Spawn {
+            program: String::new(),
+            reason: "empty command".into(),
+        });
+    };
+    // Where this kernel cannot create the process (in its cgroup) with
+    // clone3, std spawns it and the child enters its cgroup by a write to
+    // `cgroup.procs` after the fork; the fd stays open (here) until the
+    // spawn is done.
     let procs = match spec.pre_exec.cgroup_dir {
-        Some(dir) => {
-            if let Some(r) = spawn_into_cgroup(&spec, program, &resolved, dir) {
-                return r;
-            }
-            Some(
-                super::cgroup::open_procs(dir).map_err(|e| HostError::Spawn {
-                    program: program.clone(),
-                    reason: format!("cannot open its cgroup's cgroup.procs: {e}"),
-                })?,
-            )
-        }
+        Some(dir) => Some(
+            super::cgroup::open_procs(dir).map_err(|e| HostError::Spawn {
+                program: program.clone(),
+                reason: format!("cannot open its cgroup's cgroup.procs: {e}"),
+            })?,
+        ),
         None => None,
     };
     let pre = PreExec {
         cgroup_procs: procs.as_ref().map(std::os::fd::AsRawFd::as_raw_fd),
         ..spec.pre_exec
     };
-    let mut cmd = tokio::process::Command::new(&resolved);
+    let mut cmd = tokio::process::Command::new(resolved);
     cmd.arg0(program);
     cmd.args(args)
         .env_clear()
@@ -450,5 +461,47 @@ mod tests {
         .await;
         assert!(!logged && !out.exists());
         Spawned::wait(s.child).await.unwrap();
+    }
+
+    /// The fallback for kernels without clone3: std's spawn, the child
+    /// entering its cgroup by a write to `cgroup.procs`.
+    #[tokio::test]
+    async fn without_clone3_std_spawns_it_into_its_cgroup() {
+        let Ok(cg) = super::super::cgroup::Cgroup::create() else {
+            eprintln!("cgroups unavailable here: skipped");
+            return;
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let env = vec![EnvVar::plain("PATH", "/usr/bin:/bin")];
+        let argv: Vec<String> = ["sh", "-c", "cat /proc/self/cgroup; exit 4"]
+            .map(String::from)
+            .into();
+        let s = spawn_std(
+            ProcessSpec {
+                argv: &argv,
+                env: &env,
+                cwd: dir.path(),
+                stdin: None,
+                pre_exec: PreExec {
+                    cgroup_dir: Some(cg.dir_fd()),
+                    ..PreExec::default()
+                },
+            },
+            Path::new("/bin/sh"),
+        )
+        .unwrap();
+        assert!(matches!(s.child, Waiter::Tokio(_)));
+        assert!(s.proc.proc_start > 0);
+        let mut out = String::new();
+        let mut stdout = s.stdout;
+        stdout.read_to_string(&mut out).await.unwrap();
+        let name = cg
+            .path()
+            .file_name()
+            .unwrap()
+            .to_string_lossy()
+            .into_owned();
+        assert!(out.trim_end().ends_with(&name), "{out}");
+        assert_eq!(Spawned::wait(s.child).await.unwrap().code, Some(4));
     }
 }
