@@ -293,6 +293,15 @@ impl Cgroup {
         &self.slot().dir
     }
 
+    /// Its directory's name (`<orca pid>.<n>`), as `/proc/<pid>/cgroup`
+    /// ends for its members.
+    pub fn name(&self) -> String {
+        self.path()
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default()
+    }
+
     /// The cgroup's directory fd (`CLONE_INTO_CGROUP`; the fallback opens
     /// `cgroup.procs` under it with [`open_procs`]).
     pub fn dir_fd(&self) -> RawFd {

@@ -711,12 +711,7 @@ mod tests {
             .read_to_string(&mut err)
             .await
             .unwrap();
-        let name = cg
-            .path()
-            .file_name()
-            .unwrap()
-            .to_string_lossy()
-            .into_owned();
+        let name = cg.name();
         assert!(out.contains(&name), "{out}");
         assert_eq!(err.trim(), "in:hello");
         let info = wait(c.pidfd).await.unwrap();

@@ -495,12 +495,7 @@ mod tests {
         let mut out = String::new();
         let mut stdout = s.stdout;
         stdout.read_to_string(&mut out).await.unwrap();
-        let name = cg
-            .path()
-            .file_name()
-            .unwrap()
-            .to_string_lossy()
-            .into_owned();
+        let name = cg.name();
         assert!(out.trim_end().ends_with(&name), "{out}");
         assert_eq!(Spawned::wait(s.child).await.unwrap().code, Some(4));
     }
