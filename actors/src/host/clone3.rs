@@ -109,11 +109,11 @@ struct ChildCtx {
     stdout: RawFd,
     stderr: RawFd,
     /// Where a failure goes when the child is a plain fork: a pipe's write
-    /// end; -1 when it shares the parent's memory and writes `failed`.
+    /// end (-1 otherwise).
     report: RawFd,
-    /// `[step, errno]` of a failure before exec (step 0: none), written by
-    /// a `CLONE_VM` child, read by the parent once it resumes.
-    failed: [i32; 2],
+    /// Where a `CLONE_VM` child writes `[step, errno]` of a failure before
+    /// exec: the parent's, read once it resumes (null: use `report`).
+    failed: *mut [i32; 2],
     /// The kernel reset the child's signal handlers (`CLONE_CLEAR_SIGHAND`).
     sighand_cleared: bool,
     cwd: *const libc::c_char,
@@ -133,15 +133,14 @@ extern "C" fn child_main(ctx: *mut libc::c_void) -> ! {
     // process (fork). Everything below is a raw syscall; `failed` is
     // written only by this child, read by the parent only once it exited.
     unsafe {
-        let cp = ctx as *mut ChildCtx;
-        let c = &*(cp as *const ChildCtx);
+        let c = &*(ctx as *const ChildCtx);
         let fail = |step: i32| -> ! {
             let errno = *libc::__errno_location();
             let msg = [step, errno];
-            if c.report >= 0 {
+            if c.failed.is_null() {
                 libc::write(c.report, msg.as_ptr().cast(), 8);
             } else {
-                std::ptr::write_volatile(std::ptr::addr_of_mut!((*cp).failed), msg);
+                std::ptr::write_volatile(c.failed, msg);
             }
             libc::_exit(127)
         };
@@ -393,6 +392,7 @@ pub fn spawn(
     let (out_r, out_w) = output_pipe()?;
     let (err_r, err_w) = output_pipe()?;
     // A child that shares orca's memory reports a failure there.
+    let mut failed = [0i32; 2];
     #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
     let report: Option<(OwnedFd, OwnedFd)> = None;
     #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
@@ -409,7 +409,11 @@ pub fn spawn(
         stdout: out_w.as_raw_fd(),
         stderr: err_w.as_raw_fd(),
         report: report.as_ref().map_or(-1, |(_, w)| w.as_raw_fd()),
-        failed: [0; 2],
+        failed: if report.is_some() {
+            std::ptr::null_mut()
+        } else {
+            &mut failed
+        },
         sighand_cleared: false,
         cwd: cwd_c.as_ptr(),
         path: path.as_ptr(),
@@ -530,7 +534,7 @@ pub fn spawn(
         }
         // SAFETY: the child has exec'd or exited (CLONE_VFORK); nothing
         // writes `failed` any more.
-        None => unsafe { std::ptr::read_volatile(std::ptr::addr_of!(ctx.failed)) },
+        None => unsafe { std::ptr::read_volatile(&failed) },
     };
     if msg[0] != 0 {
         // Reap the failed child before answering.
