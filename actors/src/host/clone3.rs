@@ -351,8 +351,8 @@ unsafe fn clone3_on_stack(
 /// Starts `program` (an absolute or relative path, not looked up) with
 /// `argv` (its `argv[0]` first) and exactly `env`, in `cwd`, in its own
 /// process group, inside the cgroup whose directory is open as
-/// `cgroup_dir` if one is given, applying `pre` (network, Landlock; its
-/// cgroup write is not needed) before exec. stdout and stderr are pipes;
+/// `pre.cgroup_dir` if one is given, applying the rest of `pre` (network,
+/// Landlock; its cgroup write is not needed) before exec. stdout and stderr are pipes;
 /// stdin a pipe when `stdin_piped`, else `/dev/null`. `Err` with `ENOSYS` /
 /// `EINVAL` / `E2BIG`: this kernel has no `clone3` or no
 /// `CLONE_INTO_CGROUP` (the caller falls back).
@@ -368,9 +368,9 @@ pub fn spawn(
     env: &[(String, String)],
     cwd: &std::path::Path,
     stdin_piped: bool,
-    cgroup_dir: Option<RawFd>,
     pre: PreExec,
 ) -> io::Result<Child3> {
+    let cgroup_dir = pre.cgroup_dir;
     use std::os::unix::ffi::OsStrExt;
     let path = CString::new(program.as_os_str().as_bytes())
         .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "program has a NUL byte"))?;
@@ -621,8 +621,10 @@ mod tests {
             &env,
             std::path::Path::new("/"),
             stdin,
-            Some(cg.dir_fd()),
-            PreExec::default(),
+            PreExec {
+                cgroup_dir: Some(cg.dir_fd()),
+                ..PreExec::default()
+            },
         ) {
             Ok(c) => Some(c),
             Err(e) if e.raw_os_error() == Some(libc::ENOSYS) => None,
@@ -727,8 +729,10 @@ mod tests {
             &[("PATH".to_string(), "/usr/bin:/bin".to_string())],
             std::path::Path::new("/"),
             false,
-            Some(cg.dir_fd()),
-            PreExec::default(),
+            PreExec {
+                cgroup_dir: Some(cg.dir_fd()),
+                ..PreExec::default()
+            },
         )
         .unwrap_err();
         assert!(e.to_string().contains("execve failed"), "{e}");

@@ -130,7 +130,6 @@ fn spawn_clone3(
         &env,
         spec.cwd,
         spec.stdin.is_some(),
-        spec.pre_exec.cgroup_dir,
         spec.pre_exec,
     );
     let child = match spawned {
@@ -208,13 +207,12 @@ pub fn spawn(spec: ProcessSpec<'_>) -> Result<Spawned, HostError> {
 }
 
 /// Starts the process with std's spawn: for kernels without `clone3`.
+/// `spec.argv` is not empty ([`spawn`] checked).
 fn spawn_std(spec: ProcessSpec<'_>, resolved: &Path) -> Result<Spawned, HostError> {
-    let Some((program, args)) = spec.argv.split_first() else {
-        return Err(HostError::Spawn {
-            program: String::new(),
-            reason: "empty command".into(),
-        });
-    };
+    let (program, args) = spec
+        .argv
+        .split_first()
+        .map_or(("", &[][..]), |(p, a)| (p.as_str(), a));
     // Where this kernel cannot create the process (in its cgroup) with
     // clone3, std spawns it and the child enters its cgroup by a write to
     // `cgroup.procs` after the fork; the fd stays open (here) until the
@@ -222,7 +220,7 @@ fn spawn_std(spec: ProcessSpec<'_>, resolved: &Path) -> Result<Spawned, HostErro
     let procs = match spec.pre_exec.cgroup_dir {
         Some(dir) => Some(
             super::cgroup::open_procs(dir).map_err(|e| HostError::Spawn {
-                program: program.clone(),
+                program: program.to_string(),
                 reason: format!("cannot open its cgroup's cgroup.procs: {e}"),
             })?,
         ),
@@ -256,7 +254,7 @@ fn spawn_std(spec: ProcessSpec<'_>, resolved: &Path) -> Result<Spawned, HostErro
     }
     let clock = procfs::StartClock::before();
     let mut child = cmd.spawn().map_err(|e| HostError::Spawn {
-        program: program.clone(),
+        program: program.to_string(),
         reason: if e.kind() == std::io::ErrorKind::NotFound && !spec.cwd.is_dir() {
             format!("working directory {} does not exist", spec.cwd.display())
         } else {
@@ -264,12 +262,12 @@ fn spawn_std(spec: ProcessSpec<'_>, resolved: &Path) -> Result<Spawned, HostErro
         },
     })?;
     let pid = child.id().ok_or_else(|| HostError::Spawn {
-        program: program.clone(),
+        program: program.to_string(),
         reason: "the process ended before orca saw its pid".into(),
     })?;
     let (Some(stdout), Some(stderr)) = (child.stdout.take(), child.stderr.take()) else {
         return Err(HostError::Spawn {
-            program: program.clone(),
+            program: program.to_string(),
             reason: "output pipes missing".into(),
         });
     };
